@@ -1,0 +1,241 @@
+"""The contract every backend implements.
+
+A backend turns each :class:`ProcessSpec` into a *native model* (a plain
+dict in the manager's own vocabulary), lets the user's per-backend override
+patch it, and renders it into :class:`File` objects. Rendering is pure (no
+I/O), which makes every generator golden-testable. Deploying is the
+:class:`Activator`'s job: the engine decides *what* to stop and start and in
+which order; the activator knows *how* for its manager.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from procmgmt.model.spec import ProcessSpec
+from procmgmt.settings import Settings
+
+
+@dataclass(frozen=True)
+class File:
+    """A generated file (or symlink), relative to the process's store entry."""
+
+    path: str
+    content: str | None = None
+    mode: int = 0o644
+    symlink: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.content is None) == (self.symlink is None):
+            raise ValueError(f"{self.path}: a File has either content or a symlink target")
+        if self.path.startswith("/") or ".." in self.path.split("/"):
+            raise ValueError(f"{self.path}: generated paths are relative and stay inside")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can express natively, shown by ``procmgmt backends``."""
+
+    #: "daemon" or "foreground": the mode chosen when a process offers both.
+    prefers: str
+    #: How dependencies are honoured: "native", "emulated" or "none".
+    dependencies: str
+    #: How ordering is written down in the manager's terms.
+    ordering: str
+    #: Whether processes can run as another user.
+    user_switching: bool
+    #: Whether an unprivileged user can deploy with it.
+    user_mode: bool
+    #: "run" when our tests run it for real on Linux, "generated" when only validated.
+    tested: str
+    #: Readiness handling: "native", "emulated" or "none".
+    readiness: str = "emulated"
+    notes: str = ""
+
+
+@dataclass
+class BuildContext:
+    """What a translator may look at besides its own spec."""
+
+    settings: Settings
+    #: Every spec of the model by name (dependency lookups).
+    specs: Mapping[str, ProcessSpec]
+    #: Warnings collected while translating (never silently dropped features).
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, spec: ProcessSpec, backend: str, message: str) -> None:
+        """Record that ``backend`` cannot honour something of ``spec``."""
+        self.warnings.append(f"{backend}: {spec.name}: {message}")
+
+
+def deep_merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive merge: dicts merge, anything else in ``patch`` replaces; None deletes."""
+    result: dict[str, Any] = copy.deepcopy(dict(base))
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
+            result[key] = deep_merge(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+def apply_override(native: dict[str, Any], override: Any) -> dict[str, Any]:
+    """Apply a user's override: a dict is deep-merged, a callable returns the new model."""
+    if override is None:
+        return native
+    if callable(override):
+        result = override(copy.deepcopy(native))
+        if not isinstance(result, dict):
+            raise TypeError(f"override function returned {type(result).__name__}, expected dict")
+        return result
+    return deep_merge(native, override)
+
+
+@dataclass(frozen=True)
+class DeployedProcess:
+    """One process of a built generation, as recorded in its manifest."""
+
+    name: str
+    #: Content hash of the rendered files: equal hash, nothing to restart.
+    hash: str
+    #: Store entry holding the rendered files.
+    path: str
+    rank: int
+    dependencies: tuple[str, ...] = ()
+    pid_file: str | None = None
+    user: str | None = None
+    #: Backend-specific facts the activator needs (script path, unit name, ...).
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    #: Serialized readiness declaration (None: started means ready).
+    readiness: Any = None
+    #: Users and groups the process needs, as JSON-able dicts.
+    credentials: Mapping[str, Any] = field(default_factory=dict)
+    #: JSON-safe instance metadata (port, dns_name, ...) for status and tests.
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A built generation: its processes in start order plus generation-level files."""
+
+    backend: str
+    path: str
+    processes: tuple[DeployedProcess, ...]
+    #: Store entry of generation-level files (e.g. supervisord's base config), if any.
+    extras_path: str | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    model: str | None = None
+
+    def by_name(self) -> dict[str, DeployedProcess]:
+        """Processes keyed by name."""
+        return {p.name: p for p in self.processes}
+
+
+@dataclass(frozen=True)
+class ProcessStatus:
+    """Whether a deployed process runs, and as which PID."""
+
+    name: str
+    running: bool
+    pid: int | None = None
+    detail: str = ""
+
+
+class Activator(ABC):
+    """Starts and stops the processes of generations with one process manager."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def prepare(self, new: Generation, old: Generation | None) -> None:  # noqa: B027
+        """Before any stop or start: bring up the manager itself, install files."""
+
+    @abstractmethod
+    def start(self, gen: Generation, proc: DeployedProcess) -> None:
+        """Start ``proc``; return once the manager reports it started."""
+
+    @abstractmethod
+    def stop(self, gen: Generation, proc: DeployedProcess) -> None:
+        """Stop ``proc`` (of generation ``gen``, which may be the old one)."""
+
+    @abstractmethod
+    def status(self, gen: Generation, proc: DeployedProcess) -> ProcessStatus:
+        """Is ``proc`` running, and with which PID?"""
+
+    def activity(self, gen: Generation, proc: DeployedProcess, activity: str) -> int:
+        """Run a named activity (start, stop, status, reload, restart...); exit status."""
+        if activity == "start":
+            self.start(gen, proc)
+            return 0
+        if activity == "stop":
+            self.stop(gen, proc)
+            return 0
+        if activity == "status":
+            st = self.status(gen, proc)
+            print(f"{proc.name}: {'running' if st.running else 'stopped'}"
+                  + (f" (pid {st.pid})" if st.pid else ""))
+            return 0 if st.running else 3
+        if activity == "restart":
+            self.stop(gen, proc)
+            self.start(gen, proc)
+            return 0
+        raise NotImplementedError(activity)
+
+    def finish(self, new: Generation, old: Generation | None) -> None:  # noqa: B027
+        """After all stops and starts succeeded (e.g. shut an idle manager down)."""
+
+
+class Backend(ABC):
+    """One process manager: translate, render, activate."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    @abstractmethod
+    def translate(self, spec: ProcessSpec, ctx: BuildContext) -> dict[str, Any]:
+        """The native model of ``spec`` (before overrides)."""
+
+    @abstractmethod
+    def render(self, native: dict[str, Any], spec: ProcessSpec, ctx: BuildContext) -> list[File]:
+        """Files for one process from its (overridden) native model."""
+
+    def manifest_extra(self, native: dict[str, Any], spec: ProcessSpec,
+                       ctx: BuildContext) -> dict[str, Any]:
+        """Facts the activator needs later, stored in the generation manifest."""
+        return {}
+
+    def generation_files(self, specs: Sequence[ProcessSpec], ctx: BuildContext) -> list[File]:
+        """Generation-level files (base configs); none by default."""
+        return []
+
+    def validate(self, specs: Sequence[ProcessSpec],
+                 ctx: BuildContext) -> list[tuple[str, str, str]]:
+        """Backend-specific problems as (process name, field, message): values the
+        format cannot represent. Empty by default."""
+        return []
+
+    def activator(self, settings: Settings) -> Activator:
+        """The activator; backends that only generate raise UsageError here."""
+        from procmgmt.errors import UsageError
+
+        raise UsageError(
+            f"the {self.name} backend only generates files on this platform; "
+            "use 'procmgmt generate' and install them on a machine that runs it"
+        )
+
+    def render_process(self, spec: ProcessSpec, ctx: BuildContext) -> tuple[list[File],
+                                                                           dict[str, Any]]:
+        """translate -> override -> render, the single extension point of every backend."""
+        native = self.translate(spec, ctx)
+        native = apply_override(native, spec.override_for(self.name))
+        return self.render(native, spec, ctx), self.manifest_extra(native, spec, ctx)
+
+
+BackendFactory = Callable[[], Backend]

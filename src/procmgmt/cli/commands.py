@@ -1,0 +1,297 @@
+"""Subcommand handlers, each next to its argument setup (honcho style)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from procmgmt.backends import backend_names, get_backend
+from procmgmt.backends.base import Generation
+from procmgmt.cli.main import command, configure, fmt_time, model_arg, model_path
+from procmgmt.deploy import store
+from procmgmt.deploy.build import build, evaluate, load_generation, render
+from procmgmt.deploy.engine import Engine, profile_lock
+from procmgmt.deploy.gc import collect, store_lock
+from procmgmt.deploy.profile import Profile
+from procmgmt.deploy.state import init_state
+from procmgmt.errors import GenerationError, UsageError
+from procmgmt.settings import Settings
+
+
+def _build(settings: Settings, path: str | None) -> Generation:
+    get_backend(settings.process_manager)  # unknown backend: fail before evaluating
+    model, specs = evaluate(path, settings)
+    with store_lock(settings, exclusive=False):
+        gen = build(model, specs, settings)
+    for w in gen.warnings:
+        print(f"procmgmt: warning: {w}", file=sys.stderr)
+    return gen
+
+
+# --- build -------------------------------------------------------------------------
+
+@configure("build")
+def _cfg_build(p: argparse.ArgumentParser) -> None:
+    model_arg(p)
+    p.add_argument("--undeploy", action="store_true", help="build the empty model")
+
+
+@command("build", "render the model for a backend into the store and print the generation path")
+def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
+    init_state(settings)
+    gen = _build(settings, None if args.undeploy else model_path(args))
+    print(gen.path)
+    return 0
+
+
+# --- switch ------------------------------------------------------------------------
+
+@configure("switch")
+def _cfg_switch(p: argparse.ArgumentParser) -> None:
+    model_arg(p)
+    ops = p.add_mutually_exclusive_group()
+    ops.add_argument("--undeploy", action="store_true",
+                     help="deploy the empty model: stop everything (state dirs stay)")
+    ops.add_argument("--rollback", action="store_true",
+                     help="switch back to the generation before the current one")
+    ops.add_argument("--switch-generation", type=int, metavar="N",
+                     help="switch to generation N")
+    ops.add_argument("--list-generations", action="store_true", help="list the generations")
+    ops.add_argument("--delete-generations", metavar="SPEC",
+                     help="delete generations: numbers ('3 4' or '3,4'), 'Nd' (older than "
+                          "N days) or 'old' (all but the current)")
+    ops.add_argument("--delete-all-generations", action="store_true",
+                     help="delete every generation (only when nothing is deployed)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (what stops, starts, stays) and change nothing")
+
+
+def _print_plan(engine: Engine, new: Generation) -> None:
+    for line in engine.plan(new).describe():
+        print(line)
+
+
+@command("switch", "build the model and deploy it as a new generation; manage generations")
+def cmd_switch(args: argparse.Namespace, settings: Settings) -> int:
+    profile = Profile(settings)
+    if args.list_generations:
+        for g in profile.generations():
+            mark = "   (current)" if g.current else ""
+            print(f"{g.number:5d}   {fmt_time(g.created)}{mark}")
+        return 0
+    if args.delete_generations is not None:
+        with profile_lock(settings):
+            deleted = profile.delete(profile.select(args.delete_generations))
+        print("deleted generations: " + (" ".join(map(str, deleted)) or "none"))
+        return 0
+    if args.delete_all_generations:
+        with profile_lock(settings):
+            cur = profile.current_path()
+            if cur and load_generation(cur).processes:
+                raise UsageError("processes of the current generation are still deployed: "
+                                 "run 'procmgmt switch --undeploy' first")
+            profile.delete_all()
+        return 0
+
+    engine = Engine(settings)
+    if args.rollback or args.switch_generation is not None:
+        number = profile.previous_number() if args.rollback else args.switch_generation
+        assert number is not None
+        gen = load_generation(profile.path_of(number))
+        if args.dry_run:
+            _print_plan(engine, gen)
+            return 0
+        if gen.settings.get("state_dir") not in (None, settings.state_dir):
+            raise UsageError(f"generation {number} was built for state dir "
+                             f"{gen.settings['state_dir']}, not {settings.state_dir}")
+        def register_existing() -> int:
+            profile.set_current(number)
+            return number
+
+        result = engine.switch(gen, register_existing)
+        print(f"switched to generation {number} ({_summary(result.started, result.stopped)})")
+        return 0
+
+    init_state(settings)
+    gen = _build(settings, None if args.undeploy else model_path(args))
+    if args.dry_run:
+        _print_plan(engine, gen)
+        return 0
+
+    def register() -> int:
+        cur = profile.current_number()
+        if cur is not None and profile.current_path() == gen.path:
+            return cur
+        return profile.add(gen.path)
+
+    result = engine.switch(gen, register)
+    print(f"generation {result.generation} deployed with {gen.backend} "
+          f"({_summary(result.started, result.stopped)}, {result.seconds:.2f} s)")
+    return 0
+
+
+def _summary(started: list[str], stopped: list[str]) -> str:
+    return f"{len(started)} started, {len(stopped)} stopped"
+
+
+# --- generate ----------------------------------------------------------------------
+
+@configure("generate")
+def _cfg_generate(p: argparse.ArgumentParser) -> None:
+    model_arg(p)
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
+                   help="directory to write the native files into (created)")
+
+
+@command("generate", "write the native files of one backend into a directory (no deployment)")
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    backend = get_backend(settings.process_manager)
+    model, specs = evaluate(model_path(args), settings)
+    result = render(model, specs, settings, backend)
+    out = os.path.abspath(args.output)
+    os.makedirs(out, exist_ok=True)
+    files = [f for r in result.processes for f in r.files] + result.generation_files
+    for f in files:
+        target = os.path.join(out, f.path)
+        if os.path.lexists(target):
+            os.unlink(target)
+    store.write_files(out, files)
+    for w in result.warnings:
+        print(f"procmgmt: warning: {w}", file=sys.stderr)
+    print(f"wrote {len(files)} files for {len(result.processes)} processes to {out}")
+    return 0
+
+
+# --- run-activity ------------------------------------------------------------------
+
+@configure("run-activity")
+def _cfg_activity(p: argparse.ArgumentParser) -> None:
+    p.add_argument("activity", metavar="ACTIVITY",
+                   help="start, stop, status, restart, reload or a custom activity")
+    p.add_argument("-r", "--reverse", action="store_true",
+                   help="reverse dependency order (use it for stop)")
+    p.add_argument("--generation", type=int, metavar="N",
+                   help="use generation N instead of the current one")
+
+
+@command("run-activity", "run an activity on every deployed process in dependency order")
+def cmd_run_activity(args: argparse.Namespace, settings: Settings) -> int:
+    profile = Profile(settings)
+    path = profile.path_of(args.generation) if args.generation else profile.current_path()
+    if not path:
+        raise GenerationError("nothing is deployed in profile "
+                              f"{settings.profile!r} (see 'procmgmt switch MODEL')")
+    gen = load_generation(path)
+    act = Engine(settings).activator(gen.backend)
+    if args.activity == "start":
+        act.prepare(gen, gen)
+    procs = list(reversed(gen.processes)) if args.reverse else list(gen.processes)
+    worst = 0
+    for p in procs:
+        try:
+            rc = act.activity(gen, p, args.activity)
+        except NotImplementedError:
+            raise UsageError(f"the {gen.backend} backend has no activity "
+                             f"{args.activity!r}") from None
+        worst = max(worst, rc)
+    return worst
+
+
+# --- status / init-state / gc / backends -------------------------------------------
+
+@configure("status")
+def _cfg_status(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+@command("status", "show which processes of the current generation run, with their PIDs")
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    profile = Profile(settings)
+    path = profile.current_path()
+    if not path:
+        if args.json:
+            print(json.dumps({"generation": None, "processes": [],
+                              "settings": settings.dirs()}, indent=2))
+        else:
+            print(f"nothing deployed in profile {settings.profile!r}")
+        return 0
+    gen = load_generation(path)
+    act = Engine(settings).activator(gen.backend)
+    if args.json:
+        rows = []
+        for p in gen.processes:
+            st = act.status(gen, p)
+            rows.append({"name": p.name, "running": st.running, "pid": st.pid,
+                         "detail": st.detail, "metadata": dict(p.metadata)})
+        print(json.dumps({"generation": profile.current_number(), "backend": gen.backend,
+                          "processes": rows, "settings": settings.dirs()}, indent=2))
+        return 0 if all(r["running"] for r in rows) else 3
+    print(f"generation {profile.current_number()} ({gen.backend}), "
+          f"{len(gen.processes)} processes")
+    down = 0
+    for p in gen.processes:
+        st = act.status(gen, p)
+        state = "up" if st.running else "DOWN"
+        down += 0 if st.running else 1
+        pid = f"pid {st.pid}" if st.pid else ""
+        print(f"  {p.name:<30} {state:<5} {pid} {st.detail}".rstrip())
+    return 3 if down else 0
+
+
+@configure("init-state")
+def _cfg_init(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+@command("init-state", "create the state, runtime, log, tmp, cache, spool, lock and lib dirs")
+def cmd_init_state(args: argparse.Namespace, settings: Settings) -> int:
+    for path in init_state(settings):
+        print(f"created {path}")
+    return 0
+
+
+@configure("gc")
+def _cfg_gc(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+
+
+@command("gc", "delete store entries no generation references (state dirs are never touched)")
+def cmd_gc(args: argparse.Namespace, settings: Settings) -> int:
+    dead = collect(settings, dry_run=args.dry_run)
+    for p in dead:
+        print(("would delete " if args.dry_run else "deleted ") + p)
+    print(f"{len(dead)} store entries {'unreferenced' if args.dry_run else 'deleted'}")
+    return 0
+
+
+@configure("backends")
+def _cfg_backends(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+@command("backends", "list the backends and what each can express")
+def cmd_backends(args: argparse.Namespace, settings: Settings) -> int:
+    from procmgmt.backends.table import capability_table
+
+    print(capability_table(backend_names()))
+    return 0
+
+
+# --- run (stateless supervisord) ---------------------------------------------------
+
+@configure("run")
+def _cfg_run(p: argparse.ArgumentParser) -> None:
+    model_arg(p)
+
+
+@command("run", "run the model under a foreground supervisord until interrupted (stateless)")
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from procmgmt.backends.supervisord import run_stateless
+
+    settings = settings.with_process_manager("supervisord")
+    init_state(settings)
+    gen = _build(settings, model_path(args))
+    return int(run_stateless(settings, gen))
+from procmgmt.cli import idassign  # noqa: E402, F401  (registers id-assign)

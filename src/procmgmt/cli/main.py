@@ -1,0 +1,131 @@
+"""The ``procmgmt`` command line: parse, call the library, present the result.
+
+Every subcommand shares the settings options generated from
+:data:`procmgmt.settings.FIELDS`, so a flag and its PROCMGMT_* variable
+can never drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from procmgmt import __version__
+from procmgmt.cli.present import run_guarded
+from procmgmt.errors import UsageError
+from procmgmt.settings import FIELDS, Settings, resolve
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+COMMANDS: dict[str, tuple[Handler, str]] = {}
+
+
+def command(name: str, help_text: str) -> Callable[[Handler], Handler]:
+    """Register a subcommand handler."""
+
+    def deco(fn: Handler) -> Handler:
+        COMMANDS[name] = (fn, help_text)
+        return fn
+
+    return deco
+
+
+def settings_parser() -> argparse.ArgumentParser:
+    """Options shared by every subcommand (the settings table)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("settings (each also read from its PROCMGMT_* variable)")
+    for f in FIELDS:
+        flags = [f.flag] + ([f.short] if f.short else [])
+        help_text = f"{f.help} [{f.env}]"
+        if f.kind == "bool":
+            group.add_argument(*flags, dest=f.attr, action="store_true", default=None,
+                               help=help_text)
+        else:
+            metavar = f.attr.upper()
+            group.add_argument(*flags, dest=f.attr, metavar=metavar, default=None,
+                               help=help_text)
+    return parent
+
+
+def model_arg(p: argparse.ArgumentParser, required: bool = False) -> None:
+    """The processes model path (default: $PROCMGMT_PROCESSES)."""
+    p.add_argument("model", nargs=None if required else "?", metavar="MODEL",
+                   help="processes model: a Python file defining processes(settings) "
+                        "[default: $PROCMGMT_PROCESSES]")
+
+
+def model_path(args: argparse.Namespace) -> str:
+    """The model given on the command line or in PROCMGMT_PROCESSES."""
+    path = getattr(args, "model", None) or os.environ.get("PROCMGMT_PROCESSES")
+    if not path:
+        raise UsageError("no processes model given: pass MODEL or set PROCMGMT_PROCESSES")
+    return str(path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser (also used to render the CLI reference)."""
+    from procmgmt.cli import commands  # noqa: F401  (registers the subcommands)
+
+    parser = argparse.ArgumentParser(
+        prog="procmgmt",
+        description="Describe processes once in Python; deploy them with sysvinit, "
+                    "supervisord, systemd, BSD rc, launchd or cygrunsrv as generations.",
+    )
+    parser.add_argument("--version", action="version", version=f"procmgmt {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parent = settings_parser()
+    for name, (_, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, parents=[parent], help=help_text, description=help_text)
+        configure = CONFIGURE.get(name)
+        if configure:
+            configure(p)
+    return parser
+
+
+CONFIGURE: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
+
+
+def configure(name: str) -> Callable[[Callable[[argparse.ArgumentParser], None]],
+                                     Callable[[argparse.ArgumentParser], None]]:
+    """Register the argument setup of a subcommand."""
+
+    def deco(fn: Callable[[argparse.ArgumentParser], None]) -> Callable[
+            [argparse.ArgumentParser], None]:
+        CONFIGURE[name] = fn
+        return fn
+
+    return deco
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Resolve settings from the parsed options and the environment."""
+    cli: dict[str, Any] = {f.attr: getattr(args, f.attr, None) for f in FIELDS}
+    return resolve(cli)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+
+    def run() -> int:
+        settings = settings_from(args)
+        handler = COMMANDS[args.command][0]
+        return handler(args, settings)
+
+    return run_guarded(run)
+
+
+def fmt_time(ts: float) -> str:
+    """Local time as ``YYYY-MM-DD HH:MM:SS``."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Build: model -> validated specs -> rendered files -> store entries -> generation.
+
+Rendering (:func:`render`) is pure and is what ``generate`` and the golden
+tests use; :func:`build` additionally writes the store and a generation
+entry whose ``manifest.json`` tells the engine what runs where.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from procmgmt.backends import get_backend
+from procmgmt.backends.base import Backend, BuildContext, DeployedProcess, File, Generation
+from procmgmt.deploy import store
+from procmgmt.errors import Problem, ValidationError
+from procmgmt.model.loader import Model, empty_model, load_model
+from procmgmt.model.spec import ProcessSpec
+from procmgmt.settings import Settings
+from procmgmt.validate import validate
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
+
+
+@dataclass
+class Rendered:
+    """The rendered files of one process."""
+
+    spec: ProcessSpec
+    files: list[File]
+    extra: dict[str, Any]
+
+
+@dataclass
+class RenderResult:
+    """Everything one backend generates for a model."""
+
+    backend: Backend
+    processes: list[Rendered]
+    generation_files: list[File]
+    warnings: list[str] = field(default_factory=list)
+
+
+def evaluate(model_path: str | None, settings: Settings) -> tuple[Model, list[ProcessSpec]]:
+    """Load (or, for None, take the empty model) and validate."""
+    model = empty_model() if model_path is None else load_model(model_path, settings)
+    return model, validate(model, settings)
+
+
+def render(model: Model, specs: Sequence[ProcessSpec], settings: Settings,
+           backend: Backend | None = None) -> RenderResult:
+    """Render every spec with the settings' backend (pure: no file is written)."""
+    backend = backend or get_backend(settings.process_manager)
+    ctx = BuildContext(settings=settings, specs={s.name: s for s in specs})
+    problems = backend.validate(specs, ctx)
+    if problems:
+        by_name = {inst.process.effective_name: (key, inst)
+                   for key, inst in model.instances.items()}
+        out = []
+        for pname, fieldname, message in problems:
+            key, inst = by_name.get(pname, (pname, None))
+            file, line = (inst.origin if inst is not None and inst.origin[0]
+                          else (model.file, None))
+            out.append(Problem(f"{backend.name}: {message}", key, fieldname, file, line))
+        raise ValidationError(out)
+    rendered = []
+    for spec in specs:
+        try:
+            files, extra = backend.render_process(spec, ctx)
+        except (TypeError, ValueError, KeyError) as exc:
+            # Almost always a bad override; name it instead of a traceback.
+            raise ValidationError([Problem(
+                f"{backend.name}: rendering failed: {exc} (check overrides[{backend.name!r}])",
+                spec.name, f"overrides.{backend.name}", model.file, None)]) from None
+        rendered.append(Rendered(spec, files, extra))
+    gen_files = backend.generation_files(specs, ctx)
+    return RenderResult(backend, rendered, gen_files, ctx.warnings)
+
+
+def _credentials_json(spec: ProcessSpec) -> dict[str, Any]:
+    return {
+        "groups": {k: dataclasses.asdict(v) for k, v in spec.credentials.groups.items()},
+        "users": {k: dataclasses.asdict(v) for k, v in spec.credentials.users.items()},
+    }
+
+
+def build(model: Model, specs: Sequence[ProcessSpec], settings: Settings) -> Generation:
+    """Render and store every process, then store the generation and return it."""
+    result = render(model, specs, settings)
+    name = result.backend.name
+    meta_of = {inst.process.effective_name: _json_safe(inst.metadata)
+               for inst in model.instances.values()}
+    procs: list[dict[str, Any]] = []
+    for r in result.processes:
+        path = store.add(settings.store_dir, r.spec.name, name, r.files)
+        procs.append({
+            "name": r.spec.name,
+            "hash": store.entry_hash(path),
+            "path": path,
+            "rank": r.spec.rank,
+            "dependencies": list(r.spec.dependencies),
+            "pid_file": r.spec.derived_pid_file(settings),
+            "user": r.spec.effective_user(settings),
+            "credentials": _credentials_json(r.spec),
+            "readiness": _readiness_json(r.spec),
+            "extra": r.extra,
+            "metadata": meta_of.get(r.spec.name, {}),
+        })
+    extras = None
+    if result.generation_files:
+        extras = store.add(settings.store_dir, f"{name}-base", name, result.generation_files)
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "backend": name,
+        "model": model.file,
+        "settings": {**settings.dirs(),
+                     "force_disable_user_change": settings.force_disable_user_change,
+                     "profile": settings.profile},
+        "processes": procs,
+        "extras": extras,
+        "warnings": result.warnings,
+    }
+    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    gen_path = store.add(settings.store_dir, f"{settings.profile}-generation", "generation",
+                         [File(MANIFEST, text)])
+    return load_generation(gen_path)
+
+
+def _json_safe(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The metadata values that are plain JSON scalars (ports, names, dirs)."""
+    return {k: v for k, v in metadata.items()
+            if isinstance(v, (str, int, float, bool)) or v is None}
+
+
+def _readiness_json(spec: ProcessSpec) -> Any:
+    to_json = getattr(spec.readiness, "to_json", None)
+    return to_json() if callable(to_json) else None
+
+
+def load_generation(path: str) -> Generation:
+    """Read a generation's manifest back."""
+    with open(os.path.join(path, MANIFEST), encoding="utf-8") as f:
+        data = json.load(f)
+    procs = tuple(
+        DeployedProcess(
+            name=p["name"], hash=p["hash"], path=p["path"], rank=p["rank"],
+            dependencies=tuple(p["dependencies"]), pid_file=p.get("pid_file"),
+            user=p.get("user"), extra=p.get("extra", {}), readiness=p.get("readiness"),
+            credentials=p.get("credentials", {}), metadata=p.get("metadata", {}),
+        )
+        for p in data["processes"]
+    )
+    return Generation(backend=data["backend"], path=path, processes=procs,
+                      extras_path=data.get("extras"), settings=data.get("settings", {}),
+                      warnings=tuple(data.get("warnings", ())), model=data.get("model"))

@@ -1,0 +1,119 @@
+"""Normalized process specs: what every backend translator receives.
+
+A :class:`ProcessSpec` is a :class:`~procmgmt.model.process.Process` after
+the shortcuts are resolved (``process``/``args`` into daemon and foreground
+command lines), dependencies reduced to names, the umask normalized, and the
+overrides reduced to the selected backend. It is plain data, so it can be
+written as JSON (``build -P none``) and read back (late translation).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from procmgmt.model.credentials import Credentials
+from procmgmt.model.process import Override, Process
+from procmgmt.settings import Settings
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """One process as translators see it."""
+
+    name: str
+    description: str
+    initialize: str = ""
+    daemon: str | None = None
+    daemon_args: tuple[str, ...] = ()
+    foreground: str | None = None
+    foreground_args: tuple[str, ...] = ()
+    instance_name: str | None = None
+    pid_file: str | None = None
+    path: tuple[str, ...] = ()
+    environment: Mapping[str, str] = field(default_factory=dict)
+    directory: str | None = None
+    umask: str | None = None
+    nice: int | None = None
+    user: str | None = None
+    dependencies: tuple[str, ...] = ()
+    credentials: Credentials = field(default_factory=Credentials)
+    overrides: Mapping[str, Override] = field(default_factory=dict)
+    readiness: Any = None
+    #: Start rank: 0 without dependencies, else 1 + the highest rank of the dependencies.
+    rank: int = 0
+
+    def override_for(self, backend: str) -> Override | None:
+        """The override entry for ``backend``, if any."""
+        return self.overrides.get(backend)
+
+    def effective_user(self, settings: Settings) -> str | None:
+        """The user to switch to, or None when user changes are disabled."""
+        return None if settings.force_disable_user_change else self.user
+
+    def pid_dir(self, settings: Settings) -> str:
+        """Runtime dir, or the tmp dir for processes that (would) switch user.
+
+        Based on the raw ``user`` so paths are the same in privileged and
+        unprivileged builds, as in the original.
+        """
+        return settings.tmp_dir if self.user else settings.runtime_dir
+
+    def derived_pid_file(self, settings: Settings) -> str:
+        """The explicit pid file, else ``<pid dir>/<instance name or name>.pid``."""
+        if self.pid_file:
+            return self.pid_file
+        return os.path.join(self.pid_dir(settings), f"{self.instance_name or self.name}.pid")
+
+    def log_file(self, settings: Settings) -> str:
+        """Where a process's captured output goes (tmp dir when it switches user)."""
+        base = settings.tmp_dir if self.effective_user(settings) else settings.log_dir
+        return os.path.join(base, f"{self.instance_name or self.name}.log")
+
+    def path_value(self) -> str | None:
+        """PATH entries of ``path``: an entry with a ``bin`` subdir contributes it."""
+        if not self.path:
+            return None
+        entries = []
+        for p in self.path:
+            binp = os.path.join(p, "bin")
+            entries.append(binp if os.path.isdir(binp) else p)
+        return ":".join(entries)
+
+
+def normalize_umask(value: int | str | None) -> str | None:
+    """0o022 or "022" -> "0022"; None stays None (validation checks the range)."""
+    if value is None:
+        return None
+    number = value if isinstance(value, int) else int(str(value), 8)
+    return f"{number:04o}"
+
+
+def to_spec(proc: Process, names: Mapping[int, str], rank: int) -> ProcessSpec:
+    """Normalize a validated process; ``names`` maps id(process) -> its name."""
+    name = proc.effective_name
+    assert name is not None, "validation guarantees a name"
+    return ProcessSpec(
+        name=name,
+        description=proc.description or name,
+        initialize=proc.initialize or "",
+        daemon=proc.effective_daemon,
+        daemon_args=tuple(str(a) for a in proc.effective_daemon_args),
+        foreground=proc.effective_foreground,
+        foreground_args=tuple(str(a) for a in proc.effective_foreground_args),
+        instance_name=proc.instance_name,
+        pid_file=proc.pid_file,
+        path=tuple(proc.path),
+        environment={str(k): str(v) for k, v in dict(proc.environment).items()},
+        directory=proc.directory,
+        umask=normalize_umask(proc.umask),
+        nice=proc.nice,
+        user=proc.user,
+        dependencies=tuple(names[id(d)] for d in proc.dependencies),
+        credentials=proc.credentials,
+        overrides=dict(proc.overrides),
+        readiness=proc.readiness,
+        rank=rank,
+    )

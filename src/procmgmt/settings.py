@@ -1,0 +1,221 @@
+"""Shared settings: one table maps every command-line flag to its PROCMGMT_* variable.
+
+nix-processmgmt repeated its option parsing in every tool and the copies
+drifted (the spool/lock/lib dirs overwrote the cache dir, the runtime dir
+variable set the state dir). Here :data:`FIELDS` is the single source: the
+CLI builds its options from it and :func:`resolve` applies it, with the
+precedence command line > environment > derived default.
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from procmgmt.errors import UsageError
+
+DEFAULT_PROFILE = "processes"
+DEFAULT_PROCESS_MANAGER = "supervisord"
+
+
+@dataclass(frozen=True)
+class SettingField:
+    """One setting: attribute name, long flag, environment variable, kind and help."""
+
+    attr: str
+    flag: str
+    env: str
+    kind: str  # "path", "bool", "str", "json"
+    help: str
+    short: str | None = None
+
+
+FIELDS: tuple[SettingField, ...] = (
+    SettingField("state_dir", "--state-dir", "PROCMGMT_STATE_DIR", "path",
+                 "root of all mutable state (default /var as root, "
+                 "$XDG_STATE_HOME/procmgmt otherwise)"),
+    SettingField("runtime_dir", "--runtime-dir", "PROCMGMT_RUNTIME_DIR", "path",
+                 "pid files and sockets (default /run for /var, else STATE_DIR/run)"),
+    SettingField("log_dir", "--log-dir", "PROCMGMT_LOG_DIR", "path",
+                 "log files (default STATE_DIR/log)"),
+    SettingField("tmp_dir", "--tmp-dir", "PROCMGMT_TMP_DIR", "path",
+                 "temporary files (default /tmp for /var, else STATE_DIR/tmp)"),
+    SettingField("cache_dir", "--cache-dir", "PROCMGMT_CACHE_DIR", "path",
+                 "caches (default STATE_DIR/cache)"),
+    SettingField("spool_dir", "--spool-dir", "PROCMGMT_SPOOL_DIR", "path",
+                 "spool files (default STATE_DIR/spool)"),
+    SettingField("lock_dir", "--lock-dir", "PROCMGMT_LOCK_DIR", "path",
+                 "lock files (default STATE_DIR/lock)"),
+    SettingField("lib_dir", "--lib-dir", "PROCMGMT_LIB_DIR", "path",
+                 "persistent service state; procmgmt keeps its store and profiles in "
+                 "LIB_DIR/procmgmt (default STATE_DIR/lib)"),
+    SettingField("force_disable_user_change", "--force-disable-user-change",
+                 "PROCMGMT_FORCE_DISABLE_USER_CHANGE", "bool",
+                 "never create users or switch to them (automatic when not root)"),
+    SettingField("process_manager", "--process-manager", "PROCMGMT_PROCESS_MANAGER", "str",
+                 f"backend to deploy with (default {DEFAULT_PROCESS_MANAGER})", short="-P"),
+    SettingField("profile", "--profile", "PROCMGMT_PROFILE", "str",
+                 f"name of the profile holding the generations (default {DEFAULT_PROFILE})",
+                 short="-p"),
+    SettingField("extra_params", "--extra-params", "PROCMGMT_EXTRA_PARAMS", "json",
+                 "JSON object of extra model parameters (settings.extra_params)"),
+)
+
+FIELDS_BY_ATTR = {f.attr: f for f in FIELDS}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings passed to constructors, models, backends and the engine."""
+
+    state_dir: str
+    runtime_dir: str
+    log_dir: str
+    tmp_dir: str
+    cache_dir: str
+    spool_dir: str
+    lock_dir: str
+    lib_dir: str
+    force_disable_user_change: bool
+    process_manager: str
+    profile: str
+    extra_params: Mapping[str, Any] = field(default_factory=dict)
+    calling_user: str = "root"
+    calling_group: str = "root"
+    #: IDs assigned by ``procmgmt id-assign`` (resource -> instance -> id).
+    ids: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+    @property
+    def procmgmt_dir(self) -> str:
+        """Where procmgmt keeps its store, profiles and journal."""
+        return os.path.join(self.lib_dir, "procmgmt")
+
+    @property
+    def store_dir(self) -> str:
+        """The content-addressed store."""
+        return os.path.join(self.procmgmt_dir, "store")
+
+    @property
+    def profiles_dir(self) -> str:
+        """Profiles and their numbered generation links."""
+        return os.path.join(self.procmgmt_dir, "profiles")
+
+    @property
+    def privileged(self) -> bool:
+        """True when processes may run as other users."""
+        return not self.force_disable_user_change
+
+    def with_process_manager(self, name: str) -> Settings:
+        """A copy targeting another backend."""
+        return replace(self, process_manager=name)
+
+    def dirs(self) -> dict[str, str]:
+        """The directory settings by attribute name."""
+        return {f.attr: getattr(self, f.attr) for f in FIELDS if f.kind == "path"}
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def default_state_dir(environ: Mapping[str, str]) -> str:
+    """/var for root; the XDG state directory of the user otherwise."""
+    if _is_root():
+        return "/var"
+    xdg = environ.get("XDG_STATE_HOME")
+    base = xdg if xdg else os.path.join(environ.get("HOME") or str(Path.home()), ".local", "state")
+    return os.path.join(base, "procmgmt")
+
+
+def _parse_value(f: SettingField, raw: Any, source: str) -> Any:
+    if f.kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise UsageError(f"{source}: expected a boolean (1/0, true/false), got {raw!r}")
+    if f.kind == "json":
+        if isinstance(raw, Mapping):
+            return dict(raw)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise UsageError(
+                f"{source}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(value, dict):
+            raise UsageError(f"{source}: expected a JSON object such as '{{\"mode\": \"daemon\"}}'")
+        return value
+    if f.kind == "path":
+        text = str(raw)
+        if not text:
+            raise UsageError(f"{source}: must not be empty")
+        return os.path.abspath(os.path.expanduser(text))
+    return str(raw)
+
+
+def resolve(
+    cli: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Settings from command-line values (attr -> value, None = not given) and the environment.
+
+    Derivation follows nix-processmgmt: runtime = STATE/run (``/run`` for
+    ``/var``), tmp = ``/tmp`` for ``/var`` else STATE/tmp, everything else
+    STATE/<name>. A non-root user cannot switch users, so user changes are
+    disabled automatically for them.
+    """
+    cli = cli or {}
+    env = os.environ if environ is None else environ
+    given: dict[str, Any] = {}
+    for f in FIELDS:
+        value = cli.get(f.attr)
+        if value is not None and not (f.kind == "bool" and value is False):
+            given[f.attr] = _parse_value(f, value, f.flag)
+        elif env.get(f.env) not in (None, ""):
+            given[f.attr] = _parse_value(f, env[f.env], f.env)
+
+    state = given.get("state_dir") or default_state_dir(env)
+    system_state = state == "/var"
+    derived = {
+        "runtime_dir": ("/run" if sys.platform.startswith("linux") else "/var/run")
+        if system_state else os.path.join(state, "run"),
+        "tmp_dir": "/tmp" if system_state else os.path.join(state, "tmp"),
+        "log_dir": os.path.join(state, "log"),
+        "cache_dir": os.path.join(state, "cache"),
+        "spool_dir": os.path.join(state, "spool"),
+        "lock_dir": os.path.join(state, "lock"),
+        "lib_dir": os.path.join(state, "lib"),
+    }
+    values: dict[str, Any] = {"state_dir": state}
+    for attr, default in derived.items():
+        values[attr] = given.get(attr, default)
+    values["force_disable_user_change"] = (
+        bool(given.get("force_disable_user_change")) or not _is_root())
+    values["process_manager"] = given.get("process_manager", DEFAULT_PROCESS_MANAGER)
+    values["profile"] = given.get("profile", DEFAULT_PROFILE)
+    values["extra_params"] = given.get("extra_params", {})
+    if "/" in values["profile"] or not values["profile"] or values["profile"].startswith("."):
+        raise UsageError(f"--profile: {values['profile']!r} is not a valid profile name")
+    uid, gid = os.geteuid(), os.getegid()
+    try:
+        values["calling_user"] = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        values["calling_user"] = str(uid)
+    try:
+        values["calling_group"] = grp.getgrgid(gid).gr_name
+    except KeyError:
+        values["calling_group"] = str(gid)
+    return Settings(**values)

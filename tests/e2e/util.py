@@ -1,0 +1,240 @@
+"""Helpers for end-to-end tests: free ports, HTTP checks, leftover detection, other users."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def free_port_block(count: int, start: int = 30000, end: int = 60000) -> int:
+    """A base port such that base .. base+count-1 are all free on 127.0.0.1."""
+    import random
+
+    rng = random.Random(os.getpid() ^ int(time.time()))
+    for _ in range(200):
+        base = rng.randrange(start, end - count)
+        socks = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("127.0.0.1", port))
+                socks.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port block found")
+
+
+def http_get(port: int, host: str | None = None, timeout: float = 2.0) -> str | None:
+    """Body of GET http://127.0.0.1:port/ (None when nothing answers)."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/")
+    if host:
+        req.add_header("Host", host)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return str(resp.read().decode())
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return None
+
+
+def wait_http(port: int, timeout: float = 10.0, host: str | None = None) -> str:
+    """Wait until the port answers over HTTP; the body."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = http_get(port, host)
+        if body is not None:
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"nothing answers on 127.0.0.1:{port} after {timeout} s")
+
+
+def port_closed(port: int) -> bool:
+    """True when nothing accepts connections on 127.0.0.1:port."""
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def processes_mentioning(marker: str) -> list[int]:
+    """PIDs of processes whose environment or command line contains ``marker``.
+
+    Identifies the processes a test started (its private state dir appears in
+    their pid file paths, config paths or environment) without matching names.
+    """
+    found = []
+    needle = marker.encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        for part in ("environ", "cmdline"):
+            try:
+                with open(f"/proc/{entry}/{part}", "rb") as f:
+                    if needle in f.read():
+                        found.append(int(entry))
+                        break
+            except OSError:
+                continue
+    return [p for p in found if _alive(p)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def kill_uid(uid: int) -> None:
+    """SIGKILL, by PID, every process of the throw-away test user ``uid``."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
+        except (OSError, StopIteration):
+            continue
+        if str(uid) in uids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry), signal.SIGKILL)
+
+
+def kill_leftovers(marker: str) -> list[int]:
+    """SIGKILL (by PID) every process that mentions ``marker``; the PIDs killed."""
+    pids = processes_mentioning(marker)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    return pids
+
+
+def wait_no_leftovers(marker: str, timeout: float = 10.0) -> list[int]:
+    """Wait until no process mentions ``marker``; what is still there after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = processes_mentioning(marker)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
+
+
+class Runner:
+    """Runs the procmgmt CLI in a subprocess, as this user or as another one."""
+
+    def __init__(self, state_dir: Path, backend: str, extra_params: str,
+                 python: str = sys.executable, pythonpath: str | None = None,
+                 user: str | None = None, cwd: Path | None = None) -> None:
+        self.state_dir = state_dir
+        self.backend = backend
+        self.extra_params = extra_params
+        self.python = python
+        self.pythonpath = pythonpath
+        self.user = user
+        self.cwd = cwd
+
+    def __call__(self, *args: str | Path, check: bool = True,
+                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        argv = [self.python, "-m", "procmgmt", str(args[0]),
+                "--state-dir", str(self.state_dir), "-P", self.backend,
+                "--force-disable-user-change", "--extra-params", self.extra_params,
+                *[str(a) for a in args[1:]]]
+        env = dict(os.environ)
+        if self.pythonpath:
+            env["PYTHONPATH"] = self.pythonpath
+        if self.user:
+            pw = pwd.getpwnam(self.user)
+            env.update(HOME=pw.pw_dir, USER=self.user, LOGNAME=self.user,
+                       PATH="/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            env.pop("XDG_STATE_HOME", None)
+            argv = ["runuser", "-u", self.user, "--", *argv]
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout,
+                              cwd=self.cwd)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"procmgmt {args[0]} failed ({proc.returncode}):\n"
+                                 f"{proc.stdout}\n{proc.stderr}")
+        return proc
+
+
+@contextlib.contextmanager
+def other_user_tree(tmp_root: Path) -> Iterator[tuple[str, Path, str]]:
+    """A throw-away system user and a world-readable copy of procmgmt for it.
+
+    Yields (user name, tree root, PYTHONPATH). The tree holds ``src/``, the
+    venv's ``supervisor`` package and ``examples/``; the user runs Debian's
+    /usr/bin/python3 (the venv's interpreter may live under a 0700 home).
+    """
+    import supervisor
+
+    name = f"pmtest{os.getpid() % 100000}"
+    home = tmp_root / "home"
+    tree = tmp_root / "tree"
+    for d in (tmp_root,):
+        d.chmod(0o755)
+    tree.mkdir()
+    shutil.copytree(REPO / "src" / "procmgmt", tree / "lib" / "procmgmt",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(Path(supervisor.__file__).parent, tree / "lib" / "supervisor",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "examples", tree / "examples",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for dirpath, dirnames, filenames in os.walk(tree):
+        os.chmod(dirpath, 0o755)
+        for f in filenames:
+            p = os.path.join(dirpath, f)
+            os.chmod(p, 0o755 if os.access(p, os.X_OK) else 0o644)
+    parent = tmp_root
+    while parent != parent.parent:  # every ancestor must be traversable
+        with contextlib.suppress(PermissionError):
+            if not os.stat(parent).st_mode & 0o001:
+                raise PermissionError(f"{parent} is not traversable by other users")
+        parent = parent.parent
+    subprocess.run(["useradd", "--system", "--create-home", "--home-dir", str(home),
+                    "--shell", "/bin/sh", "--user-group", name], check=True)
+    try:
+        yield name, tree, str(tree / "lib")
+    finally:
+        kill_uid(pwd.getpwnam(name).pw_uid)
+        subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
+
+
+def debian_python() -> str | None:
+    """/usr/bin/python3 if it is 3.11 or newer."""
+    exe = "/usr/bin/python3"
+    if not os.path.exists(exe):
+        return None
+    out = subprocess.run([exe, "-c", "import sys; print(sys.version_info >= (3, 11))"],
+                         capture_output=True, text=True, check=False).stdout.strip()
+    return exe if out == "True" else None
+
+
+def start_lines(output: str) -> list[str]:
+    """Names in 'starting NAME' lines of a switch's output, in order."""
+    return [line.split()[1] for line in output.splitlines() if line.startswith("starting ")]
+
+
+def stop_lines(output: str) -> list[str]:
+    """Names in 'stopping NAME' lines of a switch's output, in order."""
+    return [line.split()[1] for line in output.splitlines() if line.startswith("stopping ")]
+
+
+def ordered(order: Sequence[str], before: str, after: str) -> bool:
+    """``before`` appears earlier than ``after`` in ``order``."""
+    return order.index(before) < order.index(after)
