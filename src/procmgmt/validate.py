@@ -7,6 +7,7 @@ and says how to fix it. Only a model without problems is normalized into
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -18,6 +19,7 @@ from procmgmt.model.loader import Model
 from procmgmt.model.process import Instance, Process
 from procmgmt.model.spec import ProcessSpec, to_spec
 from procmgmt.ordering import find_cycle, ranks, start_order
+from procmgmt.readiness import HTTP, TCP, LogLine, Notify, Readiness, notify_socket_path
 from procmgmt.settings import Settings
 
 #: Names become file names, unit names, supervisord program names and shell words.
@@ -153,6 +155,25 @@ def _check_process(c: _Collector, key: str, inst: Instance, members: set[int]) -
                     + ", ".join(KNOWN_BACKENDS))
             elif not (isinstance(ov, Mapping) or callable(ov)):
                 add(f"overrides.{backend}", "must be a dict (merged) or a function (replaces)")
+    if p.readiness is not None and not isinstance(p.readiness, Readiness):
+        add("readiness", "must be a readiness check such as TCP(port=...), HTTP(url=...), "
+            "Command(...), LogLine(...), PidFile() or Notify()")
+    elif isinstance(p.readiness, Readiness):
+        r = p.readiness
+        if not isinstance(r.timeout, (int, float)) or r.timeout <= 0:
+            add("readiness.timeout", f"must be a positive number of seconds, got {r.timeout!r}")
+        if not isinstance(r.interval, (int, float)) or r.interval <= 0:
+            add("readiness.interval", f"must be a positive number of seconds, got {r.interval!r}")
+        if isinstance(r, TCP) and (isinstance(r.port, bool) or not isinstance(r.port, int)
+                                   or not 0 < r.port < 65536):
+            add("readiness.port", f"must be a port number 1-65535, got {r.port!r}")
+        if isinstance(r, HTTP) and not str(r.url).startswith(("http://", "https://")):
+            add("readiness.url", f"must be an http:// or https:// URL, got {r.url!r}")
+        if isinstance(r, LogLine):
+            try:
+                re.compile(r.pattern)
+            except re.error as exc:
+                add("readiness.pattern", f"invalid regular expression: {exc}")
     for field in ("name", "description", "initialize", "process", "args", "daemon_args",
                   "foreground_process_args", "environment", "directory", "pid_file", "user"):
         if _has_nul(getattr(p, field)):
@@ -230,6 +251,12 @@ def validate(model: Model, settings: Settings) -> list[ProcessSpec]:
     rank_of = ranks(graph)
     specs = {key: to_spec(inst.process, name_of, rank_of[key])
              for key, inst in model.instances.items()}
+    for key, spec in specs.items():
+        if isinstance(spec.readiness, Notify) and "NOTIFY_SOCKET" not in spec.environment:
+            # Every backend gets sd_notify: procmgmt listens on this socket while starting.
+            env = {**spec.environment,
+                   "NOTIFY_SOCKET": notify_socket_path(settings.runtime_dir, spec.name)}
+            specs[key] = dataclasses.replace(spec, environment=env)
     _check_conflicts(c, model, specs, settings)
     if c.problems:
         raise ValidationError(c.problems)

@@ -12,7 +12,7 @@ from procmgmt.backends.base import Generation
 from procmgmt.cli.main import command, configure, fmt_time, model_arg, model_path
 from procmgmt.deploy import store
 from procmgmt.deploy.build import build, evaluate, load_generation, render
-from procmgmt.deploy.engine import Engine, profile_lock
+from procmgmt.deploy.engine import DEFAULT_MAX_PARALLEL, Engine, Options, profile_lock
 from procmgmt.deploy.gc import collect, store_lock
 from procmgmt.deploy.profile import Profile
 from procmgmt.deploy.state import init_state
@@ -66,6 +66,31 @@ def _cfg_switch(p: argparse.ArgumentParser) -> None:
                      help="delete every generation (only when nothing is deployed)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan (what stops, starts, stays) and change nothing")
+    activation_args(p)
+    p.add_argument("--no-rollback", action="store_true",
+                   help="on failure keep the partial state for debugging (then 'procmgmt "
+                        "repair' restores the current generation)")
+    p.add_argument("--no-wait", action="store_true",
+                   help="fail at once if another switch holds the profile lock")
+
+
+def activation_args(p: argparse.ArgumentParser) -> None:
+    """--max-parallel / --sequential."""
+    p.add_argument("--max-parallel", type=int, metavar="N", default=DEFAULT_MAX_PARALLEL,
+                   help="start or stop at most N processes at once "
+                        f"(default {DEFAULT_MAX_PARALLEL})")
+    p.add_argument("--sequential", action="store_true",
+                   help="one process at a time in strict dependency order (as the original)")
+
+
+def engine_options(args: argparse.Namespace) -> Options:
+    """Engine options from --max-parallel/--sequential/--no-rollback/--no-wait."""
+    n = 1 if getattr(args, "sequential", False) else getattr(args, "max_parallel",
+                                                             DEFAULT_MAX_PARALLEL)
+    if n < 1:
+        raise UsageError(f"--max-parallel must be at least 1, got {n}")
+    return Options(max_parallel=n, rollback_on_failure=not getattr(args, "no_rollback", False),
+                   wait_for_lock=not getattr(args, "no_wait", False))
 
 
 def _print_plan(engine: Engine, new: Generation) -> None:
@@ -95,7 +120,7 @@ def cmd_switch(args: argparse.Namespace, settings: Settings) -> int:
             profile.delete_all()
         return 0
 
-    engine = Engine(settings)
+    engine = Engine(settings, options=engine_options(args))
     if args.rollback or args.switch_generation is not None:
         number = profile.previous_number() if args.rollback else args.switch_generation
         assert number is not None
@@ -174,6 +199,7 @@ def _cfg_activity(p: argparse.ArgumentParser) -> None:
                    help="reverse dependency order (use it for stop)")
     p.add_argument("--generation", type=int, metavar="N",
                    help="use generation N instead of the current one")
+    activation_args(p)
 
 
 @command("run-activity", "run an activity on every deployed process in dependency order")
@@ -184,9 +210,21 @@ def cmd_run_activity(args: argparse.Namespace, settings: Settings) -> int:
         raise GenerationError("nothing is deployed in profile "
                               f"{settings.profile!r} (see 'procmgmt switch MODEL')")
     gen = load_generation(path)
-    act = Engine(settings).activator(gen.backend)
+    engine = Engine(settings, options=engine_options(args))
+    act = engine.activator(gen.backend)
     if args.activity == "start":
-        act.prepare(gen, gen)
+        init_state(settings)
+        act.prepare(gen, None)
+        # Readiness-gated and parallel, exactly like a switch's start phase.
+        outcome = engine.start_processes(act, gen, list(gen.processes))
+        for name, exc in outcome.failed.items():
+            print(f"procmgmt: error: {name}: {exc}", file=sys.stderr)
+        return 0 if outcome.ok else 1
+    if args.activity == "stop" and args.reverse:
+        outcome = engine.stop_processes(act, gen, list(reversed(gen.processes)))
+        for name, exc in outcome.failed.items():
+            print(f"procmgmt: error: {name}: {exc}", file=sys.stderr)
+        return 0 if outcome.ok else 1
     procs = list(reversed(gen.processes)) if args.reverse else list(gen.processes)
     worst = 0
     for p in procs:
@@ -279,6 +317,20 @@ def cmd_backends(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@configure("repair")
+def _cfg_repair(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+@command("repair", "after an interrupted switch: bring the current generation back")
+def cmd_repair(args: argparse.Namespace, settings: Settings) -> int:
+    if Engine(settings).repair():
+        print("repaired: the current generation runs again")
+    else:
+        print("nothing to repair")
+    return 0
+
+
 # --- run (stateless supervisord) ---------------------------------------------------
 
 @configure("run")
@@ -294,4 +346,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     init_state(settings)
     gen = _build(settings, model_path(args))
     return int(run_stateless(settings, gen))
+
+
 from procmgmt.cli import idassign  # noqa: E402, F401  (registers id-assign)
+from procmgmt.cli import inspect as _inspect  # noqa: E402,F401  (registers analyze, graph)

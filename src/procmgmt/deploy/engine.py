@@ -1,37 +1,48 @@
 """The switch engine: move the system from the current generation to another.
 
-Order of a switch (nix-processmgmt's, hardened):
+A switch (nix-processmgmt's order, hardened):
 
-1. take the profile lock (a concurrent switch waits, it never interleaves);
-2. ``init-state``; let the activator prepare (start its manager, install files);
-3. stop the obsolete processes in reverse dependency order;
-4. start the new ones (and any kept one that is found dead) in dependency order;
-5. only then record the new generation.
+1. take the profile lock (a concurrent switch waits; it never interleaves);
+2. finish a switch that crashed before (a journal records what was in flight);
+3. ``init-state``; the activator prepares (starts its manager, installs files);
+4. stop the obsolete processes, dependents before their dependencies;
+5. start the new ones (and any kept one found dead), each as soon as its
+   own dependencies are *ready*, in parallel up to ``max_parallel``;
+6. only then record the new generation and drop the journal.
 
-If a start fails, what was started is stopped and what was stopped is
-started again, so the previous generation runs as before; the error says
-which process failed and why. State directories are never touched.
+If a start fails or a process does not become ready, what was started is
+stopped and what was stopped is started again, so the previous generation
+runs as before (unless ``rollback_on_failure`` is off, for debugging); the
+error names the process, the check and the last error. State directories
+are never touched.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
+from procmgmt import readiness as rd
 from procmgmt.backends import get_backend
 from procmgmt.backends.base import Activator, DeployedProcess, Generation
 from procmgmt.deploy.build import load_generation
 from procmgmt.deploy.plan import Plan, compute_plan
 from procmgmt.deploy.profile import Profile
+from procmgmt.deploy.scheduler import Outcome, reverse_waits, run_dag
 from procmgmt.deploy.state import init_state
 from procmgmt.errors import DeployError, LockedError
 from procmgmt.settings import Settings
+
+DEFAULT_MAX_PARALLEL = min(32, 4 * (os.cpu_count() or 1))
 
 
 @contextmanager
@@ -72,24 +83,81 @@ class SwitchResult:
     seconds: float = 0.0
 
 
+@dataclass
+class Options:
+    """How the engine activates."""
+
+    max_parallel: int = DEFAULT_MAX_PARALLEL
+    rollback_on_failure: bool = True
+    #: Seconds to wait for the profile lock held by another switch (None: forever).
+    wait_for_lock: bool = True
+
+
+class _Timeline:
+    """Start/ready timestamps of the last switch, for ``analyze critical-chain``."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.wall0 = time.time()
+        self.events: dict[str, dict[str, Any]] = {}
+        self.lock = threading.Lock()
+
+    def mark(self, name: str, event: str, **extra: Any) -> None:
+        with self.lock:
+            rec = self.events.setdefault(name, {})
+            rec[event] = round(time.monotonic() - self.t0, 4)
+            rec.update(extra)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"started_at": self.wall0, "processes": self.events}
+
+
 class Engine:
     """Deploys generations of one profile."""
 
-    def __init__(self, settings: Settings, out: TextIO | None = None) -> None:
+    def __init__(self, settings: Settings, out: TextIO | None = None,
+                 options: Options | None = None) -> None:
         self.settings = settings
         self.profile = Profile(settings)
         self.out = out if out is not None else sys.stdout
+        self.options = options or Options()
         self._activators: dict[str, Activator] = {}
+        self._act_locks: dict[int, threading.Lock] = {}
+        self._say_lock = threading.Lock()
+
+    # --- small helpers -------------------------------------------------------------
 
     def say(self, line: str) -> None:
-        """Progress output."""
-        print(line, file=self.out, flush=True)
+        """Progress output (one line per event; safe from worker threads)."""
+        with self._say_lock:
+            print(line, file=self.out, flush=True)
 
     def activator(self, backend: str) -> Activator:
         """The (cached) activator of ``backend``."""
         if backend not in self._activators:
-            self._activators[backend] = get_backend(backend).activator(self.settings)
+            act = get_backend(backend).activator(self.settings)
+            self._activators[backend] = act
+            self._act_locks[id(act)] = threading.Lock()
         return self._activators[backend]
+
+    @contextmanager
+    def _serial(self, act: Activator) -> Iterator[None]:
+        """Serialize calls into activators that are not safe to call from threads."""
+        if getattr(act, "parallel_safe", False):
+            yield
+        else:
+            with self._act_locks[id(act)]:
+                yield
+
+    @property
+    def journal_path(self) -> str:
+        """The journal of an in-flight switch."""
+        return os.path.join(self.settings.profiles_dir, f"{self.settings.profile}.journal")
+
+    @property
+    def timeline_path(self) -> str:
+        """Timestamps of the last switch."""
+        return os.path.join(self.settings.profiles_dir, f"{self.settings.profile}.last-switch.json")
 
     def current(self) -> Generation | None:
         """The deployed generation, None if nothing is deployed."""
@@ -100,26 +168,88 @@ class Engine:
         """What switching to ``new`` would do."""
         return compute_plan(self.current(), new)
 
+    # --- switch --------------------------------------------------------------------
+
     def switch(self, new: Generation, register: Callable[[], int | None],
                *, dry_run: bool = False) -> SwitchResult:
-        """Activate ``new``; ``register`` records the generation once everything runs."""
-        with profile_lock(self.settings, out=self.out):
+        """Activate ``new``; ``register`` records the generation once everything is ready."""
+        with profile_lock(self.settings, out=self.out, wait=self.options.wait_for_lock):
+            if dry_run:
+                return SwitchResult(compute_plan(self.current(), new))
+            self._recover()
             old = self.current()
             plan = compute_plan(old, new)
-            if dry_run:
-                return SwitchResult(plan)
             t0 = time.monotonic()
+            self._write_journal(old, new)
             result = self._activate(old, new, plan)
             result.generation = register()
+            self._clear_journal()
             result.seconds = time.monotonic() - t0
             return result
 
-    def _dead_kept(self, act: Activator, new: Generation, plan: Plan) -> list[DeployedProcess]:
-        dead = []
-        for p in plan.keep:
-            if not act.status(new, p).running:
-                dead.append(p)
-        return dead
+    def repair(self) -> bool:
+        """Converge after a crashed switch; True when there was something to repair."""
+        with profile_lock(self.settings, out=self.out, wait=self.options.wait_for_lock):
+            return self._recover()
+
+    def _write_journal(self, old: Generation | None, new: Generation) -> None:
+        data = {"pid": os.getpid(), "old": old.path if old else None, "new": new.path,
+                "time": time.time()}
+        tmp = self.journal_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.journal_path)
+
+    def _clear_journal(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.journal_path)
+
+    def _recover(self) -> bool:
+        """A journal left behind means a switch died half-way: return to the recorded
+        current generation (stop what only the interrupted one had, start what is missing)."""
+        try:
+            with open(self.journal_path) as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            return False
+        except (OSError, ValueError):
+            data = {}
+        self.say("a previous switch was interrupted: restoring the current generation")
+        current = self.current()
+        target = current or Generation(self._journal_backend(data), "", ())
+        interrupted = None
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            if data.get("new"):
+                interrupted = load_generation(data["new"])
+        if interrupted is not None:
+            keep = {p.hash for p in target.processes}
+            act_i = self.activator(interrupted.backend)
+            act_i.prepare(interrupted, target if target.backend == interrupted.backend else None)
+            for p in reversed(interrupted.processes):
+                if p.hash not in keep and act_i.status(interrupted, p).running:
+                    self.say(f"stopping {p.name} (of the interrupted switch)")
+                    act_i.stop(interrupted, p)
+        if target.processes:
+            act = self.activator(target.backend)
+            act.prepare(target, None)
+            dead = [p for p in target.processes if not act.status(target, p).running]
+            self._start_all(act, target, dead, _Timeline())
+            act.finish(target, None)
+        elif interrupted is not None:
+            self.activator(interrupted.backend).finish(
+                Generation(interrupted.backend, "", ()), interrupted)
+        self._clear_journal()
+        return True
+
+    @staticmethod
+    def _journal_backend(data: dict[str, Any]) -> str:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            return load_generation(data["new"]).backend
+        return "sysvinit"
+
+    # --- activation ----------------------------------------------------------------
 
     def _activate(self, old: Generation | None, new: Generation, plan: Plan) -> SwitchResult:
         init_state(self.settings)
@@ -127,51 +257,136 @@ class Engine:
         same = old is not None and old.backend == new.backend
         act_old = self.activator(old.backend) if old is not None else act_new
         act_new.prepare(new, old if same else None)
-        revive = {p.name for p in self._dead_kept(act_new, new, plan)}
+        revive = [p for p in plan.keep if not act_new.status(new, p).running]
         if revive:
-            self.say("found not running, starting again: " + ", ".join(sorted(revive)))
-        start_names = {p.name for p in plan.start} | revive
+            self.say("found not running, starting again: " + ", ".join(p.name for p in revive))
+        start_names = {p.name for p in plan.start} | {p.name for p in revive}
         to_start = [p for p in new.processes if p.name in start_names]
+        timeline = _Timeline()
         result = SwitchResult(plan)
+
         stopped: list[DeployedProcess] = []
-        started: list[DeployedProcess] = []
-        current: DeployedProcess | None = None
-        try:
-            for p in plan.stop:
-                assert old is not None
-                self.say(f"stopping {p.name}")
-                act_old.stop(old, p)
-                stopped.append(p)
-            for p in to_start:
-                self.say(f"starting {p.name}")
-                current = p
-                act_new.start(new, p)
-                started.append(p)
-                current = None
-        except Exception as exc:
-            if current is not None:
-                started.append(current)  # it may be half up: stop it too
-            self._undo(old, new, act_old, act_new, stopped, started, same)
-            if isinstance(exc, DeployError):
-                raise
-            raise DeployError(f"switch failed: {exc}") from exc
-        act_new.finish(new, old)
+        if old is not None and plan.stop:
+            out = self._stop_all(act_old, old, plan.stop)
+            stopped = [p for p in plan.stop if p.name in set(out.done)]
+            if not out.ok:
+                self._fail(out, old, new, act_old, act_new, stopped, [], same)
+        out = self._start_all(act_new, new, to_start, timeline)
+        started = [p for p in to_start if p.name in set(out.done) | set(out.failed)]
+        self._save_timeline(timeline)
+        if not out.ok:
+            self._fail(out, old, new, act_old, act_new, stopped, started, same)
+        act_new.finish(new, old if same else None)
         if old is not None and not same:
             act_old.finish(Generation(old.backend, "", ()), old)
-        result.started = [p.name for p in started]
+        result.started = [p.name for p in to_start if p.name in set(out.done)]
         result.stopped = [p.name for p in stopped]
         return result
+
+    def _fail(self, out: Outcome, old: Generation | None, new: Generation, act_old: Activator,
+              act_new: Activator, stopped: list[DeployedProcess],
+              started: list[DeployedProcess], same: bool) -> None:
+        reasons = [f"{name}: {exc}" for name, exc in out.failed.items()]
+        if self.options.rollback_on_failure:
+            self._undo(old, new, act_old, act_new, stopped, started, same)
+            self._clear_journal()
+            tail = "the previous generation was restored"
+        else:
+            tail = "left as it is (--no-rollback); run 'procmgmt repair' to restore"
+        raise DeployError("switch failed: " + "; ".join(reasons) + f"; {tail}")
+
+    def _stop_all(self, act: Activator, gen: Generation, procs: list[DeployedProcess]) -> Outcome:
+        by_name = {p.name: p for p in procs}
+        deps = {p.name: list(p.dependencies) for p in gen.processes}
+        waits = reverse_waits(deps)
+
+        def stop(name: str) -> None:
+            self.say(f"stopping {name}")
+            with self._serial(act):
+                act.stop(gen, by_name[name])
+
+        return run_dag([p.name for p in procs], waits, stop, self.options.max_parallel)
+
+    def _start_all(self, act: Activator, gen: Generation, procs: list[DeployedProcess],
+                   timeline: _Timeline) -> Outcome:
+        by_name = {p.name: p for p in procs}
+        waits = {p.name: set(p.dependencies) for p in procs}
+
+        def start(name: str) -> None:
+            p = by_name[name]
+            check = rd.from_json(p.readiness) if p.readiness else None
+            ctx = rd.ProbeContext(name=name, pid_file=p.pid_file)
+            if isinstance(check, rd.LogLine):
+                with contextlib.suppress(OSError):
+                    ctx.log_offsets[check.path] = os.path.getsize(check.path)
+            if isinstance(check, rd.Notify):
+                ctx.notify = rd.NotifySocket(
+                    rd.notify_socket_path(self.settings.runtime_dir, name))
+            try:
+                self.say(f"starting {name}")
+                timeline.mark(name, "start")
+                with self._serial(act):
+                    act.start(gen, p)
+                timeline.mark(name, "started")
+                if check is not None:
+                    waited = rd.wait_ready(check, ctx, alive=self._alive_probe(act, gen, p))
+                    self.say(f"ready    {name} ({check.describe()}, {waited:.2f} s)")
+                timeline.mark(name, "ready", check=check.describe() if check else "started",
+                              dependencies=list(p.dependencies))
+            except Exception:
+                timeline.mark(name, "failed", dependencies=list(p.dependencies))
+                raise
+            finally:
+                if ctx.notify is not None:
+                    ctx.notify.close()
+
+        return run_dag([p.name for p in procs], waits, start, self.options.max_parallel)
+
+    def start_processes(self, act: Activator, gen: Generation,
+                        procs: list[DeployedProcess]) -> Outcome:
+        """Start ``procs`` readiness-gated and in parallel (``run-activity start``)."""
+        timeline = _Timeline()
+        out = self._start_all(act, gen, procs, timeline)
+        self._save_timeline(timeline)
+        return out
+
+    def stop_processes(self, act: Activator, gen: Generation,
+                       procs: list[DeployedProcess]) -> Outcome:
+        """Stop ``procs``, dependents first, in parallel (``run-activity -r stop``)."""
+        return self._stop_all(act, gen, procs)
+
+    def _alive_probe(self, act: Activator, gen: Generation,
+                     p: DeployedProcess) -> Callable[[], str | None]:
+        """A cheap 'did it die?' check for readiness waits (at most every 0.5 s)."""
+        last = [0.0]
+
+        def alive() -> str | None:
+            now = time.monotonic()
+            if now - last[0] < 0.5:
+                return None
+            last[0] = now
+            with self._serial(act):
+                st = act.status(gen, p)
+            return None if st.running else f"the process is not running {st.detail}".strip()
+
+        return alive
+
+    def _save_timeline(self, timeline: _Timeline) -> None:
+        with contextlib.suppress(OSError):
+            tmp = self.timeline_path + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(timeline.to_json(), f, indent=1, sort_keys=True)
+            os.replace(tmp, self.timeline_path)
 
     def _undo(self, old: Generation | None, new: Generation, act_old: Activator,
               act_new: Activator, stopped: list[DeployedProcess],
               started: list[DeployedProcess], same: bool) -> None:
         """Put the previous generation back after a failed start."""
         self.say("switch failed: restoring the previous generation")
-        for p in reversed(started):
-            try:
-                act_new.stop(new, p)
-            except Exception as exc:  # keep restoring the rest
-                self.say(f"  could not stop {p.name}: {exc}")
+        if started:
+            out = self._stop_all(act_new, new, started)
+            for name, error in out.failed.items():
+                self.say(f"  could not stop {name}: {error}")
         if old is None:
             act_new.finish(Generation(new.backend, "", ()), None)
             return
@@ -180,10 +395,9 @@ class Engine:
         except Exception as exc:
             self.say(f"  could not prepare the previous generation: {exc}")
         order = {p.name: i for i, p in enumerate(old.processes)}
-        for p in sorted(stopped, key=lambda p: order.get(p.name, 0)):
-            try:
-                act_old.start(old, p)
-            except Exception as exc:
-                self.say(f"  could not restart {p.name}: {exc}")
+        again = sorted(stopped, key=lambda p: order.get(p.name, 0))
+        out = self._start_all(act_old, old, again, _Timeline())
+        for name, error in out.failed.items():
+            self.say(f"  could not restart {name}: {error}")
         if not same:
             act_new.finish(Generation(new.backend, "", ()), None)

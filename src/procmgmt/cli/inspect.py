@@ -1,0 +1,121 @@
+"""Inspection commands: ``analyze critical-chain`` and ``graph``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+from typing import Any
+
+from procmgmt.cli.main import command, configure, model_arg, model_path
+from procmgmt.deploy.build import evaluate
+from procmgmt.deploy.engine import Engine
+from procmgmt.errors import UsageError
+from procmgmt.model.spec import ProcessSpec
+from procmgmt.settings import Settings
+
+
+@configure("analyze")
+def _cfg_analyze(p: argparse.ArgumentParser) -> None:
+    p.add_argument("what", choices=["critical-chain"],
+                   help="critical-chain: when each process of the last switch started and "
+                        "became ready, and which chain bounded the total")
+
+
+def critical_chain(events: dict[str, dict[str, Any]]) -> list[str]:
+    """The chain of processes that bounded the last switch, last one first."""
+    ready = {n: e["ready"] for n, e in events.items() if "ready" in e}
+    if not ready:
+        return []
+    node: str | None = max(ready, key=lambda n: ready[n])
+    chain = []
+    while node is not None:
+        chain.append(node)
+        deps = [d for d in events[node].get("dependencies", []) if d in ready]
+        node = max(deps, key=lambda d: ready[d]) if deps else None
+    return chain
+
+
+@command("analyze", "show how the last switch spent its time (critical-chain)")
+def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
+    path = Engine(settings).timeline_path
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise UsageError("no switch has been recorded for profile "
+                         f"{settings.profile!r} yet") from None
+    events: dict[str, dict[str, Any]] = data.get("processes", {})
+    print('The time when a process became ready is printed after "@", '
+          'the time it took from start to ready after "+".')
+    chain = critical_chain(events)
+    for depth, name in enumerate(chain):
+        e = events[name]
+        took = e["ready"] - e.get("start", e["ready"])
+        prefix = "" if depth == 0 else "  " * (depth - 1) + "└─"
+        print(f"{prefix}{name} @{e['ready']:.3f}s +{took:.3f}s ({e.get('check', '')})")
+    failed = [n for n, e in events.items() if "failed" in e]
+    if failed:
+        print("failed: " + ", ".join(sorted(failed)))
+    if events:
+        total = max(e.get("ready", e.get("failed", 0.0)) for e in events.values())
+        print(f"{len(events)} processes, all ready after {total:.3f}s")
+    return 0
+
+
+@configure("graph")
+def _cfg_graph(p: argparse.ArgumentParser) -> None:
+    model_arg(p)
+    p.add_argument("--format", choices=["dot", "mermaid", "svg", "png"], default="dot",
+                   help="output format (svg/png need Graphviz's dot)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+
+
+def to_dot(specs: list[ProcessSpec]) -> str:
+    """Graphviz DOT: an edge from each process to each dependency."""
+    lines = ["digraph processes {", "  rankdir=BT;", "  node [shape=box];"]
+    for s in specs:
+        lines.append(f'  "{s.name}" [label="{s.name}\\nrank {s.rank}"];')
+    for s in specs:
+        for d in s.dependencies:
+            lines.append(f'  "{s.name}" -> "{d}";')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def to_mermaid(specs: list[ProcessSpec]) -> str:
+    """Mermaid flowchart: dependency --> dependent (start order reads downwards)."""
+    ids = {s.name: f"p{i}" for i, s in enumerate(specs)}
+    lines = ["flowchart TD"]
+    for s in specs:
+        lines.append(f'  {ids[s.name]}["{s.name}"]')
+    for s in specs:
+        for d in s.dependencies:
+            lines.append(f"  {ids[d]} --> {ids[s.name]}")
+    return "\n".join(lines) + "\n"
+
+
+@command("graph", "render the dependency graph of a model (DOT, Mermaid, SVG, PNG)")
+def cmd_graph(args: argparse.Namespace, settings: Settings) -> int:
+    _, specs = evaluate(model_path(args), settings)
+    if args.format == "mermaid":
+        text: str | bytes = to_mermaid(specs)
+    else:
+        text = to_dot(specs)
+    if args.format in ("svg", "png"):
+        dot = shutil.which("dot")
+        if dot is None:
+            raise UsageError(f"--format {args.format} needs Graphviz's 'dot' "
+                             "(apt-get install graphviz); --format dot works without it")
+        text = subprocess.run([dot, f"-T{args.format}"], input=str(text).encode(),
+                              capture_output=True, check=True).stdout
+    if args.output:
+        mode = "wb" if isinstance(text, bytes) else "w"
+        with open(args.output, mode) as f:
+            f.write(text)
+    elif isinstance(text, bytes):
+        raise UsageError(f"--format {args.format} is binary: give -o FILE")
+    else:
+        print(text, end="")
+    return 0

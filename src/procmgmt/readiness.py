@@ -1,0 +1,320 @@
+"""Portable readiness declarations: when is a started process *ready* for its dependents?
+
+Started is not ready: PostgreSQL forks long before it accepts connections.
+A process declares one check, with an interval and a timeout:
+
+- :class:`TCP` — a port accepts connections;
+- :class:`HTTP` — a GET returns the expected status;
+- :class:`Command` — a command exits 0;
+- :class:`LogLine` — a line of a log file matches a regex (only lines
+  written after the start count);
+- :class:`PidFile` — the pid file exists and names a live process;
+- :class:`Notify` — the process sends ``READY=1`` to ``$NOTIFY_SOCKET``
+  (systemd's sd_notify protocol; procmgmt provides the socket for every
+  backend, systemd uses it natively).
+
+Checks are plain data (``to_json``/``from_json``) so they live in the
+generation manifest; :func:`wait_ready` runs one from the engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+from procmgmt.errors import DeployError
+
+DEFAULT_INTERVAL = 0.05
+DEFAULT_TIMEOUT = 30.0
+
+
+class ReadinessError(DeployError):
+    """A process did not become ready in time: names the process, the check and the last error."""
+
+    def __init__(self, name: str, check: Readiness, last_error: str, seconds: float) -> None:
+        self.name = name
+        self.check = check
+        self.last_error = last_error
+        super().__init__(f"{name} did not become ready within {seconds:.1f} s "
+                         f"({check.describe()}): {last_error}")
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Base class: interval between probes and overall timeout (seconds)."""
+
+    kind: ClassVar[str] = ""
+    interval: float = DEFAULT_INTERVAL
+    timeout: float = DEFAULT_TIMEOUT
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-data form for the generation manifest."""
+        data = asdict(self)
+        data["kind"] = self.kind
+        return data
+
+    def describe(self) -> str:
+        """One-line description for messages."""
+        return self.kind
+
+    def probe(self, ctx: ProbeContext) -> str | None:
+        """None when ready, else why not (the last error is reported on timeout)."""
+        raise NotImplementedError
+
+
+@dataclass
+class ProbeContext:
+    """What a probe may need besides its own fields."""
+
+    name: str
+    pid_file: str | None = None
+    #: Log size at start time (LogLine only reads what came after).
+    log_offsets: dict[str, int] = field(default_factory=dict)
+    notify: NotifySocket | None = None
+
+
+@dataclass(frozen=True)
+class TCP(Readiness):
+    """Ready when ``host:port`` accepts a TCP connection."""
+
+    kind: ClassVar[str] = "tcp"
+    port: int = 0
+    host: str = "127.0.0.1"
+
+    def describe(self) -> str:
+        return f"tcp {self.host}:{self.port}"
+
+    def probe(self, ctx: ProbeContext) -> str | None:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=1.0):
+                return None
+        except OSError as exc:
+            return f"connect to {self.host}:{self.port}: {exc.strerror or exc}"
+
+
+@dataclass(frozen=True)
+class HTTP(Readiness):
+    """Ready when GET ``url`` answers with ``status``."""
+
+    kind: ClassVar[str] = "http"
+    url: str = ""
+    status: int = 200
+    host_header: str | None = None
+
+    def describe(self) -> str:
+        return f"http GET {self.url} -> {self.status}"
+
+    def probe(self, ctx: ProbeContext) -> str | None:
+        req = urllib.request.Request(self.url)
+        if self.host_header:
+            req.add_header("Host", self.host_header)
+        try:
+            with urllib.request.urlopen(req, timeout=2.0) as resp:
+                code = resp.status
+        except urllib.error.HTTPError as exc:
+            code = exc.code
+        except (urllib.error.URLError, OSError) as exc:
+            return f"GET {self.url}: {getattr(exc, 'reason', exc)}"
+        return None if code == self.status else f"GET {self.url}: status {code}"
+
+
+@dataclass(frozen=True)
+class Command(Readiness):
+    """Ready when the command exits 0 (argv list, or a string run by /bin/sh)."""
+
+    kind: ClassVar[str] = "command"
+    command: str | Sequence[str] = ""
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        cmd = self.command if isinstance(self.command, str) else " ".join(self.command)
+        return f"command {cmd!r}"
+
+    def probe(self, ctx: ProbeContext) -> str | None:
+        argv = ["/bin/sh", "-c", self.command] if isinstance(self.command, str) \
+            else list(self.command)
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=max(self.timeout,
+                                  1.0), env={**os.environ, **self.environment}, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return str(exc)
+        if proc.returncode == 0:
+            return None
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
+        return f"exit status {proc.returncode} {tail[0]}".strip()
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        data["command"] = self.command if isinstance(self.command, str) else list(self.command)
+        data["environment"] = dict(self.environment)
+        return data
+
+
+@dataclass(frozen=True)
+class LogLine(Readiness):
+    """Ready when a line written to ``path`` after the start matches ``pattern``."""
+
+    kind: ClassVar[str] = "log"
+    path: str = ""
+    pattern: str = ""
+
+    def describe(self) -> str:
+        return f"log {self.path} matches {self.pattern!r}"
+
+    def probe(self, ctx: ProbeContext) -> str | None:
+        offset = ctx.log_offsets.get(self.path, 0)
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(offset)
+                text = f.read().decode(errors="replace")
+        except OSError as exc:
+            return f"{self.path}: {exc.strerror}"
+        if re.search(self.pattern, text, re.MULTILINE):
+            return None
+        return f"no line matching {self.pattern!r} yet"
+
+
+@dataclass(frozen=True)
+class PidFile(Readiness):
+    """Ready when the pid file (the process's own if ``path`` is empty) names a live process."""
+
+    kind: ClassVar[str] = "pidfile"
+    path: str = ""
+
+    def describe(self) -> str:
+        return f"pid file {self.path or '(the process pid file)'}"
+
+    def probe(self, ctx: ProbeContext) -> str | None:
+        path = self.path or ctx.pid_file
+        if not path:
+            return "no pid file known"
+        pid = read_pid(path)
+        if pid is None:
+            return f"{path} does not exist or holds no pid"
+        return None if pid_alive(pid) else f"pid {pid} from {path} is not running"
+
+
+@dataclass(frozen=True)
+class Notify(Readiness):
+    """Ready when the process sends ``READY=1`` to ``$NOTIFY_SOCKET`` (sd_notify)."""
+
+    kind: ClassVar[str] = "notify"
+
+    def describe(self) -> str:
+        return "sd_notify READY=1"
+
+    def probe(self, ctx: ProbeContext) -> str | None:
+        if ctx.notify is None:
+            return "no notification socket"
+        return None if ctx.notify.ready() else "no READY=1 received yet"
+
+
+KINDS: dict[str, type[Readiness]] = {c.kind: c for c in (TCP, HTTP, Command, LogLine, PidFile,
+                                                         Notify)}
+
+
+def from_json(data: Mapping[str, Any] | None) -> Readiness | None:
+    """Inverse of ``to_json``; None stays None."""
+    if not data:
+        return None
+    cls = KINDS.get(str(data.get("kind")))
+    if cls is None:
+        raise ValueError(f"unknown readiness kind {data.get('kind')!r}")
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def notify_socket_path(runtime_dir: str, name: str) -> str:
+    """Where procmgmt listens for a process's READY=1 (kept short: 107-byte limit)."""
+    return os.path.join(runtime_dir, "procmgmt-notify", f"{name}.sock")
+
+
+class NotifySocket:
+    """A datagram socket that receives sd_notify messages for one process."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        os.chmod(path, 0o666)  # the process may run as another user
+        self.sock.setblocking(False)
+        self._ready = False
+
+    def ready(self) -> bool:
+        """Drain pending messages; True once READY=1 arrived."""
+        while not self._ready:
+            try:
+                msg = self.sock.recv(4096).decode(errors="replace")
+            except BlockingIOError:
+                break
+            if any(line.strip() == "READY=1" for line in msg.splitlines()):
+                self._ready = True
+        return self._ready
+
+    def close(self) -> None:
+        """Stop listening and remove the socket file."""
+        self.sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+def read_pid(path: str) -> int | None:
+    """The first integer in a pid file, or None."""
+    try:
+        with open(path) as f:
+            text = f.read().split()
+    except OSError:
+        return None
+    return int(text[0]) if text and text[0].isdigit() else None
+
+
+def pid_alive(pid: int) -> bool:
+    """True when ``pid`` exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True  # no /proc (BSD, macOS): kill(0) is all we have
+
+
+def wait_ready(check: Readiness, ctx: ProbeContext,
+               alive: Callable[[], str | None] | None = None,
+               clock: Callable[[], float] = time.monotonic,
+               sleep: Callable[[float], None] = time.sleep) -> float:
+    """Probe until ready; seconds waited. Raises :class:`ReadinessError` on timeout.
+
+    ``alive`` (optional) returns a reason when the process already died, so
+    a crashed process fails at once instead of after the whole timeout.
+    """
+    start = clock()
+    last = "not probed"
+    while True:
+        last = check.probe(ctx) or ""
+        if not last:
+            return clock() - start
+        if alive is not None:
+            died = alive()
+            if died:
+                raise ReadinessError(ctx.name, check, f"{died} (last probe: {last})",
+                                     clock() - start)
+        if clock() - start >= check.timeout:
+            raise ReadinessError(ctx.name, check, last, clock() - start)
+        sleep(check.interval)
