@@ -151,6 +151,10 @@ class ProcessStatus:
 class Activator(ABC):
     """Starts and stops the processes of generations with one process manager."""
 
+    #: True when start/stop/status may be called from several threads at once;
+    #: otherwise the engine serializes the calls (readiness waits stay parallel).
+    parallel_safe: bool = False
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
