@@ -126,8 +126,9 @@ def build(model: Model, specs: Sequence[ProcessSpec], settings: Settings) -> Gen
         "warnings": result.warnings,
     }
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    # 0600 (read-only once stored): the manifest lists credentials, passwords included.
     gen_path = store.add(settings.store_dir, f"{settings.profile}-generation", "generation",
-                         [File(MANIFEST, text)])
+                         [File(MANIFEST, text, mode=0o600)])
     return load_generation(gen_path)
 
 

@@ -34,6 +34,7 @@ from typing import Any, TextIO
 from procmgmt import readiness as rd
 from procmgmt.backends import get_backend
 from procmgmt.backends.base import Activator, DeployedProcess, Generation
+from procmgmt.deploy import accounts
 from procmgmt.deploy.build import load_generation
 from procmgmt.deploy.plan import Plan, compute_plan
 from procmgmt.deploy.profile import Profile
@@ -43,6 +44,18 @@ from procmgmt.errors import DeployError, LockedError
 from procmgmt.settings import Settings
 
 DEFAULT_MAX_PARALLEL = min(32, 4 * (os.cpu_count() or 1))
+
+#: Crash-test hook: ``PROCMGMT_CRASH_AT=<point>`` makes procmgmt kill itself with
+#: SIGKILL at that point of a switch, so tests can prove every point recoverable.
+#: Points: locked, journaled, prepared, stopping, stopped, starting, started,
+#: activated, registered, done.
+CRASH_ENV = "PROCMGMT_CRASH_AT"
+
+
+def checkpoint(point: str) -> None:
+    """Die here (SIGKILL, no cleanup at all) when the crash-test hook asks for it."""
+    if os.environ.get(CRASH_ENV) == point:
+        os.kill(os.getpid(), 9)
 
 
 @contextmanager
@@ -176,14 +189,19 @@ class Engine:
         with profile_lock(self.settings, out=self.out, wait=self.options.wait_for_lock):
             if dry_run:
                 return SwitchResult(compute_plan(self.current(), new))
+            checkpoint("locked")
             self._recover()
             old = self.current()
             plan = compute_plan(old, new)
             t0 = time.monotonic()
             self._write_journal(old, new)
+            checkpoint("journaled")
             result = self._activate(old, new, plan)
+            checkpoint("activated")
             result.generation = register()
+            checkpoint("registered")
             self._clear_journal()
+            checkpoint("done")
             result.seconds = time.monotonic() - t0
             return result
 
@@ -253,10 +271,13 @@ class Engine:
 
     def _activate(self, old: Generation | None, new: Generation, plan: Plan) -> SwitchResult:
         init_state(self.settings)
+        # Users and groups that are new come first: processes may run as them.
+        accounts.create_new(old, new, self.settings, self.say)
         act_new = self.activator(new.backend)
         same = old is not None and old.backend == new.backend
         act_old = self.activator(old.backend) if old is not None else act_new
         act_new.prepare(new, old if same else None)
+        checkpoint("prepared")
         revive = [p for p in plan.keep if not act_new.status(new, p).running]
         if revive:
             self.say("found not running, starting again: " + ", ".join(p.name for p in revive))
@@ -279,6 +300,8 @@ class Engine:
         act_new.finish(new, old if same else None)
         if old is not None and not same:
             act_old.finish(Generation(old.backend, "", ()), old)
+        # ... and those no longer needed go last, once nothing runs as them.
+        accounts.delete_obsolete(old, new, self.settings, self.say)
         result.started = [p.name for p in to_start if p.name in set(out.done)]
         result.stopped = [p.name for p in stopped]
         return result
@@ -302,8 +325,10 @@ class Engine:
 
         def stop(name: str) -> None:
             self.say(f"stopping {name}")
+            checkpoint("stopping")
             with self._serial(act):
                 act.stop(gen, by_name[name])
+            checkpoint("stopped")
 
         return run_dag([p.name for p in procs], waits, stop, self.options.max_parallel)
 
@@ -325,8 +350,10 @@ class Engine:
             try:
                 self.say(f"starting {name}")
                 timeline.mark(name, "start")
+                checkpoint("starting")
                 with self._serial(act):
                     act.start(gen, p)
+                checkpoint("started")
                 timeline.mark(name, "started")
                 if check is not None:
                     waited = rd.wait_ready(check, ctx, alive=self._alive_probe(act, gen, p))

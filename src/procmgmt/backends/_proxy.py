@@ -1,0 +1,297 @@
+"""The foreground proxy: a generated POSIX ``sh`` script that makes any process look
+like a foreground process to a supervisor (supervisord, launchd, cygrunsrv).
+
+Supervisors that track one child (supervisord, launchd, cygrunsrv) cannot run a
+process that only daemonizes: its start command exits at once and the real
+daemon is reparented away. They also cannot run ``initialize`` as root before
+dropping to the service user, because they start the whole command as one
+user. The proxy fills both gaps:
+
+* it runs ``initialize`` (as whoever starts the proxy, normally root) in a
+  subshell and fails the start if the snippet fails,
+* it applies ``directory``/``umask`` *after* ``initialize`` (which may be what
+  creates the directory),
+* then it either ``exec``\\ s the foreground command (so the supervisor tracks
+  the real program: no extra process), or, in *wrap-daemon* mode, starts the
+  daemon, waits for its pid file (with a timeout and a clear "giving up"
+  error), and waits for that pid, forwarding TERM/INT/HUP to it. It exits
+  when the daemon exits. If the daemon ignores a forwarded stop signal it is
+  killed after ``kill_after`` seconds, so it does not outlive the proxy when the
+  supervisor's own SIGKILL hits only the proxy's process group.
+
+The daemon is not a child of the proxy, so ``wait`` cannot be used. The proxy
+polls with ``kill -0``; zombie checks use ``/proc`` where it exists. The
+``sleep`` used between polls runs in the background and is killed by the signal
+trap, so a stop is handled at once and no stray ``sleep`` is left behind.
+
+The script uses only POSIX sh (checked with ``shellcheck -s sh`` and ``dash -n``
+in the tests). The only non-POSIX tool is ``setpriv`` (util-linux), used when
+the proxy has to drop privileges; ``sleep`` with a fractional argument is
+detected at run time and falls back to whole seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from procmgmt.backends._shell import command_line, export_lines, quote
+
+#: Seconds to wait for a daemon's pid file before giving up.
+DEFAULT_PID_FILE_TIMEOUT = 10
+#: Seconds between a forwarded TERM/INT and a SIGKILL to a daemon that ignores it.
+DEFAULT_KILL_AFTER = 8
+
+
+@dataclass(frozen=True)
+class ProxyOptions:
+    """Everything a proxy script is generated from (plain data, so it can live
+    in a backend's native model and be patched by overrides)."""
+
+    #: Process name, used in messages.
+    name: str
+    #: The command to run: the foreground program, or the daemon's start command.
+    command: tuple[str, ...]
+    #: True: ``command`` daemonizes; wait for ``pid_file`` and then for that pid.
+    wrap_daemon: bool = False
+    pid_file: str | None = None
+    initialize: str = ""
+    directory: str | None = None
+    umask: str | None = None
+    nice: int | None = None
+    #: Drop to this user (after ``initialize``) before running ``command``.
+    user: str | None = None
+    #: Extra variables exported before ``command`` (those the supervisor cannot set).
+    environment: Mapping[str, str] = field(default_factory=dict)
+    pid_file_timeout: int = DEFAULT_PID_FILE_TIMEOUT
+    #: None: never escalate to SIGKILL.
+    kill_after: int | None = DEFAULT_KILL_AFTER
+
+
+def user_lookup_lines(user: str) -> list[str]:
+    """Lines that look up ``user``'s primary group into ``$proxy_gid`` (at run
+    time: the user may only be created during activation), failing clearly."""
+    q = quote(user)
+    return [
+        f"if ! proxy_gid=$(id -g {q}); then",
+        f"    echo \"$proxy_name: cannot switch to user {_msg(user)}: no such user\" >&2",
+        "    exit 1",
+        "fi",
+    ]
+
+
+def _assign(text: str) -> str:
+    """A single-quoted assignment value (always quoted: no word looks like a command)."""
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def _msg(text: str) -> str:
+    """``text`` safe inside a double-quoted ``echo`` argument."""
+    out = []
+    for ch in text:
+        out.append("\\" + ch if ch in '"$`\\' else ch)
+    return "".join(out)
+
+
+def command_words(opts: ProxyOptions) -> str:
+    """The shell command that runs ``opts.command``: ``nice`` first (a negative
+    level needs root), then ``setpriv`` to drop to the user. ``setpriv`` execs in
+    place (unlike ``su``, which stays as a parent), keeps the environment and
+    sets real and effective ids plus the user's supplementary groups."""
+    words: list[str] = []
+    if opts.nice is not None:
+        words += ["nice", "-n", str(opts.nice)]
+    if opts.user:
+        words += ["setpriv", f"--reuid={opts.user}"]
+        return (command_line(words) + ' --regid="$proxy_gid" --init-groups -- '
+                + command_line(opts.command))
+    return command_line([*words, *opts.command])
+
+
+def check_options(opts: ProxyOptions) -> list[str]:
+    """Problems that make ``opts`` impossible to render (empty when fine)."""
+    problems = []
+    if not opts.command:
+        problems.append("the proxy needs a command")
+    if opts.wrap_daemon and not opts.pid_file:
+        problems.append("wrapping a daemon needs its pid file")
+    texts = [opts.name, *opts.command, opts.pid_file or "", opts.initialize,
+             opts.directory or "", opts.user or "", *opts.environment.keys(),
+             *opts.environment.values()]
+    if any("\0" in t for t in texts):
+        problems.append("a NUL character cannot be passed to a program")
+    if opts.pid_file_timeout < 1:
+        problems.append("pid_file_timeout must be at least 1 second")
+    return problems
+
+
+def generate(opts: ProxyOptions) -> str:
+    """The proxy script for ``opts`` (raises ValueError when it cannot be rendered)."""
+    problems = check_options(opts)
+    if problems:
+        raise ValueError(f"{opts.name}: " + "; ".join(problems))
+    mode = "wraps a self-daemonizing process" if opts.wrap_daemon else "runs a foreground process"
+    lines = [
+        "#!/bin/sh",
+        "# Values are single-quoted on purpose: '$', '`' and quotes in them are literal.",
+        "# shellcheck disable=SC2016,SC2089,SC2090",
+        f"# Foreground proxy of {opts.name} (generated by procmgmt): {mode}.",
+        "# Runs initialize before dropping privileges and keeps the supervisor's",
+        "# view of the process accurate. Do not edit: regenerate instead.",
+    ]
+    if opts.wrap_daemon or opts.user or opts.initialize.strip():
+        lines.append(f"proxy_name={_assign(opts.name)}")
+    if opts.initialize.strip():
+        lines += [
+            "",
+            "# initialize runs in a subshell as the invoking user (root in privileged",
+            "# deployments); a failure fails the start.",
+            "(",
+            opts.initialize.rstrip("\n"),
+            ")",
+            "proxy_status=$?",
+            'if [ "$proxy_status" -ne 0 ]; then',
+            '    echo "$proxy_name: initialize failed with exit status $proxy_status" >&2',
+            '    exit "$proxy_status"',
+            "fi",
+        ]
+    if opts.directory or opts.umask or opts.environment or opts.user:
+        lines.append("")
+    if opts.directory:
+        lines.append(f"cd {quote(opts.directory)} || exit 1")
+    if opts.umask:
+        lines.append(f"umask {opts.umask}")
+    lines += export_lines(dict(opts.environment))
+    if opts.user:
+        lines += user_lookup_lines(opts.user)
+    cmd = command_words(opts)
+    if not opts.wrap_daemon:
+        lines += ["", f"exec {cmd}"]
+        return "\n".join(lines) + "\n"
+    assert opts.pid_file is not None
+    kill_after = "" if opts.kill_after is None else str(opts.kill_after)
+    lines += [
+        f"pid_file={_assign(opts.pid_file)}",
+        f"pid_file_timeout={opts.pid_file_timeout}",
+        f"kill_after={kill_after}",
+        _WRAP_DAEMON_HEAD,
+        "# Start the daemon; its start command returns once it has daemonized.",
+        cmd,
+        _WRAP_DAEMON_TAIL,
+    ]
+    return "\n".join(lines)
+
+
+_WRAP_DAEMON_HEAD = r"""
+# Poll every 0.1 s where sleep takes fractions, else every second.
+if sleep 0.01 2>/dev/null; then
+    step=0.1
+    ticks_per_second=10
+else
+    step=1
+    ticks_per_second=1
+fi
+# While the daemon runs, poll once a second; after a stop signal, every step.
+poll=1
+pid=
+sleeper=
+stopping=
+# A signal ends the pending poll sleep at once (and leaves no sleep behind).
+# shellcheck disable=SC2329  # invoked by the traps below
+on_signal() {
+    if [ "$1" != HUP ]; then
+        stopping=$1
+        poll=$step
+    fi
+    if [ -n "$pid" ]; then
+        kill -s "$1" "$pid" 2>/dev/null || :
+    fi
+    if [ -n "$sleeper" ]; then
+        kill "$sleeper" 2>/dev/null || :
+    fi
+}
+trap 'on_signal TERM' TERM
+trap 'on_signal INT' INT
+trap 'on_signal HUP' HUP
+
+# Sleep in the background so that a trapped signal interrupts the wait.
+pause() {
+    sleep "$1" &
+    sleeper=$!
+    wait "$sleeper"
+    sleeper=
+}
+
+# True while process $1 exists and is not a zombie.
+alive() {
+    kill -0 "$1" 2>/dev/null || return 1
+    if [ -r "/proc/$1/stat" ]; then
+        proc_stat=
+        read -r proc_stat 2>/dev/null < "/proc/$1/stat" || :
+        proc_state=${proc_stat##*) }
+        case $proc_state in
+            Z*) return 1 ;;
+        esac
+    fi
+    return 0
+}
+
+# The pid in the pid file, or nothing.
+read_pid() {
+    file_pid=
+    read -r file_pid 2>/dev/null < "$pid_file" || :
+    case $file_pid in
+        ''|*[!0-9]*) file_pid= ;;
+    esac
+}
+
+# A stale pid file (its process is gone) would be mistaken for the new daemon's.
+read_pid
+if [ -n "$file_pid" ] && ! alive "$file_pid"; then
+    rm -f "$pid_file"
+fi
+"""
+
+_WRAP_DAEMON_TAIL = r"""start_status=$?
+if [ "$start_status" -ne 0 ]; then
+    echo "$proxy_name: the daemon's start command failed with exit status $start_status" >&2
+    exit "$start_status"
+fi
+
+ticks=0
+while :; do
+    read_pid
+    if [ -n "$file_pid" ]; then
+        pid=$file_pid
+        break
+    fi
+    ticks=$((ticks + 1))
+    if [ "$ticks" -gt $((pid_file_timeout * ticks_per_second)) ]; then
+        echo "$proxy_name: giving up: no pid in $pid_file after $pid_file_timeout seconds" >&2
+        exit 1
+    fi
+    pause "$step"
+done
+
+if [ -n "$stopping" ]; then
+    kill -s "$stopping" "$pid" 2>/dev/null || :
+fi
+stop_ticks=0
+while alive "$pid"; do
+    if [ -n "$stopping" ] && [ -n "$kill_after" ]; then
+        stop_ticks=$((stop_ticks + 1))
+        if [ "$stop_ticks" -gt $((kill_after * ticks_per_second)) ]; then
+            echo "$proxy_name: daemon $pid ignored SIG$stopping for $kill_after s; killing it" >&2
+            kill -s KILL "$pid" 2>/dev/null || :
+            kill_after=
+        fi
+    fi
+    pause "$poll"
+done
+
+if [ -n "$stopping" ]; then
+    exit 0
+fi
+echo "$proxy_name: daemon $pid exited" >&2
+exit 1
+"""

@@ -1,0 +1,921 @@
+"""supervisord backend: one ``[program:<name>]`` file per process, one supervisord per profile.
+
+Translation prefers foreground processes (supervisord supervises a child it
+forked). Daemon-only processes, and processes with an ``initialize`` snippet,
+run through the foreground proxy (:mod:`procmgmt.backends._proxy`), which the
+program file finds relative to itself (``%(here)s/../bin/<name>-proxy``), so the
+same files work from a store entry, from procmgmt's link directory and from
+``procmgmt generate`` output.
+
+Every value is written so that supervisord's own parser gives back exactly the
+argv and environment we meant: configparser strips inline comments (``;`` or
+``#`` after whitespace), supervisord expands ``%(...)s`` in most values and
+replaces the literal text ``%(here)s`` before that, ``command`` is split with
+POSIX shlex, and ``environment`` is split with *non*-POSIX shlex, which has no
+escapes at all. What the format cannot hold is rejected by :meth:`validate`
+(spec values) or by :meth:`render` (override values) instead of being mangled.
+
+The activator talks XML-RPC over supervisord's unix socket (a ``supervisorctl``
+call costs about 0.1 s of interpreter start-up), adds and removes one process
+group per program, and shuts an idle supervisord down after stopping its
+programs first (a ``shutdown`` with programs running can take tens of seconds:
+see the perf baselines).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import logging
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from procmgmt.backends import _proxy
+from procmgmt.backends.base import (
+    Activator,
+    Backend,
+    BuildContext,
+    Capabilities,
+    DeployedProcess,
+    File,
+    Generation,
+    ProcessStatus,
+)
+from procmgmt.errors import DeployError, UsageError
+from procmgmt.model.spec import ProcessSpec
+from procmgmt.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Appended to a process's ``path`` entries: PATH is set exactly (supervisord
+#: cannot refer to the inherited PATH) and ``nice``/``sleep`` must stay reachable.
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+#: Key order of rendered program sections (anything else follows, sorted).
+KEY_ORDER = (
+    "command", "priority", "environment", "directory", "umask", "user", "autostart",
+    "autorestart", "startsecs", "startretries", "exitcodes", "stopsignal", "stopwaitsecs",
+    "stopasgroup", "killasgroup", "stdout_logfile", "redirect_stderr",
+)
+
+#: Native-model key holding the proxy parameters (not a supervisord key; never rendered).
+PROXY_KEY = "_proxy"
+
+#: Characters that need no quoting in a shlex word (``%`` is handled separately).
+_SAFE_WORD = re.compile(r"[A-Za-z0-9_@+=:,./-]+")
+#: Environment names that non-POSIX shlex reads as one token.
+_ENV_KEY = re.compile(r"[A-Za-z0-9_./+\-():]+")
+#: Line breaks end a configparser value (text files translate \r to \n).
+_LINE_BREAKS = ("\n", "\r", "\0")
+_HERE = "%(here)s"
+
+
+class Raw(str):
+    """A command word containing a deliberate supervisord expansion (``%(here)s``)."""
+
+    __slots__ = ()
+
+
+# ---------------------------------------------------------------------------
+# Encoding values for supervisord's parser
+
+
+def _line_break_problem(text: str) -> str | None:
+    if "\0" in text:
+        return "contains a NUL character"
+    if "\n" in text or "\r" in text:
+        return "contains a line break, which a supervisord config value cannot hold"
+    return None
+
+
+def _comment_problem(text: str) -> str | None:
+    """configparser cuts a value at ';' or '#' preceded by whitespace."""
+    for i, ch in enumerate(text):
+        if ch in ";#" and i > 0 and text[i - 1].isspace():
+            return (f"contains {text[i - 1:i + 1]!r}: supervisord's config parser reads "
+                    "whitespace followed by ';' or '#' as the start of a comment")
+    return None
+
+
+def value_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a plain (non-command, non-environment) value, or None."""
+    problem = _line_break_problem(text) or _comment_problem(text)
+    if problem:
+        return problem
+    if text != text.strip():
+        return "has leading or trailing whitespace, which supervisord strips"
+    if _HERE in text:
+        return f"contains {_HERE!r}, which supervisord replaces before anything else"
+    return None
+
+
+def encode_value(text: str, key: str) -> str:
+    """A plain value: ``%`` doubled; ValueError if supervisord would change it."""
+    problem = value_problem(text)
+    if problem:
+        raise ValueError(f"supervisord {key}= value {text!r} {problem}")
+    return text.replace("%", "%%")
+
+
+def command_word_problem(word: str) -> str | None:
+    """Why ``word`` cannot be one argument of ``command``, or None."""
+    return _line_break_problem(word)
+
+
+def encode_word(word: str) -> str:
+    """One argv word for ``command``: POSIX-shlex quoted, '%'-escaped, comment-safe.
+
+    ``;``, ``#``, ``'`` and ``%`` are written outside quotes (``\\;``, ``\\#``,
+    ``\\'``, ``%%``), so no whitespace ever precedes ``;``/``#`` (configparser
+    comments) and ``%%`` is never followed by ``(here)s`` (supervisord's textual
+    ``%(here)s`` replacement). Everything else sits inside single quotes.
+    """
+    if isinstance(word, Raw):
+        return str(word)
+    problem = command_word_problem(word)
+    if problem:
+        raise ValueError(f"supervisord command argument {word!r} {problem}")
+    if _SAFE_WORD.fullmatch(word):
+        return word
+    out: list[str] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if run:
+            out.append("'" + "".join(run) + "'")
+            run.clear()
+
+    for ch in word:
+        if ch in ";#'":
+            flush()
+            out.append("\\" + ch)
+        elif ch == "%":
+            flush()
+            out.append("%%")
+        else:
+            run.append(ch)
+    flush()
+    return "".join(out) or "''"
+
+
+def encode_command(argv: Sequence[str]) -> str:
+    """A ``command=`` value that supervisord splits back into exactly ``argv``."""
+    if not argv:
+        raise ValueError("supervisord command is empty")
+    return " ".join(encode_word(w) for w in argv)
+
+
+def env_problem(key: str, value: str) -> str | None:
+    """Why ``key=value`` cannot be in ``environment=``, or None.
+
+    supervisord splits ``environment`` with non-POSIX shlex: a value must be one
+    quoted token (no escapes exist), and leading/trailing quote characters are
+    stripped from every value.
+    """
+    if not _ENV_KEY.fullmatch(key):
+        return f"variable name {key!r} cannot be written in supervisord's environment="
+    problem = _line_break_problem(value) or _comment_problem(value)
+    if problem:
+        return f"value of {key} {problem}"
+    if _HERE in value:
+        return f"value of {key} contains {_HERE!r}, which supervisord replaces"
+    if value[:1] in ("'", '"') or value[-1:] in ("'", '"'):
+        return (f"value of {key} starts or ends with a quote character, which "
+                "supervisord's environment parser strips")
+    if "'" in value and '"' in value:
+        return (f"value of {key} contains both ' and \", which supervisord's "
+                "environment parser cannot represent together")
+    return None
+
+
+def encode_environment(env: Mapping[str, str]) -> str:
+    """``K="v",K2='v2'`` (sorted) that ``dict_of_key_value_pairs`` reads back exactly."""
+    parts = []
+    for key in sorted(env):
+        value = str(env[key])
+        problem = env_problem(key, value)
+        if problem:
+            raise ValueError(f"supervisord environment: {problem}")
+        q = "'" if '"' in value else '"'
+        parts.append(f"{key}={q}{value}{q}".replace("%", "%%"))
+    return ",".join(parts)
+
+
+def render_program(name: str, native: Mapping[str, Any]) -> str:
+    """The ``[program:<name>]`` section of a native model."""
+    keys = [k for k in KEY_ORDER if k in native]
+    keys += sorted(k for k in native if k not in KEY_ORDER and not k.startswith("_"))
+    lines = [f"[program:{name}]"]
+    for key in keys:
+        value = native[key]
+        if value is None:
+            continue
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", key):
+            raise ValueError(f"{key!r} is not a supervisord program key")
+        if key == "command":
+            text = (encode_command([str(w) if not isinstance(w, Raw) else w for w in value])
+                    if isinstance(value, list | tuple) else encode_value(str(value), key))
+        elif key == "environment" and isinstance(value, Mapping):
+            if not value:
+                continue
+            text = encode_environment(value)
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, int):
+            text = str(value)
+        elif isinstance(value, list | tuple):
+            text = encode_value(",".join(str(v) for v in value), key)
+        else:
+            text = encode_value(str(value), key)
+        lines.append(f"{key}={text}")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# Backend
+
+
+def _uses_proxy(spec: ProcessSpec, settings: Settings) -> bool:
+    """Proxy when the process only daemonizes, has an initialize, or needs root
+    before dropping to its user (a negative nice level)."""
+    user = spec.effective_user(settings)
+    return (spec.foreground is None or bool(spec.initialize.strip())
+            or (user is not None and spec.nice is not None and spec.nice < 0))
+
+
+def program_file(name: str) -> str:
+    """Where a process's program section lives, relative to its store entry."""
+    return f"conf.d/{name}.conf"
+
+
+def proxy_file(name: str) -> str:
+    """Where a process's proxy lives, relative to its store entry."""
+    return f"bin/{name}-proxy"
+
+
+def _nice_command() -> str:
+    """``nice`` by absolute path: supervisord looks bare names up in the program's PATH."""
+    return shutil.which("nice") or "nice"
+
+
+class SupervisordBackend(Backend):
+    """Generates supervisord program sections; deploys with a procmgmt-owned supervisord."""
+
+    name = "supervisord"
+    capabilities = Capabilities(
+        prefers="foreground",
+        dependencies="native",
+        ordering="priority = 1 + max priority of the dependencies",
+        user_switching=True,
+        user_mode=True,
+        tested="run",
+        readiness="emulated",
+        notes="daemon-only processes run under a generated foreground proxy",
+    )
+
+    def translate(self, spec: ProcessSpec, ctx: BuildContext) -> dict[str, Any]:
+        """The ``[program:<name>]`` keys; the proxy's parameters under ``_proxy``.
+
+        ``startsecs=1`` keeps supervisord's crash-loop protection (an early exit
+        is BACKOFF, then FATAL after ``startretries``; with 0 a crashing program
+        is respawned without delay forever). The activator does not wait out that
+        second: it accepts a program that survived a short settle time.
+        """
+        settings = ctx.settings
+        user = spec.effective_user(settings)
+        env = dict(spec.environment)
+        path = spec.path_value()
+        if path:
+            env["PATH"] = f"{path}:{SYSTEM_PATH}"
+        native: dict[str, Any] = {}
+        if _uses_proxy(spec, settings):
+            wrap = spec.foreground is None
+            exe = spec.daemon if wrap else spec.foreground
+            assert exe is not None, "validation guarantees a daemon or a foreground process"
+            args = spec.daemon_args if wrap else spec.foreground_args
+            root_first = bool(spec.initialize.strip()) or (spec.nice is not None and spec.nice < 0)
+            native["command"] = [Raw(f"{_HERE}/../{proxy_file(spec.name)}")]
+            native[PROXY_KEY] = {
+                "name": spec.name,
+                "command": [exe, *args],
+                "wrap_daemon": wrap,
+                "pid_file": spec.derived_pid_file(settings) if wrap else None,
+                "initialize": spec.initialize,
+                "directory": spec.directory,
+                "umask": spec.umask,
+                "nice": spec.nice,
+                "user": user if root_first else None,
+                "pid_file_timeout": _proxy.DEFAULT_PID_FILE_TIMEOUT,
+                "kill_after": _proxy.DEFAULT_KILL_AFTER,
+            }
+            if user and not root_first:
+                native["user"] = user
+        else:
+            assert spec.foreground is not None
+            argv = [spec.foreground, *spec.foreground_args]
+            if spec.nice is not None:
+                argv = [_nice_command(), "-n", str(spec.nice), *argv]
+            native["command"] = argv
+            if spec.directory:
+                native["directory"] = spec.directory
+            if spec.umask:
+                native["umask"] = spec.umask
+            if user:
+                native["user"] = user
+        native.update({
+            "priority": spec.rank + 1,
+            "environment": env,
+            "autostart": True,
+            "autorestart": "unexpected",
+            "startsecs": 1,
+            "startretries": 3,
+            "stopsignal": "TERM",
+            "stopwaitsecs": 10,
+            "stopasgroup": True,
+            "killasgroup": True,
+            "stdout_logfile": spec.log_file(settings),
+            "redirect_stderr": True,
+        })
+        return native
+
+    def render(self, native: dict[str, Any], spec: ProcessSpec, ctx: BuildContext) -> list[File]:
+        """The program file and, when the model has proxy parameters, the proxy."""
+        files = [File(program_file(spec.name), render_program(spec.name, native))]
+        proxy = native.get(PROXY_KEY)
+        if proxy:
+            opts = _proxy.ProxyOptions(**{
+                **proxy,
+                "command": tuple(proxy["command"]),
+                "environment": dict(proxy.get("environment") or {}),
+            })
+            files.append(File(proxy_file(spec.name), _proxy.generate(opts), mode=0o755))
+        return files
+
+    def manifest_extra(self, native: dict[str, Any], spec: ProcessSpec,
+                       ctx: BuildContext) -> dict[str, Any]:
+        """Program (and proxy) file locations inside the store entry."""
+        extra = {"program": program_file(spec.name), "group": spec.name}
+        if native.get(PROXY_KEY):
+            extra["proxy"] = proxy_file(spec.name)
+        return extra
+
+    def validate(self, specs: Sequence[ProcessSpec],
+                 ctx: BuildContext) -> list[tuple[str, str, str]]:
+        """Spec values that supervisord's config format cannot represent."""
+        problems: list[tuple[str, str, str]] = []
+        settings = ctx.settings
+        for spec in specs:
+            def add(fieldname: str, message: str, spec: ProcessSpec = spec) -> None:
+                problems.append((spec.name, fieldname, message))
+
+            for key, value in sorted(spec.environment.items()):
+                problem = env_problem(key, value)
+                if problem:
+                    add(f"environment.{key}", problem)
+            if spec.path_value():
+                problem = env_problem("PATH", f"{spec.path_value()}:{SYSTEM_PATH}")
+                if problem:
+                    add("path", problem)
+            if _uses_proxy(spec, settings):
+                # The proxy is a shell script: only NUL is impossible there.
+                for fieldname, words in (("daemon_args", (spec.daemon or "", *spec.daemon_args)),
+                                         ("foreground_process_args",
+                                          (spec.foreground or "", *spec.foreground_args))):
+                    if any("\0" in w for w in words):
+                        add(fieldname, "contains a NUL character")
+            else:
+                for word in (spec.foreground or "", *spec.foreground_args):
+                    problem = command_word_problem(word)
+                    if problem:
+                        add("foreground_process_args", f"argument {word!r} {problem}")
+                if spec.directory:
+                    problem = value_problem(spec.directory)
+                    if problem:
+                        add("directory", f"{spec.directory!r} {problem}")
+            user = spec.effective_user(settings)
+            if user:
+                problem = value_problem(user)
+                if problem:
+                    add("user", f"{user!r} {problem}")
+            problem = value_problem(spec.log_file(settings))
+            if problem:
+                add("name", f"log file {spec.log_file(settings)!r} {problem}")
+        return problems
+
+    def activator(self, settings: Settings) -> SupervisordActivator:
+        """A supervisord per (state dir, profile), started on demand."""
+        return SupervisordActivator(settings)
+
+
+# ---------------------------------------------------------------------------
+# Activator
+
+#: Linux's sockaddr_un.sun_path holds 108 bytes including the terminating NUL.
+UNIX_PATH_MAX = 107
+
+#: supervisor.xmlrpc.Faults codes used here.
+FAULT_BAD_NAME = 10
+FAULT_NOT_RUNNING = 70
+FAULT_ALREADY_STARTED = 60
+FAULT_ALREADY_ADDED = 90
+
+_FAILED_STATES = ("BACKOFF", "FATAL", "EXITED")
+#: States in which a program still has (or is about to have) a process.
+_ACTIVE_STATES = ("STARTING", "RUNNING", "BACKOFF", "STOPPING")
+
+
+def min_fds(programs: int) -> int:
+    """``minfds`` for N programs: about 5 per program plus 64, at least
+    supervisord's default 1024, at most the hard RLIMIT_NOFILE (above it
+    supervisord refuses to start). Not more: every child closes fds
+    3..minfds one by one before exec."""
+    wanted = max(1024, 5 * programs + 64)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    return wanted
+
+
+def min_procs(programs: int) -> int:
+    """``minprocs``: supervisord's default 200, or more than N programs (with room
+    for proxies' helpers), at most the hard RLIMIT_NPROC."""
+    wanted = max(200, 2 * programs + 64)
+    _, hard = resource.getrlimit(resource.RLIMIT_NPROC)
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    return wanted
+
+
+class SupervisordActivator(Activator):
+    """Starts and drives one supervisord per (state dir, profile) over XML-RPC.
+
+    Layout: ``<procmgmt_dir>/supervisord/<profile>/`` holds ``supervisord.conf``,
+    ``conf.d/<name>.conf`` and ``bin/<name>-proxy`` symlinks into the store
+    entries of the deployed generation. The socket and pid file live in the
+    runtime dir, supervisord's own log in the log dir.
+    """
+
+    #: Every call opens its own XML-RPC connection: safe from several threads.
+    parallel_safe = True
+
+    #: Seconds to wait for a program to reach RUNNING (or survive ``settle``).
+    start_timeout = 30.0
+    #: A program still STARTING with a live pid after this long counts as
+    #: started: an immediate crash has shown up as BACKOFF by then, and waiting
+    #: for ``startsecs`` (1 s) would cost a second per process.
+    settle = 0.3
+    #: Seconds to wait for programs to stop (above the default stopwaitsecs=10,
+    #: after which supervisord kills).
+    stop_timeout = 30.0
+    #: Seconds to wait for a fresh supervisord to answer (its first spawn pass
+    #: blocks the socket).
+    answer_timeout = 60.0
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.dir = os.path.join(settings.procmgmt_dir, "supervisord", settings.profile)
+        self.conf = os.path.join(self.dir, "supervisord.conf")
+        tag = f"supervisord-{settings.profile}"
+        self.socket_path = os.path.join(settings.runtime_dir, f"{tag}.sock")
+        self.pid_file = os.path.join(settings.runtime_dir, f"{tag}.pid")
+        self.log_file = os.path.join(settings.log_dir, f"{tag}.log")
+
+    # -- configuration -------------------------------------------------------
+
+    def check_paths(self) -> None:
+        """Paths supervisord cannot use, as a UsageError naming the fix."""
+        if len(os.fsencode(self.socket_path)) > UNIX_PATH_MAX:
+            raise UsageError(
+                f"supervisord socket path {self.socket_path!r} is "
+                f"{len(os.fsencode(self.socket_path))} bytes; unix sockets allow at most "
+                f"{UNIX_PATH_MAX}: use a shorter --runtime-dir or --state-dir")
+        # %(here)s (the conf.d dir) is substituted unquoted into proxy commands.
+        if not _SAFE_WORD.fullmatch(self.dir) or any(c in self.dir for c in "*?["):
+            raise UsageError(
+                f"supervisord directory {self.dir!r} contains characters supervisord "
+                "cannot use unquoted (spaces, quotes, %, glob characters): choose "
+                "another --lib-dir or --state-dir")
+        for path in (self.socket_path, self.pid_file, self.log_file):
+            problem = value_problem(path)
+            if problem:
+                raise UsageError(f"supervisord cannot use path {path!r}: it {problem}")
+
+    def base_config(self, programs: int, nodaemon: bool = False) -> str:
+        """The ``supervisord.conf``: socket only (no TCP), include of conf.d."""
+        def v(text: str) -> str:
+            return encode_value(text, "path")
+
+        lines = [
+            "; Generated by procmgmt: the supervisord of profile "
+            f"{self.settings.profile}. Do not edit: procmgmt rewrites it.",
+            "[supervisord]",
+            f"logfile={v(self.log_file)}",
+            f"pidfile={v(self.pid_file)}",
+            f"childlogdir={v(self.settings.tmp_dir)}",
+            f"identifier=procmgmt-{self.settings.profile}",
+            f"minfds={min_fds(programs)}",
+            f"minprocs={min_procs(programs)}",
+            f"nodaemon={'true' if nodaemon else 'false'}",
+        ]
+        if os.geteuid() == 0:
+            # Says "root on purpose" (otherwise supervisord logs a CRIT line).
+            lines.append("user=root")
+        lines += [
+            "",
+            "[unix_http_server]",
+            f"file={v(self.socket_path)}",
+            "chmod=0700",
+            "",
+            "[rpcinterface:supervisor]",
+            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+            "",
+            "[supervisorctl]",
+            f"serverurl=unix://{v(self.socket_path)}",
+            "",
+            "[include]",
+            f"files = {v(glob.escape(os.path.join(self.dir, 'conf.d')))}/*.conf",
+            "",
+        ]
+        return "\n".join(lines)
+
+    def _write_base_config(self, programs: int, nodaemon: bool = False) -> None:
+        self.check_paths()
+        for d in (self.dir, os.path.join(self.dir, "conf.d"), os.path.join(self.dir, "bin"),
+                  self.settings.runtime_dir, self.settings.log_dir, self.settings.tmp_dir):
+            os.makedirs(d, exist_ok=True)
+        text = self.base_config(programs, nodaemon)
+        tmp = self.conf + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, self.conf)
+
+    def link(self, gen: Generation | None) -> None:
+        """Make conf.d/ and bin/ hold exactly ``gen``'s program and proxy files."""
+        wanted: dict[str, str] = {}
+        for proc in gen.processes if gen else ():
+            extra = proc.extra
+            program = str(extra.get("program", program_file(proc.name)))
+            wanted[os.path.join("conf.d", f"{proc.name}.conf")] = os.path.join(proc.path, program)
+            if extra.get("proxy"):
+                wanted[os.path.join("bin", f"{proc.name}-proxy")] = os.path.join(
+                    proc.path, str(extra["proxy"]))
+        for sub in ("conf.d", "bin"):
+            d = os.path.join(self.dir, sub)
+            os.makedirs(d, exist_ok=True)
+            for entry in os.listdir(d):
+                rel = os.path.join(sub, entry)
+                if rel not in wanted:
+                    os.unlink(os.path.join(d, entry))
+        for rel, target in wanted.items():
+            path = os.path.join(self.dir, rel)
+            if os.path.islink(path) and os.readlink(path) == target:
+                continue
+            tmp = path + ".new"
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            os.symlink(target, tmp)
+            os.replace(tmp, path)
+
+    # -- talking to supervisord ----------------------------------------------
+
+    def rpc(self, timeout: float | None = None) -> Any:
+        """An XML-RPC proxy over the unix socket (supervisor's own transport)."""
+        from supervisor.xmlrpc import SupervisorTransport
+
+        transport = SupervisorTransport(None, None, f"unix://{self.socket_path}")
+        if timeout is not None:
+            transport.timeout = timeout
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
+    def running(self) -> bool:
+        """True when our supervisord answers on its socket."""
+        if not os.path.exists(self.socket_path):
+            return False
+        try:
+            state = self.rpc().supervisor.getState()
+        except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
+            return False
+        return bool(state.get("statename") in ("RUNNING", "RESTARTING"))
+
+    def supervisord_pid(self) -> int | None:
+        """The pid from supervisord's pid file, if any."""
+        try:
+            with open(self.pid_file, encoding="ascii") as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def supervisord_command(self, nodaemon: bool = False) -> list[str]:
+        """How supervisord is started: this interpreter (no PATH lookup), UTF-8 mode
+        so non-ASCII config values are read the way we wrote them."""
+        cmd = [sys.executable, "-X", "utf8", "-m", "supervisor.supervisord", "-c", self.conf]
+        if nodaemon:
+            cmd.append("-n")
+        return cmd
+
+    def _wait_answering(self, proc: subprocess.Popen[bytes] | None = None) -> None:
+        deadline = time.monotonic() + self.answer_timeout
+        while time.monotonic() < deadline:
+            if self.running():
+                return
+            if proc is not None and proc.poll() is not None and proc.returncode != 0:
+                break
+            time.sleep(0.05)
+        raise DeployError(f"supervisord ({self.conf}) did not answer on {self.socket_path}; "
+                          f"see {self.log_file}")
+
+    def start_supervisord(self) -> None:
+        """Start our supervisord (it daemonizes) and wait until it answers."""
+        env = _supervisord_environment()
+        proc = subprocess.Popen(self.supervisord_command(), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env=env, start_new_session=True, cwd="/")
+        try:
+            _, err = proc.communicate(timeout=self.answer_timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise DeployError("supervisord did not daemonize in time") from None
+        if proc.returncode != 0:
+            raise DeployError(f"supervisord failed to start (exit status {proc.returncode}): "
+                              f"{err.decode(errors='replace').strip()}")
+        self._wait_answering()
+
+    # -- Activator -----------------------------------------------------------
+
+    def prepare(self, new: Generation, old: Generation | None) -> None:
+        """Bring supervisord up (with ``old``'s programs, as before a reboot), then
+        switch conf.d to ``new`` and reread it: running programs are untouched."""
+        programs = max(len(new.processes), len(old.processes) if old else 0)
+        if not self.running():
+            self._write_base_config(programs)
+            self.link(old)
+            self.start_supervisord()
+        else:
+            self._warn_if_fds_short(programs)
+            self._write_base_config(programs)
+        self.link(new)
+        try:
+            self.rpc().supervisor.reloadConfig()
+        except xmlrpc.client.Fault as fault:
+            # e.g. a user= that does not exist (yet): supervisord parses it here.
+            raise DeployError(f"supervisord rejected the program files in {self.dir}/conf.d: "
+                              f"{fault.faultString}") from None
+
+    def _warn_if_fds_short(self, programs: int) -> None:
+        try:
+            with open(self.conf, encoding="utf-8") as f:
+                m = re.search(r"^minfds=(\d+)$", f.read(), re.M)
+        except OSError:
+            return
+        if m and int(m.group(1)) < min_fds(programs):
+            log.warning("supervisord of profile %s runs with minfds=%s but %d programs want "
+                        "%d; it takes effect when supervisord restarts",
+                        self.settings.profile, m.group(1), programs, min_fds(programs))
+
+    def stop(self, gen: Generation, proc: DeployedProcess) -> None:
+        """Stop the program's group (waiting) and forget it; absent is fine."""
+        if not self.running():
+            return
+        server = self.rpc()
+        name = _group(proc)
+        try:
+            # wait=False and poll: a waiting stop is answered from supervisord's main
+            # loop, whose 1-s poll timeout SIGCHLD does not cut short (about 1 s per
+            # stop); every request of ours wakes the loop, which then reaps at once.
+            server.supervisor.stopProcessGroup(name, False)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode not in (FAULT_BAD_NAME, FAULT_NOT_RUNNING):
+                raise DeployError(f"supervisord could not stop {name}: {fault.faultString}") \
+                    from None
+        else:
+            self._wait_stopped(server, [name])
+        try:
+            server.supervisor.removeProcessGroup(name)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode != FAULT_BAD_NAME:
+                raise DeployError(f"supervisord could not remove {name}: {fault.faultString}") \
+                    from None
+
+    def _wait_stopped(self, server: Any, names: Sequence[str] | None) -> None:
+        """Poll until the named groups (None: all) have no live process."""
+        deadline = time.monotonic() + self.stop_timeout
+        while True:
+            infos = server.supervisor.getAllProcessInfo()
+            busy = [i["group"] for i in infos
+                    if i.get("statename") in _ACTIVE_STATES
+                    and (names is None or i.get("group") in names)]
+            if not busy:
+                return
+            if time.monotonic() > deadline:
+                raise DeployError(f"supervisord did not stop {', '.join(sorted(busy))} "
+                                  f"within {self.stop_timeout:g} s")
+            time.sleep(0.02)
+
+    def start(self, gen: Generation, proc: DeployedProcess) -> None:
+        """Add (autostart) or start the group, then wait until it runs or fails."""
+        server = self.rpc()
+        name = _group(proc)
+        try:
+            server.supervisor.addProcessGroup(name)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode == FAULT_BAD_NAME:
+                raise DeployError(f"supervisord does not know program {name}; "
+                                  f"is {self.dir}/conf.d linked?") from None
+            if fault.faultCode != FAULT_ALREADY_ADDED:
+                raise DeployError(f"supervisord could not add {name}: {fault.faultString}") \
+                    from None
+        # Also when just added: autostart may have been overridden to false.
+        # Processes already spawned by autostart are skipped by supervisord.
+        try:
+            server.supervisor.startProcessGroup(name, False)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode != FAULT_ALREADY_STARTED:
+                raise self._start_failed(name, fault.faultString) from None
+        self._wait_started(name)
+
+    def _wait_started(self, name: str) -> None:
+        server = self.rpc()
+        deadline = time.monotonic() + self.start_timeout
+        starting_since: float | None = None
+        while True:
+            info = _process_info(server, name)
+            state = info.get("statename")
+            now = time.monotonic()
+            if state == "RUNNING":
+                return
+            if state in _FAILED_STATES:
+                raise self._start_failed(name, str(info.get("spawnerr") or state))
+            if state == "STARTING" and info.get("pid"):
+                starting_since = starting_since if starting_since is not None else now
+                if now - starting_since >= self.settle:
+                    return
+            if now > deadline:
+                raise self._start_failed(name, f"still {state} after {self.start_timeout:g} s")
+            time.sleep(0.02)
+
+    def _start_failed(self, name: str, reason: str) -> DeployError:
+        tail = ""
+        try:
+            text, _, _ = self.rpc().supervisor.tailProcessStdoutLog(name, 0, 2000)
+            lines = [ln for ln in str(text).splitlines() if ln.strip()][-10:]
+            if lines:
+                tail = "\n  last lines of its log:\n    " + "\n    ".join(lines)
+        except (OSError, xmlrpc.client.Fault):
+            pass
+        return DeployError(f"supervisord program {name} failed to start: {reason}{tail}")
+
+    def status(self, gen: Generation, proc: DeployedProcess) -> ProcessStatus:
+        """Running (RUNNING or STARTING) and the pid supervisord tracks (the proxy's,
+        for a wrapped daemon: the daemon's pid is in the detail)."""
+        name = _group(proc)
+        if not self.running():
+            return ProcessStatus(name, False, detail="supervisord is not running")
+        try:
+            info = _process_info(self.rpc(), name)
+        except DeployError as exc:
+            return ProcessStatus(name, False, detail=str(exc))
+        state = str(info.get("statename"))
+        pid = int(info.get("pid") or 0) or None
+        detail = state
+        if proc.extra.get("proxy") and proc.pid_file:
+            daemon = _read_pid(proc.pid_file)
+            if daemon:
+                detail += f" (proxy of daemon pid {daemon})"
+        return ProcessStatus(name, state in ("RUNNING", "STARTING"), pid, detail)
+
+    def finish(self, new: Generation, old: Generation | None) -> None:
+        """An empty generation leaves nothing to supervise: shut supervisord down."""
+        if not new.processes:
+            self.shutdown()
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop all programs first (a ``shutdown`` with programs running stops one
+        group per 1-s poll), then supervisord; wait until its pid is gone."""
+        if not self.running():
+            return
+        pid = self.supervisord_pid()
+        server = self.rpc()
+        with contextlib.suppress(xmlrpc.client.Fault):
+            server.supervisor.stopAllProcesses(False)
+            self._wait_stopped(server, None)
+        with contextlib.suppress(xmlrpc.client.Fault, OSError):
+            server.supervisor.shutdown()
+        deadline = time.monotonic() + timeout
+        while pid is not None and _pid_alive(pid):
+            if time.monotonic() > deadline:
+                raise DeployError(f"supervisord (pid {pid}) did not exit within {timeout:g} s")
+            time.sleep(0.05)
+
+    def run_stateless(self, gen: Generation) -> int:
+        """supervisord in the foreground with ``gen``'s programs until interrupted
+        (SIGINT/SIGTERM are forwarded; supervisord stops its programs and exits)."""
+        if self.running():
+            raise UsageError(f"the supervisord of profile {self.settings.profile} is already "
+                             "running; use another --profile or stop it first")
+        self._write_base_config(len(gen.processes), nodaemon=True)
+        self.link(gen)
+        # Own session: a terminal's Ctrl-C reaches only us, and we stop the programs
+        # first (supervisord's own shutdown with programs running is slow).
+        child = subprocess.Popen(self.supervisord_command(nodaemon=True),
+                                 env=_supervisord_environment(), stdin=subprocess.DEVNULL,
+                                 start_new_session=True)
+
+        def forward(signum: int, frame: object) -> None:
+            try:
+                self.shutdown()
+            except (OSError, DeployError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
+                with contextlib.suppress(ProcessLookupError):
+                    child.send_signal(signum)
+            if child.poll() is None and not self.running():
+                # Not answering (e.g. still in its first spawn pass): plain signal.
+                with contextlib.suppress(ProcessLookupError):
+                    child.send_signal(signum)
+
+        previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            return child.wait()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def run_stateless(settings: Settings, gen: Generation) -> int:
+    """``procmgmt run``: supervisord in the foreground with ``gen``'s programs."""
+    return SupervisordActivator(settings).run_stateless(gen)
+
+
+def _group(proc: DeployedProcess) -> str:
+    return str(proc.extra.get("group") or proc.name)
+
+
+def _process_info(server: Any, name: str) -> dict[str, Any]:
+    try:
+        info = server.supervisor.getProcessInfo(f"{name}:{name}")
+    except xmlrpc.client.Fault as fault:
+        raise DeployError(f"supervisord has no program {name}: {fault.faultString}") from None
+    assert isinstance(info, dict)
+    return info
+
+
+def _read_pid(path: str) -> int | None:
+    try:
+        with open(path, encoding="ascii") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, parent not reaping yet) is gone for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _supervisord_environment() -> dict[str, str]:
+    """What supervisord (and so every program) inherits: PATH, locale, HOME, TZ.
+
+    Not the caller's whole environment: programs would otherwise depend on
+    whichever shell happened to start supervisord first.
+    """
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME")
+    env = {k: os.environ[k] for k in keep if k in os.environ}
+    env.setdefault("PATH", SYSTEM_PATH)
+    # supervisord must import the very supervisor package procmgmt uses, also when
+    # that one comes from PYTHONPATH rather than the interpreter's site-packages.
+    import supervisor
+
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(supervisor.__file__)))
+    if pkg_parent not in sys.path[1:] or os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = pkg_parent
+    return env
+
+
+__all__ = [
+    "Raw",
+    "SupervisordActivator",
+    "SupervisordBackend",
+    "encode_command",
+    "encode_environment",
+    "encode_value",
+    "encode_word",
+    "run_stateless",
+]
