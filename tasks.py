@@ -32,7 +32,7 @@ def sh(*argv: str | Path, check: bool = True, **kw: object) -> int:
 
 def ensure_venv(extras: str) -> None:
     """Create .venv and install procmgmt (with ``extras``) unless already done."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 (tasks.py may be run by an older python3)
         sys.exit(f"procmgmt needs Python 3.11 or newer, this is {sys.version.split()[0]}")
     if not (BIN / "python").exists():
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
@@ -71,7 +71,7 @@ def demo() -> int:
     print(f"\nState dir:  {status['settings']['state_dir']}")
     print(f"Logs:       {status['settings']['log_dir']}")
     print(f"Status:     {BIN}/procmgmt status {' '.join(demo_args())}")
-    print(f"Undeploy:   python3 tasks.py undeploy")
+    print("Undeploy:   python3 tasks.py undeploy")
     return 0
 
 

@@ -16,6 +16,7 @@ Modes:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import http.server
@@ -43,8 +44,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        sys.stderr.write("%s %s\n" % (self.address_string(), format % args))
+    def log_message(self, format: str, *args: object) -> None:
+        sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
@@ -119,10 +120,8 @@ def daemonize() -> None:
     try:
         serve(server)
     finally:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(pid_file)
-        except FileNotFoundError:
-            pass
 
 
 def main(argv: list[str]) -> None:

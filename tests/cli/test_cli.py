@@ -93,7 +93,7 @@ def test_bad_extra_params(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
 def test_generate_writes_native_files(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """generate writes one backend's files to a folder without deploying anything."""
     out_dir = tmp_path / "out"
-    rc, out, err = run(capsys, "generate", "--state-dir", str(tmp_path / "s"), "-P", "sysvinit",
+    rc, _, err = run(capsys, "generate", "--state-dir", str(tmp_path / "s"), "-P", "sysvinit",
                        "-o", str(out_dir), str(EXAMPLES / "webapps" / "processes-advanced.py"))
     assert rc == 0, err
     assert (out_dir / "etc" / "rc.d" / "init.d" / "webapp4").is_file()

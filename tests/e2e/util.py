@@ -166,7 +166,7 @@ class Runner:
             env.pop("XDG_STATE_HOME", None)
             argv = ["runuser", "-u", self.user, "--", *argv]
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout,
-                              cwd=self.cwd)
+                              cwd=self.cwd, check=False)
         if check and proc.returncode != 0:
             raise AssertionError(f"procmgmt {args[0]} failed ({proc.returncode}):\n"
                                  f"{proc.stdout}\n{proc.stderr}")
@@ -195,7 +195,7 @@ def other_user_tree(tmp_root: Path) -> Iterator[tuple[str, Path, str]]:
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "examples", tree / "examples",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    for dirpath, dirnames, filenames in os.walk(tree):
+    for dirpath, _, filenames in os.walk(tree):
         os.chmod(dirpath, 0o755)
         for f in filenames:
             p = os.path.join(dirpath, f)

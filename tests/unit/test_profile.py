@@ -35,7 +35,7 @@ def test_missing_generation(tmp_path: object) -> None:
     """Switching to an unknown generation names the known ones."""
     p = make(tmp_path)
     p.add("/store/a")
-    with pytest.raises(GenerationError, match="generation 7 .* does not exist"):
+    with pytest.raises(GenerationError, match=r"generation 7 .* does not exist"):
         p.path_of(7)
 
 
