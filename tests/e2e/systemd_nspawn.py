@@ -1,0 +1,524 @@
+"""Boot this machine's own OS under systemd-nspawn and run a scenario inside it.
+
+The host has no systemd PID 1, so the systemd backend is tested against a
+real systemd in a throw-away container: the root file system is bind
+mounted (non-recursively, in a private mount namespace, since nspawn
+refuses ``-D /``) and booted with ``--volatile=overlay`` (writes vanish)
+and ``--private-network`` (only a loopback: nothing listens on the host).
+A ``Type=oneshot`` check unit runs ``python3 <this file> scenario`` inside,
+prints ``PMRESULT <json>`` lines on the console (nspawn's stdout) and
+powers the container off.
+
+This module has two halves and imports only the standard library, because
+the container half runs under Debian's ``/usr/bin/python3``:
+
+- host side: :func:`unavailable`, :func:`prepare_work_dir`, :func:`boot`;
+- container side: :func:`scenario` (``python3 systemd_nspawn.py scenario``).
+
+The work dir is bound at :data:`MOUNT` (outside /tmp, which is a fresh
+tmpfs inside). It holds a world-readable copy of procmgmt's ``src``, of
+the ``supervisor`` package and of ``examples/``: the repository's venv
+lives under /root (mode 0700), which an unprivileged user cannot execute,
+so everything inside runs with ``/usr/bin/python3`` and ``PYTHONPATH``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Where the work dir appears inside the container.
+MOUNT = "/opt/pmtest"
+CHECK_UNIT = "pmtest-check.service"
+RESULT_MARK = "PMRESULT "
+SYSTEM_PYTHON = "/usr/bin/python3"
+#: Seconds the whole boot may take before ``timeout`` kills nspawn.
+BOOT_TIMEOUT = 100
+#: The unprivileged user of the user-mode scenario (created inside only).
+TEST_USER = "pmuser"
+PREFIX = "procmgmt-"
+SYSTEM_PORT_BASE = 38000
+USER_PORT_BASE = 38100
+EXTRA_PORT_BASE = 38200
+FIRST_NAMES = ("webapp", "webapp1")
+ADVANCED_NAMES = tuple(f"webapp{i}" for i in range(1, 7))
+
+
+# --- host side -------------------------------------------------------------------
+
+def unavailable() -> str | None:
+    """Why the container test cannot run here (None: it can).
+
+    Only "not root" and "systemd-nspawn not installable" are reasons; a
+    missing systemd-container package is installed with apt-get.
+    """
+    if os.geteuid() != 0:
+        return "systemd-nspawn needs root"
+    if not sys.platform.startswith("linux"):
+        return "systemd-nspawn needs Linux"
+    if shutil.which("systemd-nspawn") is None:
+        if shutil.which("apt-get") is None:
+            return "systemd-nspawn is missing and apt-get is not available to install it"
+        subprocess.run(["apt-get", "install", "-y", "-q", "systemd-container"],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=300, check=False)
+        if shutil.which("systemd-nspawn") is None:
+            return "systemd-nspawn is not installable (apt-get install systemd-container failed)"
+    if shutil.which("unshare") is None or not os.path.exists("/lib/systemd/systemd"):
+        return "unshare or systemd itself is missing"
+    return None
+
+
+def _copytree(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc",
+                                                            "*.egg-info"))
+
+
+def prepare_work_dir(work: Path, repo: Path, config: dict[str, Any]) -> None:
+    """Copy procmgmt, supervisor, the examples and this file into ``work`` (a+rX)."""
+    _copytree(repo / "src" / "procmgmt", work / "py" / "procmgmt")
+    import importlib.util
+
+    sup = importlib.util.find_spec("supervisor")
+    if sup is not None and sup.submodule_search_locations:
+        _copytree(Path(next(iter(sup.submodule_search_locations))), work / "py" / "supervisor")
+    _copytree(repo / "examples", work / "examples")
+    shutil.copy(__file__, work / "systemd_nspawn.py")
+    (work / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    (work / "results").mkdir()
+    os.chmod(work / "results", 0o777)  # the test user writes its log there too
+    for dirpath, dirnames, filenames in os.walk(work):
+        os.chmod(dirpath, 0o777 if dirpath.endswith("results") else 0o755)
+        for name in filenames:
+            p = os.path.join(dirpath, name)
+            os.chmod(p, os.stat(p).st_mode | 0o444)
+        for name in dirnames:
+            os.chmod(os.path.join(dirpath, name), 0o755)
+
+
+def check_unit_text() -> str:
+    """The unit that runs the scenario at boot and powers the container off."""
+    return (
+        "[Unit]\n"
+        "Description=procmgmt systemd backend scenario\n"
+        "Wants=dbus.service\n"
+        "After=dbus.service multi-user.target\n"
+        "\n[Service]\n"
+        "Type=oneshot\n"
+        "TimeoutStartSec=infinity\n"
+        "StandardOutput=journal+console\n"
+        "StandardError=journal+console\n"
+        f"ExecStart={SYSTEM_PYTHON} {MOUNT}/systemd_nspawn.py scenario\n"
+        # ExecStopPost runs even when the scenario fails: never leave nspawn waiting.
+        "ExecStopPost=/bin/systemctl --no-block poweroff\n"
+    )
+
+
+@dataclass
+class BootResult:
+    """What came back from one container run."""
+
+    returncode: int
+    console: str
+    seconds: float
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    done: bool = False
+
+    def describe(self, name: str) -> str:
+        """A check's detail, for assertion messages."""
+        r = self.results.get(name)
+        return json.dumps(r, indent=1) if r else f"check {name!r} never reported"
+
+
+def parse_results(console: str) -> tuple[dict[str, dict[str, Any]], bool]:
+    """``PMRESULT`` lines of the console: checks by name, and whether the scenario ended."""
+    results: dict[str, dict[str, Any]] = {}
+    done = False
+    for line in console.splitlines():
+        at = line.find(RESULT_MARK)
+        if at < 0:
+            continue
+        try:
+            data = json.loads(line[at + len(RESULT_MARK):])
+        except json.JSONDecodeError:
+            continue
+        if data.get("done"):
+            done = True
+        elif "check" in data:
+            results[data["check"]] = data
+    return results, done
+
+
+def boot(work: Path, scratch: Path, timeout: int = BOOT_TIMEOUT) -> BootResult:
+    """Boot the host's OS tree with ``work`` bound at :data:`MOUNT`; run the check unit."""
+    rootbind = scratch / "rootbind"
+    rootbind.mkdir()
+    unit = scratch / CHECK_UNIT
+    unit.write_text(check_unit_text(), encoding="utf-8")
+    nspawn = ["systemd-nspawn", "-q", "-D", str(rootbind), "--volatile=overlay",
+              "--private-network", "--register=no", "--keep-unit", "--link-journal=no",
+              f"--bind-ro={unit}:/etc/systemd/system/{CHECK_UNIT}",
+              f"--bind={work}:{MOUNT}", "-b", f"systemd.unit={CHECK_UNIT}"]
+    # The private mount namespace keeps the bind mount of / away from the host.
+    cmd = ["timeout", "-k", "5", str(timeout), "unshare", "-m", "--propagation", "private",
+           "sh", "-c", 'mount --bind / "$1" && shift && exec "$@"', "sh", str(rootbind),
+           *nspawn]
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout + 30,
+                          check=False)
+    console = (proc.stdout + proc.stderr).decode(errors="replace")
+    results, done = parse_results(console)
+    return BootResult(proc.returncode, console, time.monotonic() - t0, results, done)
+
+
+# --- container side --------------------------------------------------------------
+
+class Scenario:
+    """Collects named checks and prints each as a ``PMRESULT`` line."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log.open("a", encoding="utf-8")
+        self.lock = threading.Lock()  # scenarios run in parallel threads
+
+    def note(self, text: str) -> None:
+        """Free text for the debugging log (not on the console)."""
+        with self.lock:
+            self.log.write(text.rstrip("\n") + "\n")
+            self.log.flush()
+
+    def check(self, name: str, ok: bool, **detail: Any) -> bool:
+        """Report one check."""
+        line = RESULT_MARK + json.dumps({"check": name, "ok": bool(ok), **detail},
+                                        sort_keys=True, default=str)
+        with self.lock:
+            print(line, flush=True)
+        self.note(line)
+        return ok
+
+
+@dataclass
+class Mode:
+    """System manager as root, or a user manager as :data:`TEST_USER`."""
+
+    name: str
+    user: str | None = None
+    uid: int | None = None
+    port_base: int = SYSTEM_PORT_BASE
+    state_dir: str | None = None
+    target_dir: str = "/etc/systemd/system"
+
+    def env(self) -> dict[str, str]:
+        """Environment of procmgmt and systemctl in this mode."""
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
+               "PYTHONPATH": f"{MOUNT}/py", "PYTHONDONTWRITEBYTECODE": "1",
+               "PROCMGMT_SYSTEMD_USER": "1" if self.user else "0"}
+        if self.user:
+            env["XDG_RUNTIME_DIR"] = f"/run/user/{self.uid}"
+            env["HOME"] = f"/home/{self.user}"
+        else:
+            env["HOME"] = "/root"
+        return env
+
+    def wrap(self, cmd: Sequence[str]) -> list[str]:
+        """Run ``cmd`` as the mode's user."""
+        return ["runuser", "-u", self.user, "--", *cmd] if self.user else list(cmd)
+
+
+def run(sc: Scenario, mode: Mode, cmd: Sequence[str],
+        timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run a command in ``mode``; its output goes to the debugging log."""
+    full = mode.wrap(cmd)
+    result = subprocess.run(full, env=mode.env(), stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=timeout, check=False)
+    sc.note(f"$ {' '.join(full)}\n[rc={result.returncode}]\n{result.stdout}{result.stderr}")
+    return result
+
+
+def procmgmt(sc: Scenario, mode: Mode, *args: str) -> subprocess.CompletedProcess[str]:
+    """procmgmt's own CLI, from the copied sources."""
+    state = ["--state-dir", mode.state_dir] if mode.state_dir else []
+    return run(sc, mode, [SYSTEM_PYTHON, "-m", "procmgmt", *args, *state])
+
+
+def show(sc: Scenario, mode: Mode, unit: str, *props: str) -> dict[str, str]:
+    """``systemctl [--user] show -p ...`` as a dict."""
+    cmd = ["systemctl", *(["--user"] if mode.user else []), "show",
+           *(f"--property={p}" for p in props), unit]
+    out = run(sc, mode, cmd).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def http_get(port: int) -> str | None:
+    """The page served on 127.0.0.1:port, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=3) as resp:
+            return str(resp.read().decode())
+    except OSError:
+        return None
+
+
+def port_closed(port: int) -> bool:
+    """Nothing accepts connections on 127.0.0.1:port."""
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def proc_uid(pid: int) -> int | None:
+    """Real uid of a live process."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def ports_of(names: Sequence[str], base: int) -> dict[str, int]:
+    """Ports the webapps examples give each instance."""
+    return {n: base + (0 if n == "webapp" else int(n.removeprefix("webapp"))) for n in names}
+
+
+def webapps_scenario(sc: Scenario, mode: Mode) -> None:
+    """switch, switch to advanced, rollback, undeploy, delete generations: in ``mode``."""
+    m = mode.name
+    ex = f"{MOUNT}/examples/webapps"
+    params = ["--extra-params", json.dumps({"port_base": mode.port_base})]
+
+    def unit(name: str) -> str:
+        return f"{PREFIX}{name}.service"
+
+    def expected_uid(name: str) -> int | None:
+        if mode.user:
+            return mode.uid  # the user manager runs everything as its user
+        return int(run(sc, mode, ["id", "-u", name]).stdout.strip() or -1)
+
+    def active(names: Sequence[str], step: str) -> dict[str, int]:
+        pids = {}
+        ports = ports_of(names, mode.port_base)
+        for n in names:
+            props = show(sc, mode, unit(n), "ActiveState", "MainPID", "Type", "FragmentPath")
+            pid = int(props.get("MainPID", "0") or 0)
+            page = http_get(ports[n])
+            uid = proc_uid(pid) if pid else None
+            sc.check(f"{m}.{step}.{n}.active",
+                     props.get("ActiveState") == "active" and page is not None
+                     and f"instance: {n}" in page and uid == expected_uid(n),
+                     props=props, page=page, uid=uid, expected_uid=expected_uid(n))
+            pids[n] = pid
+        return pids
+
+    def inactive(names: Sequence[str], step: str) -> None:
+        ports = ports_of(names, mode.port_base)
+        for n in names:
+            props = show(sc, mode, unit(n), "ActiveState", "LoadState")
+            sc.check(f"{m}.{step}.{n}.inactive",
+                     props.get("ActiveState") in ("inactive", "failed")
+                     and port_closed(ports[n])
+                     and not os.path.lexists(os.path.join(mode.target_dir, unit(n))),
+                     props=props)
+
+    r = procmgmt(sc, mode, "switch", "-P", "systemd", f"{ex}/processes.py", *params)
+    sc.check(f"{m}.switch1.rc", r.returncode == 0, out=r.stdout, err=r.stderr)
+    first = active(FIRST_NAMES, "switch1")
+    # Only this scenario's units: the extras profile shares the system target dir.
+    ours = {unit(n) for n in ("webapp", *ADVANCED_NAMES)}
+    links = sorted(n for n in os.listdir(mode.target_dir) if n in ours) \
+        if os.path.isdir(mode.target_dir) else []
+    link_target = (os.readlink(os.path.join(mode.target_dir, unit("webapp")))
+                   if unit("webapp") in links else "")
+    sc.check(f"{m}.switch1.links", links == sorted(unit(n) for n in FIRST_NAMES)
+             and "/store/" in link_target, links=links, target=link_target)
+    st = procmgmt(sc, mode, "status")
+    sc.check(f"{m}.status", st.returncode == 0 and st.stdout.count(" up ") == 2
+             and f"pid {first['webapp1']}" in st.stdout, out=st.stdout, err=st.stderr)
+
+    r = procmgmt(sc, mode, "switch", "-P", "systemd", f"{ex}/processes-advanced.py", *params)
+    sc.check(f"{m}.switch2.rc", r.returncode == 0, out=r.stdout, err=r.stderr)
+    inactive(["webapp"], "switch2")
+    second = active(ADVANCED_NAMES, "switch2")
+    sc.check(f"{m}.switch2.webapp1_kept", second["webapp1"] == first["webapp1"] != 0,
+             before=first["webapp1"], after=second["webapp1"])
+    deps = show(sc, mode, unit("webapp4"), "After", "Wants")
+    sc.check(f"{m}.switch2.ordering",
+             all(unit(d) in deps.get(k, "").split() for d in ("webapp2", "webapp3")
+                 for k in ("After", "Wants")), props=deps)
+    starts = {n: int(show(sc, mode, unit(n), "ActiveEnterTimestampMonotonic")
+                     .get("ActiveEnterTimestampMonotonic", "0") or 0) for n in ADVANCED_NAMES}
+    sc.check(f"{m}.switch2.start_order",
+             starts["webapp1"] < starts["webapp2"] < starts["webapp4"]
+             and starts["webapp3"] < starts["webapp4"] and starts["webapp5"] < starts["webapp6"],
+             starts=starts)
+
+    r = procmgmt(sc, mode, "switch", "--rollback")
+    sc.check(f"{m}.rollback.rc", r.returncode == 0, out=r.stdout, err=r.stderr)
+    third = active(FIRST_NAMES, "rollback")
+    inactive(ADVANCED_NAMES[1:], "rollback")
+    sc.check(f"{m}.rollback.webapp1_kept", third["webapp1"] == first["webapp1"],
+             before=first["webapp1"], after=third["webapp1"])
+
+    r = procmgmt(sc, mode, "switch", "-P", "systemd", "--undeploy")
+    sc.check(f"{m}.undeploy.rc", r.returncode == 0, out=r.stdout, err=r.stderr)
+    inactive(("webapp", *ADVANCED_NAMES), "undeploy")
+    listed = run(sc, mode, ["systemctl", *(["--user"] if mode.user else []), "list-units",
+                            "--no-legend", "--plain", "--state=active",
+                            *sorted(ours)]).stdout
+    sc.check(f"{m}.undeploy.none_active", listed.strip() == "", listed=listed)
+
+    r = procmgmt(sc, mode, "switch", "--delete-all-generations")
+    sc.check(f"{m}.delete_all.rc", r.returncode == 0, out=r.stdout, err=r.stderr)
+    r = procmgmt(sc, mode, "switch", "--list-generations")
+    sc.check(f"{m}.list_generations.empty", r.returncode == 0 and r.stdout.strip() == "",
+             out=r.stdout, err=r.stderr)
+
+
+#: Model of the "extras" profile: initialize as root before a process running
+#: as another user (the ``+`` prefix), a forking daemon (Type=forking +
+#: PIDFile=), and a dump of argv and environment for the quoting round trip.
+EXTRAS_MODEL = '''
+import dataclasses, json, os, sys
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "examples", "webapps"))
+from constructors import webapp
+from procmgmt import Instance, Process, Settings
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def processes(settings: Settings) -> dict:
+    cfg = json.load(open(os.path.join(HERE, "config.json")))
+    out = settings.extra_params["out"]
+    daemon_settings = dataclasses.replace(settings, extra_params={"webapp_mode": "daemon"})
+    daemon = webapp(daemon_settings)(port=cfg["extra_port_base"], instance_suffix="d")
+    init = Process(
+        name="initcheck", user="webappd",
+        initialize=f"id -u > {out}/initialize-uid\\nchmod 644 {out}/initialize-uid",
+        foreground_process="/bin/sleep", foreground_process_args=["1000"])
+    dump = Process(
+        name="quoting", foreground_process=sys.executable,
+        foreground_process_args=[os.path.join(HERE, "systemd_nspawn.py"), "dump",
+                                 f"{out}/quoting.json", *cfg["quoting"]["argv"]],
+        environment=cfg["quoting"]["environment"])
+    return {"webappd": Instance(daemon), "initcheck": Instance(init),
+            "quoting": Instance(dump)}
+'''
+
+
+def extras_scenario(sc: Scenario, mode: Mode, config: dict[str, Any]) -> None:
+    """Type=forking, initialize as root via ``+``, and the quoting round trip."""
+    model = Path(MOUNT) / "extras.py"
+    model.write_text(EXTRAS_MODEL, encoding="utf-8")
+    out = Path("/var/lib/pmtest-out")
+    out.mkdir(mode=0o777, exist_ok=True)
+    r = procmgmt(sc, mode, "switch", "-P", "systemd", "-p", "extras", str(model),
+                 "--extra-params", json.dumps({"out": str(out)}))
+    sc.check("extras.switch.rc", r.returncode == 0, out=r.stdout, err=r.stderr)
+    props = show(sc, mode, f"{PREFIX}webappd.service", "ActiveState", "Type", "MainPID",
+                 "PIDFile")
+    pid_text = Path(props.get("PIDFile") or "/nonexistent").read_text().strip() \
+        if props.get("PIDFile") and os.path.exists(props["PIDFile"]) else ""
+    sc.check("extras.forking", props.get("Type") == "forking"
+             and props.get("ActiveState") == "active" and pid_text == props.get("MainPID")
+             and http_get(config["extra_port_base"]) is not None, props=props, pid=pid_text)
+    init_uid = (out / "initialize-uid").read_text().strip() \
+        if (out / "initialize-uid").exists() else None
+    ipid = int(show(sc, mode, f"{PREFIX}initcheck.service", "MainPID").get("MainPID", "0"))
+    user_uid = int(run(sc, mode, ["id", "-u", "webappd"]).stdout.strip() or -1)
+    sc.check("extras.initialize_as_root", init_uid == "0" and proc_uid(ipid) == user_uid,
+             initialize_uid=init_uid, process_uid=proc_uid(ipid), user_uid=user_uid)
+    dumped = json.loads((out / "quoting.json").read_text()) \
+        if (out / "quoting.json").exists() else None
+    want = config["quoting"]
+    got_env = {k: (dumped or {}).get("environment", {}).get(k) for k in want["environment"]}
+    sc.check("extras.quoting.argv", dumped is not None and dumped["argv"] == want["argv"],
+             got=dumped and dumped["argv"], want=want["argv"])
+    sc.check("extras.quoting.environment", got_env == want["environment"],
+             got=got_env, want=want["environment"])
+    r = procmgmt(sc, mode, "switch", "-P", "systemd", "-p", "extras", "--undeploy")
+    sc.check("extras.undeploy.rc", r.returncode == 0, out=r.stdout, err=r.stderr)
+
+
+def dump(path: str, argv: Sequence[str]) -> None:
+    """The quoting probe: write argv and environment as JSON, then wait to be stopped."""
+    Path(path).write_text(json.dumps({"argv": list(argv), "environment": dict(os.environ)}),
+                          encoding="utf-8")
+    while True:
+        time.sleep(3600)
+
+
+def ensure_users(sc: Scenario, names: Sequence[str]) -> None:
+    """Accounts the webapps run as (procmgmt's engine does not create credentials yet)."""
+    for n in names:
+        if subprocess.run(["id", "-u", n], capture_output=True, check=False).returncode != 0:
+            subprocess.run(["useradd", "--system", "--no-create-home", "--user-group",
+                            "--shell", "/usr/sbin/nologin", n], check=True)
+    sc.note("created users: " + " ".join(names))
+
+
+def user_manager(sc: Scenario) -> Mode:
+    """Create :data:`TEST_USER`, start its user manager; the user mode."""
+    subprocess.run(["useradd", "--create-home", "--home-dir", f"/home/{TEST_USER}",
+                    "--shell", "/bin/sh", TEST_USER], check=True)
+    uid = int(subprocess.run(["id", "-u", TEST_USER], capture_output=True, text=True,
+                             check=True).stdout)
+    subprocess.run(["systemctl", "start", f"user@{uid}.service"], check=True, timeout=60)
+    mode = Mode("user", TEST_USER, uid, USER_PORT_BASE, None,
+                f"/home/{TEST_USER}/.config/systemd/user")
+    state = run(sc, mode, ["systemctl", "--user", "is-system-running", "--wait"]).stdout.strip()
+    sc.check("user.manager_running", state in ("running", "degraded"), state=state)
+    return mode
+
+
+def scenario() -> int:
+    """Container entry point: every scenario, each check on the console."""
+    config = json.loads((Path(MOUNT) / "config.json").read_text())
+    sc = Scenario(Path(MOUNT) / "results" / "scenario.log")
+    steps: dict[str, Callable[[], None]] = {
+        "system": lambda: webapps_scenario(sc, Mode("system", state_dir="/srv/pmtest-system")),
+        "extras": lambda: extras_scenario(sc, Mode("extras", state_dir="/srv/pmtest-extras"),
+                                          config),
+        "user": lambda: webapps_scenario(sc, user_manager(sc)),
+    }
+    wanted = config.get("steps", list(steps))
+    ensure_users(sc, ("webapp", "webappd", *ADVANCED_NAMES))
+
+    def chain(names: Sequence[str]) -> None:
+        for name in names:
+            if name not in wanted:
+                continue
+            t0 = time.monotonic()
+            try:
+                steps[name]()
+                sc.check(f"{name}.completed", True, seconds=round(time.monotonic() - t0, 2))
+            except Exception:
+                sc.check(f"{name}.completed", False, error=traceback.format_exc())
+
+    # The system and user managers are independent: run their scenarios side by side
+    # (different ports, state dirs and unit dirs) to keep the boot short.
+    threads = [threading.Thread(target=chain, args=(c,)) for c in (["system", "extras"],
+                                                                    ["user"])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(RESULT_MARK + json.dumps({"done": True}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["scenario"]:
+        sys.exit(scenario())
+    if sys.argv[1:2] == ["dump"]:
+        dump(sys.argv[2], sys.argv[3:])
+    sys.exit(f"usage: {sys.argv[0]} scenario | dump FILE ARGS...")

@@ -1,0 +1,125 @@
+"""The systemd backend against a real systemd: this machine's OS booted in systemd-nspawn.
+
+One boot (module fixture) runs every scenario inside the container with
+procmgmt's own CLI; each test below asserts its part of the reported
+checks. A check that never reported fails its test, so a scenario that
+crashes half-way cannot pass. The container has a private network and a
+throw-away overlay root: nothing it starts is visible on the host, and the
+whole boot ends with a poweroff (``timeout`` kills it otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e import systemd_nspawn as ns
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(120)]
+
+#: Characters that systemd's unit parser, specifier expansion, word
+#: splitting and $-expansion treat specially, plus non-ASCII.
+NASTY = ' \t"\'\\$%;{}=#\n*?~&|<>`!-éü€𝄞\u00a0'
+
+
+def quoting_cases() -> dict[str, Any]:
+    """Arguments and environment values that must reach the process unchanged."""
+    argv = ["", " ", ";", "\\;", "a;b", "$HOME", "${HOME}", "$$", "%", "%n", "%%",
+            '"', "'", "\\", "\\n", "x\ny", "tab\there", "ü€𝄞", "-x", "#comment", "a=b",
+            "trailing\\", " lead", "{}", "*?", "`id`"]
+    env = {"SPACES": "a b  c", "QUOTES": "\"double\" 'single'", "DOLLAR": "$HOME ${X} $$",
+           "PERCENT": "100% %n %%", "BACKSLASH": "c:\\path\\", "UNICODE": "ü€𝄞 \u00a0",
+           "TAB": "a\tb", "EMPTY": "", "EQUALS": "a=b=c", "HASH": "#not a comment",
+           "SEMI": ";"}
+    rng = random.Random(20240521)
+    for i in range(12):
+        argv.append("".join(rng.choice(NASTY + "ab") for _ in range(rng.randrange(1, 12))))
+        env[f"RANDOM{i}"] = "".join(rng.choice(NASTY.replace("\n", "") + "ab")
+                                    for _ in range(rng.randrange(0, 12)))
+    return {"argv": argv, "environment": env}
+
+
+@pytest.fixture(scope="module")
+def booted() -> Iterator[ns.BootResult]:
+    """One container boot running the system, extras and user scenarios."""
+    reason = ns.unavailable()
+    if reason:
+        pytest.skip(reason)
+    work = Path(tempfile.mkdtemp(prefix="pm-nspawn-"))
+    scratch = Path(tempfile.mkdtemp(prefix="pm-nspawn-root-"))
+    try:
+        config = {"steps": ["system", "extras", "user"], "quoting": quoting_cases(),
+                  "extra_port_base": ns.EXTRA_PORT_BASE}
+        ns.prepare_work_dir(work, REPO, config)
+        result = ns.boot(work, scratch)
+        log = work / "results" / "scenario.log"
+        if not result.done:
+            tail = log.read_text(errors="replace")[-4000:] if log.exists() else "(no log)"
+            pytest.fail(f"the scenario did not finish (rc {result.returncode}, "
+                        f"{result.seconds:.1f} s)\nconsole tail:\n{result.console[-3000:]}\n"
+                        f"scenario log tail:\n{tail}")
+        yield result
+    finally:
+        if os.environ.get("PROCMGMT_KEEP_NSPAWN_WORK"):  # debugging: keep scenario.log
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def assert_checks(result: ns.BootResult, names: list[str]) -> None:
+    """Every named check reported and passed."""
+    failed = [n for n in names if not result.results.get(n, {}).get("ok")]
+    assert not failed, "\n".join(f"{n}: {result.describe(n)}" for n in failed)
+
+
+def webapps_checks(mode: str) -> list[str]:
+    """The checks of one webapps scenario run (system or user mode)."""
+    names = [f"{mode}.{c}" for c in (
+        "switch1.rc", "switch1.links", "status", "switch2.rc", "switch2.webapp1_kept",
+        "switch2.ordering", "switch2.start_order", "rollback.rc", "rollback.webapp1_kept",
+        "undeploy.rc", "undeploy.none_active", "delete_all.rc", "list_generations.empty",
+        "completed")]
+    names += [f"{mode}.switch1.{n}.active" for n in ns.FIRST_NAMES]
+    names += [f"{mode}.switch2.webapp.inactive"]
+    names += [f"{mode}.switch2.{n}.active" for n in ns.ADVANCED_NAMES]
+    names += [f"{mode}.rollback.{n}.active" for n in ns.FIRST_NAMES]
+    names += [f"{mode}.rollback.{n}.inactive" for n in ns.ADVANCED_NAMES[1:]]
+    names += [f"{mode}.undeploy.{n}.inactive" for n in ("webapp", *ns.ADVANCED_NAMES)]
+    return names
+
+
+def test_system_manager_as_root(booted: ns.BootResult) -> None:
+    """switch, switch to advanced (obsolete stopped, webapp1 keeps its MainPID, Wants/After
+    in place, start order by dependency), rollback, undeploy and deleting generations work
+    with the system manager, each webapp running as its own user."""
+    assert_checks(booted, webapps_checks("system"))
+
+
+def test_user_manager_as_unprivileged_user(booted: ns.BootResult) -> None:
+    """The same lifecycle in ``systemctl --user`` of a non-root user, with units linked
+    into ~/.config/systemd/user and every process running as that user."""
+    assert_checks(booted, ["user.manager_running", *webapps_checks("user")])
+
+
+def test_forking_initialize_and_quoting(booted: ns.BootResult) -> None:
+    """Type=forking follows the daemon's pid file; initialize runs as root (``+``) before a
+    process that runs as another user; nasty arguments and environment values reach the
+    process exactly as written in the model."""
+    assert_checks(booted, ["extras.switch.rc", "extras.forking", "extras.initialize_as_root",
+                           "extras.quoting.argv", "extras.quoting.environment",
+                           "extras.undeploy.rc", "extras.completed"])
+
+
+def test_boot_is_fast(booted: ns.BootResult) -> None:
+    """The whole container run (boot, every scenario, poweroff) stays well under a minute."""
+    assert booted.seconds < 60, f"container run took {booted.seconds:.1f} s"
