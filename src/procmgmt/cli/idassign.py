@@ -32,9 +32,11 @@ def _cfg_id_assign(p: argparse.ArgumentParser) -> None:
 def _stdout_is(path: str) -> bool:
     """True when stdout is the file at ``path`` (``--ids f > f`` emptied it already)."""
     try:
-        return os.path.samefile(path, f"/dev/fd/{sys.stdout.fileno()}")
+        out = os.fstat(sys.stdout.fileno())
+        target = os.stat(path)
     except (OSError, ValueError, AttributeError):
         return False
+    return (out.st_dev, out.st_ino) == (target.st_dev, target.st_ino)
 
 
 @command("id-assign", "assign unique IDs (ports, uids, gids) to the instances that require "

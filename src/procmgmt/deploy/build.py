@@ -18,6 +18,7 @@ from procmgmt.backends import get_backend
 from procmgmt.backends.base import Backend, BuildContext, DeployedProcess, File, Generation
 from procmgmt.deploy import store
 from procmgmt.errors import Problem, ValidationError
+from procmgmt.ids import credentials_with_ids
 from procmgmt.model.loader import Model, empty_model, load_model
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
@@ -82,10 +83,13 @@ def render(model: Model, specs: Sequence[ProcessSpec], settings: Settings,
     return RenderResult(backend, rendered, gen_files, ctx.warnings)
 
 
-def _credentials_json(spec: ProcessSpec) -> dict[str, Any]:
+def _credentials_json(spec: ProcessSpec, settings: Settings) -> dict[str, Any]:
+    # Users/groups without an explicit uid/gid take the one the ids file assigned
+    # to the same name (resources "uids"/"gids"), as createCredentials does.
+    creds = credentials_with_ids(spec.credentials, settings.ids)
     return {
-        "groups": {k: dataclasses.asdict(v) for k, v in spec.credentials.groups.items()},
-        "users": {k: dataclasses.asdict(v) for k, v in spec.credentials.users.items()},
+        "groups": {k: dataclasses.asdict(v) for k, v in creds.groups.items()},
+        "users": {k: dataclasses.asdict(v) for k, v in creds.users.items()},
     }
 
 
@@ -106,7 +110,7 @@ def build(model: Model, specs: Sequence[ProcessSpec], settings: Settings) -> Gen
             "dependencies": list(r.spec.dependencies),
             "pid_file": r.spec.derived_pid_file(settings),
             "user": r.spec.effective_user(settings),
-            "credentials": _credentials_json(r.spec),
+            "credentials": _credentials_json(r.spec, settings),
             "readiness": _readiness_json(r.spec),
             "extra": r.extra,
             "metadata": meta_of.get(r.spec.name, {}),
