@@ -295,6 +295,51 @@ def pid_alive(pid: int) -> bool:
         return True  # no /proc (BSD, macOS): kill(0) is all we have
 
 
+def make_probe(check: Readiness, ctx: ProbeContext,
+               alive: Callable[[], str | None] | None = None,
+               clock: Callable[[], float] = time.monotonic) -> Callable[[], bool]:
+    """A non-blocking probe for the engine's scheduler: True once ready, False while not
+    (rate-limited to ``check.interval``), :class:`ReadinessError` on timeout or death."""
+    start = clock()
+    state = {"next": start}
+
+    def probe() -> bool:
+        now = clock()
+        if now < state["next"]:
+            return False
+        state["next"] = now + check.interval
+        last = check.probe(ctx)
+        if not last:
+            return True
+        if alive is not None:
+            died = alive()
+            if died:
+                raise ReadinessError(ctx.name, check, f"{died} (last probe: {last})", now - start)
+        if now - start >= check.timeout:
+            raise ReadinessError(ctx.name, check, last, now - start)
+        return False
+
+    return probe
+
+
+def grace_probe(name: str, grace: float, alive: Callable[[], str | None],
+                clock: Callable[[], float] = time.monotonic) -> Callable[[], bool]:
+    """Without a readiness declaration: ready once the process is still alive ``grace``
+    seconds after it started (an immediate crash still fails the switch)."""
+    start = clock()
+
+    def probe() -> bool:
+        now = clock()
+        if now - start < grace:
+            return False
+        died = alive()
+        if died:
+            raise DeployError(f"{name} exited right after starting: {died}")
+        return True
+
+    return probe
+
+
 def wait_ready(check: Readiness, ctx: ProbeContext,
                alive: Callable[[], str | None] | None = None,
                clock: Callable[[], float] = time.monotonic,

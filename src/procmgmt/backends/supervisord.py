@@ -469,10 +469,11 @@ class SupervisordActivator(Activator):
 
     #: Seconds to wait for a program to reach RUNNING (or survive ``settle``).
     start_timeout = 30.0
-    #: A program still STARTING with a live pid after this long counts as
-    #: started: an immediate crash has shown up as BACKOFF by then, and waiting
-    #: for ``startsecs`` (1 s) would cost a second per process.
-    settle = 0.3
+    #: A program STARTING with a live pid for this long counts as started.
+    #: 0: the engine watches every started program concurrently afterwards
+    #: (readiness check or grace time), and waiting here, or for
+    #: ``startsecs`` (1 s), would cost that time per program.
+    settle = 0.0
     #: Seconds to wait for programs to stop (above the default stopwaitsecs=10,
     #: after which supervisord kills).
     stop_timeout = 30.0

@@ -526,7 +526,13 @@ def render_script(native: dict[str, Any]) -> str:
     if mode == "foreground":
         lines.append(f"procmgmt_logfile={quote(str(native['log_file']))}")
         grace = _number(native, "start_grace", DEFAULT_START_GRACE)
-        lines.append(f"procmgmt_start_grace={round(grace * 10)}  # tenths of a second")
+        lines.append(f"procmgmt_start_grace=${{PROCMGMT_START_GRACE:-{round(grace * 10)}}}"
+                     "  # tenths of a second")
+        # procmgmt's engine watches the process itself after start (readiness, or
+        # a grace time for all processes at once) and sets PROCMGMT_START_GRACE=0.
+        lines.append('case "$procmgmt_start_grace" in')
+        lines.append(f"    '' | *[!0-9]*) procmgmt_start_grace={round(grace * 10)} ;;")
+        lines.append("esac")
     else:
         lines.append("procmgmt_start_timeout="
                      f"{_int_seconds(native, 'start_timeout', DEFAULT_START_TIMEOUT)}")
@@ -627,7 +633,8 @@ class SysVInitActivator(Activator):
         value = proc.extra.get(key, default)
         return float(value if isinstance(value, int | float) else default) + ACTIVATOR_SLACK
 
-    def _run(self, proc: DeployedProcess, activity: str, timeout: float) -> None:
+    def _run(self, proc: DeployedProcess, activity: str, timeout: float,
+             env: dict[str, str] | None = None) -> None:
         script = self._script(proc)
         # Output goes to a file, not a pipe: a daemon that keeps the script's
         # stdout open would otherwise make us wait for it forever.
@@ -635,6 +642,7 @@ class SysVInitActivator(Activator):
             try:
                 rc = subprocess.run([script, activity], stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, timeout=timeout,
+                                    env=None if env is None else {**os.environ, **env},
                                     check=False).returncode
             except subprocess.TimeoutExpired:
                 rc = None
@@ -651,8 +659,13 @@ class SysVInitActivator(Activator):
                           + (f":\n{tail}" if tail else ""))
 
     def start(self, gen: Generation, proc: DeployedProcess) -> None:
-        """``<script> start``; DeployError with the script's last output lines on failure."""
-        self._run(proc, "start", self._timeout(proc, "start_timeout", DEFAULT_START_TIMEOUT))
+        """``<script> start``; DeployError with the script's last output lines on failure.
+
+        The script's own crash grace is turned off: the engine watches every
+        started process concurrently (readiness check or grace time) instead of
+        spending the grace inside each script, one after another."""
+        self._run(proc, "start", self._timeout(proc, "start_timeout", DEFAULT_START_TIMEOUT),
+                  env={"PROCMGMT_START_GRACE": "0"})
 
     def stop(self, gen: Generation, proc: DeployedProcess) -> None:
         """``<script> stop`` from the store path of ``proc``'s own generation."""

@@ -102,8 +102,11 @@ class Options:
 
     max_parallel: int = DEFAULT_MAX_PARALLEL
     rollback_on_failure: bool = True
-    #: Seconds to wait for the profile lock held by another switch (None: forever).
+    #: Wait for a profile lock held by another switch (False: fail at once).
     wait_for_lock: bool = True
+    #: Without a readiness check, a process counts as ready once it is still
+    #: alive this many seconds after it started.
+    start_grace: float = 0.2
 
 
 class _Timeline:
@@ -323,7 +326,7 @@ class Engine:
         deps = {p.name: list(p.dependencies) for p in gen.processes}
         waits = reverse_waits(deps)
 
-        def stop(name: str) -> None:
+        def stop(name: str) -> None:  # finished when it returns: no probe
             self.say(f"stopping {name}")
             checkpoint("stopping")
             with self._serial(act):
@@ -337,7 +340,7 @@ class Engine:
         by_name = {p.name: p for p in procs}
         waits = {p.name: set(p.dependencies) for p in procs}
 
-        def start(name: str) -> None:
+        def start(name: str) -> Callable[[], bool]:
             p = by_name[name]
             check = rd.from_json(p.readiness) if p.readiness else None
             ctx = rd.ProbeContext(name=name, pid_file=p.pid_file)
@@ -347,25 +350,41 @@ class Engine:
             if isinstance(check, rd.Notify):
                 ctx.notify = rd.NotifySocket(
                     rd.notify_socket_path(self.settings.runtime_dir, name))
+            self.say(f"starting {name}")
+            timeline.mark(name, "start", dependencies=list(p.dependencies))
+            checkpoint("starting")
             try:
-                self.say(f"starting {name}")
-                timeline.mark(name, "start")
-                checkpoint("starting")
                 with self._serial(act):
                     act.start(gen, p)
-                checkpoint("started")
-                timeline.mark(name, "started")
-                if check is not None:
-                    waited = rd.wait_ready(check, ctx, alive=self._alive_probe(act, gen, p))
-                    self.say(f"ready    {name} ({check.describe()}, {waited:.2f} s)")
-                timeline.mark(name, "ready", check=check.describe() if check else "started",
-                              dependencies=list(p.dependencies))
             except Exception:
-                timeline.mark(name, "failed", dependencies=list(p.dependencies))
-                raise
-            finally:
+                timeline.mark(name, "failed")
                 if ctx.notify is not None:
                     ctx.notify.close()
+                raise
+            checkpoint("started")
+            timeline.mark(name, "started")
+            alive = self._alive_probe(act, gen, p)
+            inner = (rd.make_probe(check, ctx, alive=alive) if check is not None
+                     else rd.grace_probe(name, self.options.start_grace, alive))
+
+            def probe() -> bool:
+                try:
+                    ready = inner()
+                except Exception:
+                    timeline.mark(name, "failed")
+                    if ctx.notify is not None:
+                        ctx.notify.close()
+                    raise
+                if ready:
+                    timeline.mark(name, "ready", check=check.describe() if check else "started")
+                    if check is not None:
+                        took = timeline.events[name]["ready"] - timeline.events[name]["start"]
+                        self.say(f"ready    {name} ({check.describe()}, {took:.2f} s)")
+                    if ctx.notify is not None:
+                        ctx.notify.close()
+                return ready
+
+            return probe
 
         return run_dag([p.name for p in procs], waits, start, self.options.max_parallel)
 
@@ -384,12 +403,12 @@ class Engine:
 
     def _alive_probe(self, act: Activator, gen: Generation,
                      p: DeployedProcess) -> Callable[[], str | None]:
-        """A cheap 'did it die?' check for readiness waits (at most every 0.5 s)."""
+        """A 'did it die?' check for readiness waits (at most every 0.25 s)."""
         last = [0.0]
 
         def alive() -> str | None:
             now = time.monotonic()
-            if now - last[0] < 0.5:
+            if now - last[0] < 0.25:
                 return None
             last[0] = now
             with self._serial(act):

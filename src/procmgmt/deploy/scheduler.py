@@ -1,13 +1,22 @@
 """Dependency-driven parallel execution of start or stop actions.
 
-Each item runs as soon as everything it waits for has finished, not level
+Each item runs as soon as everything it waits for has *finished*, not level
 by level: with a slow dependency on one branch, the other branches go on.
-At most ``max_parallel`` actions run at once; with ``max_parallel=1`` the
-items run strictly one after another in the given order (the original's
+
+An action has two phases. The *action* itself (run a start script, ask
+supervisord to add a program) runs in a worker pool of ``max_parallel``
+threads. It may return a *probe*: a non-blocking callable that says whether
+the item is finished yet (ready) and raises when it failed. Probes do not
+hold a worker: one loop polls every pending probe, so a thousand processes
+waiting for their ports cost one thread, and slow-to-become-ready
+processes do not keep others from starting.
+
+With ``max_parallel=1`` the items run strictly one after another in the
+given order, each waiting for the previous one to be ready (the original's
 behaviour, kept for comparison and for managers that need it).
 
-After the first failure nothing new is scheduled; actions already running
-finish, and every failure is reported.
+After the first failure nothing new is scheduled; work already under way
+finishes, and every failure is reported.
 """
 
 from __future__ import annotations
@@ -17,6 +26,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+
+#: A probe returns True once the item is finished, False while it is not; it raises on failure.
+Probe = Callable[[], bool]
+#: An action does the work and returns a probe (or None: finished when it returns).
+Action = Callable[[str], "Probe | None"]
+
+POLL_INTERVAL = 0.02
 
 
 @dataclass
@@ -35,45 +51,74 @@ class Outcome:
 
 
 def run_dag(order: Sequence[str], waits_for: Mapping[str, set[str]],
-            action: Callable[[str], None], max_parallel: int) -> Outcome:
+            action: Action, max_parallel: int) -> Outcome:
     """Run ``action(name)`` for every name; a name waits for ``waits_for[name]`` (within
-    ``order``). ``order`` is the preferred order among the runnable ones."""
+    ``order``) to finish. ``order`` is the preferred order among the runnable ones."""
     pending = list(order)
     names = set(order)
     blockers = {n: {d for d in waits_for.get(n, set()) if d in names and d != n} for n in order}
     outcome = Outcome()
     finished: set[str] = set()
+    began: dict[str, float] = {}
     lock = threading.Lock()
+    running: dict[Future[Probe | None], str] = {}
+    probing: dict[str, Probe] = {}
+    sequential = max_parallel <= 1
 
-    def timed(name: str) -> None:
-        began = time.monotonic()
-        try:
-            action(name)
-        finally:
-            with lock:
-                outcome.times[name] = (began, time.monotonic())
+    def finish(name: str, exc: BaseException | None) -> None:
+        with lock:
+            outcome.times[name] = (began.get(name, time.monotonic()), time.monotonic())
+        if exc is None:
+            finished.add(name)
+            outcome.done.append(name)
+        else:
+            outcome.failed[name] = exc
 
-    running: dict[Future[None], str] = {}
+    def timed(name: str) -> Probe | None:
+        with lock:
+            began[name] = time.monotonic()
+        return action(name)
+
     with ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
-        while pending or running:
+        while pending or running or probing:
             if not outcome.failed:
                 for name in list(pending):
-                    if len(running) >= max_parallel:
+                    busy = len(running) + (len(probing) if sequential else 0)
+                    if busy >= max(1, max_parallel):
                         break
                     if blockers[name] <= finished:
                         pending.remove(name)
                         running[pool.submit(timed, name)] = name
-            if not running:
+                    elif sequential:
+                        break  # strict order: never overtake
+            if not running and not probing:
                 break
-            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for fut in done:
-                name = running.pop(fut)
-                exc = fut.exception()
-                if exc is None:
-                    finished.add(name)
-                    outcome.done.append(name)
-                else:
-                    outcome.failed[name] = exc
+            if running:
+                done, _ = wait(list(running), timeout=POLL_INTERVAL if probing else None,
+                               return_when=FIRST_COMPLETED)
+                for fut in done:
+                    name = running.pop(fut)
+                    exc = fut.exception()
+                    if exc is not None:
+                        finish(name, exc)
+                        continue
+                    probe = fut.result()
+                    if probe is None:
+                        finish(name, None)
+                    else:
+                        probing[name] = probe
+            else:
+                time.sleep(POLL_INTERVAL)
+            for name, probe in list(probing.items()):
+                try:
+                    ready = probe()
+                except Exception as exc:
+                    del probing[name]
+                    finish(name, exc)
+                    continue
+                if ready:
+                    del probing[name]
+                    finish(name, None)
     return outcome
 
 
