@@ -220,6 +220,43 @@ def _check_conflicts(c: _Collector, model: Model, specs: dict[str, ProcessSpec],
                       "--runtime-dir or instance name", inst)
 
 
+def _check_credentials(c: _Collector, model: Model) -> None:
+    """A user or group declared by several instances must be declared identically:
+    the accounts are shared, and which declaration would win is arbitrary."""
+    seen: dict[tuple[str, str], tuple[str, Group | User]] = {}
+    for key, inst in model.instances.items():
+        creds = inst.process.credentials
+        declared: list[tuple[str, str, Group | User]] = [
+            *(("group", n, g) for n, g in creds.groups.items()),
+            *(("user", n, u) for n, u in creds.users.items())]
+        for kind, name, value in declared:
+            first = seen.setdefault((kind, name), (key, value))
+            if first[0] == key or first[1] == value:
+                continue
+            fields = [f.name for f in dataclasses.fields(value)
+                      if getattr(value, f.name) != getattr(first[1], f.name)]
+            c.add(key, f"credentials.{kind}s.{name}",
+                  f"{kind} {name!r} is also declared by instance {first[0]!r} with different "
+                  f"{', '.join(fields)}; instances sharing a {kind} must declare it identically",
+                  inst)
+
+
+#: Environment variables procmgmt adds to every process: which deployment and
+#: which process it belongs to. ``procmgmt doctor`` finds strays by them.
+MARKER_DEPLOYMENT = "PROCMGMT_DEPLOYMENT"
+MARKER_PROCESS = "PROCMGMT_PROCESS"
+
+
+def deployment_id(settings: Settings) -> str:
+    """``<state dir>:<profile>``: unique per deployment on a machine."""
+    return f"{settings.state_dir}:{settings.profile}"
+
+
+def deployment_marker(settings: Settings, name: str) -> dict[str, str]:
+    """The marker variables of process ``name``."""
+    return {MARKER_DEPLOYMENT: deployment_id(settings), MARKER_PROCESS: name}
+
+
 def validate(model: Model, settings: Settings) -> list[ProcessSpec]:
     """Specs in start order, or :class:`ValidationError` listing every problem."""
     c = _Collector(model)
@@ -252,12 +289,13 @@ def validate(model: Model, settings: Settings) -> list[ProcessSpec]:
     specs = {key: to_spec(inst.process, name_of, rank_of[key])
              for key, inst in model.instances.items()}
     for key, spec in specs.items():
+        env = {**spec.environment, **deployment_marker(settings, spec.name)}
         if isinstance(spec.readiness, Notify) and "NOTIFY_SOCKET" not in spec.environment:
             # Every backend gets sd_notify: procmgmt listens on this socket while starting.
-            env = {**spec.environment,
-                   "NOTIFY_SOCKET": notify_socket_path(settings.runtime_dir, spec.name)}
-            specs[key] = dataclasses.replace(spec, environment=env)
+            env["NOTIFY_SOCKET"] = notify_socket_path(settings.runtime_dir, spec.name)
+        specs[key] = dataclasses.replace(spec, environment=env)
     _check_conflicts(c, model, specs, settings)
+    _check_credentials(c, model)
     if c.problems:
         raise ValidationError(c.problems)
     return [specs[k] for k in start_order(graph)]

@@ -541,8 +541,10 @@ def test_daemon_mode_through_proxy(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 def test_immediate_exit_fails_start(deployment: Deployment, tmp_path: Path) -> None:
-    """A program that exits at once makes start() raise DeployError naming it and
-    quoting its log, well before supervisord's retries are used up."""
+    """A program that exits at once fails its start under the engine (which watches
+    every started program) with a DeployError naming it and quoting its log, well
+    before supervisord's retries are used up."""
+    from procmgmt.deploy.engine import Engine
     model = tmp_path / "crash.py"
     model.write_text(
         "from procmgmt import Instance, Process\n"
@@ -551,12 +553,16 @@ def test_immediate_exit_fails_start(deployment: Deployment, tmp_path: Path) -> N
         "            foreground_process_args=['-c', 'echo boom: bad config; exit 3']))}\n")
     gen = deployment.build(model)
     deployment.activator.prepare(gen, None)
+    engine = Engine(deployment.settings)
+    engine.use_activator("supervisord", deployment.activator)
     started = time.monotonic()
-    with pytest.raises(DeployError) as info:
-        deployment.activator.start(gen, gen.processes[0])
+    outcome = engine.start_processes(deployment.activator, gen, list(gen.processes))
     assert time.monotonic() - started < 5
-    assert "crasher" in str(info.value)
-    assert "boom: bad config" in str(info.value)
+    assert not outcome.ok
+    error = str(outcome.failed["crasher"])
+    assert isinstance(outcome.failed["crasher"], DeployError)
+    assert "crasher" in error
+    assert "boom: bad config" in error
     deployment.activator.stop(gen, gen.processes[0])
 
 

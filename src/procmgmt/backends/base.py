@@ -192,6 +192,22 @@ class Activator(ABC):
             return 0
         raise NotImplementedError(activity)
 
+    def diagnose(self, gen: Generation, proc: DeployedProcess) -> str:
+        """Why ``proc`` may have died: by default the last lines of its log file
+        (``extra["log_file"]`` of the manifest), for failure messages."""
+        path = proc.extra.get("log_file")
+        if not path:
+            return ""
+        try:
+            with open(str(path), "rb") as f:
+                f.seek(0, 2)
+                f.seek(max(0, f.tell() - 4000))
+                lines = [ln for ln in f.read().decode(errors="replace").splitlines()
+                         if ln.strip()][-10:]
+        except OSError:
+            return ""
+        return ("last lines of " + str(path) + ":\n    " + "\n    ".join(lines)) if lines else ""
+
     def finish(self, new: Generation, old: Generation | None) -> None:  # noqa: B027
         """After all stops and starts succeeded (e.g. shut an idle manager down)."""
 

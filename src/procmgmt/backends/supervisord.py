@@ -775,6 +775,15 @@ class SupervisordActivator(Activator):
             pass
         return DeployError(f"supervisord program {name} failed to start: {reason}{tail}")
 
+    def diagnose(self, gen: Generation, proc: DeployedProcess) -> str:
+        """The last lines supervisord captured from the program."""
+        try:
+            text, _, _ = self.rpc().supervisor.tailProcessStdoutLog(_group(proc), 0, 2000)
+        except (OSError, xmlrpc.client.Fault):
+            return ""
+        lines = [ln for ln in str(text).splitlines() if ln.strip()][-10:]
+        return ("last lines of its log:\n    " + "\n    ".join(lines)) if lines else ""
+
     def status(self, gen: Generation, proc: DeployedProcess) -> ProcessStatus:
         """Running (RUNNING or STARTING) and the pid supervisord tracks (the proxy's,
         for a wrapped daemon: the daemon's pid is in the detail)."""

@@ -356,6 +356,7 @@ class SysVInitBackend(Backend):
             "sequence": _sequence(native, "sequence"),
             "mode": native.get("mode"),
             "pid_file": native.get("pid_file"),
+            "log_file": native.get("log_file"),
             "start_timeout": _number(native, "start_timeout", DEFAULT_START_TIMEOUT),
             "stop_timeout": _number(native, "stop_timeout", DEFAULT_STOP_TIMEOUT),
         }

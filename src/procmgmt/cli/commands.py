@@ -348,5 +348,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return int(run_stateless(settings, gen))
 
 
+from procmgmt.cli import chainload as _chainload  # noqa: E402,F401  (registers chainload-user)
+from procmgmt.cli import doctor as _doctor  # noqa: E402,F401  (registers doctor)
 from procmgmt.cli import idassign  # noqa: E402, F401  (registers id-assign)
 from procmgmt.cli import inspect as _inspect  # noqa: E402,F401  (registers analyze, graph)

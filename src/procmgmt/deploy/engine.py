@@ -156,6 +156,11 @@ class Engine:
             self._act_locks[id(act)] = threading.Lock()
         return self._activators[backend]
 
+    def use_activator(self, backend: str, act: Activator) -> None:
+        """Drive ``backend`` through ``act`` (tests, embedding with a custom runner)."""
+        self._activators[backend] = act
+        self._act_locks[id(act)] = threading.Lock()
+
     @contextmanager
     def _serial(self, act: Activator) -> Iterator[None]:
         """Serialize calls into activators that are not safe to call from threads."""
@@ -413,7 +418,11 @@ class Engine:
             last[0] = now
             with self._serial(act):
                 st = act.status(gen, p)
-            return None if st.running else f"the process is not running {st.detail}".strip()
+                if st.running:
+                    return None
+                why = act.diagnose(gen, p)
+            return (f"the process is not running {st.detail}".strip()
+                    + (f"; {why}" if why else ""))
 
         return alive
 
