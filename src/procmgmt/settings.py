@@ -66,6 +66,8 @@ FIELDS: tuple[SettingField, ...] = (
                  short="-p"),
     SettingField("extra_params", "--extra-params", "PROCMGMT_EXTRA_PARAMS", "json",
                  "JSON object of extra model parameters (settings.extra_params)"),
+    SettingField("ids_file", "--ids", "PROCMGMT_IDS", "path",
+                 "ids file written by 'procmgmt id-assign' (settings.ids)"),
 )
 
 FIELDS_BY_ATTR = {f.attr: f for f in FIELDS}
@@ -94,6 +96,10 @@ class Settings:
     calling_group: str = "root"
     #: IDs assigned by ``procmgmt id-assign`` (resource -> instance -> id).
     ids: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    #: The ids file ``ids`` was read from, if any.
+    ids_file: str | None = None
+    #: True when the backend was chosen explicitly (flag or variable), not defaulted.
+    process_manager_given: bool = False
 
     @property
     def procmgmt_dir(self) -> str:
@@ -121,7 +127,8 @@ class Settings:
 
     def dirs(self) -> dict[str, str]:
         """The directory settings by attribute name."""
-        return {f.attr: getattr(self, f.attr) for f in FIELDS if f.kind == "path"}
+        return {f.attr: getattr(self, f.attr) for f in FIELDS
+                if f.kind == "path" and f.attr.endswith("_dir")}
 
 
 def _is_root() -> bool:
@@ -205,6 +212,8 @@ def resolve(
     values["force_disable_user_change"] = (
         bool(given.get("force_disable_user_change")) or not _is_root())
     values["process_manager"] = given.get("process_manager", DEFAULT_PROCESS_MANAGER)
+    values["process_manager_given"] = "process_manager" in given
+    values["ids_file"] = given.get("ids_file")
     values["profile"] = given.get("profile", DEFAULT_PROFILE)
     values["extra_params"] = given.get("extra_params", {})
     if "/" in values["profile"] or not values["profile"] or values["profile"].startswith("."):

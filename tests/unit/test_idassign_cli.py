@@ -145,11 +145,12 @@ def test_build_uses_the_assigned_ports(tmp_path: Path) -> None:
 
 
 def test_model_without_ids_fails_validation_not_silently(tmp_path: Path) -> None:
-    """Building the lookup-based example without ids gives port 0, which validation rejects."""
-    from procmgmt.errors import ValidationError
+    """Building the lookup-based example without ids names every missing ID and says to
+    run id-assign (instead of failing later on port 0)."""
+    from procmgmt.ids import IdsMissingError
 
     settings = dataclasses.replace(resolve({"state_dir": str(tmp_path)}, {}), ids={})
-    with pytest.raises(ValidationError, match="port must be an integer 1-65535, got 0"):
+    with pytest.raises(IdsMissingError, match="'webapp1' requires an ID from 'webapp_ports'"):
         evaluate(str(MODEL), settings)
 
 

@@ -16,9 +16,11 @@ def test_every_field_has_flag_and_env() -> None:
     envs = [f.env for f in FIELDS]
     assert len(set(flags)) == len(flags)
     assert len(set(envs)) == len(envs)
+    renamed = {"ids_file": "ids"}  # --ids names a file: the attribute says so
     for f in FIELDS:
-        assert f.flag == "--" + f.attr.replace("_", "-")
-        assert f.env == "PROCMGMT_" + f.attr.upper()
+        base = renamed.get(f.attr, f.attr)
+        assert f.flag == "--" + base.replace("_", "-")
+        assert f.env == "PROCMGMT_" + base.upper()
 
 
 def test_derivation_from_state_dir(tmp_path: os.PathLike[str]) -> None:
@@ -37,7 +39,8 @@ def test_system_state_dir_uses_run_and_tmp() -> None:
     assert s.lib_dir == "/var/lib"
 
 
-@pytest.mark.parametrize("field", [f for f in FIELDS if f.kind == "path"], ids=lambda f: f.attr)
+@pytest.mark.parametrize("field", [f for f in FIELDS if f.attr.endswith("_dir")],
+                         ids=lambda f: f.attr)
 def test_each_dir_flag_and_env_reach_their_own_setting(field: object, tmp_path: object) -> None:
     """Regression for the original's bugs: every dir flag and variable sets only its own dir."""
     from procmgmt.settings import SettingField
@@ -51,7 +54,7 @@ def test_each_dir_flag_and_env_reach_their_own_setting(field: object, tmp_path: 
     for s in (via_cli, via_env):
         assert getattr(s, field.attr) == target
         for other in FIELDS:
-            if other.kind == "path" and other.attr not in (field.attr, "state_dir") \
+            if other.attr.endswith("_dir") and other.attr not in (field.attr, "state_dir") \
                     and field.attr != "state_dir":
                 assert getattr(s, other.attr) == getattr(plain, other.attr), other.attr
 

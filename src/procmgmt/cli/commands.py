@@ -21,6 +21,9 @@ from procmgmt.settings import Settings
 
 
 def _build(settings: Settings, path: str | None) -> Generation:
+    if settings.process_manager == "none":
+        raise UsageError("-P none only writes agnostic JSON specs ('procmgmt build -P none'); "
+                         "translate them with 'procmgmt generate-config -P BACKEND' to deploy")
     get_backend(settings.process_manager)  # unknown backend: fail before evaluating
     model, specs = evaluate(path, settings)
     with store_lock(settings, exclusive=False):
@@ -41,6 +44,9 @@ def _cfg_build(p: argparse.ArgumentParser) -> None:
 @command("build", "render the model for a backend into the store and print the generation path")
 def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     init_state(settings)
+    if settings.process_manager == "none" and not args.undeploy:  # agnostic JSON specs
+        print(_agnostic.build_none(settings, model_path(args)))
+        return 0
     gen = _build(settings, None if args.undeploy else model_path(args))
     print(gen.path)
     return 0
@@ -72,6 +78,11 @@ def _cfg_switch(p: argparse.ArgumentParser) -> None:
                         "repair' restores the current generation)")
     p.add_argument("--no-wait", action="store_true",
                    help="fail at once if another switch holds the profile lock")
+    p.add_argument("--assign-ids", action="store_true",
+                   help="run the ID assigner first (needs --id-resources and --ids; the ids "
+                        "file is updated in place), so new instances get free IDs")
+    p.add_argument("--id-resources", metavar="FILE",
+                   help="ID resources file (JSON) for --assign-ids")
 
 
 def activation_args(p: argparse.ArgumentParser) -> None:
@@ -139,6 +150,15 @@ def cmd_switch(args: argparse.Namespace, settings: Settings) -> int:
         print(f"switched to generation {number} ({_summary(result.started, result.stopped)})")
         return 0
 
+    if not settings.process_manager_given and engine.current() is not None:
+        # Without -P, keep deploying with the manager the current generation uses.
+        current = engine.current()
+        assert current is not None
+        settings = settings.with_process_manager(current.backend)
+        engine.settings = settings
+    if args.assign_ids:
+        settings = _assign_ids(args, settings)
+        engine.settings = settings
     init_state(settings)
     gen = _build(settings, None if args.undeploy else model_path(args))
     if args.dry_run:
@@ -157,6 +177,23 @@ def cmd_switch(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _assign_ids(args: argparse.Namespace, settings: Settings) -> Settings:
+    """--assign-ids: update the ids file for the model, then read it into settings."""
+    from procmgmt.ids import assign_for_model, with_ids, write_atomic
+
+    if not args.id_resources or not settings.ids_file:
+        raise UsageError("--assign-ids needs --id-resources FILE and --ids FILE "
+                         "(the ids file is created or updated in place)")
+    if args.undeploy:
+        return settings
+    ids_path = settings.ids_file if os.path.exists(settings.ids_file) else None
+    result = assign_for_model(model_path(args), args.id_resources, ids_path, settings)
+    write_atomic(settings.ids_file, result.assignments.to_json())
+    for line in result.describe():
+        print(line, file=sys.stderr)
+    return with_ids(settings, settings.ids_file)
+
+
 def _summary(started: list[str], stopped: list[str]) -> str:
     return f"{len(started)} started, {len(stopped)} stopped"
 
@@ -172,6 +209,8 @@ def _cfg_generate(p: argparse.ArgumentParser) -> None:
 
 @command("generate", "write the native files of one backend into a directory (no deployment)")
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.process_manager == "none":  # agnostic JSON specs
+        return _agnostic.generate_none(settings, model_path(args), args.output)
     backend = get_backend(settings.process_manager)
     model, specs = evaluate(model_path(args), settings)
     result = render(model, specs, settings, backend)
@@ -348,6 +387,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return int(run_stateless(settings, gen))
 
 
+from procmgmt.cli import agnostic as _agnostic  # noqa: E402  (generate-config, -P none)
 from procmgmt.cli import chainload as _chainload  # noqa: E402,F401  (registers chainload-user)
 from procmgmt.cli import doctor as _doctor  # noqa: E402,F401  (registers doctor)
 from procmgmt.cli import idassign  # noqa: E402, F401  (registers id-assign)

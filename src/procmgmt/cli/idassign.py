@@ -23,8 +23,6 @@ def _cfg_id_assign(p: argparse.ArgumentParser) -> None:
     p.add_argument("--id-resources", required=True, metavar="RESOURCES",
                    help='JSON file of ID pools: {"webapp_ports": {"min": 5000, "max": 6000, '
                         '"step": 1, "scope": "global"}, ...}')
-    p.add_argument("--ids", metavar="IDS",
-                   help="previous ids file: its still-valid assignments are kept")
     p.add_argument("--output-file", metavar="FILE",
                    help="write the ids file here (atomically) instead of to stdout")
 
@@ -42,6 +40,9 @@ def _stdout_is(path: str) -> bool:
 @command("id-assign", "assign unique IDs (ports, uids, gids) to the instances that require "
                       "them and print the ids file")
 def cmd_id_assign(args: argparse.Namespace, settings: Settings) -> int:
+    # --ids (a settings option shared with build/switch) names the previous ids
+    # file here: its still-valid assignments are kept.
+    args.ids = settings.ids_file
     if args.ids and not args.output_file and _stdout_is(args.ids):
         raise IdsFileError(f"{args.ids}: stdout is redirected onto the ids file being read, so "
                            "the shell has emptied it; restore it (e.g. from version control) "

@@ -102,8 +102,13 @@ def configure(name: str) -> Callable[[Callable[[argparse.ArgumentParser], None]]
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Resolve settings from the parsed options and the environment."""
+    from procmgmt.ids import with_ids
+
     cli: dict[str, Any] = {f.attr: getattr(args, f.attr, None) for f in FIELDS}
-    return resolve(cli)
+    settings = resolve(cli)
+    if args.command == "id-assign" or getattr(args, "assign_ids", False):
+        return settings  # the ids file is an input/output of the assigner there
+    return with_ids(settings, settings.ids_file)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,7 +18,7 @@ from procmgmt.backends import get_backend
 from procmgmt.backends.base import Backend, BuildContext, DeployedProcess, File, Generation
 from procmgmt.deploy import store
 from procmgmt.errors import Problem, ValidationError
-from procmgmt.ids import credentials_with_ids
+from procmgmt.ids import check_assigned, credentials_with_ids
 from procmgmt.model.loader import Model, empty_model, load_model
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
@@ -50,6 +50,9 @@ class RenderResult:
 def evaluate(model_path: str | None, settings: Settings) -> tuple[Model, list[ProcessSpec]]:
     """Load (or, for None, take the empty model) and validate."""
     model = empty_model() if model_path is None else load_model(model_path, settings)
+    # An instance that needs unique IDs the ids file lacks: say so (run id-assign)
+    # instead of letting a placeholder 0 port fail later in a vaguer way.
+    check_assigned(model.instances, settings.ids, settings.ids_file)
     return model, validate(model, settings)
 
 
