@@ -106,3 +106,26 @@ def find_program(*candidates: str) -> str:
             if found:
                 return found
     return candidates[0]
+
+
+def write_file(path: str, content: str, mode: str = "0640", owner: str | None = None) -> str:
+    """Shell lines (re)writing ``path`` with ``content`` through a temp file and ``mv``.
+
+    Configuration generated from the model is rewritten by every start, so
+    the file on disk always belongs to the generation being started, and a
+    reader never sees half a file. ``printf '%s'`` with one single-quoted
+    word keeps the content byte for byte (no here-document delimiter can
+    clash with it, and ``$`` or backquotes stay literal; they are written as
+    ``\\$`` outside the quotes, which means the same and keeps shellcheck from
+    taking them for forgotten expansions). The steps form one
+    ``&&`` list: ``initialize`` runs where ``set -e`` has no effect, so a failed
+    write must fail the snippet by its exit status.
+    """
+    tmp = f"{path}.tmp"
+    word = shlex.quote(content).replace("$", "'\\$'").replace("`", "'\\`'")
+    steps = [f"printf '%s' {word} > {shlex.quote(tmp)}",
+             f"chmod {mode} {shlex.quote(tmp)}"]
+    if owner:
+        steps.append(f"chown {shlex.quote(owner)}:{shlex.quote(owner)} {shlex.quote(tmp)}")
+    steps.append(f"mv -f {shlex.quote(tmp)} {shlex.quote(path)}")
+    return " &&\n".join(steps)
