@@ -1,0 +1,110 @@
+"""``-P none`` and ``generate-config``: agnostic JSON specs out, native files back in.
+
+``none`` is not a backend (nothing can deploy it, and ``procmgmt backends``
+must not list it): ``build``/``generate`` hand over to :func:`build_none`
+and :func:`generate_none` when ``-P none`` is given, like nix-processmgmt's
+``processManager = null``. ``generate-config`` is the counterpart of
+``nixproc-generate-config``: one spec (plus its dependencies) to the files
+of a real backend, in a directory (``-o``) or in the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from procmgmt.agnostic import NONE, load_specs, spec_files
+from procmgmt.backends import get_backend
+from procmgmt.backends.base import File
+from procmgmt.cli.main import command, configure
+from procmgmt.deploy import store
+from procmgmt.deploy.build import evaluate, render
+from procmgmt.deploy.gc import store_lock
+from procmgmt.errors import UsageError
+from procmgmt.settings import FIELDS_BY_ATTR, Settings
+from procmgmt.validate import validate
+
+#: Store entry holding the specs of ``build -P none``.
+SPECS_ENTRY = "agnostic"
+
+
+def _write_dir(out: str, files: list[File]) -> None:
+    """Write ``files`` below ``out``, replacing same-named files (as ``generate`` does)."""
+    os.makedirs(out, exist_ok=True)
+    for f in files:
+        target = os.path.join(out, f.path)
+        if os.path.lexists(target):
+            os.unlink(target)
+    store.write_files(out, files)
+
+
+def build_none(settings: Settings, path: str) -> str:
+    """``build -P none``: the model's specs as one store entry; its path.
+
+    One entry for all specs (not one per process as in Nix) because
+    dependencies are relative file names: the directory is self-contained
+    and can be copied to another machine. It is no GC root: ``procmgmt gc``
+    deletes it, so copy what you keep (or use ``generate -P none -o DIR``).
+    """
+    model, _ = evaluate(path, settings)
+    files = spec_files(model, settings)
+    with store_lock(settings, exclusive=False):
+        return store.add(settings.store_dir, SPECS_ENTRY, NONE, files)
+
+
+def generate_none(settings: Settings, path: str, out: str) -> int:
+    """``generate -P none -o OUT``: the model's specs written into a directory."""
+    model, _ = evaluate(path, settings)
+    files = spec_files(model, settings)
+    out = os.path.abspath(out)
+    _write_dir(out, files)
+    print(f"wrote {len(files)} agnostic specs to {out}")
+    return 0
+
+
+# --- generate-config ---------------------------------------------------------------
+
+@configure("generate-config")
+def _cfg_generate_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", metavar="SPEC.json",
+                   help="an agnostic spec (from 'procmgmt build -P none' or nix-processmgmt's "
+                        "processManager = null); its dependencies are translated too")
+    p.add_argument("-o", "--output", metavar="OUTDIR",
+                   help="write the native files into OUTDIR (created) instead of the store")
+
+
+def _explicit_process_manager(args: argparse.Namespace) -> str:
+    """-P or $PROCMGMT_PROCESS_MANAGER; there is no default: the target must be chosen."""
+    value = getattr(args, "process_manager", None) or os.environ.get(
+        FIELDS_BY_ATTR["process_manager"].env)
+    if not value:
+        raise UsageError("no process manager given: pass -P BACKEND (see 'procmgmt backends')")
+    if value == NONE:
+        raise UsageError("-P none writes specs; generate-config translates them: pass a "
+                         "backend such as -P sysvinit")
+    return str(value)
+
+
+@command("generate-config", "translate an agnostic JSON spec (and its dependencies) into one "
+                            "backend's native files")
+def cmd_generate_config(args: argparse.Namespace, settings: Settings) -> int:
+    backend = get_backend(_explicit_process_manager(args))
+    settings = settings.with_process_manager(backend.name)
+    model = load_specs(args.spec)
+    specs = validate(model, settings)
+    result = render(model, specs, settings, backend)
+    files = [f for r in result.processes for f in r.files] + result.generation_files
+    for w in result.warnings:
+        print(f"procmgmt: warning: {w}", file=sys.stderr)
+    if args.output:
+        out = os.path.abspath(args.output)
+        _write_dir(out, files)
+        print(f"wrote {len(files)} files for {len(result.processes)} processes to {out}")
+        return 0
+    top = next(inst.process.effective_name for inst in model.instances.values()
+               if inst.origin[0] == model.file)
+    with store_lock(settings, exclusive=False):
+        path = store.add(settings.store_dir, f"{top}-{backend.name}", backend.name, files)
+    print(path)
+    return 0
