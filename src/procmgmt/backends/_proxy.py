@@ -7,6 +7,9 @@ daemon is reparented away. They also cannot run ``initialize`` as root before
 dropping to the service user, because they start the whole command as one
 user. The proxy fills both gaps:
 
+* optionally (``wait_for``), it first waits until each dependency's pid file
+  names a live process, which gives managers without dependencies (launchd)
+  a start order even when they start everything at once,
 * it runs ``initialize`` (as whoever starts the proxy, normally root) in a
   subshell and fails the start if the snippet fails,
 * it applies ``directory``/``umask`` *after* ``initialize`` (which may be what
@@ -41,6 +44,8 @@ from procmgmt.backends._shell import command_line, export_lines, quote
 DEFAULT_PID_FILE_TIMEOUT = 10
 #: Seconds between a forwarded TERM/INT and a SIGKILL to a daemon that ignores it.
 DEFAULT_KILL_AFTER = 8
+#: Seconds to wait for the dependencies (``wait_for``) before giving up.
+DEFAULT_WAIT_TIMEOUT = 60
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,14 @@ class ProxyOptions:
     pid_file_timeout: int = DEFAULT_PID_FILE_TIMEOUT
     #: None: never escalate to SIGKILL.
     kill_after: int | None = DEFAULT_KILL_AFTER
+    #: Dependency name -> its pid file: before anything else, wait until each pid
+    #: file names a live process (for managers without dependencies, e.g. launchd).
+    wait_for: Mapping[str, str] = field(default_factory=dict)
+    #: Seconds to wait for all of ``wait_for`` together before giving up (exit 1).
+    wait_timeout: int = DEFAULT_WAIT_TIMEOUT
+    #: Foreground mode: write the proxy's pid (which the program keeps through
+    #: ``exec``) into ``pid_file`` first, so dependents can wait for it.
+    write_pid_file: bool = False
 
 
 def user_lookup_lines(user: str) -> list[str]:
@@ -122,6 +135,13 @@ def check_options(opts: ProxyOptions) -> list[str]:
         problems.append("a NUL character cannot be passed to a program")
     if opts.pid_file_timeout < 1:
         problems.append("pid_file_timeout must be at least 1 second")
+    if opts.write_pid_file and (opts.wrap_daemon or not opts.pid_file):
+        problems.append("write_pid_file needs a pid file and a foreground process "
+                        "(a wrapped daemon writes its own)")
+    if opts.wait_for and opts.wait_timeout < 1:
+        problems.append("wait_timeout must be at least 1 second")
+    if any("\0" in t for pair in opts.wait_for.items() for t in pair):
+        problems.append("a NUL character cannot be in a dependency's name or pid file")
     return problems
 
 
@@ -139,8 +159,11 @@ def generate(opts: ProxyOptions) -> str:
         "# Runs initialize before dropping privileges and keeps the supervisor's",
         "# view of the process accurate. Do not edit: regenerate instead.",
     ]
-    if opts.wrap_daemon or opts.user or opts.initialize.strip():
+    if (opts.wrap_daemon or opts.user or opts.initialize.strip() or opts.wait_for
+            or opts.write_pid_file):
         lines.append(f"proxy_name={_assign(opts.name)}")
+    if opts.wait_for:
+        lines += wait_for_lines(opts)
     if opts.initialize.strip():
         lines += [
             "",
@@ -166,6 +189,17 @@ def generate(opts: ProxyOptions) -> str:
         lines += user_lookup_lines(opts.user)
     cmd = command_words(opts)
     if not opts.wrap_daemon:
+        if opts.write_pid_file:
+            assert opts.pid_file is not None
+            lines += [
+                "",
+                "# exec keeps this pid: the pid file names the program itself.",
+                f"proxy_pid_file={_assign(opts.pid_file)}",
+                'if ! echo "$$" > "$proxy_pid_file"; then',
+                '    echo "$proxy_name: cannot write the pid file $proxy_pid_file" >&2',
+                "    exit 1",
+                "fi",
+            ]
         lines += ["", f"exec {cmd}"]
         return "\n".join(lines) + "\n"
     assert opts.pid_file is not None
@@ -180,6 +214,100 @@ def generate(opts: ProxyOptions) -> str:
         _WRAP_DAEMON_TAIL,
     ]
     return "\n".join(lines)
+
+
+def wait_for_lines(opts: ProxyOptions) -> list[str]:
+    """Lines that block until every dependency's pid file names a live process.
+
+    Managers without dependencies (launchd starts all jobs at once at boot)
+    get their order from this wait. "Up" means *running*, nothing more:
+    readiness checks (a port that accepts connections, a log line) are the
+    engine's job where the engine runs, i.e. during procmgmt's own switch.
+    A live process is one ``kill -0`` reaches, or, when it belongs to another
+    user (``kill -0`` fails with EPERM), one ``ps -p`` lists; zombies do not
+    count where ``/proc`` tells. A stale pid file whose pid was reused by an
+    unrelated process would count as up: pid files cannot tell the difference.
+    """
+    lines = [
+        "",
+        "# Wait until every dependency runs (its pid file names a live process).",
+        f"wait_timeout={opts.wait_timeout}",
+        _WAIT_FOR_BODY.strip("\n"),
+    ]
+    for name, pid_file in sorted(opts.wait_for.items()):
+        lines.append(f"wait_for_dependency {_assign(name)} {_assign(pid_file)}")
+    lines.append("trap - TERM INT HUP")
+    return lines
+
+
+_WAIT_FOR_BODY = r"""
+if sleep 0.01 2>/dev/null; then
+    wait_step=0.1
+    wait_ticks_per_second=10
+else
+    wait_step=1
+    wait_ticks_per_second=1
+fi
+wait_ticks=0
+wait_sleeper=
+# A stop while waiting ends the proxy at once, and its pending sleep with it.
+# shellcheck disable=SC2329  # invoked by the traps below
+on_wait_signal() {
+    if [ -n "$wait_sleeper" ]; then
+        kill "$wait_sleeper" 2>/dev/null || :
+    fi
+    exit "$1"
+}
+trap 'on_wait_signal 143' TERM
+trap 'on_wait_signal 130' INT
+trap 'on_wait_signal 129' HUP
+
+# True while process $1 exists (also as another user's) and is not a zombie.
+dependency_alive() {
+    kill -0 "$1" 2>/dev/null || ps -p "$1" >/dev/null 2>&1 || return 1
+    if [ -r "/proc/$1/stat" ]; then
+        dep_stat=
+        read -r dep_stat 2>/dev/null < "/proc/$1/stat" || :
+        case ${dep_stat##*) } in
+            Z*) return 1 ;;
+        esac
+    fi
+    return 0
+}
+
+# wait_for_dependency NAME PID_FILE
+wait_for_dependency() {
+    announced=
+    while :; do
+        dep_pid=
+        read -r dep_pid 2>/dev/null < "$2" || :
+        case $dep_pid in
+            ''|*[!0-9]*) ;;
+            *)
+                if dependency_alive "$dep_pid"; then
+                    if [ -n "$announced" ]; then
+                        echo "$proxy_name: dependency $1 is up (pid $dep_pid)" >&2
+                    fi
+                    return 0
+                fi
+                ;;
+        esac
+        if [ -z "$announced" ]; then
+            echo "$proxy_name: waiting for dependency $1 (pid file $2)" >&2
+            announced=1
+        fi
+        wait_ticks=$((wait_ticks + 1))
+        if [ "$wait_ticks" -gt $((wait_timeout * wait_ticks_per_second)) ]; then
+            echo "$proxy_name: giving up: dependency $1 is not up after $wait_timeout seconds" >&2
+            exit 1
+        fi
+        sleep "$wait_step" &
+        wait_sleeper=$!
+        wait "$wait_sleeper"
+        wait_sleeper=
+    done
+}
+"""
 
 
 _WRAP_DAEMON_HEAD = r"""
