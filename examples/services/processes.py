@@ -4,11 +4,11 @@ nginx and Apache, every port from the ID assigner.
 Each instance declares the ``service_ports`` pool (``idresources.json``)
 and reads its port back from ``settings.ids``::
 
-    procmgmt id-assign --id-resources idresources.json processes.py > ids.json
+    procmgmt switch --assign-ids --id-resources idresources.json --ids ids.json processes.py
 
-Until the switch loads an ids file, ``lookup`` falls back to
-``port_base + offset`` (``--extra-params '{"port_base": 47000}'``; default
-7000), so the model also deploys on its own. See README.md.
+Without an ids file, ``lookup`` falls back to ``port_base + offset``
+(``--extra-params '{"port_base": 47000}'``; default 7000), so the model
+also deploys on its own. See README.md.
 """
 
 from __future__ import annotations

@@ -53,6 +53,7 @@ def test_assign_ids_adds_a_port_and_keeps_the_rest(backend: str, tmp_path: Path)
         # Without assigned IDs the build names the missing ones.
         out = run("build", model, check=False)
         assert out.returncode == 2 and "requires an ID from 'webapp_ports'" in out.stderr
+        assert "no --ids file was given" in out.stderr
 
         run("switch", "--assign-ids", "--id-resources", resources, "--ids", ids, model)
         assigned = json.loads(ids.read_text())["ids"]["webapp_ports"]

@@ -147,9 +147,17 @@ def test_build_uses_the_assigned_ports(tmp_path: Path) -> None:
 def test_model_without_ids_fails_validation_not_silently(tmp_path: Path) -> None:
     """Building the lookup-based example without ids names every missing ID and says to
     run id-assign (instead of failing later on port 0)."""
+    from procmgmt.errors import ValidationError
     from procmgmt.ids import IdsMissingError
 
     settings = dataclasses.replace(resolve({"state_dir": str(tmp_path)}, {}), ids={})
+    with pytest.raises(ValidationError) as info:
+        evaluate(str(MODEL), settings)
+    assert "port must be an integer 1-65535, got 0" in str(info.value)
+    assert "requires an ID from 'webapp_ports' and no --ids file was given" in str(info.value)
+    empty = tmp_path / "ids.json"
+    empty.write_text('{"ids": {}, "last_assignments": {}}')
+    settings = dataclasses.replace(settings, ids={}, ids_file=str(empty))
     with pytest.raises(IdsMissingError, match="'webapp1' requires an ID from 'webapp_ports'"):
         evaluate(str(MODEL), settings)
 

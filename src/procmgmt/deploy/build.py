@@ -18,7 +18,7 @@ from procmgmt.backends import get_backend
 from procmgmt.backends.base import Backend, BuildContext, DeployedProcess, File, Generation
 from procmgmt.deploy import store
 from procmgmt.errors import Problem, ValidationError
-from procmgmt.ids import check_assigned, credentials_with_ids
+from procmgmt.ids import check_assigned, credentials_with_ids, missing_assignments
 from procmgmt.model.loader import Model, empty_model, load_model
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
@@ -50,10 +50,23 @@ class RenderResult:
 def evaluate(model_path: str | None, settings: Settings) -> tuple[Model, list[ProcessSpec]]:
     """Load (or, for None, take the empty model) and validate."""
     model = empty_model() if model_path is None else load_model(model_path, settings)
-    # An instance that needs unique IDs the ids file lacks: say so (run id-assign)
-    # instead of letting a placeholder 0 port fail later in a vaguer way.
-    check_assigned(model.instances, settings.ids, settings.ids_file)
-    return model, validate(model, settings)
+    if settings.ids_file:
+        # An instance that needs unique IDs the ids file lacks: say so (run
+        # id-assign) instead of letting a placeholder 0 port fail more vaguely.
+        check_assigned(model.instances, settings.ids, settings.ids_file)
+        return model, validate(model, settings)
+    try:
+        return model, validate(model, settings)
+    except ValidationError as exc:
+        # Models may fall back to defaults without an ids file; if that did not
+        # work out, point at the missing IDs as the likely cause.
+        hints = [Problem(f"requires an ID from {res!r} and no --ids file was given: run "
+                         "'procmgmt switch --assign-ids --id-resources FILE --ids FILE' "
+                         "or 'procmgmt id-assign'", inst, None, model.file, None)
+                 for inst, res in missing_assignments(model.instances, settings.ids)]
+        if hints:
+            raise ValidationError([*exc.problems, *hints]) from None
+        raise
 
 
 def render(model: Model, specs: Sequence[ProcessSpec], settings: Settings,
