@@ -23,8 +23,9 @@ from procmgmt.readiness import HTTP, TCP, LogLine, Notify, Readiness, notify_soc
 from procmgmt.settings import Settings
 
 #: Names become file names, unit names, supervisord program names and shell words.
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: ``\Z``, not ``$``: ``$`` also matches before a trailing newline ("web\n").
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}\Z")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 #: Longest unix socket path (sun_path is 108 bytes including the NUL).
 UNIX_SOCKET_MAX = 107
 

@@ -96,9 +96,9 @@ ERROR_TAIL_LINES = 20
 #: Words that rc.subr interpolates unquoted into eval'ed strings or ``[ ]``
 #: tests (pidfile, command, procname, chdir, user, env file): they must not
 #: need quoting.
-_SAFE_WORD = re.compile(r"^[A-Za-z0-9_./:@%+=,-]+$")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SIGNAL_NAME = re.compile(r"^[A-Z][A-Z0-9]*$")
+_SAFE_WORD = re.compile(r"^[A-Za-z0-9_./:@%+=,-]+\Z")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+_SIGNAL_NAME = re.compile(r"^[A-Z][A-Z0-9]*\Z")
 #: Condition names in headers are whitespace-separated words.
 _CONDITION = re.compile(r"^[^\s#]+$")
 #: Characters a csh (root's shell on FreeBSD before 14) would not treat like sh in su's layer.

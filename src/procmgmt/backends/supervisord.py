@@ -550,13 +550,19 @@ class SupervisordActivator(Activator):
 
     def _write_base_config(self, programs: int, nodaemon: bool = False) -> None:
         self.check_paths()
-        for d in (self.dir, os.path.join(self.dir, "conf.d"), os.path.join(self.dir, "bin"),
-                  self.settings.runtime_dir, self.settings.log_dir, self.settings.tmp_dir):
+        for d in (self.settings.runtime_dir, self.settings.log_dir, self.settings.tmp_dir):
             os.makedirs(d, exist_ok=True)
+        # conf.d and bin say what supervisord (maybe root) runs: never writable by
+        # others, whatever the caller's umask.
+        for d in (os.path.dirname(self.dir), self.dir, os.path.join(self.dir, "conf.d"),
+                  os.path.join(self.dir, "bin")):
+            os.makedirs(d, exist_ok=True)
+            os.chmod(d, 0o755)
         text = self.base_config(programs, nodaemon)
         tmp = self.conf + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, self.conf)
 
     def link(self, gen: Generation | None) -> None:
@@ -711,7 +717,19 @@ class SupervisordActivator(Activator):
         """Poll until the named groups (None: all) have no live process."""
         deadline = time.monotonic() + self.stop_timeout
         while True:
-            infos = server.supervisor.getAllProcessInfo()
+            if names is None:
+                infos = server.supervisor.getAllProcessInfo()
+            else:
+                # One program's info, not all N: with 1000 programs, stops running in
+                # parallel that each poll the whole table keep supervisord busy
+                # serializing it (undeploy grew quadratically).
+                infos = []
+                for name in names:
+                    try:
+                        infos.append(server.supervisor.getProcessInfo(f"{name}:{name}"))
+                    except xmlrpc.client.Fault as fault:
+                        if fault.faultCode != FAULT_BAD_NAME:
+                            raise
             busy = [i["group"] for i in infos
                     if i.get("statename") in _ACTIVE_STATES
                     and (names is None or i.get("group") in names)]

@@ -213,6 +213,26 @@ def environment_problem(value: str) -> str | None:
     return None
 
 
+def path_problem(path: str) -> str | None:
+    """Why ``path`` cannot be a WorkingDirectory=/PIDFile= value, or None.
+
+    Those settings are plain one-line values (no quoting): a line break or
+    other control character would end or corrupt the line, surrounding
+    whitespace is stripped, a trailing backslash continues the line, and
+    systemd refuses paths that are not normalized ("." or ".." components).
+    """
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in path):
+        return ("contains a line break or another control character, which a unit "
+                "file line cannot hold")
+    if path != path.strip():
+        return "has leading or trailing whitespace, which systemd strips"
+    if path.endswith("\\"):
+        return "ends with a backslash, which would continue the unit file line"
+    if any(part in (".", "..") for part in path.split("/")):
+        return "contains a '.' or '..' component; systemd accepts only normalized paths"
+    return None
+
+
 # --- rendering -------------------------------------------------------------------
 
 def _render_value(section: str, key: str, value: Any) -> list[str]:
@@ -399,6 +419,10 @@ class SystemdBackend(Backend):
                 if path and not path.startswith("/"):
                     problems.append((spec.name, fieldname,
                                      f"systemd needs an absolute path, got {path!r}"))
+                elif path:
+                    why = path_problem(path)
+                    if why:
+                        problems.append((spec.name, fieldname, f"{path!r} {why}"))
             exe = spec.foreground or spec.daemon
             if exe and "/" in exe and not exe.startswith("/"):
                 problems.append((spec.name, "process",

@@ -27,7 +27,7 @@ import re
 import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import IO, Any
 
 from procmgmt.backends._shell import command_line, export_lines, quote
 from procmgmt.backends.base import (
@@ -65,20 +65,31 @@ ERROR_TAIL_LINES = 20
 #: Extra seconds the activator allows beyond the script's own timeouts.
 ACTIVATOR_SLACK = 60
 
-_ACTIVITY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_SIGNAL_NAME = re.compile(r"^[A-Z][A-Z0-9+-]*$")
+_ACTIVITY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+_SIGNAL_NAME = re.compile(r"^[A-Z][A-Z0-9+-]*\Z")
 
 # The helpers every script carries. They are the same in every script and
 # use only POSIX sh and utilities (kill, sleep, rm, cat, ps as a fallback);
 # /proc is used when present to see zombies and process groups.
 _HELPERS = r"""# procmgmt_poll TENTHS CMD...: run CMD until it succeeds, for at most TENTHS
-# tenths of a second. Fractional sleep is not POSIX: where sleep refuses it,
-# whole seconds are used instead.
+# tenths of a second. The first tenth is polled every 10 ms (a SIGTERMed
+# process or a forking daemon is usually done within milliseconds), then
+# every 0.1 s. Fractional sleep is not POSIX: where sleep refuses it, whole
+# seconds are used instead.
 procmgmt_poll() {
     procmgmt_left=$1
+    procmgmt_fast=10
     shift
     while ! "$@"; do
         [ "$procmgmt_left" -gt 0 ] || return 1
+        if [ "$procmgmt_fast" -gt 0 ]; then
+            procmgmt_fast=$((procmgmt_fast - 1))
+            if sleep 0.01 2>/dev/null; then
+                [ "$procmgmt_fast" -gt 0 ] || procmgmt_left=$((procmgmt_left - 1))
+                continue
+            fi
+            procmgmt_fast=0
+        fi
         if sleep 0.1 2>/dev/null; then
             procmgmt_left=$((procmgmt_left - 1))
         else
@@ -90,12 +101,17 @@ procmgmt_poll() {
 
 # procmgmt_stat PID: set procmgmt_state and procmgmt_pgrp from /proc (Linux).
 # The command name may contain spaces and parentheses, so the fields are
-# taken after the last ")".
+# taken after the last ")". The builtin read costs no fork; only a command
+# name with a line break in it needs cat.
 procmgmt_stat() {
     procmgmt_state=
     procmgmt_pgrp=
     [ -r "/proc/$1/stat" ] || return 1
-    procmgmt_line=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    { read -r procmgmt_line <"/proc/$1/stat"; } 2>/dev/null || return 1
+    case "$procmgmt_line" in
+        *") "*) ;;
+        *) procmgmt_line=$(cat "/proc/$1/stat" 2>/dev/null) || return 1 ;;
+    esac
     [ -n "$procmgmt_line" ] || return 1
     procmgmt_line=${procmgmt_line##*") "}
     read -r procmgmt_state procmgmt_ppid procmgmt_pgrp procmgmt_rest <<EOF
@@ -129,13 +145,11 @@ procmgmt_exited() {
     ! procmgmt_alive "$procmgmt_pid"
 }
 
-# procmgmt_pgid PID: the process group of PID.
+# procmgmt_pgid PID: set procmgmt_pgrp to the process group of PID (a
+# variable, not output: a command substitution would cost a fork).
 procmgmt_pgid() {
-    if procmgmt_stat "$1"; then
-        echo "$procmgmt_pgrp"
-    else
-        ps -o pgid= -p "$1" 2>/dev/null | tr -d ' '
-    fi
+    procmgmt_stat "$1" ||
+        procmgmt_pgrp=$(ps -o pgid= -p "$1" 2>/dev/null | tr -d ' ')
 }
 
 procmgmt_stop() {
@@ -148,7 +162,8 @@ procmgmt_stop() {
     # with setsid, or a daemon that called setsid itself) is signalled as a
     # group, so wrappers and children go too; otherwise only the pid.
     procmgmt_target=$procmgmt_pid
-    if [ "$(procmgmt_pgid "$procmgmt_pid")" = "$procmgmt_pid" ]; then
+    procmgmt_pgid "$procmgmt_pid"
+    if [ "$procmgmt_pgrp" = "$procmgmt_pid" ]; then
         procmgmt_target=-$procmgmt_pid
     fi
     echo "Stopping $procmgmt_name (pid $procmgmt_pid)"
@@ -189,7 +204,10 @@ _START_HEAD = r"""procmgmt_start() {
         echo "$procmgmt_name is already running (pid $procmgmt_pid)"
         return 0
     fi
-    rm -f "$procmgmt_pidfile"
+    # A stale pid file goes (tested first: rm is a fork, and usually there is none).
+    if [ -e "$procmgmt_pidfile" ] || [ -L "$procmgmt_pidfile" ]; then
+        rm -f "$procmgmt_pidfile"
+    fi
     if ! procmgmt_initialize; then
         echo "$procmgmt_name: initialize failed" >&2
         return 1
@@ -620,6 +638,18 @@ def read_pid_file(path: str) -> int | None:
     return int(first) if first.isdigit() and not first.startswith("0") else None
 
 
+def _output_file() -> IO[bytes]:
+    """An anonymous file for a script's output: in memory (``memfd``) on Linux,
+    so starting a thousand scripts creates no thousand files in the tmp dir."""
+    memfd_create = getattr(os, "memfd_create", None)
+    if memfd_create is not None:
+        try:
+            return open(memfd_create("procmgmt-script", getattr(os, "MFD_CLOEXEC", 1)), "w+b")
+        except OSError:
+            pass
+    return tempfile.TemporaryFile(mode="w+b")
+
+
 class SysVInitActivator(Activator):
     """Runs the generated scripts directly: ``<store path>/<script> start|stop|...``."""
 
@@ -639,7 +669,7 @@ class SysVInitActivator(Activator):
         script = self._script(proc)
         # Output goes to a file, not a pipe: a daemon that keeps the script's
         # stdout open would otherwise make us wait for it forever.
-        with tempfile.TemporaryFile(mode="w+b") as out:
+        with _output_file() as out:
             try:
                 rc = subprocess.run([script, activity], stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, timeout=timeout,

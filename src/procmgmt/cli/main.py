@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from procmgmt import __version__
 from procmgmt.cli.present import run_guarded
@@ -21,6 +21,15 @@ from procmgmt.settings import FIELDS, Settings, resolve
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 COMMANDS: dict[str, tuple[Handler, str]] = {}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one line per usage error: argparse's default prints the whole
+    usage block (a dozen lines of settings options) before the actual mistake."""
+
+    def error(self, message: str) -> NoReturn:
+        """``procmgmt CMD: error: MESSAGE (see 'procmgmt CMD --help')``, exit 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def command(name: str, help_text: str) -> Callable[[Handler], Handler]:
@@ -33,9 +42,9 @@ def command(name: str, help_text: str) -> Callable[[Handler], Handler]:
     return deco
 
 
-def settings_parser() -> argparse.ArgumentParser:
+def settings_parser() -> Parser:
     """Options shared by every subcommand (the settings table)."""
-    parent = argparse.ArgumentParser(add_help=False)
+    parent = Parser(add_help=False)
     group = parent.add_argument_group("settings (each also read from its PROCMGMT_* variable)")
     for f in FIELDS:
         flags = [f.flag] + ([f.short] if f.short else [])
@@ -65,11 +74,11 @@ def model_path(args: argparse.Namespace) -> str:
     return str(path)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Parser:
     """The full parser (also used to render the CLI reference)."""
     from procmgmt.cli import commands  # noqa: F401  (registers the subcommands)
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="procmgmt",
         description="Describe processes once in Python; deploy them with sysvinit, "
                     "supervisord, systemd, BSD rc, launchd or cygrunsrv as generations.",

@@ -226,6 +226,7 @@ class Engine:
             json.dump(data, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # whatever the caller's umask: nobody else may rewrite it
         os.replace(tmp, self.journal_path)
 
     def _clear_journal(self) -> None:
@@ -431,6 +432,7 @@ class Engine:
             tmp = self.timeline_path + ".tmp"
             with open(tmp, "w") as f:
                 json.dump(timeline.to_json(), f, indent=1, sort_keys=True)
+            os.chmod(tmp, 0o644)  # not world-writable under a permissive umask
             os.replace(tmp, self.timeline_path)
 
     def _undo(self, old: Generation | None, new: Generation, act_old: Activator,

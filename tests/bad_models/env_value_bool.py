@@ -1,0 +1,6 @@
+# expect: env_value_bool\.py:\d+  web\.environment\.DEBUG: value must be a string or a number, got True
+from procmgmt import Process
+
+
+def processes(settings):
+    return {"web": Process(name="web", process="/bin/sleep", environment={"DEBUG": True})}

@@ -1,0 +1,6 @@
+# expect: name_dotdot\.py:\d+  web\.name: invalid name '\.\.'
+from procmgmt import Process
+
+
+def processes(settings):
+    return {"web": Process(name="..", process="/bin/sleep")}

@@ -1,0 +1,435 @@
+"""Every backend, every awkward value: the generated file gives back exactly the input,
+or validation refuses it naming the field.
+
+Each generated file is read back with the rules of the program that will
+read it, not with procmgmt's own encoder:
+
+* sysvinit: ``sh`` evaluates the script's environment/pid-file block, its
+  ``cd`` word and its ``set --`` command line and prints the results with
+  ``printf '%s\\0'``;
+* bsdrc: ``sh`` sources the environment file with ``set -a`` (as rc.subr does)
+  and evaluates the ``procmgmt_command_args`` call of ``start_precmd``;
+* systemd: the unit-file, specifier and command-line rules of systemd.syntax(7)
+  and systemd.service(5), as implemented in ``tests/backends/test_systemd.py``;
+* supervisord: supervisor's own config parser (``ServerOptions``) plus
+  ``shlex.split`` for ``command`` (as supervisord does), and ``sh`` for the
+  foreground proxy of daemon-only processes;
+* launchd (when registered): ``plistlib``.
+
+Runs without starting any process manager; ``test_run_roundtrip.py`` starts
+the runnable backends for real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import plistlib
+import re
+import shlex
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from supervisor.options import ServerOptions
+
+from procmgmt.backends import backend_names
+from procmgmt.backends.base import File
+from procmgmt.deploy.build import render
+from procmgmt.errors import ValidationError
+from procmgmt.settings import Settings
+from procmgmt.validate import validate
+from tests.backends.test_systemd import (
+    parse_environment,
+    parse_exec,
+    parse_unit,
+    resolve_specifiers,
+    values,
+)
+from tests.conftest import golden_settings
+from tests.injection import (
+    AWKWARD,
+    COMPONENT,
+    ENV_NAME,
+    INVALID_NAMES,
+    NAME,
+    Case,
+    model_of,
+    refusal_is_clear,
+)
+
+BACKENDS = backend_names()
+STATE = "/srv/pm"
+
+
+@dataclass
+class Parsed:
+    """What the process would get, read back from the generated files."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    directory: str | None = None
+    pid_file: str | None = None
+
+
+def sh_words(script: str) -> list[str]:
+    """Run ``script`` with /bin/sh; its stdout split at NUL bytes."""
+    r = subprocess.run(["sh", "-c", script], capture_output=True, check=False, timeout=30,
+                       env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"})
+    assert r.returncode == 0, r.stderr.decode(errors="replace") + "\n--- script:\n" + script
+    return r.stdout.decode("utf-8", errors="surrogateescape").split("\0")[:-1]
+
+
+def _printf_vars(names: Sequence[str]) -> str:
+    return "\nprintf '%s\\0'" + "".join(f' "${{{n}-<unset>}}"' for n in names) + "\n"
+
+
+def _file(files: Sequence[File], pattern: str) -> str:
+    for f in files:
+        if re.fullmatch(pattern, f.path) and f.content is not None:
+            return f.content
+    raise AssertionError(f"no file matching {pattern}: {[f.path for f in files]}")
+
+
+def _line(text: str, prefix: str) -> str:
+    """The (single) line of ``text`` starting with ``prefix``."""
+    m = re.search("^" + re.escape(prefix) + ".*$", text, re.M)
+    assert m, f"no line {prefix!r} in:\n{text}"
+    return m.group(0)
+
+
+def _between(text: str, start: str, end: str) -> str:
+    m = re.search(start + r"(.*?)" + end, text, re.S)
+    assert m, f"{start!r} ... {end!r} not found in:\n{text}"
+    return m.group(1)
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def read_sysvinit(files: Sequence[File], case: Case, tmp: Path) -> Parsed:
+    """Evaluate the script's assignments and its command words with sh."""
+    text = _file(files, r"etc/rc\.d/init\.d/.*")
+    # Everything from the PATH line to the timeouts: exports and the pid file.
+    head = text[text.index("\nPATH="):text.index("\nprocmgmt_stop_timeout=")]
+    keys = sorted(case.environment)
+    env_words = sh_words(head + _printf_vars([*keys, "procmgmt_pidfile"]))
+    command = _between(text, r"\n    set -- ",
+                       r"\n    (?:# Run as|set -- nice -n|echo \"Starting|# Check the pid)")
+    argv = sh_words(f"set -- {command}\nprintf '%s\\0' \"$@\"\n")
+    directory = None
+    if case.directory is not None:
+        word = _between(text, r"\n    cd ", r" \|\| return 1\n    set -- ")
+        directory = sh_words(f"printf '%s\\0' {word}\n")[0]
+    return Parsed(argv, dict(zip(keys, env_words[:-1], strict=True)), directory,
+                  env_words[-1])
+
+
+def read_bsdrc(files: Sequence[File], case: Case, tmp: Path) -> Parsed:
+    """Source the environment file as rc.subr does; evaluate start_precmd's argv."""
+    text = _file(files, r"etc/rc\.d/.*")
+    keys = sorted(case.environment)
+    env: dict[str, str] = {}
+    if keys:
+        env_text = _file(files, r"etc/env/.*\.env")
+        env = dict(zip(keys, sh_words("set -a\n" + env_text + _printf_vars(keys)),
+                       strict=True))
+    call = _between(text, r"\n\tprocmgmt_command_args ", r"\n}\n\n# procmgmt_replace ")
+    words = sh_words("procmgmt_command_args() { shift 3; for a; do printf '%s\\0' \"$a\"; done; }\n"
+                     f"procmgmt_command_args {call}\n")
+    if case.mode == "foreground":  # daemon -f -p PIDFILE -o LOGFILE program args
+        assert words[:2] == ["-f", "-p"] and words[3] == "-o", words
+        pid_file, argv = words[2], words[5:]
+    else:
+        pid_file = sh_words(_line(text, "pidfile=") + "\nprintf '%s\\0' \"$pidfile\"\n")[0]
+        program = sh_words(_line(text, "command=") + "\nprintf '%s\\0' \"$command\"\n")[0]
+        argv = [program, *words]
+    directory = None
+    if case.directory is not None:
+        m = re.search(r'\n: "\$\{[A-Za-z0-9_]+_chdir:=(.*)\}"\n', text)
+        assert m, text
+        directory = m.group(1)
+    return Parsed(argv, env, directory, pid_file)
+
+
+def read_systemd(files: Sequence[File], case: Case, tmp: Path) -> Parsed:
+    """systemd's own rules: unit lines, specifiers, quoting, C escapes, ``$$``."""
+    unit = parse_unit(_file(files, r"etc/systemd/system/.*\.service"))
+    (exec_start,) = values(unit, "Service", "ExecStart")
+    flags, argv = parse_exec(exec_start)
+    assert flags == ""
+    env: dict[str, str] = {}
+    for value in values(unit, "Service", "Environment"):
+        env.update(parse_environment(value))
+    directory = None
+    if case.directory is not None:
+        (wd,) = values(unit, "Service", "WorkingDirectory")
+        directory = resolve_specifiers(wd, {})
+    pid_file = None
+    if case.mode == "daemon":
+        (pf,) = values(unit, "Service", "PIDFile")
+        pid_file = resolve_specifiers(pf, {})
+    return Parsed(argv, env, directory, pid_file)
+
+
+def read_supervisord(files: Sequence[File], case: Case, tmp: Path) -> Parsed:
+    """supervisor's parser for the program section; sh for the proxy script."""
+    root = tmp / "supervisord"
+    (root / "conf.d").mkdir(parents=True, exist_ok=True)
+    (root / "supervisord.conf").write_text(
+        f"[supervisord]\n[include]\nfiles = {root}/conf.d/*.conf\n", encoding="utf-8")
+    for sub in ("log", "tmp"):
+        (root / "srv" / sub).mkdir(parents=True, exist_ok=True)
+    # supervisor checks that the log file's directory exists: move only that one.
+    conf = re.sub(f"^stdout_logfile={STATE}/", f"stdout_logfile={root}/srv/",
+                  _file(files, r"conf\.d/.*\.conf"), flags=re.M)
+    for old in (root / "conf.d").iterdir():
+        old.unlink()
+    (root / "conf.d" / f"{case.name}.conf").write_text(conf, encoding="utf-8")
+    options = ServerOptions()
+    options.configfile = str(root / "supervisord.conf")
+    section = options.read_config(str(root / "supervisord.conf"))
+    (program,) = [p for g in section.process_group_configs for p in g.process_configs]
+    argv = shlex.split(program.command)
+    env = dict(program.environment or {})
+    directory, pid_file = program.directory, None
+    if argv and argv[0].endswith(f"/bin/{case.name}-proxy"):
+        argv, directory, pid_file = read_proxy(_file(files, r"bin/.*-proxy"), case)
+    return Parsed(argv, env, directory, pid_file)
+
+
+def read_proxy(proxy: str, case: Case) -> tuple[list[str], str | None, str | None]:
+    """(argv, directory, pid file) of a foreground proxy script, evaluated with sh."""
+    directory = pid_file = None
+    if case.directory is not None:
+        word = _between(proxy, r"\ncd ", r" \|\| exit 1\n")
+        directory = sh_words(f"printf '%s\\0' {word}\n")[0]
+    if case.mode == "daemon":
+        command = _between(proxy, r"\n# Start the daemon; its start command returns once "
+                           r"it has daemonized\.\n", r"\nstart_status=\$\?")
+        assignment = proxy[proxy.index("\npid_file="):proxy.index("\npid_file_timeout=")]
+        pid_file = sh_words(assignment + "\nprintf '%s\\0' \"$pid_file\"\n")[0]
+    else:
+        command = _between(proxy, r"\nexec ", r"\n$")
+    return sh_words(f"set -- {command}\nprintf '%s\\0' \"$@\"\n"), directory, pid_file
+
+
+def read_launchd(files: Sequence[File], case: Case, tmp: Path) -> Parsed:
+    """launchd reads the plist (plistlib): ProgramArguments, EnvironmentVariables,
+    WorkingDirectory; an embedded proxy (``/bin/sh -c SCRIPT NAME``) is read with sh."""
+    text = _file(files, r".*\.plist")
+    plist = plistlib.loads(text.encode("utf-8"))
+    argv = list(plist["ProgramArguments"])
+    directory, pid_file = plist.get("WorkingDirectory"), None
+    if argv[:2] == ["/bin/sh", "-c"] and argv[3:] == [f"{case.name}-proxy"]:
+        argv, directory, pid_file = read_proxy(argv[2], case)
+    return Parsed(argv, dict(plist.get("EnvironmentVariables", {})), directory, pid_file)
+
+
+def cygrunsrv_split(text: str) -> list[str]:
+    """cygrunsrv's ``--args`` splitting as its documentation (and cygrunsrv.cc's
+    eval_arglist) describes it, written independently of the backend: words are
+    separated by spaces only; a word starting with ``"`` or ``'`` runs to the next
+    same quote (or the end) and loses the quotes; no escapes."""
+    words: list[str] = []
+    i = 0
+    while i < len(text):
+        if text[i] == " ":
+            i += 1
+            continue
+        if text[i] in "\"'":
+            end = text.find(text[i], i + 1)
+            end = len(text) if end < 0 else end
+            words.append(text[i + 1:end])
+            i = end + 1
+        else:
+            end = text.find(" ", i)
+            end = len(text) if end < 0 else end
+            words.append(text[i:end])
+            i = end
+    return words
+
+
+#: cygrunsrv options that take no value (cygrunsrv --help).
+CYGRUNSRV_SWITCHES = {"--shutdown", "--preshutdown", "--interactive", "--nohide",
+                      "--neverexits"}
+
+
+def read_cygrunsrv(files: Sequence[File], case: Case, tmp: Path) -> Parsed:
+    """The params file is JSON (the arguments after ``cygrunsrv --install NAME``):
+    ``--path``, ``--args`` (split as cygrunsrv does), ``--chdir``, ``--env N=V``;
+    a proxy (``@ENTRY@/bin/NAME-proxy``) is read with sh."""
+    params = json.loads(_file(files, r"cygrunsrv/.*\.json"))["params"]
+    opts: dict[str, list[str]] = {}
+    i = 0
+    while i < len(params):
+        if params[i] in CYGRUNSRV_SWITCHES:
+            i += 1
+            continue
+        opts.setdefault(params[i], []).append(params[i + 1])
+        i += 2
+    argv = [opts["--path"][0], *cygrunsrv_split(opts.get("--args", [""])[0])]
+    env = dict(e.split("=", 1) for e in opts.get("--env", []))
+    directory, pid_file = opts.get("--chdir", [None])[0], None
+    if argv[0] == f"@ENTRY@/bin/{case.name}-proxy":
+        argv, directory, pid_file = read_proxy(_file(files, r"bin/.*-proxy"), case)
+    return Parsed(argv, env, directory, pid_file)
+
+
+READERS: dict[str, Callable[[Sequence[File], Case, Path], Parsed]] = {
+    "sysvinit": read_sysvinit,
+    "bsdrc": read_bsdrc,
+    "systemd": read_systemd,
+    "supervisord": read_supervisord,
+    "launchd": read_launchd,
+    "cygrunsrv": read_cygrunsrv,
+}
+
+
+# --------------------------------------------------------------------------- the check
+
+
+def static_settings(backend: str) -> Settings:
+    """Fixed, unprivileged settings (the golden ones) for ``backend``."""
+    return golden_settings(backend=backend)
+
+
+def roundtrip(backend: str, case: Case, tmp: Path) -> Parsed | None:
+    """Validate and render ``case``; None when refused (clearly), else what the
+    backend's own reader gets back, which must be exactly the input."""
+    settings = static_settings(backend)
+    model = model_of([case], __file__)
+    try:
+        specs = validate(model, settings)
+        result = render(model, specs, settings)
+    except ValidationError as exc:
+        refusal_is_clear(exc, backend)
+        return None
+    files = result.processes[0].files
+    reader = READERS.get(backend)
+    if reader is None:
+        pytest.fail(f"no reader for backend {backend}: add one to READERS")
+    parsed = reader(files, case, tmp)
+    assert parsed.argv == [case.exe, *case.args], backend
+    for key, value in case.environment.items():
+        assert parsed.env.get(key) == value, (backend, key)
+    if case.directory is not None:
+        assert parsed.directory == case.directory, backend
+    if case.mode == "daemon" and parsed.pid_file is not None:
+        assert parsed.pid_file == case.pid_file, backend
+    return parsed
+
+
+# --------------------------------------------------------------------------- strategies
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> Case:
+    """A process whose arguments, environment values, directory and pid file are awkward."""
+    mode = draw(st.sampled_from(["foreground", "daemon"]))
+    directory = draw(st.none() | COMPONENT.map(lambda c: f"{STATE}/work/{c}"))
+    pid = draw(COMPONENT)
+    return Case(
+        name=draw(NAME),
+        args=draw(st.lists(AWKWARD, max_size=5)),
+        environment=draw(st.dictionaries(ENV_NAME, AWKWARD, max_size=4)),
+        mode=mode,
+        directory=directory,
+        pid_file=f"{STATE}/run/{pid}.pid" if mode == "daemon" else None,
+        exe=draw(st.sampled_from(["/bin/true", "/usr/bin/env", "/opt/my app/bin/it's"])),
+    )
+
+
+#: Fixed nasty cases, each run for every backend besides the generated ones.
+NASTY = [
+    Case("plain", ["a b", "it's", 'say "hi"', "$HOME", "`id`", "back\\slash", "100%", "x;y",
+                   "x ;y", "x #y", "*", "?", "[a-z]", "~", "", "grüße ☃", "tab\there"],
+         {"A": "x y", "B": "it's", "C": "$HOME `id`", "D": "100%", "E": "back\\slash",
+          "F": "grüße", "G": "*?[a]", "H": "", "I": "a;b", "J": "a=b,c"}),
+    Case("newlines", ["line1\nline2", "\n", "cr\rlf"], {"NL": "a\nb"}),
+    Case("specifiers", ["%n", "%%", "%(here)s", "%(ENV_HOME)s", "$$", "${X}"],
+         {"P": "%n %% %(ENV_HOME)s"}),
+    Case("quotes", ["'", '"', "''", '""', "'\"'", "\\'", '\\"'], {"Q": "a'b", "R": 'a"b'}),
+    Case("daemon", ["-D", "--pid", "x y"], {"K": "v w"}, mode="daemon",
+         directory=f"{STATE}/work/dir with spaces",
+         pid_file=f"{STATE}/run/it's $a `pid`.pid"),
+    Case("daemon-plain", ["-D"], {}, mode="daemon", directory=f"{STATE}/work/plain",
+         pid_file=f"{STATE}/run/daemon-plain.pid"),
+    Case("dir-awkward", [], {}, directory=f"{STATE}/work/100% 'quoted' $x;#"),
+    Case("dir-newline", [], {}, directory=f"{STATE}/work/new\nline"),
+    Case("semicolon", [";", "; rm -rf /", "&&", "|", "a;b"], {"S": ";"}),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", NASTY, ids=[c.name for c in NASTY])
+def test_fixed_nasty_values(backend: str, case: Case, tmp_path: Path) -> None:
+    """Each fixed nasty case is either reproduced exactly by the backend's reader
+    or refused at validation with a problem naming the instance and field."""
+    roundtrip(backend, case, tmp_path)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(case=cases())
+@example(case=Case("x", ["$(id)"], {"X": "`id`"}))
+def test_any_awkward_values(backend: str, case: Case, tmp_path: Path) -> None:
+    """Property: any awkward argv/environment/directory/pid file round-trips
+    exactly through the generated files, or is refused clearly at validation."""
+    roundtrip(backend, case, tmp_path)
+
+
+def test_representable_values_are_accepted(tmp_path: Path) -> None:
+    """Refusing everything would pass the property above: values without line
+    breaks, quotes at the edges or comment markers must be accepted and reproduced
+    by every backend that can hold them (bsdrc needs plain-word paths)."""
+    case = Case("ok", ["a b", "it's", "$HOME", "`id`", "100%", "back\\slash", "é"],
+                {"A": "x y", "B": "100%", "C": "$HOME"}, directory=f"{STATE}/work/plain")
+    for backend in BACKENDS:
+        assert roundtrip(backend, case, tmp_path) is not None, backend
+
+
+def test_supervisord_refuses_newline_in_environment(tmp_path: Path) -> None:
+    """The brief's example: supervisord's environment= cannot hold a newline, so the
+    model is refused naming environment.NL, while sysvinit passes it on."""
+    case = Case("nl", [], {"NL": "a\nb"})
+    if "supervisord" in BACKENDS:
+        with pytest.raises(ValidationError) as info:
+            validate_and_render("supervisord", case)
+        assert any(p.field == "environment.NL" for p in info.value.problems)
+    assert roundtrip("sysvinit", case, tmp_path) is not None
+
+
+def validate_and_render(backend: str, case: Case) -> None:
+    """Validate and render, letting the ValidationError through."""
+    settings = static_settings(backend)
+    model = model_of([case], __file__)
+    render(model, validate(model, settings), settings)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", INVALID_NAMES, ids=[repr(n) for n in INVALID_NAMES])
+def test_invalid_names_are_refused(backend: str, name: str) -> None:
+    """Spaces, '/', '..', a leading '-' and other non-name characters are refused at
+    validation for every backend, naming the name field, before anything renders."""
+    with pytest.raises(ValidationError) as info:
+        validate_and_render(backend, Case(name, []))
+    assert any(p.field == "name" for p in info.value.problems), info.value
+    assert "invalid name" in str(info.value)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nul_is_refused_everywhere(backend: str) -> None:
+    """A NUL cannot reach any process: refused in args, environment and paths."""
+    for case, fieldname in ((Case("n", ["a\0b"]), "args"),
+                            (Case("n", [], {"K": "a\0b"}), "environment"),
+                            (Case("n", [], directory="/srv/a\0b"), "directory")):
+        with pytest.raises(ValidationError) as info:
+            validate_and_render(backend, case)
+        assert any(p.field == fieldname and "NUL" in p.message
+                   for p in info.value.problems), info.value
