@@ -26,6 +26,8 @@ from procmgmt.settings import Settings
 #: ``\Z``, not ``$``: ``$`` also matches before a trailing newline ("web\n").
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}\Z")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+#: Shell variables that change how the generated scripts themselves run.
+SHELL_RESERVED = frozenset({"IFS", "PPID", "OPTIND", "OPTARG", "PS1", "PS2", "PS4", "LINENO"})
 #: Longest unix socket path (sun_path is 108 bytes including the NUL).
 UNIX_SOCKET_MAX = 107
 
@@ -111,6 +113,10 @@ def _check_process(c: _Collector, key: str, inst: Instance, members: set[int]) -
             if not isinstance(k, str) or not ENV_NAME_RE.match(k):
                 add("environment", f"invalid variable name {k!r}: use letters, digits and '_', "
                     "not starting with a digit")
+            elif k.startswith("procmgmt_") or k in SHELL_RESERVED:
+                add("environment", f"variable name {k!r} is reserved: the generated shell "
+                    "scripts use names starting with 'procmgmt_', and "
+                    + ", ".join(sorted(SHELL_RESERVED)) + " change how a shell runs them")
             if isinstance(v, bool) or not isinstance(v, (str, int, float)):
                 add(f"environment.{k}", f"value must be a string or a number, got {v!r}")
     if p.umask is not None:

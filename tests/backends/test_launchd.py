@@ -168,14 +168,14 @@ def test_daemons_and_dependencies_go_through_the_embedded_proxy(tmp_path: Path) 
     argv = w4["ProgramArguments"]
     assert argv[:2] == ["/bin/sh", "-c"] and argv[3] == "webapp4-proxy"
     script = argv[2]
-    assert f"wait_for_dependency 'webapp2' '{settings.tmp_dir}/webapp2.pid'" in script
-    assert f"wait_for_dependency 'webapp3' '{settings.tmp_dir}/webapp3.pid'" in script
+    assert f"procmgmt_wait_for_dependency 'webapp2' '{settings.tmp_dir}/webapp2.pid'" in script
+    assert f"procmgmt_wait_for_dependency 'webapp3' '{settings.tmp_dir}/webapp3.pid'" in script
     assert w4["UserName"] == "webapp4"
     w1 = job(files["webapp1"])["ProgramArguments"][2]
-    assert "wait_for_dependency" not in w1
+    assert "procmgmt_wait_for_dependency" not in w1
     assert f"proxy_pid_file='{settings.tmp_dir}/webapp1.pid'" in w1
     # Nothing depends on webapp6 and it depends on webapp5 only.
-    assert "wait_for_dependency 'webapp5'" in job(files["webapp6"])["ProgramArguments"][2]
+    assert "procmgmt_wait_for_dependency 'webapp5'" in job(files["webapp6"])["ProgramArguments"][2]
 
 
 def test_daemon_mode_wraps_the_daemon(tmp_path: Path) -> None:

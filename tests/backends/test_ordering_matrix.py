@@ -166,11 +166,12 @@ def check_cygrunsrv(result: RenderResult, settings: Settings) -> Evidence:
     return Evidence(closure(declared), declared)
 
 
-_WAIT = re.compile(r"^wait_for_dependency '([^']*)' '([^']*)'$", re.MULTILINE)
+_WAIT = re.compile(r"^procmgmt_wait_for_dependency '([^']*)' '([^']*)'$", re.MULTILINE)
 
 
 def check_launchd(result: RenderResult, settings: Settings) -> Evidence:
-    """The proxy's ``wait_for_dependency NAME PID_FILE``; the dependency's job writes PID_FILE."""
+    """The proxy's ``procmgmt_wait_for_dependency NAME PID_FILE``; the dependency's job
+    writes PID_FILE."""
     program: dict[str, str] = {}
     specs = {r.spec.name: r.spec for r in result.processes}
     for name, files in files_of(result).items():

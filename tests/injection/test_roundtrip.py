@@ -210,9 +210,10 @@ def read_proxy(proxy: str, case: Case) -> tuple[list[str], str | None, str | Non
         directory = sh_words(f"printf '%s\\0' {word}\n")[0]
     if case.mode == "daemon":
         command = _between(proxy, r"\n# Start the daemon; its start command returns once "
-                           r"it has daemonized\.\n", r"\nstart_status=\$\?")
-        assignment = proxy[proxy.index("\npid_file="):proxy.index("\npid_file_timeout=")]
-        pid_file = sh_words(assignment + "\nprintf '%s\\0' \"$pid_file\"\n")[0]
+                           r"it has daemonized\.\n", r"\nprocmgmt_start_rc=\$\?")
+        assignment = proxy[proxy.index("\nprocmgmt_pid_file="):
+                           proxy.index("\nprocmgmt_pf_timeout=")]
+        pid_file = sh_words(assignment + "\nprintf '%s\\0' \"$procmgmt_pid_file\"\n")[0]
     else:
         command = _between(proxy, r"\nexec ", r"\n$")
     return sh_words(f"set -- {command}\nprintf '%s\\0' \"$@\"\n"), directory, pid_file

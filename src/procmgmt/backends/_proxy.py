@@ -82,12 +82,12 @@ class ProxyOptions:
 
 
 def user_lookup_lines(user: str) -> list[str]:
-    """Lines that look up ``user``'s primary group into ``$proxy_gid`` (at run
+    """Lines that look up ``user``'s primary group into ``$procmgmt_proxy_gid`` (at run
     time: the user may only be created during activation), failing clearly."""
     q = quote(user)
     return [
-        f"if ! proxy_gid=$(id -g {q}); then",
-        f"    echo \"$proxy_name: cannot switch to user {_msg(user)}: no such user\" >&2",
+        f"if ! procmgmt_proxy_gid=$(id -g {q}); then",
+        f"    echo \"$procmgmt_name: cannot switch to user {_msg(user)}: no such user\" >&2",
         "    exit 1",
         "fi",
     ]
@@ -116,7 +116,7 @@ def command_words(opts: ProxyOptions) -> str:
         words += ["nice", "-n", str(opts.nice)]
     if opts.user:
         words += ["setpriv", f"--reuid={opts.user}"]
-        return (command_line(words) + ' --regid="$proxy_gid" --init-groups -- '
+        return (command_line(words) + ' --regid="$procmgmt_proxy_gid" --init-groups -- '
                 + command_line(opts.command))
     return command_line([*words, *opts.command])
 
@@ -161,7 +161,7 @@ def generate(opts: ProxyOptions) -> str:
     ]
     if (opts.wrap_daemon or opts.user or opts.initialize.strip() or opts.wait_for
             or opts.write_pid_file):
-        lines.append(f"proxy_name={_assign(opts.name)}")
+        lines.append(f"procmgmt_name={_assign(opts.name)}")
     if opts.wait_for:
         lines += wait_for_lines(opts)
     if opts.initialize.strip():
@@ -172,10 +172,10 @@ def generate(opts: ProxyOptions) -> str:
             "(",
             opts.initialize.rstrip("\n"),
             ")",
-            "proxy_status=$?",
-            'if [ "$proxy_status" -ne 0 ]; then',
-            '    echo "$proxy_name: initialize failed with exit status $proxy_status" >&2',
-            '    exit "$proxy_status"',
+            "procmgmt_rc=$?",
+            'if [ "$procmgmt_rc" -ne 0 ]; then',
+            '    echo "$procmgmt_name: initialize failed with exit status $procmgmt_rc" >&2',
+            '    exit "$procmgmt_rc"',
             "fi",
         ]
     if opts.directory or opts.umask or opts.environment or opts.user:
@@ -194,9 +194,9 @@ def generate(opts: ProxyOptions) -> str:
             lines += [
                 "",
                 "# exec keeps this pid: the pid file names the program itself.",
-                f"proxy_pid_file={_assign(opts.pid_file)}",
-                'if ! echo "$$" > "$proxy_pid_file"; then',
-                '    echo "$proxy_name: cannot write the pid file $proxy_pid_file" >&2',
+                f"procmgmt_proxy_pid_file={_assign(opts.pid_file)}",
+                'if ! echo "$$" > "$procmgmt_proxy_pid_file"; then',
+                '    echo "$procmgmt_name: cannot write the pid file $procmgmt_proxy_pid_file" >&2',
                 "    exit 1",
                 "fi",
             ]
@@ -205,9 +205,9 @@ def generate(opts: ProxyOptions) -> str:
     assert opts.pid_file is not None
     kill_after = "" if opts.kill_after is None else str(opts.kill_after)
     lines += [
-        f"pid_file={_assign(opts.pid_file)}",
-        f"pid_file_timeout={opts.pid_file_timeout}",
-        f"kill_after={kill_after}",
+        f"procmgmt_pid_file={_assign(opts.pid_file)}",
+        f"procmgmt_pf_timeout={opts.pid_file_timeout}",
+        f"procmgmt_kill_after={kill_after}",
         _WRAP_DAEMON_HEAD,
         "# Start the daemon; its start command returns once it has daemonized.",
         cmd,
@@ -231,80 +231,81 @@ def wait_for_lines(opts: ProxyOptions) -> list[str]:
     lines = [
         "",
         "# Wait until every dependency runs (its pid file names a live process).",
-        f"wait_timeout={opts.wait_timeout}",
+        f"procmgmt_wait_timeout={opts.wait_timeout}",
         _WAIT_FOR_BODY.strip("\n"),
     ]
     for name, pid_file in sorted(opts.wait_for.items()):
-        lines.append(f"wait_for_dependency {_assign(name)} {_assign(pid_file)}")
+        lines.append(f"procmgmt_wait_for_dependency {_assign(name)} {_assign(pid_file)}")
     lines.append("trap - TERM INT HUP")
     return lines
 
 
 _WAIT_FOR_BODY = r"""
 if sleep 0.01 2>/dev/null; then
-    wait_step=0.1
-    wait_ticks_per_second=10
+    procmgmt_wait_step=0.1
+    procmgmt_wait_tps=10
 else
-    wait_step=1
-    wait_ticks_per_second=1
+    procmgmt_wait_step=1
+    procmgmt_wait_tps=1
 fi
-wait_ticks=0
-wait_sleeper=
+procmgmt_wait_ticks=0
+procmgmt_wait_sleeper=
 # A stop while waiting ends the proxy at once, and its pending sleep with it.
 # shellcheck disable=SC2329  # invoked by the traps below
-on_wait_signal() {
-    if [ -n "$wait_sleeper" ]; then
-        kill "$wait_sleeper" 2>/dev/null || :
+procmgmt_on_wait_signal() {
+    if [ -n "$procmgmt_wait_sleeper" ]; then
+        kill "$procmgmt_wait_sleeper" 2>/dev/null || :
     fi
     exit "$1"
 }
-trap 'on_wait_signal 143' TERM
-trap 'on_wait_signal 130' INT
-trap 'on_wait_signal 129' HUP
+trap 'procmgmt_on_wait_signal 143' TERM
+trap 'procmgmt_on_wait_signal 130' INT
+trap 'procmgmt_on_wait_signal 129' HUP
 
 # True while process $1 exists (also as another user's) and is not a zombie.
-dependency_alive() {
+procmgmt_dependency_alive() {
     kill -0 "$1" 2>/dev/null || ps -p "$1" >/dev/null 2>&1 || return 1
     if [ -r "/proc/$1/stat" ]; then
-        dep_stat=
-        read -r dep_stat 2>/dev/null < "/proc/$1/stat" || :
-        case ${dep_stat##*) } in
+        procmgmt_dep_stat=
+        read -r procmgmt_dep_stat 2>/dev/null < "/proc/$1/stat" || :
+        case ${procmgmt_dep_stat##*) } in
             Z*) return 1 ;;
         esac
     fi
     return 0
 }
 
-# wait_for_dependency NAME PID_FILE
-wait_for_dependency() {
-    announced=
+# procmgmt_wait_for_dependency NAME PID_FILE
+procmgmt_wait_for_dependency() {
+    procmgmt_announced=
     while :; do
-        dep_pid=
-        read -r dep_pid 2>/dev/null < "$2" || :
-        case $dep_pid in
+        procmgmt_dep_pid=
+        read -r procmgmt_dep_pid 2>/dev/null < "$2" || :
+        case $procmgmt_dep_pid in
             ''|*[!0-9]*) ;;
             *)
-                if dependency_alive "$dep_pid"; then
-                    if [ -n "$announced" ]; then
-                        echo "$proxy_name: dependency $1 is up (pid $dep_pid)" >&2
+                if procmgmt_dependency_alive "$procmgmt_dep_pid"; then
+                    if [ -n "$procmgmt_announced" ]; then
+                        echo "$procmgmt_name: dependency $1 is up (pid $procmgmt_dep_pid)" >&2
                     fi
                     return 0
                 fi
                 ;;
         esac
-        if [ -z "$announced" ]; then
-            echo "$proxy_name: waiting for dependency $1 (pid file $2)" >&2
-            announced=1
+        if [ -z "$procmgmt_announced" ]; then
+            echo "$procmgmt_name: waiting for dependency $1 (pid file $2)" >&2
+            procmgmt_announced=1
         fi
-        wait_ticks=$((wait_ticks + 1))
-        if [ "$wait_ticks" -gt $((wait_timeout * wait_ticks_per_second)) ]; then
-            echo "$proxy_name: giving up: dependency $1 is not up after $wait_timeout seconds" >&2
+        procmgmt_wait_ticks=$((procmgmt_wait_ticks + 1))
+        if [ "$procmgmt_wait_ticks" -gt $((procmgmt_wait_timeout * procmgmt_wait_tps)) ]; then
+            echo "$procmgmt_name: giving up: dependency $1 is not up" \
+                "after $procmgmt_wait_timeout seconds" >&2
             exit 1
         fi
-        sleep "$wait_step" &
-        wait_sleeper=$!
-        wait "$wait_sleeper"
-        wait_sleeper=
+        sleep "$procmgmt_wait_step" &
+        procmgmt_wait_sleeper=$!
+        wait "$procmgmt_wait_sleeper"
+        procmgmt_wait_sleeper=
     done
 }
 """
@@ -313,51 +314,51 @@ wait_for_dependency() {
 _WRAP_DAEMON_HEAD = r"""
 # Poll every 0.1 s where sleep takes fractions, else every second.
 if sleep 0.01 2>/dev/null; then
-    step=0.1
-    ticks_per_second=10
+    procmgmt_step=0.1
+    procmgmt_tps=10
 else
-    step=1
-    ticks_per_second=1
+    procmgmt_step=1
+    procmgmt_tps=1
 fi
 # While the daemon runs, poll once a second; after a stop signal, every step.
-poll=1
-pid=
-sleeper=
-stopping=
+procmgmt_poll=1
+procmgmt_pid=
+procmgmt_sleeper=
+procmgmt_stopping=
 # A signal ends the pending poll sleep at once (and leaves no sleep behind).
 # shellcheck disable=SC2329  # invoked by the traps below
-on_signal() {
+procmgmt_on_signal() {
     if [ "$1" != HUP ]; then
-        stopping=$1
-        poll=$step
+        procmgmt_stopping=$1
+        procmgmt_poll=$procmgmt_step
     fi
-    if [ -n "$pid" ]; then
-        kill -s "$1" "$pid" 2>/dev/null || :
+    if [ -n "$procmgmt_pid" ]; then
+        kill -s "$1" "$procmgmt_pid" 2>/dev/null || :
     fi
-    if [ -n "$sleeper" ]; then
-        kill "$sleeper" 2>/dev/null || :
+    if [ -n "$procmgmt_sleeper" ]; then
+        kill "$procmgmt_sleeper" 2>/dev/null || :
     fi
 }
-trap 'on_signal TERM' TERM
-trap 'on_signal INT' INT
-trap 'on_signal HUP' HUP
+trap 'procmgmt_on_signal TERM' TERM
+trap 'procmgmt_on_signal INT' INT
+trap 'procmgmt_on_signal HUP' HUP
 
 # Sleep in the background so that a trapped signal interrupts the wait.
-pause() {
+procmgmt_pause() {
     sleep "$1" &
-    sleeper=$!
-    wait "$sleeper"
-    sleeper=
+    procmgmt_sleeper=$!
+    wait "$procmgmt_sleeper"
+    procmgmt_sleeper=
 }
 
 # True while process $1 exists and is not a zombie.
-alive() {
+procmgmt_alive() {
     kill -0 "$1" 2>/dev/null || return 1
     if [ -r "/proc/$1/stat" ]; then
-        proc_stat=
-        read -r proc_stat 2>/dev/null < "/proc/$1/stat" || :
-        proc_state=${proc_stat##*) }
-        case $proc_state in
+        procmgmt_proc_stat=
+        read -r procmgmt_proc_stat 2>/dev/null < "/proc/$1/stat" || :
+        procmgmt_proc_state=${procmgmt_proc_stat##*) }
+        case $procmgmt_proc_state in
             Z*) return 1 ;;
         esac
     fi
@@ -365,61 +366,63 @@ alive() {
 }
 
 # The pid in the pid file, or nothing.
-read_pid() {
-    file_pid=
-    read -r file_pid 2>/dev/null < "$pid_file" || :
-    case $file_pid in
-        ''|*[!0-9]*) file_pid= ;;
+procmgmt_read_pid() {
+    procmgmt_file_pid=
+    read -r procmgmt_file_pid 2>/dev/null < "$procmgmt_pid_file" || :
+    case $procmgmt_file_pid in
+        ''|*[!0-9]*) procmgmt_file_pid= ;;
     esac
 }
 
 # A stale pid file (its process is gone) would be mistaken for the new daemon's.
-read_pid
-if [ -n "$file_pid" ] && ! alive "$file_pid"; then
-    rm -f "$pid_file"
+procmgmt_read_pid
+if [ -n "$procmgmt_file_pid" ] && ! procmgmt_alive "$procmgmt_file_pid"; then
+    rm -f "$procmgmt_pid_file"
 fi
 """
 
-_WRAP_DAEMON_TAIL = r"""start_status=$?
-if [ "$start_status" -ne 0 ]; then
-    echo "$proxy_name: the daemon's start command failed with exit status $start_status" >&2
-    exit "$start_status"
+_WRAP_DAEMON_TAIL = r"""procmgmt_start_rc=$?
+if [ "$procmgmt_start_rc" -ne 0 ]; then
+    echo "$procmgmt_name: the daemon's start command failed with exit status $procmgmt_start_rc" >&2
+    exit "$procmgmt_start_rc"
 fi
 
-ticks=0
+procmgmt_ticks=0
 while :; do
-    read_pid
-    if [ -n "$file_pid" ]; then
-        pid=$file_pid
+    procmgmt_read_pid
+    if [ -n "$procmgmt_file_pid" ]; then
+        procmgmt_pid=$procmgmt_file_pid
         break
     fi
-    ticks=$((ticks + 1))
-    if [ "$ticks" -gt $((pid_file_timeout * ticks_per_second)) ]; then
-        echo "$proxy_name: giving up: no pid in $pid_file after $pid_file_timeout seconds" >&2
+    procmgmt_ticks=$((procmgmt_ticks + 1))
+    if [ "$procmgmt_ticks" -gt $((procmgmt_pf_timeout * procmgmt_tps)) ]; then
+        echo "$procmgmt_name: giving up: no pid in $procmgmt_pid_file" \
+            "after $procmgmt_pf_timeout seconds" >&2
         exit 1
     fi
-    pause "$step"
+    procmgmt_pause "$procmgmt_step"
 done
 
-if [ -n "$stopping" ]; then
-    kill -s "$stopping" "$pid" 2>/dev/null || :
+if [ -n "$procmgmt_stopping" ]; then
+    kill -s "$procmgmt_stopping" "$procmgmt_pid" 2>/dev/null || :
 fi
-stop_ticks=0
-while alive "$pid"; do
-    if [ -n "$stopping" ] && [ -n "$kill_after" ]; then
-        stop_ticks=$((stop_ticks + 1))
-        if [ "$stop_ticks" -gt $((kill_after * ticks_per_second)) ]; then
-            echo "$proxy_name: daemon $pid ignored SIG$stopping for $kill_after s; killing it" >&2
-            kill -s KILL "$pid" 2>/dev/null || :
-            kill_after=
+procmgmt_stop_ticks=0
+while procmgmt_alive "$procmgmt_pid"; do
+    if [ -n "$procmgmt_stopping" ] && [ -n "$procmgmt_kill_after" ]; then
+        procmgmt_stop_ticks=$((procmgmt_stop_ticks + 1))
+        if [ "$procmgmt_stop_ticks" -gt $((procmgmt_kill_after * procmgmt_tps)) ]; then
+            echo "$procmgmt_name: daemon $procmgmt_pid ignored SIG$procmgmt_stopping" \
+                "for $procmgmt_kill_after s; killing it" >&2
+            kill -s KILL "$procmgmt_pid" 2>/dev/null || :
+            procmgmt_kill_after=
         fi
     fi
-    pause "$poll"
+    procmgmt_pause "$procmgmt_poll"
 done
 
-if [ -n "$stopping" ]; then
+if [ -n "$procmgmt_stopping" ]; then
     exit 0
 fi
-echo "$proxy_name: daemon $pid exited" >&2
+echo "$procmgmt_name: daemon $procmgmt_pid exited" >&2
 exit 1
 """
