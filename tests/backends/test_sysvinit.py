@@ -583,7 +583,7 @@ def test_activator_start_status_activity_stop(tmp_path: Path, reaper: Reaper) ->
         assert activator.activity(gen, webapp1, "status") == 0
     finally:
         for p in sorted(procs, key=lambda p: (p.rank, p.name), reverse=True):
-            activator.stop(gen, p)
+            activator.stop_and_wait(gen, p)
     for p in procs:
         st = activator.status(gen, p)
         assert not st.running, st

@@ -11,6 +11,7 @@ which order; the activator knows *how* for its manager.
 from __future__ import annotations
 
 import copy
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -166,12 +167,22 @@ class Activator(ABC):
         """Start ``proc``; return once the manager reports it started."""
 
     @abstractmethod
-    def stop(self, gen: Generation, proc: DeployedProcess) -> None:
-        """Stop ``proc`` (of generation ``gen``, which may be the old one)."""
+    def stop(self, gen: Generation, proc: DeployedProcess) -> Callable[[], bool] | None:
+        """Stop ``proc`` (of generation ``gen``, which may be the old one).
+
+        Either return once it is stopped (None), or signal it and return a
+        non-blocking probe (True once stopped, raises on failure) that the
+        engine polls together with every other stop in flight."""
 
     @abstractmethod
     def status(self, gen: Generation, proc: DeployedProcess) -> ProcessStatus:
         """Is ``proc`` running, and with which PID?"""
+
+    def stop_and_wait(self, gen: Generation, proc: DeployedProcess) -> None:
+        """``stop``, then poll its probe (if any) until the process is gone."""
+        probe = self.stop(gen, proc)
+        while probe is not None and not probe():
+            time.sleep(0.01)
 
     def activity(self, gen: Generation, proc: DeployedProcess, activity: str) -> int:
         """Run a named activity (start, stop, status, reload, restart...); exit status."""
@@ -179,7 +190,7 @@ class Activator(ABC):
             self.start(gen, proc)
             return 0
         if activity == "stop":
-            self.stop(gen, proc)
+            self.stop_and_wait(gen, proc)
             return 0
         if activity == "status":
             st = self.status(gen, proc)
@@ -187,7 +198,7 @@ class Activator(ABC):
                   + (f" (pid {st.pid})" if st.pid else ""))
             return 0 if st.running else 3
         if activity == "restart":
-            self.stop(gen, proc)
+            self.activity(gen, proc, "stop")
             self.start(gen, proc)
             return 0
         raise NotImplementedError(activity)

@@ -36,6 +36,7 @@ from procmgmt.backends import get_backend
 from procmgmt.backends.base import Activator, DeployedProcess, Generation
 from procmgmt.deploy import accounts
 from procmgmt.deploy.build import load_generation
+from procmgmt.deploy.doctor import store_commands
 from procmgmt.deploy.plan import Plan, compute_plan
 from procmgmt.deploy.profile import Profile
 from procmgmt.deploy.scheduler import Outcome, reverse_waits, run_dag
@@ -50,6 +51,9 @@ DEFAULT_MAX_PARALLEL = min(32, 4 * (os.cpu_count() or 1))
 #: Points: locked, journaled, prepared, stopping, stopped, starting, started,
 #: activated, registered, done.
 CRASH_ENV = "PROCMGMT_CRASH_AT"
+
+#: Longest wait, when recovering, for scripts a crashed switch left running.
+SETTLE_TIMEOUT = 60.0
 
 
 def checkpoint(point: str) -> None:
@@ -244,6 +248,7 @@ class Engine:
         except (OSError, ValueError):
             data = {}
         self.say("a previous switch was interrupted: restoring the current generation")
+        self._settle()
         current = self.current()
         target = current or Generation(self._journal_backend(data), "", ())
         interrupted = None
@@ -257,7 +262,7 @@ class Engine:
             for p in reversed(interrupted.processes):
                 if p.hash not in keep and act_i.status(interrupted, p).running:
                     self.say(f"stopping {p.name} (of the interrupted switch)")
-                    act_i.stop(interrupted, p)
+                    act_i.stop_and_wait(interrupted, p)
         if target.processes:
             act = self.activator(target.backend)
             act.prepare(target, None)
@@ -269,6 +274,26 @@ class Engine:
                 Generation(interrupted.backend, "", ()), interrupted)
         self._clear_journal()
         return True
+
+    def _settle(self) -> None:
+        """Wait for the start and stop scripts the dead switch left running.
+
+        They go on without it: a start finishing after we looked would leave a
+        process nothing records, a stop finishing after we looked would kill one
+        we found running. Each script ends by itself (its own timeouts); past
+        ``SETTLE_TIMEOUT`` we go on anyway rather than hang.
+        """
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        pids = store_commands(self.settings)
+        if pids:
+            self.say(f"waiting for {len(pids)} start/stop script(s) of the interrupted "
+                     "switch to finish")
+        while pids and time.monotonic() < deadline:
+            time.sleep(0.05)
+            pids = store_commands(self.settings)
+        if pids:
+            self.say(f"  still running after {SETTLE_TIMEOUT:g} s, going on: pids "
+                     + " ".join(map(str, pids)))
 
     @staticmethod
     def _journal_backend(data: dict[str, Any]) -> str:
@@ -332,12 +357,23 @@ class Engine:
         deps = {p.name: list(p.dependencies) for p in gen.processes}
         waits = reverse_waits(deps)
 
-        def stop(name: str) -> None:  # finished when it returns: no probe
+        def stop(name: str) -> Callable[[], bool] | None:
             self.say(f"stopping {name}")
             checkpoint("stopping")
             with self._serial(act):
-                act.stop(gen, by_name[name])
-            checkpoint("stopped")
+                probe = act.stop(gen, by_name[name])
+            if probe is None:
+                checkpoint("stopped")
+                return None
+
+            def stopped() -> bool:
+                with self._serial(act):
+                    done = probe()
+                if done:
+                    checkpoint("stopped")
+                return done
+
+            return stopped
 
         return run_dag([p.name for p in procs], waits, stop, self.options.max_parallel)
 
