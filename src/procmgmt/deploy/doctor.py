@@ -76,6 +76,29 @@ def marked_processes(settings: Settings) -> dict[int, str]:
     return found
 
 
+def store_commands(settings: Settings) -> list[int]:
+    """PIDs of live processes running a program from this state dir's store.
+
+    Those are start/stop scripts (sysvinit, BSD rc) run by a switch: the
+    processes they start run the model's own commands, never a store path.
+    After a crashed switch, they are the starts and stops it left in flight.
+    """
+    prefix = os.path.join(settings.store_dir, "")
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")[:2]
+        except OSError:
+            continue
+        if any(a.decode(errors="replace").startswith(prefix) for a in argv) \
+                and pid_alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
 def find_strays(settings: Settings, gen: Generation | None,
                 act: Activator | None) -> list[Stray]:
     """Marked processes that the deployed generation does not explain."""
