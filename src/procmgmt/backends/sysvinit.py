@@ -22,13 +22,13 @@ change anything the script does.
 
 from __future__ import annotations
 
-import os
 import contextlib
-import signal
-import time
+import os
 import re
+import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any
 

@@ -39,6 +39,7 @@ from procmgmt.deploy.build import load_generation
 from procmgmt.deploy.doctor import store_commands
 from procmgmt.deploy.plan import Plan, compute_plan
 from procmgmt.deploy.profile import Profile
+from procmgmt.deploy.progress import Progress
 from procmgmt.deploy.scheduler import Outcome, reverse_waits, run_dag
 from procmgmt.deploy.state import init_state
 from procmgmt.errors import DeployError, LockedError
@@ -143,14 +144,20 @@ class Engine:
         self.options = options or Options()
         self._activators: dict[str, Activator] = {}
         self._act_locks: dict[int, threading.Lock] = {}
-        self._say_lock = threading.Lock()
+        self._progress: Progress | None = None
 
     # --- small helpers -------------------------------------------------------------
 
     def say(self, line: str) -> None:
         """Progress output (one line per event; safe from worker threads)."""
-        with self._say_lock:
-            print(line, file=self.out, flush=True)
+        self.progress.line(line)
+
+    @property
+    def progress(self) -> Progress:
+        """Event lines plus, on a terminal, a live status line."""
+        if self._progress is None or self._progress.out is not self.out:
+            self._progress = Progress(self.out)
+        return self._progress
 
     def activator(self, backend: str) -> Activator:
         """The (cached) activator of ``backend``."""
@@ -208,7 +215,10 @@ class Engine:
             t0 = time.monotonic()
             self._write_journal(old, new)
             checkpoint("journaled")
-            result = self._activate(old, new, plan)
+            try:
+                result = self._activate(old, new, plan)
+            finally:
+                self.progress.close()
             checkpoint("activated")
             result.generation = register()
             checkpoint("registered")
@@ -359,11 +369,14 @@ class Engine:
 
         def stop(name: str) -> Callable[[], bool] | None:
             self.say(f"stopping {name}")
+            self.progress.count("stopping")
             checkpoint("stopping")
             with self._serial(act):
                 probe = act.stop(gen, by_name[name])
             if probe is None:
                 checkpoint("stopped")
+                self.progress.count("stopping", -1)
+                self.progress.count("stopped")
                 return None
 
             def stopped() -> bool:
@@ -371,6 +384,8 @@ class Engine:
                     done = probe()
                 if done:
                     checkpoint("stopped")
+                    self.progress.count("stopping", -1)
+                    self.progress.count("stopped")
                 return done
 
             return stopped
@@ -393,6 +408,7 @@ class Engine:
                 ctx.notify = rd.NotifySocket(
                     rd.notify_socket_path(self.settings.runtime_dir, name))
             self.say(f"starting {name}")
+            self.progress.count("starting")
             timeline.mark(name, "start", dependencies=list(p.dependencies))
             checkpoint("starting")
             try:
@@ -400,6 +416,8 @@ class Engine:
                     act.start(gen, p)
             except Exception:
                 timeline.mark(name, "failed")
+                self.progress.count("starting", -1)
+                self.progress.count("failed")
                 if ctx.notify is not None:
                     ctx.notify.close()
                 raise
@@ -414,10 +432,14 @@ class Engine:
                     ready = inner()
                 except Exception:
                     timeline.mark(name, "failed")
+                    self.progress.count("starting", -1)
+                    self.progress.count("failed")
                     if ctx.notify is not None:
                         ctx.notify.close()
                     raise
                 if ready:
+                    self.progress.count("starting", -1)
+                    self.progress.count("ready")
                     timeline.mark(name, "ready", check=check.describe() if check else "started")
                     if check is not None:
                         took = timeline.events[name]["ready"] - timeline.events[name]["start"]
