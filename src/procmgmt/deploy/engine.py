@@ -241,11 +241,28 @@ class Engine:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # whatever the caller's umask: nobody else may rewrite it
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.stops_path)
         os.replace(tmp, self.journal_path)
 
     def _clear_journal(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.journal_path)
+        for path in (self.journal_path, self.stops_path):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    @property
+    def stops_path(self) -> str:
+        """Names of the processes an in-flight switch has begun to stop, one a line."""
+        return self.journal_path + ".stops"
+
+    def _note_stop(self, name: str) -> None:
+        """Record, before signalling it, that a switch stops ``name``: a process that
+        takes its time to exit may still be running when a crashed switch is repaired,
+        and would die right after repair found it 'running'. Only while a journal
+        exists (a switch or its undo); a killed process loses no written line."""
+        if os.path.exists(self.journal_path):
+            with open(self.stops_path, "a") as f:
+                f.write(name + "\n")
 
     def _recover(self) -> bool:
         """A journal left behind means a switch died half-way: return to the recorded
@@ -276,6 +293,14 @@ class Engine:
         if target.processes:
             act = self.activator(target.backend)
             act.prepare(target, None)
+            if current is not None and current.path == data.get("old"):
+                # Not recorded yet: what it began to stop is the target's. Finish those
+                # stops (the signal may already be sent), so they start again below.
+                noted = self._noted_stops()
+                for p in reversed(target.processes):
+                    if p.name in noted and act.status(target, p).running:
+                        self.say(f"stopping {p.name} (its stop was interrupted)")
+                        act.stop_and_wait(target, p)
             dead = [p for p in target.processes if not act.status(target, p).running]
             self._start_all(act, target, dead, _Timeline())
             act.finish(target, None)
@@ -284,6 +309,13 @@ class Engine:
                 Generation(interrupted.backend, "", ()), interrupted)
         self._clear_journal()
         return True
+
+    def _noted_stops(self) -> set[str]:
+        try:
+            with open(self.stops_path) as f:
+                return {line.strip() for line in f if line.strip()}
+        except OSError:
+            return set()
 
     def _settle(self) -> None:
         """Wait for the start and stop scripts the dead switch left running.
@@ -370,6 +402,7 @@ class Engine:
         def stop(name: str) -> Callable[[], bool] | None:
             self.say(f"stopping {name}")
             self.progress.count("stopping")
+            self._note_stop(name)
             checkpoint("stopping")
             with self._serial(act):
                 probe = act.stop(gen, by_name[name])
@@ -399,7 +432,10 @@ class Engine:
 
         def start(name: str) -> Callable[[], bool]:
             p = by_name[name]
-            check = rd.from_json(p.readiness) if p.readiness else None
+            # A backend whose start returns only once ready (systemd Type=notify:
+            # READY=1 goes to systemd, not to our socket) says so in the manifest.
+            check = (rd.from_json(p.readiness)
+                     if p.readiness and not p.extra.get("readiness_native") else None)
             ctx = rd.ProbeContext(name=name, pid_file=p.pid_file)
             if isinstance(check, rd.LogLine):
                 with contextlib.suppress(OSError):
