@@ -24,8 +24,11 @@ so everything inside runs with ``/usr/bin/python3`` and ``PYTHONPATH``.
 
 from __future__ import annotations
 
+import contextlib
+import grp
 import json
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -52,8 +55,17 @@ PREFIX = "procmgmt-"
 SYSTEM_PORT_BASE = 38000
 USER_PORT_BASE = 38100
 EXTRA_PORT_BASE = 38200
+NOCHANGE_PORT_BASE = 38300
 FIRST_NAMES = ("webapp", "webapp1")
 ADVANCED_NAMES = tuple(f"webapp{i}" for i in range(1, 7))
+#: Every account the webapps scenarios may create (``webapp``, ``webapp1``..6).
+WEBAPP_ACCOUNTS = ("webapp", *ADVANCED_NAMES)
+#: Debian's own units of the services installed on the host. The container boots the
+#: host's tree, where they are enabled: they are masked on the container's command
+#: line (``systemd.mask=``), so none of them can start and take a port or a data dir.
+DEBIAN_UNITS = ("postgresql.service", "postgresql@15-main.service", "redis-server.service",
+                "mariadb.service", "memcached.service", "nginx.service", "apache2.service",
+                "apache-htcacheclean.service", "supervisor.service")
 
 
 # --- host side -------------------------------------------------------------------
@@ -95,6 +107,8 @@ def prepare_work_dir(work: Path, repo: Path, config: dict[str, Any]) -> None:
         _copytree(Path(next(iter(sup.submodule_search_locations))), work / "py" / "supervisor")
     _copytree(repo / "examples", work / "examples")
     shutil.copy(__file__, work / "systemd_nspawn.py")
+    # The catalogue scenario (its own module, imported by the "services" step).
+    shutil.copy(Path(__file__).with_name("systemd_services.py"), work / "systemd_services.py")
     (work / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     (work / "results").mkdir()
     os.chmod(work / "results", 0o777)  # the test user writes its log there too
@@ -169,7 +183,8 @@ def boot(work: Path, scratch: Path, timeout: int = BOOT_TIMEOUT) -> BootResult:
     nspawn = ["systemd-nspawn", "-q", "-D", str(rootbind), "--volatile=overlay",
               "--private-network", "--register=no", "--keep-unit", "--link-journal=no",
               f"--bind-ro={unit}:/etc/systemd/system/{CHECK_UNIT}",
-              f"--bind={work}:{MOUNT}", "-b", f"systemd.unit={CHECK_UNIT}"]
+              f"--bind={work}:{MOUNT}", "-b", f"systemd.unit={CHECK_UNIT}",
+              *(f"systemd.mask={u}" for u in DEBIAN_UNITS)]
     # The private mount namespace keeps the bind mount of / away from the host.
     cmd = ["timeout", "-k", "5", str(timeout), "unshare", "-m", "--propagation", "private",
            "sh", "-c", 'mount --bind / "$1" && shift && exec "$@"', "sh", str(rootbind),
@@ -217,6 +232,13 @@ class Mode:
     port_base: int = SYSTEM_PORT_BASE
     state_dir: str | None = None
     target_dir: str = "/etc/systemd/system"
+    #: Root deploying with ``--force-disable-user-change``: everything runs as root.
+    no_user_change: bool = False
+
+    @property
+    def manages_accounts(self) -> bool:
+        """procmgmt creates and deletes the webapp accounts (root, user changes allowed)."""
+        return self.user is None and not self.no_user_change
 
     def env(self) -> dict[str, str]:
         """Environment of procmgmt and systemctl in this mode."""
@@ -248,7 +270,8 @@ def run(sc: Scenario, mode: Mode, cmd: Sequence[str],
 def procmgmt(sc: Scenario, mode: Mode, *args: str) -> subprocess.CompletedProcess[str]:
     """procmgmt's own CLI, from the copied sources."""
     state = ["--state-dir", mode.state_dir] if mode.state_dir else []
-    return run(sc, mode, [SYSTEM_PYTHON, "-m", "procmgmt", *args, *state])
+    flags = ["--force-disable-user-change"] if mode.no_user_change else []
+    return run(sc, mode, [SYSTEM_PYTHON, "-m", "procmgmt", *args, *state, *flags])
 
 
 def show(sc: Scenario, mode: Mode, unit: str, *props: str) -> dict[str, str]:
@@ -275,15 +298,48 @@ def port_closed(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
-def proc_uid(pid: int) -> int | None:
-    """Real uid of a live process."""
+def proc_ids(pid: int) -> tuple[list[int], list[int]] | None:
+    """(Uid, Gid) fields of /proc/<pid>/status (real, effective, saved, fs), or None."""
+    fields: dict[str, list[int]] = {}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("Uid:"):
-                return int(line.split()[1])
+            key, _, value = line.partition(":")
+            if key in ("Uid", "Gid"):
+                fields[key] = [int(v) for v in value.split()]
     except OSError:
         return None
-    return None
+    return (fields["Uid"], fields["Gid"]) if len(fields) == 2 else None
+
+
+def proc_uid(pid: int) -> int | None:
+    """Real uid of a live process."""
+    ids = proc_ids(pid)
+    return ids[0][0] if ids else None
+
+
+def account_ids(name: str) -> tuple[int, int] | None:
+    """(uid of user ``name``, gid of group ``name``), or None when either is missing."""
+    try:
+        return pwd.getpwnam(name).pw_uid, grp.getgrnam(name).gr_gid
+    except KeyError:
+        return None
+
+
+def accounts_present(names: Sequence[str]) -> dict[str, bool]:
+    """name -> whether the user or the group ``name`` exists (NSS, re-read every call)."""
+    users = {p.pw_name for p in pwd.getpwall()}
+    groups = {g.gr_name for g in grp.getgrall()}
+    return {n: n in users or n in groups for n in names}
+
+
+def account_lines(names: Sequence[str]) -> list[str]:
+    """The /etc/passwd, /etc/shadow, /etc/group and /etc/gshadow lines of ``names``."""
+    out = []
+    for f in ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow"):
+        with contextlib.suppress(OSError):
+            out += [f"{f}:{line}" for line in Path(f).read_text().splitlines()
+                    if line.split(":", 1)[0] in names]
+    return sorted(out)
 
 
 def ports_of(names: Sequence[str], base: int) -> dict[str, int]:
@@ -292,31 +348,46 @@ def ports_of(names: Sequence[str], base: int) -> dict[str, int]:
 
 
 def webapps_scenario(sc: Scenario, mode: Mode) -> None:
-    """switch, switch to advanced, rollback, undeploy, delete generations: in ``mode``."""
+    """switch, switch to advanced, rollback, undeploy, delete generations: in ``mode``.
+
+    Every process must run with the uid and gid of its mode in all four
+    /proc/<pid>/status fields: its own account (system mode, accounts created
+    by procmgmt), root (``--force-disable-user-change``) or the user manager's
+    user. In system mode the accounts follow the generations; with user
+    changes disabled no account line changes at all.
+    """
     m = mode.name
     ex = f"{MOUNT}/examples/webapps"
     params = ["--extra-params", json.dumps({"port_base": mode.port_base})]
+    lines_before = account_lines(WEBAPP_ACCOUNTS)
 
     def unit(name: str) -> str:
         return f"{PREFIX}{name}.service"
 
-    def expected_uid(name: str) -> int | None:
+    def expected_ids(name: str) -> tuple[int, int] | None:
         if mode.user:
-            return mode.uid  # the user manager runs everything as its user
-        return int(run(sc, mode, ["id", "-u", name]).stdout.strip() or -1)
+            pw = pwd.getpwnam(mode.user)  # the user manager runs everything as its user
+            return pw.pw_uid, pw.pw_gid
+        if mode.no_user_change:
+            return 0, 0
+        return account_ids(name)
 
     def active(names: Sequence[str], step: str) -> dict[str, int]:
         pids = {}
         ports = ports_of(names, mode.port_base)
         for n in names:
-            props = show(sc, mode, unit(n), "ActiveState", "MainPID", "Type", "FragmentPath")
+            props = show(sc, mode, unit(n), "ActiveState", "MainPID", "Type", "FragmentPath",
+                         "User", "Group")
             pid = int(props.get("MainPID", "0") or 0)
             page = http_get(ports[n])
-            uid = proc_uid(pid) if pid else None
+            ids = proc_ids(pid) if pid else None
+            want = expected_ids(n)
             sc.check(f"{m}.{step}.{n}.active",
                      props.get("ActiveState") == "active" and page is not None
-                     and f"instance: {n}" in page and uid == expected_uid(n),
-                     props=props, page=page, uid=uid, expected_uid=expected_uid(n))
+                     and f"instance: {n}" in page and want is not None
+                     and props.get("User") == (n if mode.manages_accounts else "")
+                     and ids == ([want[0]] * 4, [want[1]] * 4),
+                     props=props, page=page, ids=ids, expected=want)
             pids[n] = pid
         return pids
 
@@ -330,8 +401,26 @@ def webapps_scenario(sc: Scenario, mode: Mode) -> None:
                      and not os.path.lexists(os.path.join(mode.target_dir, unit(n))),
                      props=props)
 
+    def accounts(step: str, present: Sequence[str], out: str = "") -> None:
+        """System mode: exactly ``present`` of the webapp accounts exist. No user change
+        (root): not one account line changed. The user mode cannot touch accounts."""
+        if mode.manages_accounts:
+            now = accounts_present(WEBAPP_ACCOUNTS)
+            sc.check(f"{m}.{step}.accounts",
+                     now == {n: n in present for n in WEBAPP_ACCOUNTS}, present=now,
+                     want=sorted(present), out=out)
+        elif mode.no_user_change:
+            lines = account_lines(WEBAPP_ACCOUNTS)
+            sc.check(f"{m}.{step}.accounts_untouched", lines == lines_before,
+                     before=lines_before, now=lines)
+
     r = procmgmt(sc, mode, "switch", "-P", "systemd", f"{ex}/processes.py", *params)
     sc.check(f"{m}.switch1.rc", r.returncode == 0, out=r.stdout, err=r.stderr)
+    accounts("switch1", FIRST_NAMES, r.stdout)
+    if mode.manages_accounts:
+        sc.check(f"{m}.switch1.created_before_start",
+                 all(0 <= r.stdout.find(f"created user {n} ") < r.stdout.find(f"starting {n}\n")
+                     for n in FIRST_NAMES), out=r.stdout)
     first = active(FIRST_NAMES, "switch1")
     # Only this scenario's units: the extras profile shares the system target dir.
     ours = {unit(n) for n in ("webapp", *ADVANCED_NAMES)}
@@ -344,9 +433,22 @@ def webapps_scenario(sc: Scenario, mode: Mode) -> None:
     st = procmgmt(sc, mode, "status")
     sc.check(f"{m}.status", st.returncode == 0 and st.stdout.count(" up ") == 2
              and f"pid {first['webapp1']}" in st.stdout, out=st.stdout, err=st.stderr)
+    # A directory the service user owns: deleting the user must not delete it.
+    data = Path(mode.state_dir or "/nonexistent") / "lib" / "webapp-data"
+    owner = account_ids("webapp") if mode.manages_accounts else None
+    if owner:
+        data.mkdir(parents=True, exist_ok=True)
+        os.chown(data, *owner)
 
     r = procmgmt(sc, mode, "switch", "-P", "systemd", f"{ex}/processes-advanced.py", *params)
     sc.check(f"{m}.switch2.rc", r.returncode == 0, out=r.stdout, err=r.stderr)
+    accounts("switch2", ADVANCED_NAMES, r.stdout)
+    if mode.manages_accounts:
+        out = r.stdout
+        sc.check(f"{m}.switch2.account_order",
+                 0 <= out.find("created user webapp2 ") < out.find("starting webapp2\n")
+                 and 0 <= out.find("stopping webapp\n") < out.find("deleted user webapp ")
+                 and "created user webapp1 " not in out, out=out)
     inactive(["webapp"], "switch2")
     second = active(ADVANCED_NAMES, "switch2")
     sc.check(f"{m}.switch2.webapp1_kept", second["webapp1"] == first["webapp1"] != 0,
@@ -361,9 +463,15 @@ def webapps_scenario(sc: Scenario, mode: Mode) -> None:
              starts["webapp1"] < starts["webapp2"] < starts["webapp4"]
              and starts["webapp3"] < starts["webapp4"] and starts["webapp5"] < starts["webapp6"],
              starts=starts)
+    if owner:
+        st_data = data.stat() if data.is_dir() else None
+        sc.check(f"{m}.switch2.data_kept", st_data is not None
+                 and (st_data.st_uid, st_data.st_gid) == owner, owner=owner,
+                 now=st_data and (st_data.st_uid, st_data.st_gid))
 
     r = procmgmt(sc, mode, "switch", "--rollback")
     sc.check(f"{m}.rollback.rc", r.returncode == 0, out=r.stdout, err=r.stderr)
+    accounts("rollback", FIRST_NAMES, r.stdout)
     third = active(FIRST_NAMES, "rollback")
     inactive(ADVANCED_NAMES[1:], "rollback")
     sc.check(f"{m}.rollback.webapp1_kept", third["webapp1"] == first["webapp1"],
@@ -371,11 +479,22 @@ def webapps_scenario(sc: Scenario, mode: Mode) -> None:
 
     r = procmgmt(sc, mode, "switch", "-P", "systemd", "--undeploy")
     sc.check(f"{m}.undeploy.rc", r.returncode == 0, out=r.stdout, err=r.stderr)
+    accounts("undeploy", (), r.stdout)
     inactive(("webapp", *ADVANCED_NAMES), "undeploy")
     listed = run(sc, mode, ["systemctl", *(["--user"] if mode.user else []), "list-units",
                             "--no-legend", "--plain", "--state=active",
                             *sorted(ours)]).stdout
     sc.check(f"{m}.undeploy.none_active", listed.strip() == "", listed=listed)
+    if mode.state_dir and not mode.user:
+        state = Path(mode.state_dir)
+        record = state / "lib" / "procmgmt" / "accounts.json"
+        recorded = json.loads(record.read_text()) if record.exists() else None
+        kept = {d: (state / d).is_dir() for d in ("log", "tmp", "run", "lib")}
+        sc.check(f"{m}.undeploy.dirs_kept", all(kept.values())
+                 and (data.is_dir() if owner else True), kept=kept, data=str(data))
+        sc.check(f"{m}.undeploy.record",
+                 recorded is not None and recorded["users"] == {} and recorded["groups"] == {}
+                 if mode.manages_accounts else recorded is None, record=recorded)
 
     r = procmgmt(sc, mode, "switch", "--delete-all-generations")
     sc.check(f"{m}.delete_all.rc", r.returncode == 0, out=r.stdout, err=r.stderr)
@@ -424,6 +543,8 @@ def extras_scenario(sc: Scenario, mode: Mode, config: dict[str, Any]) -> None:
     r = procmgmt(sc, mode, "switch", "-P", "systemd", "-p", "extras", str(model),
                  "--extra-params", json.dumps({"out": str(out)}))
     sc.check("extras.switch.rc", r.returncode == 0, out=r.stdout, err=r.stderr)
+    sc.check("extras.account_created", "created user webappd " in r.stdout
+             and account_ids("webappd") is not None, out=r.stdout)
     props = show(sc, mode, f"{PREFIX}webappd.service", "ActiveState", "Type", "MainPID",
                  "PIDFile")
     pid_text = Path(props.get("PIDFile") or "/nonexistent").read_text().strip() \
@@ -447,6 +568,8 @@ def extras_scenario(sc: Scenario, mode: Mode, config: dict[str, Any]) -> None:
              got=got_env, want=want["environment"])
     r = procmgmt(sc, mode, "switch", "-P", "systemd", "-p", "extras", "--undeploy")
     sc.check("extras.undeploy.rc", r.returncode == 0, out=r.stdout, err=r.stderr)
+    sc.check("extras.account_deleted", accounts_present(["webappd"]) == {"webappd": False},
+             out=r.stdout)
 
 
 def dump(path: str, argv: Sequence[str]) -> None:
@@ -457,21 +580,16 @@ def dump(path: str, argv: Sequence[str]) -> None:
         time.sleep(3600)
 
 
-def ensure_users(sc: Scenario, names: Sequence[str]) -> None:
-    """Accounts the webapps run as (procmgmt's engine does not create credentials yet)."""
-    for n in names:
-        if subprocess.run(["id", "-u", n], capture_output=True, check=False).returncode != 0:
-            subprocess.run(["useradd", "--system", "--no-create-home", "--user-group",
-                            "--shell", "/usr/sbin/nologin", n], check=True)
-    sc.note("created users: " + " ".join(names))
-
-
-def user_manager(sc: Scenario) -> Mode:
-    """Create :data:`TEST_USER`, start its user manager; the user mode."""
+def create_test_user() -> int:
+    """Create :data:`TEST_USER` (before any scenario runs: the system scenario's
+    account changes must not race with this ``useradd``); its uid."""
     subprocess.run(["useradd", "--create-home", "--home-dir", f"/home/{TEST_USER}",
                     "--shell", "/bin/sh", TEST_USER], check=True)
-    uid = int(subprocess.run(["id", "-u", TEST_USER], capture_output=True, text=True,
-                             check=True).stdout)
+    return pwd.getpwnam(TEST_USER).pw_uid
+
+
+def user_manager(sc: Scenario, uid: int) -> Mode:
+    """Start the user manager of :data:`TEST_USER`; the user mode."""
     subprocess.run(["systemctl", "start", f"user@{uid}.service"], check=True, timeout=60)
     mode = Mode("user", TEST_USER, uid, USER_PORT_BASE, None,
                 f"/home/{TEST_USER}/.config/systemd/user")
@@ -480,18 +598,30 @@ def user_manager(sc: Scenario) -> Mode:
     return mode
 
 
+def services_step(sc: Scenario, config: dict[str, Any]) -> None:
+    """The service catalogue scenario (:mod:`systemd_services`, next to this file)."""
+    sys.path.insert(0, MOUNT)
+    import systemd_services  # type: ignore[import-not-found]
+
+    systemd_services.scenario(sc, config)
+
+
 def scenario() -> int:
     """Container entry point: every scenario, each check on the console."""
     config = json.loads((Path(MOUNT) / "config.json").read_text())
     sc = Scenario(Path(MOUNT) / "results" / "scenario.log")
+    wanted = config.get("steps", ["system", "extras", "nochange", "user"])
+    uid = create_test_user() if "user" in wanted else -1
     steps: dict[str, Callable[[], None]] = {
         "system": lambda: webapps_scenario(sc, Mode("system", state_dir="/srv/pmtest-system")),
         "extras": lambda: extras_scenario(sc, Mode("extras", state_dir="/srv/pmtest-extras"),
                                           config),
-        "user": lambda: webapps_scenario(sc, user_manager(sc)),
+        "nochange": lambda: webapps_scenario(sc, Mode(
+            "nochange", port_base=NOCHANGE_PORT_BASE, state_dir="/srv/pmtest-nochange",
+            no_user_change=True)),
+        "user": lambda: webapps_scenario(sc, user_manager(sc, uid)),
+        "services": lambda: services_step(sc, config),
     }
-    wanted = config.get("steps", list(steps))
-    ensure_users(sc, ("webapp", "webappd", *ADVANCED_NAMES))
 
     def chain(names: Sequence[str]) -> None:
         for name in names:
@@ -505,9 +635,10 @@ def scenario() -> int:
                 sc.check(f"{name}.completed", False, error=traceback.format_exc())
 
     # The system and user managers are independent: run their scenarios side by side
-    # (different ports, state dirs and unit dirs) to keep the boot short.
-    threads = [threading.Thread(target=chain, args=(c,)) for c in (["system", "extras"],
-                                                                    ["user"])]
+    # (different ports, state dirs and unit dirs) to keep the boot short. The root
+    # scenarios stay in one thread: "nochange" checks that no account line changes.
+    threads = [threading.Thread(target=chain, args=(c,))
+               for c in (["system", "extras", "nochange"], ["user"], ["services"])]
     for t in threads:
         t.start()
     for t in threads:

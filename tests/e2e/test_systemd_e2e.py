@@ -57,7 +57,7 @@ def booted() -> Iterator[ns.BootResult]:
     work = Path(tempfile.mkdtemp(prefix="pm-nspawn-"))
     scratch = Path(tempfile.mkdtemp(prefix="pm-nspawn-root-"))
     try:
-        config = {"steps": ["system", "extras", "user"], "quoting": quoting_cases(),
+        config = {"steps": ["system", "extras", "nochange", "user"], "quoting": quoting_cases(),
                   "extra_port_base": ns.EXTRA_PORT_BASE}
         ns.prepare_work_dir(work, REPO, config)
         result = ns.boot(work, scratch)
@@ -95,14 +95,38 @@ def webapps_checks(mode: str) -> list[str]:
     names += [f"{mode}.rollback.{n}.active" for n in ns.FIRST_NAMES]
     names += [f"{mode}.rollback.{n}.inactive" for n in ns.ADVANCED_NAMES[1:]]
     names += [f"{mode}.undeploy.{n}.inactive" for n in ("webapp", *ns.ADVANCED_NAMES)]
+    if mode == "system":
+        names += [f"system.{step}.accounts" for step in STEPS]
+        names += ["system.switch1.created_before_start", "system.switch2.account_order",
+                  "system.switch2.data_kept"]
+    if mode == "nochange":
+        names += [f"nochange.{step}.accounts_untouched" for step in STEPS]
+    if mode != "user":
+        names += [f"{mode}.undeploy.dirs_kept", f"{mode}.undeploy.record"]
     return names
+
+
+#: The switches of a webapps scenario that change accounts.
+STEPS = ("switch1", "switch2", "rollback", "undeploy")
 
 
 def test_system_manager_as_root(booted: ns.BootResult) -> None:
     """switch, switch to advanced (obsolete stopped, webapp1 keeps its MainPID, Wants/After
     in place, start order by dependency), rollback, undeploy and deleting generations work
-    with the system manager, each webapp running as its own user."""
+    with the system manager. procmgmt creates each webapp's user and group before the
+    unit starts (nothing creates them beforehand), each MainPID runs with that uid/gid
+    in all four /proc status fields, the advanced model adds webapp2..6 and deletes
+    ``webapp`` after stopping it, rollback brings ``webapp`` back and deletes webapp2..6,
+    undeploy deletes every account procmgmt created (empty record), and the state dirs
+    and a directory owned by a deleted user stay."""
     assert_checks(booted, webapps_checks("system"))
+
+
+def test_user_changes_disabled_as_root(booted: ns.BootResult) -> None:
+    """The same lifecycle as root with --force-disable-user-change: no User= in the units,
+    every MainPID runs as root (uid and gid 0), and no passwd/shadow/group/gshadow line
+    of the webapp accounts changes at any step (no record is even written)."""
+    assert_checks(booted, webapps_checks("nochange"))
 
 
 def test_user_manager_as_unprivileged_user(booted: ns.BootResult) -> None:
@@ -115,7 +139,9 @@ def test_forking_initialize_and_quoting(booted: ns.BootResult) -> None:
     """Type=forking follows the daemon's pid file; initialize runs as root (``+``) before a
     process that runs as another user; nasty arguments and environment values reach the
     process exactly as written in the model."""
-    assert_checks(booted, ["extras.switch.rc", "extras.forking", "extras.initialize_as_root",
+    assert_checks(booted, ["extras.switch.rc", "extras.account_created",
+                           "extras.account_deleted", "extras.forking",
+                           "extras.initialize_as_root",
                            "extras.quoting.argv", "extras.quoting.environment",
                            "extras.undeploy.rc", "extras.completed"])
 

@@ -81,10 +81,22 @@ def mkdirs(*paths: str, owner: str | None = None, mode: str = "0750") -> str:
 
 
 def as_user(owner: str | None, command: str) -> str:
-    """``command`` run as ``owner`` from a root initialize step (unchanged when None)."""
+    """``command`` run as ``owner`` from a root initialize step (unchanged when None).
+
+    ``setpriv`` (util-linux) only changes the credentials. ``su`` is the
+    fallback where there is none: it opens a PAM session, and with
+    ``pam_systemd`` (Debian's common-session under systemd) that session
+    starts the user's ``user@UID.service`` manager, whose processes outlive
+    the command by logind's stop delay and keep ``userdel`` from deleting the
+    account on undeploy.
+    """
     if not owner:
         return command
-    return f"su -s /bin/sh -c {shlex.quote(command)} {shlex.quote(owner)}"
+    user, cmd = shlex.quote(owner), shlex.quote(command)
+    return (f"if command -v setpriv >/dev/null 2>&1; then\n"
+            f"setpriv --reuid={user} --regid=\"$(id -g {user})\" --init-groups -- "
+            f"/bin/sh -c {cmd}\n"
+            f"else\nsu -s /bin/sh -c {cmd} {user}\nfi")
 
 
 def once(marker: str, command: str) -> str:

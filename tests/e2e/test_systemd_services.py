@@ -1,0 +1,130 @@
+"""The service catalogue under a real systemd: this machine's OS booted in systemd-nspawn.
+
+One boot (module fixture) runs :mod:`tests.e2e.systemd_services` inside the
+container: as root with user changes allowed and ``-P systemd``, the
+services example (PostgreSQL x2, Redis, MariaDB, nginx, Apache) plus two
+memcached, then the webapps-nginx example (six webapps behind two nginx).
+Each service is checked with its real client, each instance runs as the
+user procmgmt created for it, and undeploy leaves nothing behind. Debian's
+own units of these services (enabled in the host's tree) are masked on the
+container's command line. The tests below assert their part of the
+reported checks; a check that never reported fails its test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import systemd_nspawn as ns
+from tests.e2e import systemd_services as svc
+
+REPO = Path(__file__).resolve().parent.parent.parent
+SERVICES_PORT_BASE = 38400
+WEBNGINX_PORT_BASE = 38500
+#: What the host needs installed: the container boots the host's own tree.
+PROGRAMS = {"postgresql": "/usr/lib/postgresql", "redis-server": "/usr/bin/redis-server",
+            "redis-cli": "/usr/bin/redis-cli", "mariadbd": "/usr/sbin/mariadbd",
+            "mariadb": "/usr/bin/mariadb", "memcached": "/usr/bin/memcached",
+            "nginx": "/usr/sbin/nginx", "apache2": "/usr/sbin/apache2", "psql": "/usr/bin/psql",
+            "curl": "/usr/bin/curl"}
+
+pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(150)]
+
+
+@pytest.fixture(scope="module")
+def booted() -> Iterator[ns.BootResult]:
+    """One container boot running the catalogue and webapps-nginx scenarios."""
+    reason = ns.unavailable()
+    if reason:
+        pytest.skip(reason)
+    missing = sorted(n for n, p in PROGRAMS.items() if not os.path.exists(p))
+    if missing:
+        pytest.fail(f"not installed on the host (the container boots its tree): {missing}")
+    work = Path(tempfile.mkdtemp(prefix="pm-nspawn-svc-"))
+    scratch = Path(tempfile.mkdtemp(prefix="pm-nspawn-svc-root-"))
+    try:
+        config = {"steps": ["services"], "services_port_base": SERVICES_PORT_BASE,
+                  "webnginx_port_base": WEBNGINX_PORT_BASE}
+        ns.prepare_work_dir(work, REPO, config)
+        result = ns.boot(work, scratch)
+        log = work / "results" / "scenario.log"
+        if not result.done:
+            tail = log.read_text(errors="replace")[-4000:] if log.exists() else "(no log)"
+            pytest.fail(f"the scenario did not finish (rc {result.returncode}, "
+                        f"{result.seconds:.1f} s)\nconsole tail:\n{result.console[-3000:]}\n"
+                        f"scenario log tail:\n{tail}")
+        yield result
+    finally:
+        if os.environ.get("PROCMGMT_KEEP_NSPAWN_WORK"):  # debugging: keep scenario.log
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def assert_checks(result: ns.BootResult, names: list[str]) -> None:
+    """Every named check reported and passed."""
+    failed = [n for n in names if not result.results.get(n, {}).get("ok")]
+    assert not failed, "\n".join(f"{n}: {result.describe(n)}" for n in failed)
+
+
+def deployment_checks(label: str, names: dict[str, int]) -> list[str]:
+    """Checks every deployment reports: switch, accounts, users, and the undeploy."""
+    checks = [f"{label}.switch.rc", f"{label}.undeploy.rc", f"{label}.undeploy.no_unit",
+              f"{label}.undeploy.ports_closed", f"{label}.undeploy.no_process",
+              f"{label}.undeploy.accounts_deleted", f"{label}.undeploy.data_kept"]
+    for n in names:
+        checks += [f"{label}.{n}.account", f"{label}.{n}.runs_as_own_user"]
+    return checks
+
+
+def test_debian_units_cannot_interfere(booted: ns.BootResult) -> None:
+    """Debian's units of these services are masked and inactive in the container, and
+    none of their default ports opens at any point of the scenario."""
+    assert_checks(booted, [f"debian.{u}.masked" for u in ns.DEBIAN_UNITS]
+                  + [f"debian.{s}.ports_closed" for s in ("boot", "catalogue", "webnginx")])
+
+
+def test_catalogue_answers_its_clients(booted: ns.BootResult) -> None:
+    """Both PostgreSQL servers list their databases over their own socket dir (and each
+    is its own server: port and data dir), Redis answers PONG, MariaDB shows its
+    databases over its socket, nginx and Apache serve their sites through curl, both
+    memcached answer ``version``; data dirs belong to their instance users."""
+    assert_checks(booted, [
+        *(f"catalogue.{n}.{c}" for n in ("postgresql1", "postgresql2")
+          for c in ("psql", "own_server", "data_dir_owned")),
+        "catalogue.redis.ping", "catalogue.redis.data_dir_owned",
+        "catalogue.mariadb.show_databases", "catalogue.mariadb.data_dir_owned",
+        "catalogue.nginx.curl", "catalogue.apache.curl",
+        "catalogue.memcached1.version", "catalogue.memcached2.version",
+        "catalogue.side_by_side", "services.completed"])
+
+
+def test_catalogue_accounts_and_undeploy(booted: ns.BootResult) -> None:
+    """procmgmt creates every missing instance account before starting it (Debian's own
+    ``redis`` account is used as it is); every unit runs as that user (nginx/Apache: a
+    root master whose children are the user's); undeploy leaves no unit, no open port,
+    no process of a service user and no account procmgmt created (it keeps ``redis``),
+    and keeps the data directories."""
+    assert_checks(booted, deployment_checks("catalogue", svc.CATALOGUE))
+
+
+def test_webapps_nginx_virtual_hosts(booted: ns.BootResult) -> None:
+    """Each webappN.local reaches webappN through the nginx that proxies it (curl with a
+    Host header) and gets 404 from the other one; accounts, users and undeploy as for
+    the catalogue."""
+    hosts = [f"webnginx.webapp{i}.{c}" for i in range(1, 7)
+             for c in (("via_nginx", "not_via_nginx2") if i <= 4
+                       else ("via_nginx2", "not_via_nginx"))]
+    assert_checks(booted, [*hosts, *deployment_checks("webnginx", svc.WEBNGINX)])
+
+
+def test_boot_is_fast(booted: ns.BootResult) -> None:
+    """The whole container run (boot, both deployments, poweroff) stays under a minute."""
+    assert booted.seconds < 60, f"container run took {booted.seconds:.1f} s"
