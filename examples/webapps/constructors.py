@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from procmgmt import Credentials, Group, Process, Settings, User
+from procmgmt.readiness import TCP
 
 WEBAPP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "webapp.py")
 
@@ -38,6 +39,8 @@ def webapp(settings: Settings) -> Callable[..., Process]:
             "environment": {"PORT": str(port), "INSTANCE_NAME": name, "PID_FILE": pid_file},
             "user": name,
             "dependencies": dependencies,
+            # Started is not ready: dependents wait until the port accepts.
+            "readiness": TCP(port=port, timeout=30),
             "credentials": Credentials(
                 groups={name: Group()},
                 users={name: User(group=name, description=f"Test webapp {name}")},

@@ -179,7 +179,8 @@ def test_script_structure_daemon_mode(tmp_path: Path) -> None:
     assert f"\ncommand={shlex.quote(sys.executable)}\n" in text
     assert f"\npidfile={settings.tmp_dir}/webapp4.pid\n" in text
     assert "procname=" not in text  # command itself is the process
-    assert "sig_stop" not in text and "sig_reload" not in text  # defaults are not written
+    # defaults are not written (the readiness wait only reads sig_stop, falling back to TERM)
+    assert "sig_stop=" not in text and "sig_reload" not in text
     assert "/usr/sbin/daemon" not in text
     assert text.rstrip().endswith('run_rc_command "$1"')
     env = {f.path: f.content for f in files["webapp4"]}["etc/env/webapp4.env"] or ""
@@ -530,7 +531,9 @@ def make_engine(settings: Settings, act: BSDRCActivator, monkeypatch: pytest.Mon
     """An engine that gets ``act`` (runner injected) from the bsdrc backend. One
     action at a time by default, so the command order is the documented one."""
     monkeypatch.setattr(BSDRCBackend, "activator", lambda self, settings: act)
-    return Engine(settings, out=io.StringIO(), options=Options(max_parallel=parallel))
+    return Engine(settings, out=io.StringIO(), options=Options(max_parallel=parallel,
+                  # the fake manager starts nothing that could become ready
+                  readiness_checks=False))
 
 
 def deploy(engine: Engine, settings: Settings, model_file: Path | None) -> Generation:

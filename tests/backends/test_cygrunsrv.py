@@ -335,7 +335,9 @@ def make_engine(settings: Settings, act: CygrunsrvActivator,
                 monkeypatch: pytest.MonkeyPatch) -> Engine:
     """An engine that gets ``act`` from the cygrunsrv backend; one action at a time."""
     monkeypatch.setattr(CygrunsrvBackend, "activator", lambda self, settings: act)
-    return Engine(settings, out=io.StringIO(), options=Options(max_parallel=1))
+    return Engine(settings, out=io.StringIO(), options=Options(max_parallel=1,
+                  # the fake manager starts nothing that could become ready
+                  readiness_checks=False))
 
 
 def deploy(engine: Engine, settings: Settings, model_file: Path | None) -> Generation:

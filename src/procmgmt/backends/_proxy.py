@@ -9,7 +9,13 @@ user. The proxy fills both gaps:
 
 * optionally (``wait_for``), it first waits until each dependency's pid file
   names a live process, which gives managers without dependencies (launchd)
-  a start order even when they start everything at once,
+  a start order even when they start everything at once; then
+  (``wait_ready``) until each dependency that declares a readiness check
+  passes it (the generated sh probes of :mod:`procmgmt.backends._ready_sh`),
+  so a dependent starts only once its dependencies are *ready*, also when
+  the manager starts things without procmgmt (boot, ``procmgmt run``, a
+  supervisord restart); during procmgmt's own switch the dependencies are
+  ready already and the wait returns at once,
 * it runs ``initialize`` (as whoever starts the proxy, normally root) in a
   subshell and fails the start if the snippet fails,
 * it applies ``directory``/``umask`` *after* ``initialize`` (which may be what
@@ -37,8 +43,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from procmgmt import readiness as rd
+from procmgmt.backends import _ready_sh
 from procmgmt.backends._shell import command_line, export_lines, quote
+from procmgmt.model.spec import ProcessSpec
+from procmgmt.settings import Settings
 
 #: Seconds to wait for a daemon's pid file before giving up.
 DEFAULT_PID_FILE_TIMEOUT = 10
@@ -79,6 +90,68 @@ class ProxyOptions:
     #: Foreground mode: write the proxy's pid (which the program keeps through
     #: ``exec``) into ``pid_file`` first, so dependents can wait for it.
     write_pid_file: bool = False
+    #: Dependency name -> {"readiness": its declaration as JSON, "pid_file": its
+    #: pid file (a PidFile check without a path), "log_offset_file": where its
+    #: proxy records its log size at start (LogLine)}: after ``wait_for``, wait
+    #: until each one's check passes (each with its own interval and timeout).
+    wait_ready: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Log file -> marker file: before the program starts, record the log's size
+    #: in the marker, so dependents' LogLine waits read only what this start wrote.
+    record_log_offset: Mapping[str, str] = field(default_factory=dict)
+
+
+def _has_dependents(spec: ProcessSpec, specs: Mapping[str, ProcessSpec]) -> bool:
+    return any(spec.name in s.dependencies for s in specs.values())
+
+
+def readiness_options(spec: ProcessSpec, specs: Mapping[str, ProcessSpec],
+                      settings: Settings, *, pid_waits: bool) -> dict[str, Any]:
+    """The ProxyOptions fields (as plain data) that make ``spec``'s proxy wait for its
+    dependencies: with ``pid_waits`` each one running first (``wait_for``: pid
+    files; for managers that do not order starts at all), then, where it declares
+    an sh-checkable readiness check, ready (``wait_ready``); plus, when ``spec``
+    itself has dependents and a LogLine check, the log size recorded at start."""
+    deps = [specs[d] for d in spec.dependencies if d in specs]
+    options: dict[str, Any] = {
+        "wait_for": {d.name: d.derived_pid_file(settings) for d in deps} if pid_waits else {},
+        "wait_timeout": DEFAULT_WAIT_TIMEOUT,
+        "wait_ready": _ready_sh.dependency_waits(spec, specs, settings),
+        "record_log_offset": {},
+    }
+    check = spec.readiness
+    if isinstance(check, rd.LogLine) and _has_dependents(spec, specs):
+        options["record_log_offset"] = {check.path: _ready_sh.log_offset_file(spec, settings)}
+    return options
+
+
+def readiness_needs_proxy(spec: ProcessSpec, specs: Mapping[str, ProcessSpec]) -> bool:
+    """For managers that order starts themselves (supervisord, cygrunsrv): the proxy
+    is needed when a dependency declares an sh-checkable readiness check (to wait
+    for it), or when dependents check this process's LogLine (the proxy records
+    the log size at start) or its own pid file (:func:`readiness_pid_file`)."""
+    if any(_ready_sh.checkable(specs[d].readiness) for d in spec.dependencies if d in specs):
+        return True
+    return _has_dependents(spec, specs) and (
+        isinstance(spec.readiness, rd.LogLine) or readiness_pid_file(spec, specs))
+
+
+def readiness_pid_file(spec: ProcessSpec, specs: Mapping[str, ProcessSpec]) -> bool:
+    """True when a foreground process's proxy must write its pid file: dependents
+    wait for a PidFile check without a path, which names that pid file."""
+    return (spec.foreground is not None and _has_dependents(spec, specs)
+            and isinstance(spec.readiness, rd.PidFile) and not spec.readiness.path)
+
+
+def options_from_native(proxy: Mapping[str, Any]) -> ProxyOptions:
+    """ProxyOptions from a backend's native model entry (lists and dicts as loaded)."""
+    return ProxyOptions(**{
+        **proxy,
+        "command": tuple(proxy["command"]),
+        "environment": dict(proxy.get("environment") or {}),
+        "wait_for": dict(proxy.get("wait_for") or {}),
+        "wait_ready": {str(k): dict(v) for k, v in (proxy.get("wait_ready") or {}).items()},
+        "record_log_offset": dict(proxy.get("record_log_offset") or {}),
+    })
 
 
 def user_lookup_lines(user: str) -> list[str]:
@@ -142,6 +215,19 @@ def check_options(opts: ProxyOptions) -> list[str]:
         problems.append("wait_timeout must be at least 1 second")
     if any("\0" in t for pair in opts.wait_for.items() for t in pair):
         problems.append("a NUL character cannot be in a dependency's name or pid file")
+    for dep, wait in opts.wait_ready.items():
+        try:
+            check = rd.from_json(wait.get("readiness"))
+        except (TypeError, ValueError) as exc:
+            problems.append(f"wait_ready.{dep}: {exc}")
+            continue
+        if not _ready_sh.checkable(check):
+            problems.append(f"wait_ready.{dep}: no readiness check that sh can probe")
+        else:
+            problems += [f"wait_ready.{dep}: {field_} {msg}"
+                         for field_, msg in _ready_sh.problems(check)]
+    if any("\0" in t for pair in opts.record_log_offset.items() for t in pair):
+        problems.append("a NUL character cannot be in a log or marker file name")
     return problems
 
 
@@ -160,9 +246,9 @@ def generate(opts: ProxyOptions) -> str:
         "# view of the process accurate. Do not edit: regenerate instead.",
     ]
     if (opts.wrap_daemon or opts.user or opts.initialize.strip() or opts.wait_for
-            or opts.write_pid_file):
+            or opts.write_pid_file or opts.wait_ready or opts.record_log_offset):
         lines.append(f"procmgmt_name={_assign(opts.name)}")
-    if opts.wait_for:
+    if opts.wait_for or opts.wait_ready:
         lines += wait_for_lines(opts)
     if opts.initialize.strip():
         lines += [
@@ -185,6 +271,8 @@ def generate(opts: ProxyOptions) -> str:
     if opts.umask:
         lines.append(f"umask {opts.umask}")
     lines += export_lines(dict(opts.environment))
+    for log_path, marker in sorted(opts.record_log_offset.items()):
+        lines += _ready_sh.record_offset_lines(log_path, marker)
     if opts.user:
         lines += user_lookup_lines(opts.user)
     cmd = command_words(opts)
@@ -217,25 +305,41 @@ def generate(opts: ProxyOptions) -> str:
 
 
 def wait_for_lines(opts: ProxyOptions) -> list[str]:
-    """Lines that block until every dependency's pid file names a live process.
+    """Lines that block until every dependency's pid file names a live process
+    (``wait_for``), then until every dependency with a readiness declaration
+    passes its check (``wait_ready``; a timeout exits 1 with the check and the
+    last error, and the manager's restart policy tries again).
 
     Managers without dependencies (launchd starts all jobs at once at boot)
-    get their order from this wait. "Up" means *running*, nothing more:
-    readiness checks (a port that accepts connections, a log line) are the
-    engine's job where the engine runs, i.e. during procmgmt's own switch.
-    A live process is one ``kill -0`` reaches, or, when it belongs to another
+    get their order from this wait; managers that order starts but do not wait
+    (supervisord's priorities, the Windows SCM's "running") get readiness.
+    A Notify declaration cannot be probed from sh: for it only "running"
+    counts here (the engine waits for READY=1 during a switch). A live process
+    is one ``kill -0`` reaches, or, when it belongs to another
     user (``kill -0`` fails with EPERM), one ``ps -p`` lists; zombies do not
     count where ``/proc`` tells. A stale pid file whose pid was reused by an
     unrelated process would count as up: pid files cannot tell the difference.
     """
     lines = [
         "",
-        "# Wait until every dependency runs (its pid file names a live process).",
+        "# Wait until every dependency runs (its pid file names a live process)",
+        "# and, where it declares a readiness check, is ready.",
         f"procmgmt_wait_timeout={opts.wait_timeout}",
         _WAIT_FOR_BODY.strip("\n"),
     ]
     for name, pid_file in sorted(opts.wait_for.items()):
         lines.append(f"procmgmt_wait_for_dependency {_assign(name)} {_assign(pid_file)}")
+    checks = {dep: rd.from_json(w.get("readiness")) for dep, w in opts.wait_ready.items()}
+    ready = {dep: c for dep, c in checks.items() if c is not None}
+    if ready:
+        lines += ["", _ready_sh.library(list(ready.values())).rstrip("\n")]
+    for dep, check in sorted(ready.items()):
+        wait = opts.wait_ready[dep]
+        lines += _ready_sh.wait_lines(
+            f"{opts.name}: dependency {dep}", check,
+            pid_file=str(wait.get("pid_file") or "") or None,
+            offset_file=str(wait.get("log_offset_file") or ""))
+        lines[-1] += " || exit 1"
     lines.append("trap - TERM INT HUP")
     return lines
 
@@ -255,6 +359,9 @@ procmgmt_wait_sleeper=
 procmgmt_on_wait_signal() {
     if [ -n "$procmgmt_wait_sleeper" ]; then
         kill "$procmgmt_wait_sleeper" 2>/dev/null || :
+    fi
+    if [ -n "${procmgmt_ready_sleeper-}" ]; then
+        kill "$procmgmt_ready_sleeper" 2>/dev/null || :
     fi
     exit "$1"
 }

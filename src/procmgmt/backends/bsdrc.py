@@ -58,6 +58,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from procmgmt import readiness as rd
+from procmgmt.backends import _ready_sh
 from procmgmt.backends._shell import quote
 from procmgmt.backends.base import (
     Activator,
@@ -187,7 +189,9 @@ class BSDRCBackend(Backend):
         user_mode=True,
         tested="generated",
         readiness="emulated",
-        notes="rc.subr scripts; foreground-only processes run under daemon(8); checked on "
+        notes="rc.subr scripts; foreground-only processes run under daemon(8); readiness: "
+              "start_postcmd waits for the declared check (generated sh probes; Notify only "
+              "by the engine); checked on "
               "Linux with sh/dash/shellcheck/checkbashisms, our rcorder and a stand-in "
               "rc.subr, not with FreeBSD itself",
     )
@@ -202,8 +206,9 @@ class BSDRCBackend(Backend):
         args (the process), daemon_program and daemon_flags (daemon(8) for
         foreground mode), pid_file, log_file, stop_signal, reload_signal,
         user, chdir, nice, umask, environment, path (prepended to PATH),
-        initialize, extra_commands and rcvar_defaults (more ``<name>_<var>``
-        defaults).
+        initialize, extra_commands, rcvar_defaults (more ``<name>_<var>``
+        defaults) and readiness (the declaration as JSON, or None: start waits
+        for it in ``start_postcmd``).
         """
         settings = ctx.settings
         if spec.daemon:
@@ -247,6 +252,8 @@ class BSDRCBackend(Backend):
             "initialize": spec.initialize,
             "extra_commands": ["reload"],
             "rcvar_defaults": {},
+            "readiness": (spec.readiness.to_json()
+                          if isinstance(spec.readiness, rd.Readiness) else None),
         }
 
     def render(self, native: dict[str, Any], spec: ProcessSpec, ctx: BuildContext) -> list[File]:
@@ -316,6 +323,7 @@ class BSDRCBackend(Backend):
                                      f"{var!r} would overwrite a variable of the rc script "
                                      "itself (rc.subr loads the environment file into the "
                                      "script's shell): rename it"))
+            problems += _ready_sh.spec_problems(spec)
         return problems
 
     def activator(self, settings: Settings) -> Activator:
@@ -352,6 +360,7 @@ class RcScriptModel:
     initialize: str
     extra_commands: tuple[str, ...]
     rcvar_defaults: Mapping[str, str]
+    readiness: rd.Readiness | None = None
 
     @property
     def script_path(self) -> str:
@@ -414,6 +423,8 @@ class RcScriptModel:
             if not _SAFE_WORD.match(str(value)):
                 raise ValueError(f"rcvar_defaults.{knob}: {value!r} must be a plain word")
         requires = [*_conditions(native, "dependencies"), *_conditions(native, "requires")]
+        raw = native.get("readiness")
+        check = raw if isinstance(raw, rd.Readiness) else rd.from_json(raw)
         path = native.get("path")
         return cls(
             name=name,
@@ -441,6 +452,7 @@ class RcScriptModel:
             initialize=str(native.get("initialize") or ""),
             extra_commands=tuple(_conditions(native, "extra_commands")),
             rcvar_defaults={str(k): str(v) for k, v in defaults.items()},
+            readiness=check,
         )
 
 
@@ -593,8 +605,12 @@ def render_script(script: RcScriptModel) -> str:
         lines.append(f"sig_stop={script.stop_signal}")
     if script.reload_signal != DEFAULT_RELOAD_SIGNAL:
         lines.append(f"sig_reload={script.reload_signal}")
+    check = script.readiness
+    waits = _ready_sh.checkable(check)
+    lines.append(f"start_precmd={p}_prestart")
+    if waits:
+        lines.append(f"start_postcmd={p}_poststart")
     lines += [
-        f"start_precmd={p}_prestart",
         "",
         "# Runs before the process starts, as root (before the switch to the user).",
         f"{p}_initialize()",
@@ -612,6 +628,9 @@ def render_script(script: RcScriptModel) -> str:
             "\t\treturn 1",
             "\tfi",
         ]
+    if isinstance(check, rd.LogLine):
+        lines.append("\t# Only log lines written after this size count as ready.")
+        lines += ["\t" + line for line in _ready_sh.offset_lines(check)]
     lines += [
         f"\tif ! {p}_initialize; then",
         '\t\twarn "initialize failed"',
@@ -623,15 +642,60 @@ def render_script(script: RcScriptModel) -> str:
     for i, arg in enumerate(script.argv):
         more = " \\" if i < len(script.argv) - 1 else ""
         lines.append(f"\t    {quote(arg)}{more}")
+    lines += ["}", ""]
+    if check is not None and waits:
+        lines += _poststart_lines(script, check)
+    elif check is not None:
+        lines += [f"# Readiness ({' '.join(check.describe().split())}) cannot be checked "
+                  "from sh: procmgmt's", "# engine waits for it during a switch; this script "
+                  "does not.", ""]
     lines += [
-        "}",
-        "",
         _HELPERS,
         "",
+        *([_ready_sh.library([check]).rstrip("\n"), ""] if check is not None and waits
+          else []),
         'run_rc_command "$1"',
         "",
     ]
     return "\n".join(lines)
+
+
+def _poststart_lines(script: RcScriptModel, check: rd.Readiness) -> list[str]:
+    """``start_postcmd``: wait until the declared check passes. On timeout the
+    process is stopped again and the script exits 1 through rc.subr's ``err``
+    (rc.subr ignores a postcmd's status), as systemd fails a unit whose
+    ExecStartPost= fails."""
+    p = script.name
+    wait = _ready_sh.wait_lines(script.file, check, pid_file=script.pid_file,
+                                offset='"$procmgmt_ready_offset"', indent="\t")
+    return [
+        f"# Ready means: {' '.join(check.describe().split())}. procmgmt's engine probes",
+        f"# that itself and sets {_ready_sh.READY_WAIT_ENV}=0.",
+        f"{p}_poststart()",
+        "{",
+        f'\tif [ "${{{_ready_sh.READY_WAIT_ENV}:-1}}" = 0 ]; then',
+        "\t\treturn 0",
+        "\tfi",
+        "\tprocmgmt_ready_rc=0",
+        *wait[:-1],
+        wait[-1] + " || procmgmt_ready_rc=$?",
+        '\tif [ "$procmgmt_ready_rc" -ne 0 ]; then',
+        '\t\tprocmgmt_ready_pid=$(check_pidfile "$pidfile" "${procname:-$command}")',
+        '\t\tif [ -n "$procmgmt_ready_pid" ]; then',
+        '\t\t\tkill -s "${sig_stop:-TERM}" "$procmgmt_ready_pid"',
+        '\t\t\twait_for_pids "$procmgmt_ready_pid"',
+        "\t\tfi",
+        '\t\terr 1 "$name did not become ready; stopped it again"',
+        "\tfi",
+        "}",
+        "",
+    ]
+
+
+def _engine_runner(argv: Sequence[str]) -> CommandResult:
+    """The default runner: the scripts' own readiness wait is switched off, since
+    the engine probes readiness itself, for all processes at once."""
+    return subprocess_runner(argv, env={**os.environ, _ready_sh.READY_WAIT_ENV: "0"})
 
 
 # --- activation -----------------------------------------------------------------------
@@ -801,7 +865,9 @@ class BSDRCActivator(Activator):
                  start_timeout: float = DEFAULT_START_TIMEOUT) -> None:
         super().__init__(settings)
         env = os.environ if environ is None else environ
-        self.runner: Runner = runner or subprocess_runner
+        #: Injected runners decide the environment themselves (set
+        #: PROCMGMT_READY_WAIT=0 to leave readiness to the engine, as the default does).
+        self.runner: Runner = runner or _engine_runner
         self.enable_at_boot = _truthy(env.get("PROCMGMT_BSDRC_ENABLE_AT_BOOT"))
         self.target_dir = env.get("PROCMGMT_BSDRC_TARGET_DIR") or DEFAULT_TARGET_DIR
         self.rc_conf = env.get("PROCMGMT_BSDRC_RC_CONF") or DEFAULT_RC_CONF

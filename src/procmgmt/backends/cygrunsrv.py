@@ -43,7 +43,10 @@ reports it): such a process can be run through the proxy by an override.
 daemon-only process runs through the foreground proxy (wrap-daemon), and so
 does a process with ``initialize``, ``umask`` or ``nice`` (cygrunsrv has no
 options for them); ``directory`` is ``--chdir``, or the proxy's after
-``initialize``. cygrunsrv runs services as LocalSystem: a process ``user``
+``initialize``. A process whose dependency declares a readiness check runs
+through the proxy too: ``--dep`` makes the service control manager wait only
+until the dependency *runs*, the proxy then waits until its check passes
+(:mod:`procmgmt.backends._ready_sh`). cygrunsrv runs services as LocalSystem: a process ``user``
 and ``credentials`` are not supported and produce build warnings (the
 ``--user``/``--passwd`` options need a Windows account and its password).
 
@@ -64,7 +67,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from procmgmt.backends import _proxy
+from procmgmt.backends import _proxy, _ready_sh
 from procmgmt.backends.base import (
     Activator,
     Backend,
@@ -166,9 +169,17 @@ def proxy_file(name: str) -> str:
     return f"bin/{name}-proxy"
 
 
-def _uses_proxy(spec: ProcessSpec) -> bool:
+def _dependents(spec: ProcessSpec, specs: Mapping[str, ProcessSpec]) -> list[str]:
+    return sorted(s.name for s in specs.values() if spec.name in s.dependencies)
+
+
+def _uses_proxy(spec: ProcessSpec, specs: Mapping[str, ProcessSpec]) -> bool:
+    """Daemon-only, initialize, umask or nice (cygrunsrv has no options for them),
+    or readiness needs it: a dependency declares a readiness check (the proxy
+    waits until it passes: the service control manager waits only until it
+    runs) or dependents check this process's log line or pid file."""
     return (spec.foreground is None or bool(spec.initialize.strip()) or spec.umask is not None
-            or spec.nice is not None)
+            or spec.nice is not None or _proxy.readiness_needs_proxy(spec, specs))
 
 
 def render_params(native: Mapping[str, Any]) -> list[str]:
@@ -227,7 +238,9 @@ class CygrunsrvBackend(Backend):
         user_mode=False,
         tested="generated",
         readiness="emulated",
-        notes="params checked against cygrunsrv's option rules and argument splitting; the "
+        notes="readiness: a dependent's proxy waits until dependencies that declare a "
+              "check pass it (generated sh probes; Notify: only the engine waits); "
+              "params checked against cygrunsrv's option rules and argument splitting; the "
               "activator runs against a fake cygrunsrv on Linux; services run as LocalSystem",
     )
 
@@ -254,17 +267,20 @@ class CygrunsrvBackend(Backend):
             # cygrunsrv appends :/bin itself.
             env["PATH"] = f"{path}:/usr/local/bin:/usr/bin"
         native: dict[str, Any] = {"service": service}
-        if _uses_proxy(spec):
+        if _uses_proxy(spec, ctx.specs):
             wrap = spec.foreground is None
             exe = spec.daemon if wrap else spec.foreground
             assert exe is not None, "validation guarantees a daemon or a foreground process"
             args = spec.daemon_args if wrap else spec.foreground_args
             native["path"] = f"{ENTRY}/{proxy_file(spec.name)}"
+            write_pid = _proxy.readiness_pid_file(spec, ctx.specs)
             native[PROXY_KEY] = {
                 "name": spec.name,
                 "command": [exe, *args],
                 "wrap_daemon": wrap,
-                "pid_file": spec.derived_pid_file(settings) if wrap else None,
+                "pid_file": spec.derived_pid_file(settings) if wrap or write_pid else None,
+                "write_pid_file": write_pid,
+                **_proxy.readiness_options(spec, ctx.specs, settings, pid_waits=False),
                 "initialize": spec.initialize,
                 "directory": spec.directory,
                 "umask": spec.umask,
@@ -306,11 +322,7 @@ class CygrunsrvBackend(Backend):
         files = [File(params_file(service), json.dumps(doc, indent=2, ensure_ascii=False)
                       + "\n")]
         if proxy:
-            opts = _proxy.ProxyOptions(**{
-                **proxy,
-                "command": tuple(proxy["command"]),
-                "environment": dict(proxy.get("environment") or {}),
-            })
+            opts = _proxy.options_from_native(proxy)
             files.append(File(proxy_file(spec.name), _proxy.generate(opts), mode=0o755))
         return files
 
@@ -331,7 +343,9 @@ class CygrunsrvBackend(Backend):
             if not _SERVICE.match(service):
                 problems.append((spec.name, "name", f"service name {service!r} may only "
                                  "contain letters, digits and . _ @ -"))
-            if not _uses_proxy(spec):
+            if _dependents(spec, ctx.specs):
+                problems += _ready_sh.spec_problems(spec)
+            if not _uses_proxy(spec, ctx.specs):
                 for arg in spec.foreground_args:
                     problem = arg_problem(arg)
                     if problem:

@@ -20,9 +20,11 @@ else goes through the foreground proxy (:mod:`procmgmt.backends._proxy`):
 - a process with dependencies: **launchd has no dependencies** (at boot it
   starts every job at once). Instead of the original's warning, the proxy
   waits until each dependency's pid file names a live process before it
-  runs anything. "Up" means *running*: readiness checks (ports, log lines)
-  are procmgmt's engine's job where the engine runs, i.e. during a switch,
-  not at boot,
+  runs anything, and then, for a dependency that declares a readiness
+  check, until the check passes (generated sh probes, see
+  :mod:`procmgmt.backends._ready_sh`; a Notify declaration counts as
+  running only: sh cannot receive READY=1). So the order holds at boot too,
+  not only during procmgmt's switch,
 - a foreground process others depend on: the proxy writes its own pid
   (kept by ``exec``) into the pid file, so dependents have something to
   wait for.
@@ -71,7 +73,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from procmgmt.backends import _proxy
+from procmgmt.backends import _proxy, _ready_sh
 from procmgmt.backends.base import (
     Activator,
     Backend,
@@ -188,7 +190,8 @@ class LaunchdBackend(Backend):
         tested="generated",
         readiness="emulated",
         notes="plists checked with plistlib, xmllint and a launchd key schema; the proxy's "
-              "dependency wait runs for real on Linux; launchctl is not run here",
+              "dependency wait (running, then the dependency's declared readiness check "
+              "as generated sh probes) runs for real on Linux; launchctl is not run here",
     )
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
@@ -216,8 +219,6 @@ class LaunchdBackend(Backend):
             assert exe is not None, "validation guarantees a daemon or a foreground process"
             args = spec.daemon_args if wrap else spec.foreground_args
             chainload = bool(spec.initialize.strip())
-            deps = {d: ctx.specs[d].derived_pid_file(settings) for d in spec.dependencies
-                    if d in ctx.specs}
             job[PROXY_KEY] = {
                 "name": spec.name,
                 "command": [exe, *args],
@@ -228,10 +229,9 @@ class LaunchdBackend(Backend):
                 "directory": spec.directory,
                 "umask": spec.umask,
                 "user": user if chainload else None,
-                "wait_for": deps,
-                "wait_timeout": _proxy.DEFAULT_WAIT_TIMEOUT,
                 "pid_file_timeout": _proxy.DEFAULT_PID_FILE_TIMEOUT,
                 "kill_after": _proxy.DEFAULT_KILL_AFTER,
+                **_proxy.readiness_options(spec, ctx.specs, settings, pid_waits=True),
             }
             if user and chainload:
                 ctx.warn(spec, self.name, f"initialize runs as root, then the proxy drops to "
@@ -269,12 +269,7 @@ class LaunchdBackend(Backend):
             if "ProgramArguments" in job or "Program" in job:
                 raise ValueError("both _proxy and ProgramArguments/Program are set: set "
                                  "_proxy to None to replace the proxy by your own command")
-            opts = _proxy.ProxyOptions(**{
-                **proxy,
-                "command": tuple(proxy["command"]),
-                "wait_for": dict(proxy.get("wait_for") or {}),
-                "environment": dict(proxy.get("environment") or {}),
-            })
+            opts = _proxy.options_from_native(proxy)
             job["ProgramArguments"] = [PROXY_SHELL, "-c", _proxy.generate(opts),
                                        f"{opts.name}-proxy"]
         return job
@@ -301,9 +296,12 @@ class LaunchdBackend(Backend):
     def validate(self, specs: Sequence[ProcessSpec],
                  ctx: BuildContext) -> list[tuple[str, str, str]]:
         """Labels must be file-name and service-target safe; plist strings must be
-        XML text (no control characters but tab and newline, no carriage return)."""
+        XML text (no control characters but tab and newline, no carriage return);
+        a dependency's readiness check must be expressible in sh."""
         problems: list[tuple[str, str, str]] = []
         for spec in specs:
+            if _dependents(spec, ctx):
+                problems += _ready_sh.spec_problems(spec)
             label = label_of(spec.name, self.prefix)
             if not _LABEL.match(label):
                 problems.append((spec.name, "name", f"launchd label {label!r} may only "

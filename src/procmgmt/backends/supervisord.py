@@ -1,11 +1,13 @@
 """supervisord backend: one ``[program:<name>]`` file per process, one supervisord per profile.
 
 Translation prefers foreground processes (supervisord supervises a child it
-forked). Daemon-only processes, and processes with an ``initialize`` snippet,
-run through the foreground proxy (:mod:`procmgmt.backends._proxy`), which the
-program file finds relative to itself (``%(here)s/../bin/<name>-proxy``), so the
-same files work from a store entry, from procmgmt's link directory and from
-``procmgmt generate`` output.
+forked). Daemon-only processes, processes with an ``initialize`` snippet, and
+processes whose dependency declares a readiness check (priorities only order
+the spawns: the proxy waits until the check passes, see
+:mod:`procmgmt.backends._ready_sh`) run through the foreground proxy
+(:mod:`procmgmt.backends._proxy`), which the program file finds relative to
+itself (``%(here)s/../bin/<name>-proxy``), so the same files work from a store
+entry, from procmgmt's link directory and from ``procmgmt generate`` output.
 
 Every value is written so that supervisord's own parser gives back exactly the
 argv and environment we meant: configparser strips inline comments (``;`` or
@@ -39,7 +41,7 @@ import xmlrpc.client
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from procmgmt.backends import _proxy
+from procmgmt.backends import _proxy, _ready_sh
 from procmgmt.backends.base import (
     Activator,
     Backend,
@@ -244,12 +246,21 @@ def render_program(name: str, native: Mapping[str, Any]) -> str:
 # Backend
 
 
-def _uses_proxy(spec: ProcessSpec, settings: Settings) -> bool:
-    """Proxy when the process only daemonizes, has an initialize, or needs root
-    before dropping to its user (a negative nice level)."""
+def _dependents(spec: ProcessSpec, specs: Mapping[str, ProcessSpec]) -> list[str]:
+    return sorted(s.name for s in specs.values() if spec.name in s.dependencies)
+
+
+def _uses_proxy(spec: ProcessSpec, settings: Settings,
+                specs: Mapping[str, ProcessSpec]) -> bool:
+    """Proxy when the process only daemonizes, has an initialize, needs root
+    before dropping to its user (a negative nice level), or readiness needs it:
+    a dependency declares a readiness check (the proxy waits until it passes:
+    priorities only order the spawns) or dependents check this process's log
+    line or pid file (:func:`procmgmt.backends._proxy.readiness_needs_proxy`)."""
     user = spec.effective_user(settings)
     return (spec.foreground is None or bool(spec.initialize.strip())
-            or (user is not None and spec.nice is not None and spec.nice < 0))
+            or (user is not None and spec.nice is not None and spec.nice < 0)
+            or _proxy.readiness_needs_proxy(spec, specs))
 
 
 def program_file(name: str) -> str:
@@ -279,7 +290,9 @@ class SupervisordBackend(Backend):
         user_mode=True,
         tested="run",
         readiness="emulated",
-        notes="daemon-only processes run under a generated foreground proxy",
+        notes="daemon-only processes run under a generated foreground proxy; readiness: "
+              "a dependent's proxy waits until dependencies that declare a check pass "
+              "it (generated sh probes; Notify: only the engine waits)",
     )
 
     def translate(self, spec: ProcessSpec, ctx: BuildContext) -> dict[str, Any]:
@@ -297,18 +310,20 @@ class SupervisordBackend(Backend):
         if path:
             env["PATH"] = f"{path}:{SYSTEM_PATH}"
         native: dict[str, Any] = {}
-        if _uses_proxy(spec, settings):
+        if _uses_proxy(spec, settings, ctx.specs):
             wrap = spec.foreground is None
             exe = spec.daemon if wrap else spec.foreground
             assert exe is not None, "validation guarantees a daemon or a foreground process"
             args = spec.daemon_args if wrap else spec.foreground_args
             root_first = bool(spec.initialize.strip()) or (spec.nice is not None and spec.nice < 0)
             native["command"] = [Raw(f"{_HERE}/../{proxy_file(spec.name)}")]
+            write_pid = _proxy.readiness_pid_file(spec, ctx.specs)
             native[PROXY_KEY] = {
                 "name": spec.name,
                 "command": [exe, *args],
                 "wrap_daemon": wrap,
-                "pid_file": spec.derived_pid_file(settings) if wrap else None,
+                "pid_file": spec.derived_pid_file(settings) if wrap or write_pid else None,
+                "write_pid_file": write_pid,
                 "initialize": spec.initialize,
                 "directory": spec.directory,
                 "umask": spec.umask,
@@ -316,6 +331,7 @@ class SupervisordBackend(Backend):
                 "user": user if root_first else None,
                 "pid_file_timeout": _proxy.DEFAULT_PID_FILE_TIMEOUT,
                 "kill_after": _proxy.DEFAULT_KILL_AFTER,
+                **_proxy.readiness_options(spec, ctx.specs, settings, pid_waits=False),
             }
             if user and not root_first:
                 native["user"] = user
@@ -352,11 +368,7 @@ class SupervisordBackend(Backend):
         files = [File(program_file(spec.name), render_program(spec.name, native))]
         proxy = native.get(PROXY_KEY)
         if proxy:
-            opts = _proxy.ProxyOptions(**{
-                **proxy,
-                "command": tuple(proxy["command"]),
-                "environment": dict(proxy.get("environment") or {}),
-            })
+            opts = _proxy.options_from_native(proxy)
             files.append(File(proxy_file(spec.name), _proxy.generate(opts), mode=0o755))
         return files
 
@@ -385,7 +397,7 @@ class SupervisordBackend(Backend):
                 problem = env_problem("PATH", f"{spec.path_value()}:{SYSTEM_PATH}")
                 if problem:
                     add("path", problem)
-            if _uses_proxy(spec, settings):
+            if _uses_proxy(spec, settings, ctx.specs):
                 # The proxy is a shell script: only NUL is impossible there.
                 for fieldname, words in (("daemon_args", (spec.daemon or "", *spec.daemon_args)),
                                          ("foreground_process_args",
@@ -409,6 +421,8 @@ class SupervisordBackend(Backend):
             problem = value_problem(spec.log_file(settings))
             if problem:
                 add("name", f"log file {spec.log_file(settings)!r} {problem}")
+            if _dependents(spec, ctx.specs):
+                problems.extend(_ready_sh.spec_problems(spec))
         return problems
 
     def activator(self, settings: Settings) -> SupervisordActivator:
@@ -817,7 +831,7 @@ class SupervisordActivator(Activator):
         detail = state
         if proc.extra.get("proxy") and proc.pid_file:
             daemon = _read_pid(proc.pid_file)
-            if daemon:
+            if daemon and daemon != pid:
                 detail += f" (proxy of daemon pid {daemon})"
         return ProcessStatus(name, state in ("RUNNING", "STARTING"), pid, detail)
 

@@ -31,6 +31,22 @@ Generated unit
     (``systemctl enable``) and would be a second copy of the same fact for
     the activator to install and remove.
 
+Readiness (native)
+    A ``Notify`` declaration of a foreground process becomes ``Type=notify``
+    with ``NotifyAccess=main`` and ``TimeoutStartSec=`` its timeout: systemd
+    sets ``NOTIFY_SOCKET`` itself, so procmgmt's own socket variable is left
+    out, and the engine does not probe (``systemctl start`` returns once
+    READY=1 arrived). Any other declaration becomes a generated POSIX sh wait
+    ``bin/<name>-ready`` run by ``ExecStartPost=`` (a LogLine check also
+    records the log size in ``ExecStartPre=`` ``bin/<name>-ready --mark``):
+    the unit stays "activating" until the check passes, so ``After=``
+    dependents start only when it is ready, at boot as during a switch, and
+    a check that times out fails the start (systemd stops the process).
+    ``TimeoutStartSec=`` is raised when the check may take longer than
+    systemd's 90 s default. A ``Notify`` declaration of a daemon-only process
+    cannot be expressed (``Type=notify`` needs the main process in the
+    foreground): only the engine waits for it, during a switch.
+
 Settings read from the environment (kept out of the shared settings table
 because only this backend uses them):
 
@@ -53,13 +69,17 @@ link makes the deployed unit exactly the reviewed, immutable store file.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from procmgmt import readiness as rd
+from procmgmt.backends import _ready_sh
 from procmgmt.backends.base import (
     Activator,
     Backend,
@@ -86,6 +106,8 @@ FALLBACK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SECTION_ORDER = ("Unit", "Service", "Install")
 #: Seconds a started unit must stay active: Type=simple reports success at fork.
 START_GRACE = 0.5
+#: systemd's DefaultTimeoutStartSec=: a readiness wait that may take longer raises it.
+DEFAULT_START_TIMEOUT = 90
 #: Timeout of one systemctl call (systemd's default stop timeout is 90 s).
 SYSTEMCTL_TIMEOUT = 120
 STATUS_LINES = 20
@@ -312,8 +334,10 @@ class SystemdBackend(Backend):
         user_switching=True,
         user_mode=True,
         tested="run",
-        readiness="emulated",
-        notes="real systemd inside systemd-nspawn; user mode with systemctl --user "
+        readiness="native",
+        notes="readiness: Notify is Type=notify (foreground processes), other checks a "
+              "generated sh wait in ExecStartPost=, so After= dependents start when ready; "
+              "real systemd inside systemd-nspawn; user mode with systemctl --user "
               "(PROCMGMT_SYSTEMD_USER=1)",
     )
 
@@ -344,12 +368,27 @@ class SystemdBackend(Backend):
         else:
             raise ValueError(f"{spec.name}: neither a daemon nor a foreground process to run")
         if spec.initialize.strip():
-            script = f"%Y/../../../{self.prestart_path(spec)}"
-            # exec_word would turn the specifier into a literal "%Y": quote by hand.
-            service["ExecStartPre"] = [("+" if user else "") + "/bin/sh "
-                                       + '"' + _c_escape(script) + '"']
+            service["ExecStartPre"] = [self._store_script(self.prestart_path(spec), user)]
+        check = spec.readiness
+        notify = isinstance(check, rd.Notify) and bool(spec.foreground)
+        if notify:
+            service["Type"] = "notify"
+            service["NotifyAccess"] = "main"
+            service["TimeoutStartSec"] = max(1, math.ceil(float(check.timeout)))
+        elif _ready_sh.checkable(check):
+            if isinstance(check, rd.LogLine):
+                service.setdefault("ExecStartPre", []).append(
+                    self._store_script(self.ready_path(spec), user, "--mark"))
+            service["ExecStartPost"] = [self._store_script(self.ready_path(spec), user)]
+            wanted = math.ceil(float(check.timeout)) + 30
+            if wanted > DEFAULT_START_TIMEOUT:
+                service["TimeoutStartSec"] = wanted
         service["ExecStart"] = exec_line([_resolve_executable(exe, spec), *args])
         environment = dict(spec.environment)
+        if notify and environment.get("NOTIFY_SOCKET") == rd.notify_socket_path(
+                settings.runtime_dir, spec.name):
+            # systemd gives the process its own NOTIFY_SOCKET.
+            del environment["NOTIFY_SOCKET"]
         path = spec.path_value()
         if path:
             environment["PATH"] = f"{path}:{FALLBACK_PATH}"
@@ -378,6 +417,26 @@ class SystemdBackend(Backend):
         """Store-relative path of the initialize script."""
         return f"bin/{spec.name}-prestart"
 
+    @staticmethod
+    def ready_path(spec: ProcessSpec) -> str:
+        """Store-relative path of the readiness wait script."""
+        return f"bin/{spec.name}-ready"
+
+    @staticmethod
+    def _store_script(rel: str, user: str | None, *args: str) -> str:
+        """An Exec*= line running a script of this store entry with /bin/sh
+        (``+``: as root, when the process runs as another user, like initialize).
+        ``%Y`` is the unit file's directory; exec_word would make it a literal
+        "%Y", so the path is quoted by hand."""
+        return (("+" if user else "") + "/bin/sh " + '"' + _c_escape(f"%Y/../../../{rel}") + '"'
+                + "".join(" " + exec_word(a) for a in args))
+
+    @staticmethod
+    def _waits(spec: ProcessSpec) -> bool:
+        """True when the unit gets the generated readiness wait (not Type=notify)."""
+        return _ready_sh.checkable(spec.readiness) and not (
+            isinstance(spec.readiness, rd.Notify) and bool(spec.foreground))
+
     def render(self, native: dict[str, Any], spec: ProcessSpec, ctx: BuildContext) -> list[File]:
         """The unit file, plus the prestart script when there is an initialize."""
         name = unit_name(spec.name)
@@ -387,6 +446,10 @@ class SystemdBackend(Backend):
         if spec.initialize.strip():
             files.append(File(self.prestart_path(spec),
                               render_prestart(spec.name, spec.initialize), mode=0o755))
+        if self._waits(spec):
+            files.append(File(self.ready_path(spec), _ready_sh.ready_script(
+                spec.name, spec.readiness, pid_file=spec.derived_pid_file(ctx.settings),
+                offset_file=_ready_sh.log_offset_file(spec, ctx.settings)), mode=0o755))
         return files
 
     def manifest_extra(self, native: dict[str, Any], spec: ProcessSpec,
@@ -398,6 +461,11 @@ class SystemdBackend(Backend):
             "unit_file": f"{UNIT_DIR}/{name}",
             "prestart": self.prestart_path(spec) if spec.initialize.strip() else None,
             "user_mode": user_mode(),
+            # systemctl start returns once systemd saw READY=1 (Type=notify): the
+            # engine's own notification socket would never hear from the process.
+            **({"readiness_native": True}
+               if (native.get("Service") or {}).get("Type") == "notify"
+               and isinstance(spec.readiness, rd.Notify) else {}),
         }
 
     def validate(self, specs: Sequence[ProcessSpec],
@@ -427,13 +495,15 @@ class SystemdBackend(Backend):
             if exe and "/" in exe and not exe.startswith("/"):
                 problems.append((spec.name, "process",
                                  f"systemd needs an absolute path or a bare name, got {exe!r}"))
+            problems += _ready_sh.spec_problems(spec) if self._waits(spec) else []
             # %Y expands to the store path before the line is split into words.
-            if spec.initialize.strip() and re.search(r'["\\$%\x00-\x1f]',
-                                                     ctx.settings.store_dir):
-                problems.append((spec.name, "initialize",
+            if (spec.initialize.strip() or self._waits(spec)) and re.search(
+                    r'["\\$%\x00-\x1f]', ctx.settings.store_dir):
+                problems.append((spec.name,
+                                 "initialize" if spec.initialize.strip() else "readiness",
                                  f"the store dir {ctx.settings.store_dir!r} contains a quote, "
                                  "backslash, $, % or control character, which the "
-                                 "ExecStartPre= line cannot carry"))
+                                 "ExecStartPre=/ExecStartPost= line cannot carry"))
         return problems
 
     def activator(self, settings: Settings) -> Activator:
@@ -468,8 +538,14 @@ def _unit_file_of(proc: DeployedProcess) -> str:
 class SystemdActivator(Activator):
     """Installs units as symlinks to the store and starts them with systemctl."""
 
+    #: start/stop/status are separate systemctl calls on separate units, and
+    #: systemd queues jobs itself: safe to run in parallel (the link
+    #: bookkeeping in stop is guarded by a lock).
+    parallel_safe = True
+
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
+        self._lock = threading.Lock()
         self.user = user_mode()
         self.target_dir = target_dir()
         #: Units of the generation being activated (set by prepare).
@@ -608,9 +684,10 @@ class SystemdActivator(Activator):
                                   f"{result.stderr.strip()}\n" + self._diagnostics(unit))
         # A changed unit keeps its name: prepare already pointed the link at the
         # new file, which must stay.
-        if unit not in self._new_units and self._remove_link(unit):
-            self._installed.discard(unit)
-            self._reload_needed = True
+        with self._lock:
+            if unit not in self._new_units and self._remove_link(unit):
+                self._installed.discard(unit)
+                self._reload_needed = True
 
     def status(self, gen: Generation, proc: DeployedProcess) -> ProcessStatus:
         """ActiveState and MainPID from ``systemctl show``."""

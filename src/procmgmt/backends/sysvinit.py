@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any
 
+from procmgmt import readiness as rd
+from procmgmt.backends import _ready_sh
 from procmgmt.backends._shell import command_line, export_lines, quote
 from procmgmt.backends.base import (
     Activator,
@@ -231,7 +233,6 @@ _START_DAEMON = r"""    echo "Starting $procmgmt_name"
         return 1
     fi
     echo "$procmgmt_name started (pid $procmgmt_pid)"
-}
 """
 
 _START_FOREGROUND = r"""    # Check the pid and log files first: a process started without them
@@ -262,7 +263,6 @@ _START_FOREGROUND = r"""    # Check the pid and log files first: a process start
         return 1
     fi
     echo "$procmgmt_name started (pid $procmgmt_pid)"
-}
 """
 
 # Keeps the caller's environment: setpriv changes only the credentials; su
@@ -291,7 +291,8 @@ class SysVInitBackend(Backend):
         tested="run",
         readiness="emulated",
         notes="self-contained POSIX sh scripts; foreground processes are daemonized "
-              "by the script (setsid, log file, pid file)",
+              "by the script (setsid, log file, pid file); readiness: start returns once "
+              "the declared check passes (generated sh probes; Notify only by the engine)",
     )
 
     def translate(self, spec: ProcessSpec, ctx: BuildContext) -> dict[str, Any]:
@@ -304,7 +305,8 @@ class SysVInitBackend(Backend):
         kill_sequence, umask, path (prepended to PATH), environment,
         directory, nice, user, initialize, mode ("daemon" or "foreground"),
         command (argv), pid_file, log_file, reload_signal, start_timeout,
-        stop_timeout, start_grace, activities (name -> raw shell body) and
+        stop_timeout, start_grace, readiness (the declaration as JSON, or None:
+        start waits for it), activities (name -> raw shell body) and
         remove_activities.
         """
         settings = ctx.settings
@@ -344,6 +346,8 @@ class SysVInitBackend(Backend):
             "start_timeout": DEFAULT_START_TIMEOUT,
             "stop_timeout": DEFAULT_STOP_TIMEOUT,
             "start_grace": DEFAULT_START_GRACE,
+            "readiness": (spec.readiness.to_json()
+                          if isinstance(spec.readiness, rd.Readiness) else None),
             "activities": {
                 "start": "procmgmt_start",
                 "stop": "procmgmt_stop",
@@ -388,14 +392,15 @@ class SysVInitBackend(Backend):
 
     def validate(self, specs: Sequence[ProcessSpec],
                  ctx: BuildContext) -> list[tuple[str, str, str]]:
-        """A dependency chain deeper than the two-digit sequence numbers allow."""
+        """A dependency chain deeper than the two-digit sequence numbers allow; a
+        readiness declaration the generated sh check cannot express."""
         return [
             (spec.name, "dependencies",
              f"dependency chain is {spec.rank + 1} levels deep; init script sequence "
              f"numbers are two digits ({MIN_SEQUENCE}-{MAX_SEQUENCE})")
             for spec in specs
             if spec.rank + MIN_SEQUENCE > MAX_SEQUENCE
-        ]
+        ] + [row for spec in specs for row in _ready_sh.spec_problems(spec)]
 
     def activator(self, settings: Settings) -> Activator:
         """Runs the scripts directly: no init system is involved."""
@@ -505,6 +510,8 @@ def render_script(native: dict[str, Any]) -> str:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(var)):
             raise ValueError(f"environment: {var!r} is not a valid variable name")
     activities = _activities(native)
+    raw = native.get("readiness")
+    check = raw if isinstance(raw, rd.Readiness) else rd.from_json(raw)
 
     def header(field: str, values: Iterable[Any]) -> str:
         text = " ".join(str(v) for v in values)
@@ -568,6 +575,8 @@ def render_script(native: dict[str, Any]) -> str:
         "",
         _HELPERS.rstrip("\n"),
         "",
+        *([_ready_sh.library([check]).rstrip("\n"), ""]
+          if check is not None and _ready_sh.checkable(check) else []),
         "# Runs before the process starts, as the invoking user (root when privileged).",
         "procmgmt_initialize() {",
     ]
@@ -587,7 +596,12 @@ def render_script(native: dict[str, Any]) -> str:
         if not isinstance(nice, int) or isinstance(nice, bool):
             raise ValueError(f"nice must be an integer, got {nice!r}")
         lines.append(f'    set -- nice -n {nice} "$@"')
+    if isinstance(check, rd.LogLine):
+        lines.append("    # Only log lines written after this size count as ready.")
+        lines += ["    " + line for line in _ready_sh.offset_lines(check)]
     lines.append((_START_DAEMON if mode == "daemon" else _START_FOREGROUND).rstrip("\n"))
+    lines += _ready_wait_lines(name, check, str(native["pid_file"]))
+    lines.append("}")
     usage = "|".join(a for a, _ in activities)
     lines += ["", 'case "$1" in']
     for act, body in activities:
@@ -603,6 +617,34 @@ def render_script(native: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _ready_wait_lines(name: str, check: rd.Readiness | None, pid_file: str) -> list[str]:
+    """The end of ``procmgmt_start``: wait until the declared check passes; on
+    timeout stop the process again and fail (as systemd does when ExecStartPost=
+    fails), so a start never leaves a process that is running but not ready."""
+    if check is None:
+        return []
+    if not _ready_sh.checkable(check):
+        return [f"    # Readiness ({check.describe()}) cannot be checked from sh: procmgmt's",
+                "    # engine waits for it during a switch; this script does not."]
+    wait = _ready_sh.wait_lines(name, check, pid_file=pid_file,
+                                offset='"$procmgmt_ready_offset"', indent="        ")
+    return [
+        f"    # Ready means: {' '.join(check.describe().split())}. procmgmt's engine probes",
+        f"    # that itself and sets {_ready_sh.READY_WAIT_ENV}=0.",
+        f'    if [ "${{{_ready_sh.READY_WAIT_ENV}:-1}}" != 0 ]; then',
+        "        procmgmt_ready_rc=0",
+        *wait[:-1],
+        wait[-1] + " || procmgmt_ready_rc=$?",
+        '        if [ "$procmgmt_ready_rc" -ne 0 ]; then',
+        '            echo "$procmgmt_name: stopping it again: it did not become ready" >&2',
+        "            procmgmt_stop >&2",
+        "            return 1",
+        "        fi",
+        '        echo "$procmgmt_name is ready"',
+        "    fi",
+    ]
 
 
 def _int_seconds(native: dict[str, Any], key: str, default: int) -> int:
@@ -714,11 +756,11 @@ class SysVInitActivator(Activator):
     def start(self, gen: Generation, proc: DeployedProcess) -> None:
         """``<script> start``; DeployError with the script's last output lines on failure.
 
-        The script's own crash grace is turned off: the engine watches every
-        started process concurrently (readiness check or grace time) instead of
-        spending the grace inside each script, one after another."""
+        The script's own crash grace and readiness wait are turned off: the engine
+        watches every started process concurrently (readiness check or grace time)
+        instead of spending that time inside each script, one after another."""
         self._run(proc, "start", self._timeout(proc, "start_timeout", DEFAULT_START_TIMEOUT),
-                  env={"PROCMGMT_START_GRACE": "0"})
+                  env={"PROCMGMT_START_GRACE": "0", _ready_sh.READY_WAIT_ENV: "0"})
 
     def stop(self, gen: Generation, proc: DeployedProcess) -> Callable[[], bool] | None:
         """Stop ``proc`` (of its own generation).
