@@ -40,11 +40,16 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from procmgmt.backends import get_backend
+from procmgmt.backends._activation import (
+    CommandResult,
+    pid_alive,
+    read_pid_file,
+    subprocess_runner,
+)
 from procmgmt.backends.base import BuildContext, File, Generation
 from procmgmt.backends.bsdrc import (
     BSDRCActivator,
     BSDRCBackend,
-    CommandResult,
     RcScriptModel,
     render_script,
     set_rc_conf,
@@ -63,10 +68,12 @@ from procmgmt.deploy.build import build, evaluate, render
 from procmgmt.deploy.engine import Engine, Options
 from procmgmt.deploy.profile import Profile
 from procmgmt.errors import DeployError, ValidationError
-from procmgmt.model.loader import Model, empty_model
+from procmgmt.model.loader import Model
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.ordering import start_order
 from procmgmt.settings import Settings
+from tests.backends import _helpers
+from tests.backends._helpers import deploy, rollback
 from tests.conftest import EXAMPLES, golden_settings
 from tests.golden.test_golden import CASES
 
@@ -82,16 +89,8 @@ SHELLCHECK = shutil.which("shellcheck", path=os.path.dirname(sys.executable) + o
 
 
 def tmp_settings(root: Path, privileged: bool = False, **extra: Any) -> Settings:
-    """Settings with every directory below ``root`` (a test's private tree)."""
-    state = str(root / "state")
-    return Settings(
-        state_dir=state, runtime_dir=f"{state}/run", log_dir=f"{state}/log",
-        tmp_dir=f"{state}/tmp", cache_dir=f"{state}/cache", spool_dir=f"{state}/spool",
-        lock_dir=f"{state}/lock", lib_dir=f"{state}/lib",
-        force_disable_user_change=not privileged, process_manager="bsdrc",
-        profile="processes", extra_params=extra, calling_user="deployer",
-        calling_group="deployer",
-    )
+    """bsdrc settings with every directory below ``root`` (a test's private tree)."""
+    return _helpers.tmp_settings(root, privileged, manager="bsdrc", **extra)
 
 
 def rendered(model_file: Path, settings: Settings,
@@ -536,34 +535,6 @@ def make_engine(settings: Settings, act: BSDRCActivator, monkeypatch: pytest.Mon
                   readiness_checks=False))
 
 
-def deploy(engine: Engine, settings: Settings, model_file: Path | None) -> Generation:
-    """Build ``model_file`` (None: undeploy) and switch to it, like 'procmgmt switch'."""
-    if model_file is None:
-        gen = build(empty_model(), [], settings)
-    else:
-        model, specs = evaluate(str(model_file), settings)
-        gen = build(model, specs, settings)
-    profile = Profile(settings)
-    engine.switch(gen, lambda: profile.add(gen.path))
-    return gen
-
-
-def rollback(engine: Engine, settings: Settings) -> Generation:
-    """Switch to the previous generation, like 'procmgmt switch --rollback'."""
-    from procmgmt.deploy.build import load_generation
-
-    profile = Profile(settings)
-    number = profile.previous_number()
-    gen = load_generation(profile.path_of(number))
-
-    def register() -> int:
-        profile.set_current(number)
-        return number
-
-    engine.switch(gen, register)
-    return gen
-
-
 def script_path(gen: Generation, name: str) -> str:
     """The store script of ``name`` in ``gen``."""
     proc = gen.by_name()[name]
@@ -685,8 +656,6 @@ def test_rc_conf_editing_is_sysrc_like(tmp_path: Path) -> None:
 
 def fake_runner(rc_conf: Path, bin_dir: Path) -> Callable[[Sequence[str]], CommandResult]:
     """Run commands with the stand-in rc.conf (and its daemon(8)) in the environment."""
-    from procmgmt.backends.bsdrc import subprocess_runner
-
     env = {**os.environ, "PROCMGMT_FAKE_RC_CONF": str(rc_conf),
            "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
     return lambda argv: subprocess_runner(argv, env=env)
@@ -760,28 +729,20 @@ def test_scripts_run_for_real_with_the_fake_rc_subr(mode: str, boot: bool, tmp_p
             r = fake_runner(rc_conf, bin_dir)([script_path(gen, proc.name), "onestatus"])
             assert r.returncode == 1 and "is not running" in r.output
         deadline = time.monotonic() + 5
-        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not [p for p in pids if _alive(p)]
+        assert not [p for p in pids if pid_alive(p)]
         assert not (tmp_path / "rc.d").exists() or os.listdir(tmp_path / "rc.d") == []
         assert "_enable" not in rc_conf.read_text()
     finally:
         # Whatever happened, stop what this test started, by pid.
-        from procmgmt.backends.bsdrc import read_pid_file
-
         for proc in gen.processes:
             pid = read_pid_file(str(proc.pid_file))
             if pid is not None and pid not in pids:
                 pids.append(pid)
         for pid in pids:
-            if _alive(pid):
+            if pid_alive(pid):
                 os.kill(pid, 9)
-
-
-def _alive(pid: int) -> bool:
-    from procmgmt.backends.bsdrc import pid_alive
-
-    return pid_alive(pid)
 
 
 def test_other_activities_use_the_one_prefix_unless_installed(tmp_path: Path,

@@ -33,8 +33,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from procmgmt.backends import get_backend
-from procmgmt.backends.base import BuildContext, File, Generation
-from procmgmt.backends.bsdrc import CommandResult, subprocess_runner
+from procmgmt.backends._activation import CommandResult, subprocess_runner
+from procmgmt.backends.base import BuildContext, File
 from procmgmt.backends.cygrunsrv import (
     ENTRY,
     CygrunsrvActivator,
@@ -45,14 +45,14 @@ from procmgmt.backends.cygrunsrv import (
     quote_arg,
     split_args,
 )
-from procmgmt.deploy.build import build, evaluate, load_generation, render
+from procmgmt.deploy.build import build, evaluate, render
 from procmgmt.deploy.engine import Engine, Options
-from procmgmt.deploy.profile import Profile
 from procmgmt.errors import DeployError, ValidationError
 from procmgmt.model.credentials import Credentials, User
-from procmgmt.model.loader import empty_model
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
+from tests.backends import _helpers
+from tests.backends._helpers import deploy, rollback
 from tests.conftest import EXAMPLES, golden_settings
 from tests.golden.test_golden import CASES
 
@@ -64,16 +64,8 @@ SHELLCHECK = shutil.which("shellcheck", path=os.path.dirname(sys.executable) + o
 
 
 def tmp_settings(root: Path, privileged: bool = False, **extra: Any) -> Settings:
-    """Settings with every directory below ``root``."""
-    state = str(root / "state")
-    return Settings(
-        state_dir=state, runtime_dir=f"{state}/run", log_dir=f"{state}/log",
-        tmp_dir=f"{state}/tmp", cache_dir=f"{state}/cache", spool_dir=f"{state}/spool",
-        lock_dir=f"{state}/lock", lib_dir=f"{state}/lib",
-        force_disable_user_change=not privileged, process_manager="cygrunsrv",
-        profile="processes", extra_params=extra, calling_user="deployer",
-        calling_group="deployer",
-    )
+    """cygrunsrv settings with every directory below ``root`` (a test's private tree)."""
+    return _helpers.tmp_settings(root, privileged, manager="cygrunsrv", **extra)
 
 
 def render_one(spec: ProcessSpec, settings: Settings,
@@ -340,18 +332,6 @@ def make_engine(settings: Settings, act: CygrunsrvActivator,
                   readiness_checks=False))
 
 
-def deploy(engine: Engine, settings: Settings, model_file: Path | None) -> Generation:
-    """Build ``model_file`` (None: undeploy) and switch to it."""
-    if model_file is None:
-        gen = build(empty_model(), [], settings)
-    else:
-        model, specs = evaluate(str(model_file), settings)
-        gen = build(model, specs, settings)
-    profile = Profile(settings)
-    engine.switch(gen, lambda: profile.add(gen.path))
-    return gen
-
-
 def starts(*names: str) -> list[tuple[str, str]]:
     """Plan of installing and starting ``names``."""
     return [(a, f"procmgmt-{n}") for n in names for a in ("--install", "--start")]
@@ -395,15 +375,7 @@ def test_command_plan_deploy_upgrade_rollback_undeploy(tmp_path: Path,
         "procmgmt-webapp2", "procmgmt-webapp3"]
 
     fake.reset()
-    profile = Profile(settings)
-    number = profile.previous_number()
-    gen = load_generation(profile.path_of(number))
-
-    def register() -> int:
-        profile.set_current(number)
-        return number
-
-    engine.switch(gen, register)
+    rollback(engine, settings)
     assert fake.plan() == stops("webapp4", "webapp6", "webapp3", "webapp2", "webapp5") + \
         starts("webapp")
 

@@ -35,8 +35,8 @@ from typing import Any
 import pytest
 
 from procmgmt.backends import get_backend
-from procmgmt.backends.base import BuildContext, File, Generation
-from procmgmt.backends.bsdrc import CommandResult, pid_alive, read_pid_file
+from procmgmt.backends._activation import CommandResult, pid_alive, read_pid_file
+from procmgmt.backends.base import BuildContext, File
 from procmgmt.backends.launchd import (
     LaunchdActivator,
     LaunchdBackend,
@@ -44,13 +44,13 @@ from procmgmt.backends.launchd import (
     render_plist,
 )
 from procmgmt.backends.launchd_schema import KNOWN_KEYS, check_plist
-from procmgmt.deploy.build import build, evaluate, load_generation, render
+from procmgmt.deploy.build import build, evaluate, render
 from procmgmt.deploy.engine import Engine, Options
-from procmgmt.deploy.profile import Profile
 from procmgmt.errors import ValidationError
-from procmgmt.model.loader import empty_model
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
+from tests.backends import _helpers
+from tests.backends._helpers import deploy, rollback, session_members
 from tests.conftest import EXAMPLES, golden_settings
 from tests.golden.test_golden import CASES
 
@@ -60,16 +60,8 @@ SHELLCHECK = shutil.which("shellcheck", path=os.path.dirname(sys.executable) + o
 
 
 def tmp_settings(root: Path, privileged: bool = False, **extra: Any) -> Settings:
-    """Settings with every directory below ``root``."""
-    state = str(root / "state")
-    return Settings(
-        state_dir=state, runtime_dir=f"{state}/run", log_dir=f"{state}/log",
-        tmp_dir=f"{state}/tmp", cache_dir=f"{state}/cache", spool_dir=f"{state}/spool",
-        lock_dir=f"{state}/lock", lib_dir=f"{state}/lib",
-        force_disable_user_change=not privileged, process_manager="launchd",
-        profile="processes", extra_params=extra, calling_user="deployer",
-        calling_group="deployer",
-    )
+    """launchd settings with every directory below ``root`` (a test's private tree)."""
+    return _helpers.tmp_settings(root, privileged, manager="launchd", **extra)
 
 
 def rendered(model_file: Path, settings: Settings) -> tuple[dict[str, list[File]], list[str]]:
@@ -407,32 +399,6 @@ def make_engine(settings: Settings, act: LaunchdActivator,
                   readiness_checks=False))
 
 
-def deploy(engine: Engine, settings: Settings, model_file: Path | None) -> Generation:
-    """Build ``model_file`` (None: undeploy) and switch to it."""
-    if model_file is None:
-        gen = build(empty_model(), [], settings)
-    else:
-        model, specs = evaluate(str(model_file), settings)
-        gen = build(model, specs, settings)
-    profile = Profile(settings)
-    engine.switch(gen, lambda: profile.add(gen.path))
-    return gen
-
-
-def rollback(engine: Engine, settings: Settings) -> Generation:
-    """Switch to the previous generation."""
-    profile = Profile(settings)
-    number = profile.previous_number()
-    gen = load_generation(profile.path_of(number))
-
-    def register() -> int:
-        profile.set_current(number)
-        return number
-
-    engine.switch(gen, register)
-    return gen
-
-
 def starts(target: Path, *names: str) -> list[tuple[str, ...]]:
     """The command plan of starting ``names`` as agents of uid 501."""
     plan: list[tuple[str, ...]] = []
@@ -549,20 +515,6 @@ def start_daemon(data: dict[str, Any]) -> None:
     env = {**os.environ, **data["EnvironmentVariables"]}
     subprocess.run([sys.executable, str(WEBAPPS / "webapp.py"), "-D"], env=env, check=True,
                    timeout=30)
-
-
-def session_members(sid: int) -> list[int]:
-    """Live processes of session ``sid``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[-1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == sid and fields[0] != "Z":
-                found.append(int(entry))
-    return found
 
 
 def launch_like_launchd(data: dict[str, Any], log: Path) -> subprocess.Popen[bytes]:

@@ -18,13 +18,14 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from procmgmt.backends._activation import pid_alive
 from procmgmt.backends._proxy import ProxyOptions, check_options, generate
+from tests.backends._helpers import get_body, session_members
 from tests.conftest import EXAMPLES
 
 WEBAPP = str(EXAMPLES / "webapps" / "webapp.py")
@@ -45,34 +46,6 @@ VARIANTS = {
 }
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
-def _session_members(sid: int) -> list[int]:
-    """Live processes whose session id is ``sid`` (Linux /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[-1].split()
-        except OSError:
-            continue
-        # fields: state ppid pgrp session ...
-        if int(fields[3]) == sid and fields[0] != "Z":
-            found.append(int(entry))
-    return found
-
-
 def _free_port() -> int:
     for _ in range(100):
         port = random.randint(20000, 60000)
@@ -83,18 +56,6 @@ def _free_port() -> int:
                 continue
             return port
     raise RuntimeError("no free port")
-
-
-def _get(port: int, timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
-                return str(r.read().decode())
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 @pytest.fixture
@@ -163,10 +124,10 @@ def test_wraps_daemon_and_stops_it(tmp_path: Path, cleanup: list[int]) -> None:
                              stderr=subprocess.PIPE, text=True)
     cleanup.append(proxy.pid)
     try:
-        assert f"listening on port: {port}" in _get(port)
+        assert f"listening on port: {port}" in get_body(port)
         daemon = int(pid_file.read_text())
         cleanup.append(daemon)
-        assert daemon != proxy.pid and _pid_alive(daemon)
+        assert daemon != proxy.pid and pid_alive(daemon)
         assert proxy.poll() is None, "the proxy stays in the foreground"
         started = time.monotonic()
         proxy.send_signal(signal.SIGTERM)
@@ -174,10 +135,10 @@ def test_wraps_daemon_and_stops_it(tmp_path: Path, cleanup: list[int]) -> None:
         assert proxy.returncode == 0, err
         assert time.monotonic() - started < 3, "the stop is handled promptly"
         deadline = time.monotonic() + 5
-        while _pid_alive(daemon) and time.monotonic() < deadline:
+        while pid_alive(daemon) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _pid_alive(daemon), "the daemon was stopped"
-        assert _session_members(proxy.pid) == [], "no stray child (sleep) left behind"
+        assert not pid_alive(daemon), "the daemon was stopped"
+        assert session_members(proxy.pid) == [], "no stray child (sleep) left behind"
     finally:
         if proxy.poll() is None:
             proxy.kill()
@@ -197,14 +158,14 @@ def test_daemon_exiting_ends_proxy(tmp_path: Path, cleanup: list[int]) -> None:
                              stderr=subprocess.PIPE, text=True)
     cleanup.append(proxy.pid)
     try:
-        _get(port)
+        get_body(port)
         daemon = int(pid_file.read_text())
         cleanup.append(daemon)
         os.kill(daemon, signal.SIGKILL)
         _, err = proxy.communicate(timeout=10)
         assert proxy.returncode == 1
         assert f"daemon {daemon} exited" in err
-        assert _session_members(proxy.pid) == []
+        assert session_members(proxy.pid) == []
     finally:
         if proxy.poll() is None:
             proxy.kill()
@@ -225,7 +186,7 @@ def test_gives_up_without_pid_file(tmp_path: Path, cleanup: list[int]) -> None:
     assert proxy.returncode != 0
     assert "nopid: giving up: no pid in" in err
     assert time.monotonic() - started < 5
-    assert _session_members(proxy.pid) == []
+    assert session_members(proxy.pid) == []
 
 
 def test_failing_start_command(tmp_path: Path) -> None:

@@ -26,8 +26,9 @@ from typing import Any
 import pytest
 
 from procmgmt.backends import get_backend
+from procmgmt.backends._activation import pid_alive
 from procmgmt.backends.base import BuildContext, DeployedProcess, File, Generation
-from procmgmt.backends.sysvinit import SysVInitActivator, SysVInitBackend, pid_alive
+from procmgmt.backends.sysvinit import SysVInitActivator, SysVInitBackend
 from procmgmt.deploy.build import build, evaluate, render
 from procmgmt.errors import DeployError
 from procmgmt.model.spec import ProcessSpec

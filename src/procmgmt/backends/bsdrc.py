@@ -51,15 +51,20 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from procmgmt import readiness as rd
-from procmgmt.backends import _ready_sh
+from procmgmt.backends import _activation, _ready_sh
+from procmgmt.backends._activation import (
+    CommandResult,
+    Runner,
+    pid_file_status,
+    subprocess_runner,
+)
 from procmgmt.backends._shell import quote
 from procmgmt.backends.base import (
     Activator,
@@ -91,9 +96,6 @@ DEFAULT_TARGET_DIR = "/usr/local/etc/rc.d"
 DEFAULT_RC_CONF = "/etc/rc.conf"
 #: Seconds the activator waits for a started process's pid file to name a live process.
 DEFAULT_START_TIMEOUT = 10.0
-#: Seconds a single rc script invocation may take.
-COMMAND_TIMEOUT = 120.0
-ERROR_TAIL_LINES = 20
 
 #: Words that rc.subr interpolates unquoted into eval'ed strings or ``[ ]``
 #: tests (pidfile, command, procname, chdir, user, env file): they must not
@@ -701,66 +703,6 @@ def _engine_runner(argv: Sequence[str]) -> CommandResult:
 # --- activation -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CommandResult:
-    """Exit status and combined output of one command."""
-
-    returncode: int
-    output: str = ""
-
-
-#: Runs one command (an argument vector) and returns its result: the single
-#: place where the activator executes anything, so tests can record the plan.
-Runner = Callable[[Sequence[str]], CommandResult]
-
-
-def subprocess_runner(argv: Sequence[str], env: Mapping[str, str] | None = None
-                      ) -> CommandResult:
-    """Run ``argv`` (with ``env``, default ours); output goes to a file, not a
-    pipe, so a daemon that keeps the script's stdout open cannot make us wait."""
-    with tempfile.TemporaryFile(mode="w+b") as out:
-        try:
-            rc = subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=out,
-                                env=None if env is None else dict(env),
-                                stderr=subprocess.STDOUT, timeout=COMMAND_TIMEOUT,
-                                check=False).returncode
-        except subprocess.TimeoutExpired:
-            rc = 124
-        except OSError as exc:
-            return CommandResult(127, str(exc))
-        out.seek(0)
-        return CommandResult(rc, out.read().decode(errors="replace"))
-
-
-def read_pid_file(path: str) -> int | None:
-    """The pid on the first line of ``path`` (rc.subr reads the first word), or None."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            words = f.readline().split()
-    except OSError:
-        return None
-    first = words[0] if words else ""
-    return int(first) if first.isdigit() and not first.startswith("0") else None
-
-
-def pid_alive(pid: int) -> bool:
-    """``pid`` exists and is not a zombie (a dead process its parent has not reaped)."""
-    if pid <= 1:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
-            fields = f.read().rsplit(")", 1)[-1].split()
-    except OSError:
-        return True  # no procfs (FreeBSD by default): kill(0) is all we know
-    return not (fields and fields[0] in ("Z", "X"))
-
-
 def _rcvar_line(var: str) -> re.Pattern[str]:
     return re.compile(rf"^\s*(?:export\s+)?{re.escape(var)}=")
 
@@ -833,10 +775,6 @@ def unset_rc_conf(path: str, var: str) -> bool:
 
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "yes", "true", "on")
-
-
-def _tail(text: str) -> str:
-    return "\n".join(text.rstrip("\n").splitlines()[-ERROR_TAIL_LINES:])
 
 
 class BSDRCActivator(Activator):
@@ -931,7 +869,7 @@ class BSDRCActivator(Activator):
 
     def _fail(self, proc: DeployedProcess, argv: Sequence[str], result: CommandResult,
               what: str) -> DeployError:
-        tail = _tail(result.output)
+        tail = _activation.tail(result.output)
         return DeployError(f"{proc.name}: '{' '.join(argv)}' {what} (exit status "
                            f"{result.returncode})" + (f":\n{tail}" if tail else ""))
 
@@ -975,16 +913,9 @@ class BSDRCActivator(Activator):
             os.unlink(self.link(proc))
 
     def status(self, gen: Generation, proc: DeployedProcess) -> ProcessStatus:
-        """The pid file names a live process (read here, no command run)."""
-        pid_file = proc.extra.get("pid_file") or proc.pid_file
-        if not pid_file:
-            return ProcessStatus(proc.name, False, detail="no pid file")
-        pid = read_pid_file(str(pid_file))
-        if pid is None:
-            return ProcessStatus(proc.name, False, detail=f"no pid in {pid_file}")
-        if not pid_alive(pid):
-            return ProcessStatus(proc.name, False, detail=f"pid {pid} from {pid_file} is gone")
-        return ProcessStatus(proc.name, True, pid)
+        """The pid file names a live process (read here, no command run); the
+        first word of its first line, as rc.subr reads it."""
+        return pid_file_status(proc)
 
     def activity(self, gen: Generation, proc: DeployedProcess, activity: str) -> int:
         """start/stop/status here; any other rc.subr command (reload, restart, rcvar,

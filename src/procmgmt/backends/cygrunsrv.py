@@ -68,6 +68,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from procmgmt.backends import _proxy, _ready_sh
+from procmgmt.backends._activation import (
+    CommandResult,
+    Runner,
+    pid_alive,
+    read_pid_file,
+    subprocess_runner,
+)
 from procmgmt.backends.base import (
     Activator,
     Backend,
@@ -77,13 +84,6 @@ from procmgmt.backends.base import (
     File,
     Generation,
     ProcessStatus,
-)
-from procmgmt.backends.bsdrc import (
-    CommandResult,
-    Runner,
-    pid_alive,
-    read_pid_file,
-    subprocess_runner,
 )
 from procmgmt.errors import DeployError
 from procmgmt.model.spec import ProcessSpec

@@ -74,6 +74,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from procmgmt.backends import _proxy, _ready_sh
+from procmgmt.backends._activation import (
+    CommandResult,
+    Runner,
+    pid_alive,
+    read_pid_file,
+    subprocess_runner,
+)
 from procmgmt.backends.base import (
     Activator,
     Backend,
@@ -83,13 +90,6 @@ from procmgmt.backends.base import (
     File,
     Generation,
     ProcessStatus,
-)
-from procmgmt.backends.bsdrc import (
-    CommandResult,
-    Runner,
-    pid_alive,
-    read_pid_file,
-    subprocess_runner,
 )
 from procmgmt.backends.launchd_schema import check_plist
 from procmgmt.errors import DeployError

@@ -33,7 +33,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any
 
 from procmgmt import readiness as rd
-from procmgmt.backends import _ready_sh
+from procmgmt.backends import _activation, _ready_sh
+from procmgmt.backends._activation import pid_alive, pid_file_status, read_pid_file
 from procmgmt.backends._shell import command_line, export_lines, quote
 from procmgmt.backends.base import (
     Activator,
@@ -65,8 +66,6 @@ STANDARD_ACTIVITIES = ("start", "stop", "reload", "restart", "status")
 #: Used when the script is run with an empty environment (as some inits do):
 #: an empty PATH followed by ":$PATH" would otherwise search the current directory.
 FALLBACK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-#: Last lines of script output quoted in a DeployError.
-ERROR_TAIL_LINES = 20
 #: Extra seconds the activator allows beyond the script's own timeouts.
 ACTIVATOR_SLACK = 60
 
@@ -654,39 +653,6 @@ def _int_seconds(native: dict[str, Any], key: str, default: int) -> int:
     return int(value)
 
 
-def _tail(text: str, lines: int = ERROR_TAIL_LINES) -> str:
-    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
-
-
-def pid_alive(pid: int) -> bool:
-    """True when ``pid`` exists and is not a zombie (a dead, unreaped process)."""
-    if pid <= 1:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by someone else
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
-            stat = f.read()
-    except OSError:
-        return True  # no /proc (or hidden): kill(0) is all we know
-    fields = stat.rsplit(")", 1)[-1].split()
-    return not (fields and fields[0] in ("Z", "X"))
-
-
-def read_pid_file(path: str) -> int | None:
-    """The pid in ``path``, or None when missing or not a plain number."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            first = f.readline().strip()
-    except OSError:
-        return None
-    return int(first) if first.isdigit() and not first.startswith("0") else None
-
-
 def _output_file() -> IO[bytes]:
     """An anonymous file for a script's output: in memory (``memfd``) on Linux,
     so starting a thousand scripts creates no thousand files in the tmp dir."""
@@ -749,7 +715,7 @@ class SysVInitActivator(Activator):
             return
         what = (f"did not finish within {timeout:.0f} s" if rc is None
                 else f"failed with exit status {rc}")
-        tail = _tail(output)
+        tail = _activation.tail(output)
         raise DeployError(f"{proc.name}: '{script} {activity}' {what}"
                           + (f":\n{tail}" if tail else ""))
 
@@ -777,7 +743,7 @@ class SysVInitActivator(Activator):
                       self._timeout(proc, "stop_timeout", DEFAULT_STOP_TIMEOUT) + 5)
             return None
         pid_file = str(proc.extra.get("pid_file") or proc.pid_file or "")
-        pid = read_pid_file(pid_file) if pid_file else None
+        pid = read_pid_file(pid_file, whole_line=True) if pid_file else None
         if pid is None or pid <= 1 or not pid_alive(pid):
             _remove(pid_file)
             return None
@@ -806,16 +772,9 @@ class SysVInitActivator(Activator):
         return None if probe() else probe
 
     def status(self, gen: Generation, proc: DeployedProcess) -> ProcessStatus:
-        """Read the pid file here: no fork per process, cheap for ``status`` of many."""
-        pid_file = proc.extra.get("pid_file") or proc.pid_file
-        if not pid_file:
-            return ProcessStatus(proc.name, False, detail="no pid file")
-        pid = read_pid_file(str(pid_file))
-        if pid is None:
-            return ProcessStatus(proc.name, False, detail=f"no pid in {pid_file}")
-        if not pid_alive(pid):
-            return ProcessStatus(proc.name, False, detail=f"pid {pid} from {pid_file} is gone")
-        return ProcessStatus(proc.name, True, pid)
+        """Read the pid file here: no fork per process, cheap for ``status`` of many;
+        the whole first line, as the script's ``read -r`` reads it."""
+        return pid_file_status(proc, whole_line=True)
 
     def activity(self, gen: Generation, proc: DeployedProcess, activity: str) -> int:
         """Any activity through the script itself; its output goes to our stdout."""

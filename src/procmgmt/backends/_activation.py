@@ -1,0 +1,126 @@
+"""Activation plumbing shared by the backends' activators.
+
+Running a command and capturing its output, reading a pid file and telling
+whether a pid is a live process, and the status of a process judged from its
+pid file. Several activators need exactly these; keeping one copy means a fix
+(a zombie check, a daemon that holds stdout open) reaches all of them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from procmgmt.backends.base import DeployedProcess, ProcessStatus
+
+#: Seconds one activation command may run before it counts as failed (124).
+COMMAND_TIMEOUT = 120.0
+#: Lines of a failed command's output quoted in the error.
+ERROR_TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """Exit status and combined output of one command."""
+
+    returncode: int
+    output: str = ""
+
+
+#: Runs one command (an argument vector) and returns its result: the single
+#: place where an activator executes anything, so tests can record the plan.
+Runner = Callable[[Sequence[str]], CommandResult]
+
+
+def subprocess_runner(argv: Sequence[str], env: Mapping[str, str] | None = None
+                      ) -> CommandResult:
+    """Run ``argv`` (with ``env``, default ours); output goes to a file, not a
+    pipe, so a daemon that keeps the script's stdout open cannot make us wait."""
+    with tempfile.TemporaryFile(mode="w+b") as out:
+        try:
+            rc = subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=out,
+                                env=None if env is None else dict(env),
+                                stderr=subprocess.STDOUT, timeout=COMMAND_TIMEOUT,
+                                check=False).returncode
+        except subprocess.TimeoutExpired:
+            rc = 124
+        except OSError as exc:
+            return CommandResult(127, str(exc))
+        out.seek(0)
+        return CommandResult(rc, out.read().decode(errors="replace"))
+
+
+def tail(text: str, lines: int = ERROR_TAIL_LINES) -> str:
+    """The last ``lines`` lines of a command's output, for an error message."""
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+
+def read_pid_file(path: str, *, whole_line: bool = False) -> int | None:
+    """The pid on the first line of ``path``, or None when missing or not a plain
+    number (no sign, no leading zero).
+
+    Read the way the generated script reads it, so Python and shell agree on
+    what counts as a pid: rc.subr takes the first word (the default);
+    ``read -r pid`` in the sysvinit scripts takes the whole line
+    (``whole_line=True``: ``"123 456"`` is no pid).
+    """
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            line = f.readline()
+    except OSError:
+        return None
+    if whole_line:
+        first = line.strip()
+    else:
+        words = line.split()
+        first = words[0] if words else ""
+    return int(first) if first.isdigit() and not first.startswith("0") else None
+
+
+def pid_alive(pid: int) -> bool:
+    """``pid`` exists and is not a zombie (a dead process its parent has not reaped)."""
+    if pid <= 1:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
+            fields = f.read().rsplit(")", 1)[-1].split()
+    except OSError:
+        return True  # no procfs (FreeBSD, macOS by default): kill(0) is all we know
+    return not (fields and fields[0] in ("Z", "X"))
+
+
+def pid_file_status(proc: DeployedProcess, *, whole_line: bool = False) -> ProcessStatus:
+    """Running when the pid file (the build-time one, else the deployed one)
+    names a live process: read here, no command run, so ``status`` of many
+    processes forks nothing. ``whole_line`` as for :func:`read_pid_file`."""
+    pid_file = proc.extra.get("pid_file") or proc.pid_file
+    if not pid_file:
+        return ProcessStatus(proc.name, False, detail="no pid file")
+    pid = read_pid_file(str(pid_file), whole_line=whole_line)
+    if pid is None:
+        return ProcessStatus(proc.name, False, detail=f"no pid in {pid_file}")
+    if not pid_alive(pid):
+        return ProcessStatus(proc.name, False, detail=f"pid {pid} from {pid_file} is gone")
+    return ProcessStatus(proc.name, True, pid)
+
+
+__all__ = [
+    "COMMAND_TIMEOUT",
+    "ERROR_TAIL_LINES",
+    "CommandResult",
+    "Runner",
+    "pid_alive",
+    "pid_file_status",
+    "read_pid_file",
+    "subprocess_runner",
+    "tail",
+]
