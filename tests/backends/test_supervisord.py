@@ -37,6 +37,7 @@ from procmgmt.backends.supervisord import (
     encode_environment,
     env_problem,
     min_fds,
+    read_external_config,
 )
 from procmgmt.deploy.build import build, evaluate, render
 from procmgmt.errors import DeployError, UsageError, ValidationError
@@ -190,7 +191,7 @@ def test_auto_mode_is_foreground() -> None:
     text = files["conf.d/webapp.conf"].content
     assert "webapp.py\n" in text and "-D" not in text
     assert set(files) == {"conf.d/webapp.conf"}
-    assert extra == {"program": "conf.d/webapp.conf", "group": "webapp"}
+    assert extra == {"program": "conf.d/webapp.conf", "group": "webapp", "autostart": True}
 
 
 def test_daemon_only_goes_through_proxy() -> None:
@@ -468,7 +469,7 @@ def _switch(dep: Deployment, new: Generation, old: Generation | None) -> None:
             act.stop(old, proc)  # type: ignore[arg-type]
     for proc in new.processes:
         if proc.name not in old_procs or old_procs[proc.name].hash != proc.hash:
-            act.start(new, proc)
+            act.start_and_wait(new, proc)
     act.finish(new, old)
 
 
@@ -619,3 +620,95 @@ def test_run_stateless(tmp_path: Path) -> None:
         for pid in dep.pids:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------------------
+# Deploying into an external supervisord (PROCMGMT_SUPERVISORD_CONF)
+
+
+def test_external_config_of_the_supervisord_service(tmp_path: Path) -> None:
+    """The catalogue service's config (glob-escaped include dir with a '[' in its
+    path) gives back its socket and include dir; proxies go to bin/ next to it."""
+    from procmgmt.services.supervisord import paths, render_conf
+
+    s = resolve({"state_dir": str(tmp_path / "st[ate"), "force_disable_user_change": True},
+                environ={})
+    p = paths(s, "supervisord")
+    conf = Path(p.conf)
+    conf.parent.mkdir(parents=True)
+    conf.write_text(render_conf(p, port=None, bind="127.0.0.1", as_root=False, programs={},
+                                minfds=1024, minprocs=200))
+    ext = read_external_config(str(conf))
+    assert (ext.socket, ext.include_dir, ext.pattern) == (p.socket, p.include_dir, "*.conf")
+    assert ext.bin_dir == os.path.join(os.path.dirname(p.include_dir), "bin")
+
+
+def test_external_config_relative_and_here(tmp_path: Path) -> None:
+    """Relative include globs and %(here)s resolve against the config's directory,
+    %(ENV_X)s from the environment, the way supervisord reads them."""
+    conf = tmp_path / "sv.conf"
+    conf.write_text("[unix_http_server]\nfile=%(here)s/%(ENV_HOME)s.sock ; comment\n"
+                    "[include]\nfiles = other/*.ini progs/*.conf\n")
+    ext = read_external_config(str(conf))
+    assert ext.socket == os.path.normpath(f"{tmp_path}/{os.environ['HOME']}.sock")
+    assert ext.include_dir == str(tmp_path / "progs")
+
+
+@pytest.mark.parametrize("text", ["[unix_http_server]\nfile=/x.sock\n",
+                                  "[include]\nfiles=d/*.conf\n",
+                                  "[unix_http_server]\nfile=/x.sock\n[include]\nfiles=*/x.conf\n"])
+def test_external_config_unusable(tmp_path: Path, text: str) -> None:
+    """No socket, no include, or no include dir to write into: a UsageError naming
+    the variable, not a guess."""
+    conf = tmp_path / "sv.conf"
+    conf.write_text(text)
+    with pytest.raises(UsageError, match="PROCMGMT_SUPERVISORD_CONF"):
+        read_external_config(str(conf))
+
+
+def _external(tmp_path: Path) -> tuple[Settings, Path, Path]:
+    conf = tmp_path / "ext" / "supervisord.conf"
+    (tmp_path / "ext" / "conf.d").mkdir(parents=True)
+    conf.write_text(f"[unix_http_server]\nfile={tmp_path}/ext/s.sock\n"
+                    "[include]\nfiles=conf.d/*.conf\n")
+    s = resolve({"state_dir": str(tmp_path / "s"), "force_disable_user_change": True,
+                 "process_manager": "supervisord",
+                 "extra_params": {"port_base": _free_port_base(2)}}, environ={})
+    return s, conf, tmp_path / "ext" / "conf.d"
+
+
+def test_external_not_running_is_an_error(tmp_path: Path) -> None:
+    """An external supervisord that does not answer is an error; procmgmt starts none
+    (no socket appears, nothing is linked)."""
+    s, conf, conf_d = _external(tmp_path)
+    act = SupervisordActivator(s, external=str(conf))
+    m, specs = evaluate(str(SIMPLE), s)
+    gen = build(m, specs, s)
+    with pytest.raises(DeployError, match="does not answer"):
+        act.prepare(gen, None)
+    assert not (tmp_path / "ext" / "s.sock").exists()
+    assert list(conf_d.iterdir()) == []
+    with pytest.raises(UsageError, match="not procmgmt's"):
+        act.shutdown()
+
+
+def test_external_link_keeps_foreign_files(tmp_path: Path) -> None:
+    """In a shared include dir only our own links are replaced or removed: someone
+    else's file is kept, and one under a name we need is an error."""
+    s, conf, conf_d = _external(tmp_path)
+    act = SupervisordActivator(s, external=str(conf))
+    m, specs = evaluate(str(SIMPLE), s)
+    gen = build(m, specs, s)
+    (conf_d / "other.conf").write_text("[program:other]\ncommand=/bin/true\n")
+    act.link(gen)
+    assert sorted(f.name for f in conf_d.iterdir()) == ["other.conf", "webapp.conf",
+                                                        "webapp1.conf"]
+    # A later activator of the profile finds the supervisord again (recorded).
+    assert SupervisordActivator(s).external is not None
+    act.link(None)
+    assert [f.name for f in conf_d.iterdir()] == ["other.conf"]
+    assert SupervisordActivator(s).external is None
+    (conf_d / "webapp.conf").write_text("[program:webapp]\ncommand=/bin/true\n")
+    with pytest.raises(DeployError, match="not procmgmt's"):
+        act.link(gen)
+    assert (conf_d / "webapp.conf").read_text().startswith("[program:webapp]")

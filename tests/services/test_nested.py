@@ -6,7 +6,9 @@ manager; a payload is added the way tools add one (a program file in the
 include dir plus reread/update through the control socket; a service dir in
 the scan dir plus ``s6-svscanctl -a``); the payload answers over HTTP; two
 instances of each run side by side without sharing a file; undeploying the
-outer deployment takes the payloads down too.
+outer deployment takes the payloads down too. And the issue's own scenario:
+supervisord deployed as a sysvinit process, then a whole model deployed into
+it with ``procmgmt switch -P supervisord`` and ``PROCMGMT_SUPERVISORD_CONF``.
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ import pytest
 from procmgmt.readiness import pid_alive
 from procmgmt.services import s6_svscan as s6
 from procmgmt.services import supervisord as sup
-from procmgmt.testing import Deployment, deployed
+from procmgmt.testing import Deployment, deployed, processes_mentioning
 from tests.conftest import EXAMPLES
-from tests.e2e.util import free_port_block, port_closed, wait_http
+from tests.e2e.util import Runner, free_port_block, kill_leftovers, port_closed, wait_http
 
 WEBAPP = EXAMPLES / "webapps" / "webapp.py"
 OUTER_BACKENDS = ["sysvinit", "supervisord"]
@@ -63,6 +65,16 @@ def processes(settings):
         out[proc.instance_name] = Instance(
             proc, scan_dir=paths(settings, proc.instance_name).scan_dir)
     return out
+"""
+
+
+ONE_SUPERVISORD_MODEL = """\
+from procmgmt import Instance
+from procmgmt.services.supervisord import supervisord
+
+def processes(settings):
+    proc = supervisord(settings)()
+    return {proc.instance_name: Instance(proc)}
 """
 
 
@@ -112,12 +124,30 @@ def supervisord_program(name: str, port: int, marker: str) -> str:
         """)
 
 
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A short private dir under /tmp: supervisord's unix socket lives below the state
+    dir, and pytest's own tmp paths can exceed the 107-byte socket path limit."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="pmn-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        for dirpath, _, _ in os.walk(path):
+            with contextlib.suppress(OSError):
+                os.chmod(dirpath, 0o755)
+        shutil.rmtree(path, ignore_errors=True)
+
 @pytest.mark.e2e
 @pytest.mark.parametrize("outer", OUTER_BACKENDS)
-def test_supervisord_as_a_service(outer: str, tmp_path: Path,
+def test_supervisord_as_a_service(outer: str, short_tmp: Path,
                                   request: pytest.FixtureRequest) -> None:
     """Two supervisord instances under ``outer``; a program dropped into each include
     dir and activated (XML-RPC for one, supervisorctl for the other) runs and answers."""
+    tmp_path = short_tmp
     model = tmp_path / "supervisord.py"
     model.write_text(SUPERVISORD_MODEL)
     base = free_port_block(4)
@@ -185,10 +215,11 @@ def s6_service(scan_dir: str, name: str, port: int, tmp: Path) -> str:
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("outer", OUTER_BACKENDS)
-def test_s6_svscan_as_a_service(outer: str, tmp_path: Path,
+def test_s6_svscan_as_a_service(outer: str, short_tmp: Path,
                                 request: pytest.FixtureRequest) -> None:
     """Two s6-svscan instances under ``outer``; a service dir added to each scan dir
     and announced with ``s6-svscanctl -a`` comes up (``s6-svstat``: up) and answers."""
+    tmp_path = short_tmp
     model = tmp_path / "s6.py"
     model.write_text(S6_MODEL)
     base = free_port_block(2)
@@ -225,3 +256,72 @@ def _startup_times(d: Deployment) -> dict[str, float]:
     with open(d.engine.timeline_path) as f:
         events = json.load(f)["processes"]
     return {n: round(e["ready"] - e["start"], 3) for n, e in events.items() if "ready" in e}
+
+
+@pytest.mark.e2e
+def test_model_deployed_into_nested_supervisord(short_tmp: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """supervisord deployed with sysvinit; ``procmgmt switch -P supervisord`` with
+    ``PROCMGMT_SUPERVISORD_CONF`` deploys the webapps *into* it (its include dir, its
+    socket; procmgmt starts no supervisord of its own), upgrades them to the advanced
+    model (the unchanged webapp1 keeps its pid), and undeploys them while the nested
+    supervisord keeps running; undeploying the outer model then leaves nothing."""
+    tmp_path = short_tmp
+    outer_model = tmp_path / "outer.py"
+    outer_model.write_text(ONE_SUPERVISORD_MODEL)
+    base = free_port_block(7)
+    inner_state = tmp_path / "inner"
+    run = Runner(inner_state, "supervisord", json.dumps({"port_base": base}), cwd=tmp_path)
+    webapps = EXAMPLES / "webapps"
+    with reaping([]) as payloads, deployed(outer_model, backend="sysvinit",
+                                           state_dir=tmp_path / "outer") as d:
+        p = sup.paths(d.settings, "supervisord")
+        sup_pid = d.status()["supervisord"][1]
+        assert sup_pid
+        server = rpc(p.socket)
+        monkeypatch.setenv("PROCMGMT_SUPERVISORD_CONF", p.conf)
+        try:
+            out = run("switch", webapps / "processes.py").stdout
+            assert "generation 1 deployed" in out
+            for port in (base, base + 1):
+                assert f"listening on port: {port}" in wait_http(port)
+            infos = _infos(server)
+            assert sorted(infos) == ["webapp", "webapp1"]
+            assert all(i["statename"] in ("STARTING", "RUNNING") for i in infos.values())
+            payloads.extend(int(i["pid"]) for i in infos.values())
+            assert sorted(os.listdir(p.include_dir)) == ["webapp.conf", "webapp1.conf"]
+            own_socket = inner_state / "run" / "supervisord-processes.sock"
+            assert not own_socket.exists(), "procmgmt started a supervisord of its own"
+            webapp1 = infos["webapp1"]["pid"]
+
+            run("switch", webapps / "processes-advanced.py")
+            for i in range(1, 7):
+                assert f"listening on port: {base + i}" in wait_http(base + i)
+            infos = _infos(server)
+            assert sorted(infos) == [f"webapp{i}" for i in range(1, 7)]
+            assert infos["webapp1"]["pid"] == webapp1, "unchanged webapp1 was restarted"
+            payloads.extend(int(i["pid"]) for i in infos.values())
+            wait_for("webapp stopped", lambda: port_closed(base))
+            assert sorted(os.listdir(p.include_dir)) == [f"webapp{i}.conf" for i in range(1, 7)]
+            assert server.supervisor.getPID() == sup_pid
+
+            run("switch", "--undeploy")
+            assert server.supervisor.getState()["statename"] == "RUNNING"
+            assert server.supervisor.getPID() == sup_pid, "the nested supervisord restarted"
+            assert _infos(server) == {}
+            assert [f for f in os.listdir(p.include_dir) if f.endswith(".conf")] == []
+            for port in range(base, base + 7):
+                assert port_closed(port)
+            wait_for("webapps gone", lambda: not any(pid_alive(x) for x in payloads))
+        finally:
+            run("switch", "--undeploy", check=False)
+            kill_leftovers(str(inner_state))
+        d.switch(None)
+        assert wait_for("nested supervisord gone", lambda: not pid_alive(sup_pid))
+    assert processes_mentioning(str(inner_state)) == []
+    assert processes_mentioning(str(tmp_path / "outer")) == []
+
+
+def _infos(server: Any) -> dict[str, dict[str, Any]]:
+    """Process name -> info of every program the supervisord behind ``server`` has."""
+    return {i["name"]: i for i in server.supervisor.getAllProcessInfo()}

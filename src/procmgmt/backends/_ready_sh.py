@@ -34,9 +34,10 @@ One check per declaration, each a shell function that probes once, returns
 ``TCP``
     fallback chain, first available wins (chosen once per script run):
     ``nc -z`` when ``nc`` is installed and its help mentions ``-z``
-    (OpenBSD, traditional and busybox netcat, ncat), else a ``python3 -c``
-    socket connect, else bash's ``/dev/tcp`` (bounded by ``timeout(1)``
-    where it exists). None of them: the check fails and says so.
+    (OpenBSD, traditional and busybox netcat, ncat), else bash's
+    ``/dev/tcp`` (bounded by ``timeout(1)`` where it exists; bash starts in
+    milliseconds, which matters when a proxy checks before it execs), else a
+    ``python3 -c`` socket connect. None of them: the check fails and says so.
 ``HTTP``
     ``curl -sS -L -o /dev/null -w '%{http_code}'`` (not ``-f``: the expected
     status may be an error status), else ``wget -q -S`` (the last status
@@ -533,15 +534,15 @@ procmgmt_ready_last() {
 
 _TCP = r"""
 # procmgmt_ready_tcp HOST PORT: a TCP connection to HOST:PORT succeeds. Tool
-# chosen once: nc -z, else python3, else bash's /dev/tcp.
+# chosen once: nc -z, else bash's /dev/tcp (starts in milliseconds), else python3.
 procmgmt_ready_tcp() {
     if [ -z "${procmgmt_ready_tcp_tool-}" ]; then
         if command -v nc >/dev/null 2>&1 && nc -h </dev/null 2>&1 | grep -q -e '-z'; then
             procmgmt_ready_tcp_tool=nc
-        elif command -v python3 >/dev/null 2>&1; then
-            procmgmt_ready_tcp_tool=python3
         elif command -v bash >/dev/null 2>&1; then
             procmgmt_ready_tcp_tool=bash
+        elif command -v python3 >/dev/null 2>&1; then
+            procmgmt_ready_tcp_tool=python3
         else
             procmgmt_ready_tcp_tool=none
         fi
@@ -564,7 +565,7 @@ except OSError as exc:
                 'exec 3<>"/dev/tcp/$1/$2"' procmgmt-ready "$1" "$2" </dev/null 2>&1)
             ;;
         *)
-            procmgmt_ready_error="cannot check tcp $1:$2: none of nc, python3 and bash is installed"
+            procmgmt_ready_error="cannot check tcp $1:$2: none of nc, bash and python3 is installed"
             return 1
             ;;
     esac

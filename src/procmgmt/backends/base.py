@@ -163,8 +163,13 @@ class Activator(ABC):
         """Before any stop or start: bring up the manager itself, install files."""
 
     @abstractmethod
-    def start(self, gen: Generation, proc: DeployedProcess) -> None:
-        """Start ``proc``; return once the manager reports it started."""
+    def start(self, gen: Generation, proc: DeployedProcess) -> Callable[[], bool] | None:
+        """Start ``proc``.
+
+        Either return once the manager reports it started (None), or ask the
+        manager to start it and return a non-blocking probe (True once
+        started, raises on failure) that the engine polls together with every
+        other start in flight, before its readiness check or start grace."""
 
     @abstractmethod
     def stop(self, gen: Generation, proc: DeployedProcess) -> Callable[[], bool] | None:
@@ -178,6 +183,12 @@ class Activator(ABC):
     def status(self, gen: Generation, proc: DeployedProcess) -> ProcessStatus:
         """Is ``proc`` running, and with which PID?"""
 
+    def start_and_wait(self, gen: Generation, proc: DeployedProcess) -> None:
+        """``start``, then poll its probe (if any) until the manager reports it started."""
+        probe = self.start(gen, proc)
+        while probe is not None and not probe():
+            time.sleep(0.01)
+
     def stop_and_wait(self, gen: Generation, proc: DeployedProcess) -> None:
         """``stop``, then poll its probe (if any) until the process is gone."""
         probe = self.stop(gen, proc)
@@ -187,7 +198,7 @@ class Activator(ABC):
     def activity(self, gen: Generation, proc: DeployedProcess, activity: str) -> int:
         """Run a named activity (start, stop, status, reload, restart...); exit status."""
         if activity == "start":
-            self.start(gen, proc)
+            self.start_and_wait(gen, proc)
             return 0
         if activity == "stop":
             self.stop_and_wait(gen, proc)
@@ -199,7 +210,7 @@ class Activator(ABC):
             return 0 if st.running else 3
         if activity == "restart":
             self.activity(gen, proc, "stop")
-            self.start(gen, proc)
+            self.start_and_wait(gen, proc)
             return 0
         raise NotImplementedError(activity)
 

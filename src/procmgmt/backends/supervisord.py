@@ -21,13 +21,34 @@ The activator talks XML-RPC over supervisord's unix socket (a ``supervisorctl``
 call costs about 0.1 s of interpreter start-up), adds and removes one process
 group per program, and shuts an idle supervisord down after stopping its
 programs first (a ``shutdown`` with programs running can take tens of seconds:
-see the perf baselines).
+see the perf baselines). Starts do not block: :meth:`SupervisordActivator.start`
+adds the group (autostart spawns it) and returns a probe the engine polls; every
+probe and status call reads one shared ``getAllProcessInfo`` table (refreshed at
+most every 20 ms) instead of asking per program. A first deploy without
+dependency edges boots supervisord with the programs already linked, so it
+spawns them all in its first pass and the probes only watch.
+
+Deploying into an existing supervisord (the original's ``SUPERVISORD_CONF_DIR``,
+e.g. one deployed as a sysvinit process from :mod:`procmgmt.services.supervisord`):
+set ``PROCMGMT_SUPERVISORD_CONF`` to the path of its config file. The socket is
+read from ``[unix_http_server] file=``, the include dir from ``[include] files=``
+(the first pattern naming a directory of ``*.conf`` files): program files are
+linked there and proxies into ``bin/`` next to it (where ``%(here)s/../bin``
+points). That supervisord must be running (an error otherwise); procmgmt never
+starts or shuts it down, and only touches the links it recorded as its own
+(``<procmgmt_dir>/supervisord/<profile>/external.json``, which also remembers
+the config for later switches of the profile until it is undeployed). Everything
+else is as usual: ``reloadConfig``, groups added and removed in dependency order,
+generations, rollback, undeploy (the groups go, supervisord stays).
 """
 
 from __future__ import annotations
 
+import configparser
 import contextlib
+import fnmatch
 import glob
+import json
 import logging
 import os
 import re
@@ -36,9 +57,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import xmlrpc.client
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from procmgmt.backends import _proxy, _ready_sh
@@ -246,6 +269,11 @@ def render_program(name: str, native: Mapping[str, Any]) -> str:
 # Backend
 
 
+def _truthy(value: Any) -> bool:
+    """A supervisord boolean (``autostart=false``, possibly a string from an override)."""
+    return str(value).strip().lower() not in ("false", "0", "no", "off", "none", "")
+
+
 def _dependents(spec: ProcessSpec, specs: Mapping[str, ProcessSpec]) -> list[str]:
     return sorted(s.name for s in specs.values() if spec.name in s.dependencies)
 
@@ -375,7 +403,8 @@ class SupervisordBackend(Backend):
     def manifest_extra(self, native: dict[str, Any], spec: ProcessSpec,
                        ctx: BuildContext) -> dict[str, Any]:
         """Program (and proxy) file locations inside the store entry."""
-        extra = {"program": program_file(spec.name), "group": spec.name}
+        extra: dict[str, Any] = {"program": program_file(spec.name), "group": spec.name,
+                                 "autostart": _truthy(native.get("autostart", True))}
         if native.get(PROXY_KEY):
             extra["proxy"] = proxy_file(spec.name)
         return extra
@@ -469,6 +498,117 @@ def min_procs(programs: int) -> int:
     return wanted
 
 
+#: Environment variable naming the config file of a running supervisord to deploy
+#: into (the original's ``SUPERVISORD_CONF_DIR``) instead of procmgmt's own one.
+EXTERNAL_CONF_ENV = "PROCMGMT_SUPERVISORD_CONF"
+
+#: Seconds a freshly added program may stay STOPPED before we start it ourselves
+#: (autostart normally spawns it on supervisord's next loop iteration).
+_AUTOSTART_GRACE = 0.5
+
+
+@dataclass(frozen=True)
+class ExternalSupervisord:
+    """What procmgmt needs from the config file of a supervisord it did not start."""
+
+    conf: str
+    socket: str
+    #: Directory of the ``[include] files=`` glob the program files go into.
+    include_dir: str
+    #: The glob's file-name part (``*.conf``): each ``<name>.conf`` must match it.
+    pattern: str
+
+    @property
+    def bin_dir(self) -> str:
+        """Proxies: ``bin/`` next to the include dir (``%(here)s/../bin``)."""
+        return os.path.join(os.path.dirname(self.include_dir), "bin")
+
+
+def _unescape_glob(text: str) -> str | None:
+    """``glob.escape`` undone (``[*]`` -> ``*``); None when a real wildcard remains."""
+    plain = re.sub(r"\[(.)\]", r"\1", text)
+    stripped = re.sub(r"\[.\]", "", text)
+    return None if any(c in stripped for c in "*?[") else plain
+
+
+def read_external_config(path: str) -> ExternalSupervisord:
+    """Socket and include dir of a supervisord config, read the way supervisord reads
+    them: inline ``;``/``#`` comments, ``%(here)s`` (the config's directory) and
+    ``%(ENV_X)s`` expanded, include globs relative to the config's directory."""
+    conf = os.path.abspath(path)
+    here = os.path.dirname(conf)
+    parser = configparser.RawConfigParser(inline_comment_prefixes=(";", "#"), strict=False)
+    try:
+        with open(conf, encoding="utf-8") as f:
+            parser.read_file(f)
+    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+        raise UsageError(f"{EXTERNAL_CONF_ENV}={path}: cannot read it as a supervisord "
+                         f"config: {exc}") from None
+    expansions = {"here": here, "host_node_name": os.uname().nodename,
+                  **{f"ENV_{k}": v for k, v in os.environ.items()}}
+
+    def get(section: str, key: str) -> str:
+        if not parser.has_option(section, key):
+            raise UsageError(f"{EXTERNAL_CONF_ENV}={path}: no [{section}] {key}=; procmgmt "
+                             "needs the control socket and an include dir to deploy into")
+        raw = parser.get(section, key).replace("%(here)s", here)
+        try:
+            return raw % expansions
+        except (KeyError, ValueError, TypeError) as exc:
+            raise UsageError(f"{EXTERNAL_CONF_ENV}={path}: [{section}] {key}={raw!r}: "
+                             f"cannot expand {exc}") from None
+
+    socket = os.path.join(here, os.path.expanduser(get("unix_http_server", "file")))
+    for pattern in get("include", "files").split():
+        full = os.path.join(here, pattern)
+        directory = _unescape_glob(os.path.dirname(full))
+        name_glob = os.path.basename(full)
+        if directory is not None and fnmatch.fnmatchcase("procmgmt-program.conf", name_glob):
+            return ExternalSupervisord(conf, os.path.normpath(socket),
+                                       os.path.normpath(directory), name_glob)
+    raise UsageError(f"{EXTERNAL_CONF_ENV}={path}: no [include] files= pattern names a "
+                     "directory of '*.conf' files procmgmt could put program files into")
+
+
+class _Snapshot:
+    """One ``getAllProcessInfo`` shared by every probe and status call.
+
+    A probe per program that asks supervisord for its own program every 20 ms
+    keeps supervisord's single loop busy answering (N requests per poll round,
+    between its spawns). One table, refreshed at most every ``min_age`` seconds
+    and never more often than twice the time the last fetch took (with 1000
+    programs serializing the table is not free), costs one request per round
+    whatever N is. Any request that changes states (add, start, stop) calls
+    :meth:`invalidate`: a table fetched before it is never served afterwards.
+    """
+
+    def __init__(self, fetch: Callable[[], list[dict[str, Any]]], min_age: float = 0.02) -> None:
+        self._fetch = fetch
+        self.min_age = min_age
+        self._lock = threading.Lock()
+        self._infos: dict[str, dict[str, Any]] = {}
+        #: Monotonic time at which the request behind ``_infos`` was sent.
+        self._at = float("-inf")
+        self._took = 0.0
+        self._valid_after = float("-inf")
+
+    def invalidate(self) -> None:
+        """States changed: the next :meth:`get` fetches anew."""
+        self._valid_after = time.monotonic()
+
+    def get(self) -> tuple[dict[str, dict[str, Any]], float]:
+        """(group name -> process info, monotonic time the table was requested)."""
+        with self._lock:
+            now = time.monotonic()
+            if self._at <= self._valid_after or now - self._at >= max(self.min_age,
+                                                                       2 * self._took):
+                infos = self._fetch()
+                self._took = time.monotonic() - now
+                self._infos = {str(i["group"]): i for i in infos if i.get("name") == i.get("group")}
+                self._at = now
+            return self._infos, self._at
+
+
 class SupervisordActivator(Activator):
     """Starts and drives one supervisord per (state dir, profile) over XML-RPC.
 
@@ -476,6 +616,12 @@ class SupervisordActivator(Activator):
     ``conf.d/<name>.conf`` and ``bin/<name>-proxy`` symlinks into the store
     entries of the deployed generation. The socket and pid file live in the
     runtime dir, supervisord's own log in the log dir.
+
+    With ``external`` (or ``PROCMGMT_SUPERVISORD_CONF``) the supervisord is
+    someone else's, already running: the links go into its include dir (and
+    ``bin/`` next to it), and procmgmt never starts or shuts it down. Which
+    links are ours is recorded in ``<procmgmt_dir>/supervisord/<profile>/external.json``
+    (with the config file, so later switches of the profile find it again).
     """
 
     #: Every call opens its own XML-RPC connection: safe from several threads.
@@ -495,7 +641,7 @@ class SupervisordActivator(Activator):
     #: blocks the socket).
     answer_timeout = 60.0
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, external: str | None = None) -> None:
         super().__init__(settings)
         self.dir = os.path.join(settings.procmgmt_dir, "supervisord", settings.profile)
         self.conf = os.path.join(self.dir, "supervisord.conf")
@@ -503,6 +649,69 @@ class SupervisordActivator(Activator):
         self.socket_path = os.path.join(settings.runtime_dir, f"{tag}.sock")
         self.pid_file = os.path.join(settings.runtime_dir, f"{tag}.pid")
         self.log_file = os.path.join(settings.log_dir, f"{tag}.log")
+        self.conf_d = os.path.join(self.dir, "conf.d")
+        self.bin_dir = os.path.join(self.dir, "bin")
+        self.record_file = os.path.join(self.dir, "external.json")
+        self.external: ExternalSupervisord | None = None
+        self._use_external(external if external is not None
+                           else os.environ.get(EXTERNAL_CONF_ENV) or None)
+        self._snapshot = _Snapshot(self._fetch_table)
+        #: Groups supervisord added (and autostarted) itself when it booted with them.
+        self._booted: set[str] = set()
+
+    def _fetch_table(self) -> list[dict[str, Any]]:
+        """Every program's info, as of *after* supervisord reaped what exited.
+
+        SIGCHLD does not wake supervisord's loop (up to 1 s in ``poll``), and a
+        request is answered before that iteration's reaping: alone, it could
+        report a program that crashed a moment ago (a zombie) as STARTING and let
+        a crash slip through the start grace. The ``getState`` first wakes the
+        loop, which reaps; the table is answered in a later iteration."""
+        server = self.rpc()
+        server.supervisor.getState()
+        return list(server.supervisor.getAllProcessInfo())
+
+    def _use_external(self, conf: str | None) -> None:
+        """Bind to an external supervisord: the one asked for, else the one this
+        profile's programs were deployed into (recorded), else none (our own)."""
+        record = self._read_record()
+        recorded = record.get("conf") if record.get("names") else None
+        if conf is None and recorded is None:
+            return
+        if conf is not None and recorded is not None \
+                and os.path.abspath(conf) != os.path.abspath(str(recorded)):
+            raise UsageError(
+                f"profile {self.settings.profile} has programs in the supervisord of "
+                f"{recorded}, not {conf}: undeploy them there first (with "
+                f"{EXTERNAL_CONF_ENV}={recorded})")
+        ext = read_external_config(conf if conf is not None else str(recorded))
+        if not _SAFE_WORD.fullmatch(ext.include_dir):
+            raise UsageError(
+                f"include dir {ext.include_dir!r} of {ext.conf} contains characters "
+                "supervisord cannot use unquoted in %(here)s (spaces, quotes, %)")
+        if len(os.fsencode(ext.socket)) > UNIX_PATH_MAX:
+            raise UsageError(f"supervisord socket path {ext.socket!r} is too long")
+        self.external = ext
+        self.conf = ext.conf
+        self.socket_path = ext.socket
+        self.conf_d = ext.include_dir
+        self.bin_dir = ext.bin_dir
+
+    def _read_record(self) -> dict[str, Any]:
+        try:
+            with open(self.record_file, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _write_record(self, names: Sequence[str]) -> None:
+        assert self.external is not None
+        os.makedirs(self.dir, exist_ok=True)
+        tmp = self.record_file + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"conf": self.external.conf, "names": sorted(names)}, f)
+        os.replace(tmp, self.record_file)
 
     # -- configuration -------------------------------------------------------
 
@@ -579,25 +788,55 @@ class SupervisordActivator(Activator):
         os.chmod(tmp, 0o644)
         os.replace(tmp, self.conf)
 
-    def link(self, gen: Generation | None) -> None:
-        """Make conf.d/ and bin/ hold exactly ``gen``'s program and proxy files."""
+    def link(self, gen: Generation | None) -> bool:
+        """Make conf.d/ and bin/ hold exactly ``gen``'s program and proxy files;
+        True when anything changed.
+
+        Our own conf.d and bin are procmgmt's alone. An external supervisord's
+        include dir is shared: only entries of names this profile linked before
+        (``external.json``) are replaced or removed, and an entry of someone
+        else's under a name we need is an error, not overwritten."""
         wanted: dict[str, str] = {}
+        names = [proc.name for proc in gen.processes] if gen else []
         for proc in gen.processes if gen else ():
             extra = proc.extra
             program = str(extra.get("program", program_file(proc.name)))
-            wanted[os.path.join("conf.d", f"{proc.name}.conf")] = os.path.join(proc.path, program)
+            wanted[os.path.join(self.conf_d, f"{proc.name}.conf")] = os.path.join(proc.path,
+                                                                                program)
             if extra.get("proxy"):
-                wanted[os.path.join("bin", f"{proc.name}-proxy")] = os.path.join(
+                wanted[os.path.join(self.bin_dir, f"{proc.name}-proxy")] = os.path.join(
                     proc.path, str(extra["proxy"]))
-        for sub in ("conf.d", "bin"):
-            d = os.path.join(self.dir, sub)
+        owned: set[str] | None = None
+        if self.external is not None:
+            owned = set(self._read_record().get("names") or ())
+            mine = {os.path.join(d, f) for n in owned
+                    for d, f in ((self.conf_d, f"{n}.conf"), (self.bin_dir, f"{n}-proxy"))}
+            for path, target in wanted.items():
+                if os.path.lexists(path) and path not in mine \
+                        and not (os.path.islink(path) and os.readlink(path) == target):
+                    raise DeployError(f"{path} exists and is not procmgmt's (profile "
+                                      f"{self.settings.profile}): remove or rename it")
+            bad = [n for n in names if not fnmatch.fnmatchcase(f"{n}.conf",
+                                                               self.external.pattern)]
+            if bad:
+                raise DeployError(f"{self.external.conf} includes only "
+                                  f"{self.external.pattern} files, not {', '.join(bad)}.conf")
+            # Recorded before linking: a crash in between leaves nothing unowned.
+            self._write_record(sorted(owned | set(names)))
+        changed = False
+        for d in (self.conf_d, self.bin_dir):
             os.makedirs(d, exist_ok=True)
             for entry in os.listdir(d):
-                rel = os.path.join(sub, entry)
-                if rel not in wanted:
-                    os.unlink(os.path.join(d, entry))
-        for rel, target in wanted.items():
-            path = os.path.join(self.dir, rel)
+                path = os.path.join(d, entry)
+                if path in wanted:
+                    continue
+                if owned is not None and not (
+                        os.path.islink(path)
+                        and any(entry in (f"{n}.conf", f"{n}-proxy") for n in owned)):
+                    continue
+                os.unlink(path)
+                changed = True
+        for path, target in wanted.items():
             if os.path.islink(path) and os.readlink(path) == target:
                 continue
             tmp = path + ".new"
@@ -605,6 +844,14 @@ class SupervisordActivator(Activator):
                 os.unlink(tmp)
             os.symlink(target, tmp)
             os.replace(tmp, path)
+            changed = True
+        if self.external is not None:
+            if names:
+                self._write_record(names)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.record_file)
+        return changed
 
     # -- talking to supervisord ----------------------------------------------
 
@@ -650,7 +897,7 @@ class SupervisordActivator(Activator):
                 return
             if proc is not None and proc.poll() is not None and proc.returncode != 0:
                 break
-            time.sleep(0.05)
+            time.sleep(0.01)
         raise DeployError(f"supervisord ({self.conf}) did not answer on {self.socket_path}; "
                           f"see {self.log_file}")
 
@@ -675,21 +922,53 @@ class SupervisordActivator(Activator):
 
     def prepare(self, new: Generation, old: Generation | None) -> None:
         """Bring supervisord up (with ``old``'s programs, as before a reboot), then
-        switch conf.d to ``new`` and reread it: running programs are untouched."""
+        switch conf.d to ``new`` and reread it: running programs are untouched.
+
+        A first deploy (nothing before, supervisord not running) of a generation
+        without dependency edges boots supervisord with ``new``'s programs linked:
+        it spawns them all in its first pass, without an add request per program
+        (and without re-parsing every file in a ``reloadConfig``); :meth:`start`
+        then only watches them. With edges, the engine starts each program once
+        its dependencies are ready, so supervisord must not start them itself.
+        An external supervisord is never started: it must be running."""
+        self._booted = set()
+        self._snapshot.invalidate()
+        if self.external is not None:
+            if not self.running():
+                raise DeployError(
+                    f"the supervisord of {self.conf} ({EXTERNAL_CONF_ENV}) does not answer "
+                    f"on {self.socket_path}: start it first; procmgmt never starts or "
+                    "shuts down a supervisord it did not start")
+            if old is not None and old.processes and not self._read_record().get("names"):
+                raise UsageError(
+                    f"profile {self.settings.profile} runs its programs in its own "
+                    f"supervisord: undeploy them before deploying into {self.conf}")
+            self.link(new)
+            self._reload()
+            return
         programs = max(len(new.processes), len(old.processes) if old else 0)
         if not self.running():
             self._write_base_config(programs)
-            self.link(old)
+            boot = (old is None or not old.processes) and bool(new.processes) \
+                and not any(p.dependencies for p in new.processes)
+            self.link(new if boot else old)
             self.start_supervisord()
+            if boot:
+                self._booted = {_group(p) for p in new.processes}
+                return
         else:
             self._warn_if_fds_short(programs)
             self._write_base_config(programs)
         self.link(new)
+        self._reload()
+
+    def _reload(self) -> None:
+        """``reloadConfig``: supervisord reads the program files anew (``reread``)."""
         try:
             self.rpc().supervisor.reloadConfig()
         except xmlrpc.client.Fault as fault:
             # e.g. a user= that does not exist (yet): supervisord parses it here.
-            raise DeployError(f"supervisord rejected the program files in {self.dir}/conf.d: "
+            raise DeployError(f"supervisord rejected the program files in {self.conf_d}: "
                               f"{fault.faultString}") from None
 
     def _warn_if_fds_short(self, programs: int) -> None:
@@ -704,16 +983,21 @@ class SupervisordActivator(Activator):
                         self.settings.profile, m.group(1), programs, min_fds(programs))
 
     def stop(self, gen: Generation, proc: DeployedProcess) -> None:
-        """Stop the program's group (waiting) and forget it; absent is fine."""
-        if not self.running():
-            return
+        """Stop the program's group (waiting) and forget it; absent is fine (also
+        when supervisord is not running: then nothing of it runs)."""
         server = self.rpc()
         name = _group(proc)
+        self._booted.discard(name)
+        self._snapshot.invalidate()
         try:
             # wait=False and poll: a waiting stop is answered from supervisord's main
             # loop, whose 1-s poll timeout SIGCHLD does not cut short (about 1 s per
             # stop); every request of ours wakes the loop, which then reaps at once.
             server.supervisor.stopProcessGroup(name, False)
+        except OSError:
+            if self.running():
+                raise
+            return
         except xmlrpc.client.Fault as fault:
             if fault.faultCode not in (FAULT_BAD_NAME, FAULT_NOT_RUNNING):
                 raise DeployError(f"supervisord could not stop {name}: {fault.faultString}") \
@@ -726,6 +1010,7 @@ class SupervisordActivator(Activator):
             if fault.faultCode != FAULT_BAD_NAME:
                 raise DeployError(f"supervisord could not remove {name}: {fault.faultString}") \
                     from None
+        self._snapshot.invalidate()
 
     def _wait_stopped(self, server: Any, names: Sequence[str] | None) -> None:
         """Poll until the named groups (None: all) have no live process."""
@@ -754,47 +1039,74 @@ class SupervisordActivator(Activator):
                                   f"within {self.stop_timeout:g} s")
             time.sleep(0.02)
 
-    def start(self, gen: Generation, proc: DeployedProcess) -> None:
-        """Add (autostart) or start the group, then wait until it runs or fails."""
-        server = self.rpc()
+    def start(self, gen: Generation, proc: DeployedProcess) -> Callable[[], bool]:
+        """Add the group (autostart spawns it) unless supervisord booted with it,
+        start it when it does not autostart, and return a probe: True once it runs
+        (or is STARTING with a pid for ``settle`` s), raising when it failed."""
         name = _group(proc)
+        autostart = proc.extra.get("autostart")
+        if name not in self._booted:
+            try:
+                self.rpc().supervisor.addProcessGroup(name)
+            except xmlrpc.client.Fault as fault:
+                if fault.faultCode == FAULT_BAD_NAME:
+                    raise DeployError(f"supervisord does not know program {name}; "
+                                      f"is {self.conf_d} linked?") from None
+                if fault.faultCode != FAULT_ALREADY_ADDED:
+                    raise DeployError(f"supervisord could not add {name}: "
+                                      f"{fault.faultString}") from None
+                autostart = None  # added before: maybe stopped since
+            self._snapshot.invalidate()
+        if autostart is not True:
+            # Not autostarted (overridden, or an older manifest that does not say).
+            self._start_group(name)
+        return self._started_probe(name, time.monotonic())
+
+    def _start_group(self, name: str) -> None:
         try:
-            server.supervisor.addProcessGroup(name)
+            self.rpc().supervisor.startProcessGroup(name, False)
         except xmlrpc.client.Fault as fault:
-            if fault.faultCode == FAULT_BAD_NAME:
-                raise DeployError(f"supervisord does not know program {name}; "
-                                  f"is {self.dir}/conf.d linked?") from None
-            if fault.faultCode != FAULT_ALREADY_ADDED:
-                raise DeployError(f"supervisord could not add {name}: {fault.faultString}") \
-                    from None
-        # Also when just added: autostart may have been overridden to false.
-        # Processes already spawned by autostart are skipped by supervisord.
-        try:
-            server.supervisor.startProcessGroup(name, False)
-        except xmlrpc.client.Fault as fault:
+            # Processes already spawned (autostart) are skipped by supervisord.
             if fault.faultCode != FAULT_ALREADY_STARTED:
                 raise self._start_failed(name, fault.faultString) from None
-        self._wait_started(name)
+        self._snapshot.invalidate()
 
-    def _wait_started(self, name: str) -> None:
-        server = self.rpc()
-        deadline = time.monotonic() + self.start_timeout
-        starting_since: float | None = None
-        while True:
-            info = _process_info(server, name)
-            state = info.get("statename")
+    def _started_probe(self, name: str, since: float) -> Callable[[], bool]:
+        """Non-blocking: has ``name`` started (from the shared process table)?"""
+        deadline = since + self.start_timeout
+        starting_since: list[float] = []
+        kicked: list[bool] = []
+
+        def probe() -> bool:
+            try:
+                infos, at = self._snapshot.get()
+            except (OSError, xmlrpc.client.ProtocolError) as exc:
+                raise DeployError(f"supervisord ({self.socket_path}) stopped answering while "
+                                  f"{name} started: {exc}") from None
+            info = infos.get(name)
             now = time.monotonic()
+            if info is None:
+                if at > since:
+                    raise DeployError(f"supervisord has no program {name} after adding it")
+                return False
+            state = info.get("statename")
             if state == "RUNNING":
-                return
+                return True
             if state in _FAILED_STATES:
                 raise self._start_failed(name, str(info.get("spawnerr") or state))
             if state == "STARTING" and info.get("pid"):
-                starting_since = starting_since if starting_since is not None else now
-                if now - starting_since >= self.settle:
-                    return
+                if not starting_since:
+                    starting_since.append(now)
+                return now - starting_since[0] >= self.settle
+            if state == "STOPPED" and not kicked and at > since + _AUTOSTART_GRACE:
+                # autostart did not spawn it (someone stopped it right away?): start it.
+                kicked.append(True)
+                self._start_group(name)
             if now > deadline:
                 raise self._start_failed(name, f"still {state} after {self.start_timeout:g} s")
-            time.sleep(0.02)
+            return False
+
+        return probe
 
     def _start_failed(self, name: str, reason: str) -> DeployError:
         tail = ""
@@ -820,12 +1132,13 @@ class SupervisordActivator(Activator):
         """Running (RUNNING or STARTING) and the pid supervisord tracks (the proxy's,
         for a wrapped daemon: the daemon's pid is in the detail)."""
         name = _group(proc)
-        if not self.running():
-            return ProcessStatus(name, False, detail="supervisord is not running")
         try:
-            info = _process_info(self.rpc(), name)
-        except DeployError as exc:
-            return ProcessStatus(name, False, detail=str(exc))
+            infos, _ = self._snapshot.get()
+        except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
+            return ProcessStatus(name, False, detail="supervisord is not running")
+        info = infos.get(name)
+        if info is None:
+            return ProcessStatus(name, False, detail=f"supervisord has no program {name}")
         state = str(info.get("statename"))
         pid = int(info.get("pid") or 0) or None
         detail = state
@@ -836,13 +1149,22 @@ class SupervisordActivator(Activator):
         return ProcessStatus(name, state in ("RUNNING", "STARTING"), pid, detail)
 
     def finish(self, new: Generation, old: Generation | None) -> None:
-        """An empty generation leaves nothing to supervise: shut supervisord down."""
+        """An empty generation leaves nothing to supervise: shut supervisord down.
+        An external one keeps running; its include dir gets exactly ``new``'s
+        files of ours (after an undone first deploy: none)."""
+        if self.external is not None:
+            if self.running() and self.link(new):
+                self._reload()
+            return
         if not new.processes:
             self.shutdown()
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stop all programs first (a ``shutdown`` with programs running stops one
         group per 1-s poll), then supervisord; wait until its pid is gone."""
+        if self.external is not None:
+            raise UsageError(f"the supervisord of {self.conf} is not procmgmt's: "
+                             "procmgmt does not shut it down")
         if not self.running():
             return
         pid = self.supervisord_pid()
@@ -861,6 +1183,9 @@ class SupervisordActivator(Activator):
     def run_stateless(self, gen: Generation) -> int:
         """supervisord in the foreground with ``gen``'s programs until interrupted
         (SIGINT/SIGTERM are forwarded; supervisord stops its programs and exits)."""
+        if self.external is not None:
+            raise UsageError(f"'procmgmt run' starts a supervisord of its own; unset "
+                             f"{EXTERNAL_CONF_ENV} (the profile's programs are in {self.conf})")
         if self.running():
             raise UsageError(f"the supervisord of profile {self.settings.profile} is already "
                              "running; use another --profile or stop it first")
@@ -898,15 +1223,6 @@ def run_stateless(settings: Settings, gen: Generation) -> int:
 
 def _group(proc: DeployedProcess) -> str:
     return str(proc.extra.get("group") or proc.name)
-
-
-def _process_info(server: Any, name: str) -> dict[str, Any]:
-    try:
-        info = server.supervisor.getProcessInfo(f"{name}:{name}")
-    except xmlrpc.client.Fault as fault:
-        raise DeployError(f"supervisord has no program {name}: {fault.faultString}") from None
-    assert isinstance(info, dict)
-    return info
 
 
 def _read_pid(path: str) -> int | None:

@@ -451,31 +451,50 @@ class Engine:
             self.progress.count("starting")
             timeline.mark(name, "start", dependencies=list(p.dependencies))
             checkpoint("starting")
-            try:
-                with self._serial(act):
-                    act.start(gen, p)
-            except Exception:
+
+            def failed() -> None:
                 timeline.mark(name, "failed")
                 self.progress.count("starting", -1)
                 self.progress.count("failed")
                 if ctx.notify is not None:
                     ctx.notify.close()
+
+            try:
+                with self._serial(act):
+                    started = act.start(gen, p)
+            except Exception:
+                failed()
                 raise
-            checkpoint("started")
-            timeline.mark(name, "started")
-            alive = self._alive_probe(act, gen, p)
-            inner = (rd.make_probe(check, ctx, alive=alive) if check is not None
-                     else rd.grace_probe(name, self.options.start_grace, alive))
+
+            def begin() -> Callable[[], bool]:
+                """Once started: the readiness check or the start grace, from now on."""
+                checkpoint("started")
+                timeline.mark(name, "started")
+                alive = self._alive_probe(act, gen, p)
+                return (rd.make_probe(check, ctx, alive=alive) if check is not None
+                        else rd.grace_probe(name, self.options.start_grace, alive))
+
+            # start() may return a "started" probe (the manager starts it on its own):
+            # poll that first; the readiness probe begins when it reports started.
+            phase: list[Callable[[], bool] | None] = [None if started is not None else begin()]
 
             def probe() -> bool:
+                if phase[0] is None:
+                    assert started is not None
+                    try:
+                        with self._serial(act):
+                            if not started():
+                                return False
+                    except Exception:
+                        failed()
+                        raise
+                    phase[0] = begin()
+                inner = phase[0]
+                assert inner is not None
                 try:
                     ready = inner()
                 except Exception:
-                    timeline.mark(name, "failed")
-                    self.progress.count("starting", -1)
-                    self.progress.count("failed")
-                    if ctx.notify is not None:
-                        ctx.notify.close()
+                    failed()
                     raise
                 if ready:
                     self.progress.count("starting", -1)
