@@ -48,7 +48,7 @@ from typing import Any
 from procmgmt import readiness as rd
 from procmgmt.backends import _ready_sh
 from procmgmt.backends._shell import command_line, export_lines, quote
-from procmgmt.model.spec import ProcessSpec
+from procmgmt.model.spec import ProcessSpec, dependents_of
 from procmgmt.settings import Settings
 
 #: Seconds to wait for a daemon's pid file before giving up.
@@ -101,7 +101,7 @@ class ProxyOptions:
 
 
 def _has_dependents(spec: ProcessSpec, specs: Mapping[str, ProcessSpec]) -> bool:
-    return any(spec.name in s.dependencies for s in specs.values())
+    return bool(dependents_of(specs, spec.name))
 
 
 def readiness_options(spec: ProcessSpec, specs: Mapping[str, ProcessSpec],

@@ -86,7 +86,7 @@ from procmgmt.backends.base import (
     ProcessStatus,
 )
 from procmgmt.errors import DeployError
-from procmgmt.model.spec import ProcessSpec
+from procmgmt.model.spec import ProcessSpec, dependents_of
 from procmgmt.settings import Settings
 
 DEFAULT_PREFIX = "procmgmt-"
@@ -170,7 +170,7 @@ def proxy_file(name: str) -> str:
 
 
 def _dependents(spec: ProcessSpec, specs: Mapping[str, ProcessSpec]) -> list[str]:
-    return sorted(s.name for s in specs.values() if spec.name in s.dependencies)
+    return dependents_of(specs, spec.name)
 
 
 def _uses_proxy(spec: ProcessSpec, specs: Mapping[str, ProcessSpec]) -> bool:

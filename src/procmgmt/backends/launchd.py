@@ -93,7 +93,7 @@ from procmgmt.backends.base import (
 )
 from procmgmt.backends.launchd_schema import check_plist
 from procmgmt.errors import DeployError
-from procmgmt.model.spec import ProcessSpec
+from procmgmt.model.spec import ProcessSpec, dependents_of
 from procmgmt.settings import Settings
 
 DEFAULT_PREFIX = "org.procmgmt."
@@ -123,7 +123,7 @@ def plist_path(label: str, privileged: bool) -> str:
 
 
 def _dependents(spec: ProcessSpec, ctx: BuildContext) -> list[str]:
-    return sorted(s.name for s in ctx.specs.values() if spec.name in s.dependencies)
+    return dependents_of(ctx.specs, spec.name)
 
 
 def find_none(value: Any, where: str = "") -> str | None:

@@ -76,7 +76,7 @@ from procmgmt.backends.base import (
     ProcessStatus,
 )
 from procmgmt.errors import DeployError, UsageError
-from procmgmt.model.spec import ProcessSpec
+from procmgmt.model.spec import ProcessSpec, dependents_of
 from procmgmt.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -275,7 +275,7 @@ def _truthy(value: Any) -> bool:
 
 
 def _dependents(spec: ProcessSpec, specs: Mapping[str, ProcessSpec]) -> list[str]:
-    return sorted(s.name for s in specs.values() if spec.name in s.dependencies)
+    return dependents_of(specs, spec.name)
 
 
 def _uses_proxy(spec: ProcessSpec, settings: Settings,
