@@ -606,12 +606,20 @@ def services_step(sc: Scenario, config: dict[str, Any]) -> None:
     systemd_services.scenario(sc, config)
 
 
+def user_services_step(sc: Scenario, config: dict[str, Any], uid: int) -> None:
+    """The catalogue again, in the user manager of :data:`TEST_USER` (unprivileged)."""
+    sys.path.insert(0, MOUNT)
+    import systemd_services
+
+    systemd_services.user_scenario(sc, config, uid)
+
+
 def scenario() -> int:
     """Container entry point: every scenario, each check on the console."""
     config = json.loads((Path(MOUNT) / "config.json").read_text())
     sc = Scenario(Path(MOUNT) / "results" / "scenario.log")
     wanted = config.get("steps", ["system", "extras", "nochange", "user"])
-    uid = create_test_user() if "user" in wanted else -1
+    uid = create_test_user() if {"user", "userservices"} & set(wanted) else -1
     steps: dict[str, Callable[[], None]] = {
         "system": lambda: webapps_scenario(sc, Mode("system", state_dir="/srv/pmtest-system")),
         "extras": lambda: extras_scenario(sc, Mode("extras", state_dir="/srv/pmtest-extras"),
@@ -621,6 +629,7 @@ def scenario() -> int:
             no_user_change=True)),
         "user": lambda: webapps_scenario(sc, user_manager(sc, uid)),
         "services": lambda: services_step(sc, config),
+        "userservices": lambda: user_services_step(sc, config, uid),
     }
 
     def chain(names: Sequence[str]) -> None:
@@ -637,8 +646,12 @@ def scenario() -> int:
     # The system and user managers are independent: run their scenarios side by side
     # (different ports, state dirs and unit dirs) to keep the boot short. The root
     # scenarios stay in one thread: "nochange" checks that no account line changes.
+    # "userservices" follows "services": its undeploy check wants no process of the
+    # test user but its manager, and both deploy units named procmgmt-nginx. (For the
+    # same reason "user" and "userservices" are never wanted in one boot.)
     threads = [threading.Thread(target=chain, args=(c,))
-               for c in (["system", "extras", "nochange"], ["user"], ["services"])]
+               for c in (["system", "extras", "nochange"], ["user"],
+                         ["services", "userservices"])]
     for t in threads:
         t.start()
     for t in threads:

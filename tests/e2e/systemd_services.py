@@ -18,12 +18,24 @@ by that user; then undeployed: no unit active, every port closed, no
 process of a service user left, the accounts procmgmt created deleted and
 the data directories kept. They run one after the other because both
 models have an instance called ``nginx`` (same unit name, same account).
+
+The ``userservices`` step then deploys both again in the unprivileged
+profile: ``systemctl --user`` of :data:`systemd_nspawn.TEST_USER` (its user
+manager started with ``systemctl start user@UID.service``), procmgmt run by
+that user (user changes are disabled automatically for a non-root
+deployer), a state dir in its home and high ports. The same clients must
+answer; every process of every unit's cgroup (nginx and Apache masters
+included) and every data directory belong to that user; no account is
+created or deleted; after the undeploy no user unit is left, every port is
+closed and the user has no process left but its user manager.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import pwd
 import socket
 import time
 from collections.abc import Sequence
@@ -116,10 +128,13 @@ class Deployment:
     """One profile deployed with ``-P systemd`` as root: its checks."""
 
     def __init__(self, sc: ns.Scenario, label: str, state_dir: str, base: int,
-                 offsets: dict[str, int]) -> None:
+                 offsets: dict[str, int], user_mode: ns.Mode | None = None) -> None:
         self.sc = sc
         self.label = label
-        self.mode = ns.Mode(label, state_dir=state_dir)
+        #: As root (system manager), or the unprivileged user's manager (``user_mode``).
+        self.mode = (dataclasses.replace(user_mode, name=label, state_dir=state_dir)
+                     if user_mode else ns.Mode(label, state_dir=state_dir))
+        self.user = user_mode.user if user_mode else None
         self.base = base
         self.offsets = offsets
         self.state = Path(state_dir)
@@ -151,8 +166,23 @@ class Deployment:
         self.check(f"{step}.rc", r.returncode == 0, out=r.stdout, err=r.stderr)
         return r.stdout
 
+    def owner_ids(self, name: str) -> tuple[int, int] | None:
+        """(uid, gid) the instance runs as: its own account, or the deploying user."""
+        if self.user:
+            pw = pwd.getpwnam(self.user)
+            return pw.pw_uid, pw.pw_gid
+        return ns.account_ids(name)
+
+    def systemctl(self, *args: str) -> list[str]:
+        """``systemctl [--user] ARGS`` for this deployment's manager."""
+        return ["systemctl", *(["--user"] if self.user else []), *args]
+
     def deployed(self, out: str) -> None:
-        """Accounts created before the start, each unit active as its own user."""
+        """Accounts created before the start, each unit active as its own user
+        (unprivileged: no account touched, everything runs as the deploying user)."""
+        if self.user:
+            self.deployed_as_user(out)
+            return
         for name in self.offsets:
             ids = ns.account_ids(name)
             created = out.find(f"created user {name} ")
@@ -188,11 +218,37 @@ class Deployment:
             self.check(f"{name}.runs_as_own_user", props.get("ActiveState") == "active" and ok,
                        props=props, ids=ns.proc_ids(pid) if pid else None, want=own, **detail)
 
+    def deployed_as_user(self, out: str) -> None:
+        """Unprivileged: no account created, and every process in each unit's cgroup (the
+        nginx and Apache masters and their children too) runs as the deploying user."""
+        self.check("accounts_untouched", "created user" not in out
+                   and "created group" not in out, out=out)
+        for name in self.offsets:
+            unit = f"{ns.PREFIX}{name}.service"
+            own = self.owner_ids(name)
+            want = ([own[0]] * 4, [own[1]] * 4) if own else None
+            deadline = time.monotonic() + 5
+            while True:  # Apache forks its children only after writing the pid file
+                props = ns.show(self.sc, self.mode, unit, "ActiveState", "MainPID",
+                                "ControlGroup")
+                pid = int(props.get("MainPID") or 0)
+                pids = cgroup_pids(props.get("ControlGroup", ""))
+                ids = {p: ns.proc_ids(p) for p in pids}
+                kids = children(pid) if pid else []
+                ok = (props.get("ActiveState") == "active" and pid in pids
+                      and all(i == want for i in ids.values() if i is not None)
+                      and (bool(kids) or name not in ROOT_MASTER))
+                if ok or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            self.check(f"{name}.runs_as_deployer", ok, props=props, ids=ids, want=want,
+                       children=kids)
+
     def data_dir_owned(self, name: str, mode: int) -> None:
         """``<state>/db/<name>`` belongs to the instance user with ``mode``."""
         path = self.state / "db" / name
         st = path.stat() if path.is_dir() else None
-        ids = ns.account_ids(name)
+        ids = self.owner_ids(name)
         self.check(f"{name}.data_dir_owned", st is not None and ids is not None
                    and (st.st_uid, st.st_gid) == ids and st.st_mode & 0o7777 == mode,
                    path=str(path), owner=st and (st.st_uid, st.st_gid), ids=ids,
@@ -201,11 +257,14 @@ class Deployment:
     def undeployed(self, out: str, data_dirs: Sequence[str]) -> None:
         """No unit active, ports closed, no process of a service user, accounts deleted,
         data directories kept."""
-        listed = ns.run(self.sc, self.mode, ["systemctl", "list-units", "--no-legend",
-                                             "--plain", "--all", f"{ns.PREFIX}*"]).stdout
+        listed = ns.run(self.sc, self.mode, self.systemctl(
+            "list-units", "--no-legend", "--plain", "--all", f"{ns.PREFIX}*")).stdout
         self.check("undeploy.no_unit", listed.strip() == "", listed=listed)
         open_ports = [self.port(n) for n in self.offsets if not ns.port_closed(self.port(n))]
         self.check("undeploy.ports_closed", open_ports == [], open=open_ports)
+        if self.user:
+            self.undeployed_as_user(out, data_dirs)
+            return
         # Apache children may take a moment to exit after the stop returned.
         deadline = time.monotonic() + 5
         while True:
@@ -224,6 +283,56 @@ class Deployment:
         kept = {d: (self.state / "db" / d).is_dir() for d in data_dirs}
         self.check("undeploy.data_kept", all(kept.values()), kept=kept)
 
+    def undeployed_as_user(self, out: str, data_dirs: Sequence[str]) -> None:
+        """Unprivileged: the user has no process left but its user manager, no account
+        was deleted (none created either: only pre-existing ones exist), data kept."""
+        pw = pwd.getpwnam(self.user or "")
+        manager = f"/user.slice/user-{pw.pw_uid}.slice/user@{pw.pw_uid}.service/init.scope"
+        deadline = time.monotonic() + 5
+        while True:
+            left = {p: proc_cgroup(p) for p in uids_running().get(pw.pw_uid, [])}
+            left = {p: cg for p, cg in left.items() if cg != manager and cg is not None}
+            if not left or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        managers = [p for p in uids_running().get(pw.pw_uid, []) if proc_cgroup(p) == manager]
+        self.check("undeploy.only_user_manager", left == {} and bool(managers), left=left,
+                   manager=managers)
+        present = ns.accounts_present(list(self.offsets))
+        self.check("undeploy.accounts_untouched",
+                   present == {n: n in self.preexisting for n in self.offsets}
+                   and "deleted user" not in out and "deleted group" not in out,
+                   present=present, preexisting=sorted(self.preexisting), out=out)
+        kept = {d: (self.state / "db" / d).is_dir() for d in data_dirs}
+        self.check("undeploy.data_kept", all(kept.values()), kept=kept)
+
+
+def cgroup_pids(group: str) -> list[int]:
+    """Every live pid in the cgroup ``group`` or one of its sub-groups, read from each
+    process's /proc/<pid>/cgroup (the host may mount cgroup v1 only, so the unified
+    tree is not always under /sys/fs/cgroup); [] for an empty ``group``."""
+    if not group:
+        return []
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            cg = proc_cgroup(int(entry))
+            if cg is not None and (cg == group or cg.startswith(group + "/")):
+                pids.append(int(entry))
+    return pids
+
+
+def proc_cgroup(pid: int) -> str | None:
+    """The cgroup (v2) path of a live process, or None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("0::"):
+            return line[3:]
+    return None
+
 
 def debian_units_masked(sc: ns.Scenario) -> None:
     """Debian's own units of these services are masked and not running."""
@@ -240,11 +349,13 @@ def debian_ports_closed(sc: ns.Scenario, step: str) -> None:
     sc.check(f"debian.{step}.ports_closed", opened == [], open=opened)
 
 
-def catalogue(sc: ns.Scenario, base: int) -> None:
+def catalogue(sc: ns.Scenario, base: int, label: str = "catalogue",
+              state_dir: str = "/srv/pmtest-services", user_mode: ns.Mode | None = None) -> None:
     """The services example plus two memcached, each service checked with its client."""
-    d = Deployment(sc, "catalogue", "/srv/pmtest-services", base, CATALOGUE)
+    d = Deployment(sc, label, state_dir, base, CATALOGUE, user_mode)
     model = Path(ns.MOUNT) / "catalogue.py"
-    model.write_text(CATALOGUE_MODEL, encoding="utf-8")
+    if not model.exists():  # written once, as root (the user cannot write the mount)
+        model.write_text(CATALOGUE_MODEL, encoding="utf-8")
     out = d.switch(str(model))
     d.deployed(out)
     run_dir = d.state / "run"
@@ -279,14 +390,15 @@ def catalogue(sc: ns.Scenario, base: int) -> None:
             for n in ("postgresql1", "postgresql2", "memcached1", "memcached2")}
     d.check("side_by_side", len(set(pids.values())) == 4 and "0" not in pids.values(),
             pids=pids)
-    debian_ports_closed(sc, "catalogue")
+    debian_ports_closed(sc, label)
     out = d.switch("--undeploy")
     d.undeployed(out, ("postgresql1", "postgresql2", "redis", "mariadb"))
 
 
-def webnginx(sc: ns.Scenario, base: int) -> None:
+def webnginx(sc: ns.Scenario, base: int, label: str = "webnginx",
+             state_dir: str = "/srv/pmtest-webnginx", user_mode: ns.Mode | None = None) -> None:
     """webapps-nginx (advanced): every host name through the nginx that proxies it."""
-    d = Deployment(sc, "webnginx", "/srv/pmtest-webnginx", base, WEBNGINX)
+    d = Deployment(sc, label, state_dir, base, WEBNGINX, user_mode)
     out = d.switch(f"{ns.MOUNT}/examples/webapps-nginx/processes-advanced.py")
     d.deployed(out)
     for i in range(1, 7):
@@ -301,7 +413,7 @@ def webnginx(sc: ns.Scenario, base: int) -> None:
                                     "-w", "%{http_code}", "-H", f"Host: {host}",
                                     f"http://127.0.0.1:{d.port(wrong)}/"])
         d.check(f"webapp{i}.not_via_{wrong}", rc == 0 and text.strip() == "404", out=text)
-    debian_ports_closed(sc, "webnginx")
+    debian_ports_closed(sc, label)
     out = d.switch("--undeploy")
     d.undeployed(out, ())
 
@@ -312,3 +424,14 @@ def scenario(sc: ns.Scenario, config: dict[str, Any]) -> None:
     debian_ports_closed(sc, "boot")
     catalogue(sc, int(config["services_port_base"]))
     webnginx(sc, int(config["webnginx_port_base"]))
+
+
+def user_scenario(sc: ns.Scenario, config: dict[str, Any], uid: int) -> None:
+    """Both deployments again in ``systemctl --user`` of the unprivileged test user,
+    state under its home, one after the other (the unit name ``nginx`` again)."""
+    mode = ns.user_manager(sc, uid)
+    home = pwd.getpwuid(uid).pw_dir
+    catalogue(sc, int(config["user_services_port_base"]), "usercatalogue",
+              f"{home}/pmtest-services", mode)
+    webnginx(sc, int(config["user_webnginx_port_base"]), "userwebnginx",
+             f"{home}/pmtest-webnginx", mode)

@@ -7,7 +7,10 @@ memcached, then the webapps-nginx example (six webapps behind two nginx).
 Each service is checked with its real client, each instance runs as the
 user procmgmt created for it, and undeploy leaves nothing behind. Debian's
 own units of these services (enabled in the host's tree) are masked on the
-container's command line. The tests below assert their part of the
+container's command line. After them, in the same boot, both deployments
+run again in the unprivileged profile: ``systemctl --user`` of a non-root
+user, procmgmt run by that user (user changes disabled automatically), a
+state dir in its home, high ports. The tests below assert their part of the
 reported checks; a check that never reported fails its test.
 """
 
@@ -27,6 +30,8 @@ from tests.e2e import systemd_services as svc
 REPO = Path(__file__).resolve().parent.parent.parent
 SERVICES_PORT_BASE = 38400
 WEBNGINX_PORT_BASE = 38500
+USER_SERVICES_PORT_BASE = 38600
+USER_WEBNGINX_PORT_BASE = 38700
 #: What the host needs installed: the container boots the host's own tree.
 PROGRAMS = {"postgresql": "/usr/lib/postgresql", "redis-server": "/usr/bin/redis-server",
             "redis-cli": "/usr/bin/redis-cli", "mariadbd": "/usr/sbin/mariadbd",
@@ -39,7 +44,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(150)]
 
 @pytest.fixture(scope="module")
 def booted() -> Iterator[ns.BootResult]:
-    """One container boot running the catalogue and webapps-nginx scenarios."""
+    """One container boot running the catalogue and webapps-nginx scenarios, as root
+    and then as an unprivileged user."""
     reason = ns.unavailable()
     if reason:
         pytest.skip(reason)
@@ -49,8 +55,11 @@ def booted() -> Iterator[ns.BootResult]:
     work = Path(tempfile.mkdtemp(prefix="pm-nspawn-svc-"))
     scratch = Path(tempfile.mkdtemp(prefix="pm-nspawn-svc-root-"))
     try:
-        config = {"steps": ["services"], "services_port_base": SERVICES_PORT_BASE,
-                  "webnginx_port_base": WEBNGINX_PORT_BASE}
+        config = {"steps": ["services", "userservices"],
+                  "services_port_base": SERVICES_PORT_BASE,
+                  "webnginx_port_base": WEBNGINX_PORT_BASE,
+                  "user_services_port_base": USER_SERVICES_PORT_BASE,
+                  "user_webnginx_port_base": USER_WEBNGINX_PORT_BASE}
         ns.prepare_work_dir(work, REPO, config)
         result = ns.boot(work, scratch)
         log = work / "results" / "scenario.log"
@@ -84,11 +93,22 @@ def deployment_checks(label: str, names: dict[str, int]) -> list[str]:
     return checks
 
 
+def user_deployment_checks(label: str, names: dict[str, int]) -> list[str]:
+    """Checks every unprivileged deployment reports: switch, no account touched, every
+    unit's processes the user's, and the undeploy."""
+    checks = [f"{label}.{c}" for c in (
+        "switch.rc", "accounts_untouched", "undeploy.rc", "undeploy.no_unit",
+        "undeploy.ports_closed", "undeploy.only_user_manager", "undeploy.accounts_untouched",
+        "undeploy.data_kept")]
+    return checks + [f"{label}.{n}.runs_as_deployer" for n in names]
+
+
 def test_debian_units_cannot_interfere(booted: ns.BootResult) -> None:
     """Debian's units of these services are masked and inactive in the container, and
     none of their default ports opens at any point of the scenario."""
     assert_checks(booted, [f"debian.{u}.masked" for u in ns.DEBIAN_UNITS]
-                  + [f"debian.{s}.ports_closed" for s in ("boot", "catalogue", "webnginx")])
+                  + [f"debian.{s}.ports_closed" for s in ("boot", "catalogue", "webnginx",
+                                                          "usercatalogue", "userwebnginx")])
 
 
 def test_catalogue_answers_its_clients(booted: ns.BootResult) -> None:
@@ -125,6 +145,40 @@ def test_webapps_nginx_virtual_hosts(booted: ns.BootResult) -> None:
     assert_checks(booted, [*hosts, *deployment_checks("webnginx", svc.WEBNGINX)])
 
 
+def test_user_catalogue_answers_its_clients(booted: ns.BootResult) -> None:
+    """In the user manager of a non-root user (procmgmt run by that user, state in its
+    home, high ports): both PostgreSQL servers list their databases (each its own port
+    and data dir), Redis answers PONG, MariaDB shows its databases, nginx and Apache
+    serve through curl, both memcached answer ``version``; every data dir belongs to
+    that user."""
+    assert_checks(booted, [
+        "user.manager_running",
+        *(f"usercatalogue.{n}.{c}" for n in ("postgresql1", "postgresql2")
+          for c in ("psql", "own_server", "data_dir_owned")),
+        "usercatalogue.redis.ping", "usercatalogue.redis.data_dir_owned",
+        "usercatalogue.mariadb.show_databases", "usercatalogue.mariadb.data_dir_owned",
+        "usercatalogue.nginx.curl", "usercatalogue.apache.curl",
+        "usercatalogue.memcached1.version", "usercatalogue.memcached2.version",
+        "usercatalogue.side_by_side", "userservices.completed"])
+
+
+def test_user_catalogue_runs_as_user_and_undeploys(booted: ns.BootResult) -> None:
+    """Unprivileged, no account is created or deleted, every process of every unit's
+    cgroup (nginx and Apache masters included) runs as the deploying user, and undeploy
+    leaves no user unit, no open port and no process of that user but its manager."""
+    assert_checks(booted, [*user_deployment_checks("usercatalogue", svc.CATALOGUE),
+                           *user_deployment_checks("userwebnginx", svc.WEBNGINX)])
+
+
+def test_user_webapps_nginx_virtual_hosts(booted: ns.BootResult) -> None:
+    """webapps-nginx in the user manager: each webappN.local through the nginx that
+    proxies it, 404 from the other one."""
+    assert_checks(booted, [f"userwebnginx.webapp{i}.{c}" for i in range(1, 7)
+                           for c in (("via_nginx", "not_via_nginx2") if i <= 4
+                                     else ("via_nginx2", "not_via_nginx"))])
+
+
 def test_boot_is_fast(booted: ns.BootResult) -> None:
-    """The whole container run (boot, both deployments, poweroff) stays under a minute."""
+    """The whole container run (boot, both deployments as root and as a user, poweroff)
+    stays under a minute."""
     assert booted.seconds < 60, f"container run took {booted.seconds:.1f} s"
