@@ -36,9 +36,9 @@ import dataclasses
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from procmgmt.errors import UserError
 from procmgmt.model.credentials import Credentials
@@ -312,14 +312,19 @@ def lookup(source: Settings | Ids, resource: str, instance: str,
     return default if value is None else value
 
 
-class _PlaceholderInstances(Mapping[str, int]):
-    """instance -> ID where a missing instance reads as the placeholder 0."""
+_V = TypeVar("_V")
 
-    def __init__(self, data: Mapping[str, int]) -> None:
+
+class _Defaulting(Mapping[str, _V]):
+    """A read-only mapping where a missing key reads as ``missing()``; iteration,
+    ``len`` and ``in`` only see the real entries."""
+
+    def __init__(self, data: Mapping[str, _V], missing: Callable[[], _V]) -> None:
         self._data = dict(data)
+        self._missing = missing
 
-    def __getitem__(self, key: str) -> int:
-        return self._data.get(key, PLACEHOLDER)
+    def __getitem__(self, key: str) -> _V:
+        return self._data[key] if key in self._data else self._missing()
 
     def __contains__(self, key: object) -> bool:
         return key in self._data
@@ -334,7 +339,12 @@ class _PlaceholderInstances(Mapping[str, int]):
         return self._data.get(key, default)
 
 
-class PlaceholderIds(Mapping[str, Mapping[str, int]]):
+def _placeholder_instances(data: Mapping[str, int]) -> _Defaulting[int]:
+    """instance -> ID where a missing instance reads as the placeholder 0."""
+    return _Defaulting(data, lambda: PLACEHOLDER)
+
+
+class PlaceholderIds(_Defaulting[Mapping[str, int]]):
     """Assignments in which every missing resource or instance reads as 0.
 
     The assigner evaluates the model with these ``settings.ids`` so that a
@@ -344,22 +354,8 @@ class PlaceholderIds(Mapping[str, Mapping[str, int]]):
     """
 
     def __init__(self, ids: Ids) -> None:
-        self._data = {r: _PlaceholderInstances(v) for r, v in ids.items()}
-
-    def __getitem__(self, key: str) -> Mapping[str, int]:
-        return self._data.get(key) or _PlaceholderInstances({})
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._data
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._data.get(key, default)
+        super().__init__({r: _placeholder_instances(v) for r, v in ids.items()},
+                         lambda: _placeholder_instances({}))
 
 
 # --- the algorithm -----------------------------------------------------------------

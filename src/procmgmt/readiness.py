@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 from procmgmt.errors import DeployError
+from procmgmt.pids import pid_alive, read_pid_file
 
 DEFAULT_INTERVAL = 0.05
 DEFAULT_TIMEOUT = 30.0
@@ -197,7 +198,7 @@ class PidFile(Readiness):
         path = self.path or ctx.pid_file
         if not path:
             return "no pid file known"
-        pid = read_pid(path)
+        pid = read_pid_file(path)
         if pid is None:
             return f"{path} does not exist or holds no pid"
         return None if pid_alive(pid) else f"pid {pid} from {path} is not running"
@@ -268,31 +269,6 @@ class NotifySocket:
         self.sock.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
-
-
-def read_pid(path: str) -> int | None:
-    """The first integer in a pid file, or None."""
-    try:
-        with open(path) as f:
-            text = f.read().split()
-    except OSError:
-        return None
-    return int(text[0]) if text and text[0].isdigit() else None
-
-
-def pid_alive(pid: int) -> bool:
-    """True when ``pid`` exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True  # no /proc (BSD, macOS): kill(0) is all we have
 
 
 def make_probe(check: Readiness, ctx: ProbeContext,

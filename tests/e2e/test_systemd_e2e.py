@@ -10,19 +10,14 @@ whole boot ends with a poweroff (``timeout`` kills it otherwise).
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e import systemd_nspawn as ns
-
-REPO = Path(__file__).resolve().parent.parent.parent
+from tests.e2e.nspawn_run import assert_checks, booted_scenario
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(120)]
 
@@ -54,32 +49,10 @@ def booted() -> Iterator[ns.BootResult]:
     reason = ns.unavailable()
     if reason:
         pytest.skip(reason)
-    work = Path(tempfile.mkdtemp(prefix="pm-nspawn-"))
-    scratch = Path(tempfile.mkdtemp(prefix="pm-nspawn-root-"))
-    try:
-        config = {"steps": ["system", "extras", "nochange", "user"], "quoting": quoting_cases(),
-                  "extra_port_base": ns.EXTRA_PORT_BASE}
-        ns.prepare_work_dir(work, REPO, config)
-        result = ns.boot(work, scratch)
-        log = work / "results" / "scenario.log"
-        if not result.done:
-            tail = log.read_text(errors="replace")[-4000:] if log.exists() else "(no log)"
-            pytest.fail(f"the scenario did not finish (rc {result.returncode}, "
-                        f"{result.seconds:.1f} s)\nconsole tail:\n{result.console[-3000:]}\n"
-                        f"scenario log tail:\n{tail}")
+    config = {"steps": ["system", "extras", "nochange", "user"], "quoting": quoting_cases(),
+              "extra_port_base": ns.EXTRA_PORT_BASE}
+    with booted_scenario(config, "pm-nspawn") as result:
         yield result
-    finally:
-        if os.environ.get("PROCMGMT_KEEP_NSPAWN_WORK"):  # debugging: keep scenario.log
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def assert_checks(result: ns.BootResult, names: list[str]) -> None:
-    """Every named check reported and passed."""
-    failed = [n for n in names if not result.results.get(n, {}).get("ok")]
-    assert not failed, "\n".join(f"{n}: {result.describe(n)}" for n in failed)
 
 
 def webapps_checks(mode: str) -> list[str]:

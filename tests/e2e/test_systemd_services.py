@@ -17,17 +17,14 @@ reported checks; a check that never reported fails its test.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.e2e import systemd_nspawn as ns
 from tests.e2e import systemd_services as svc
+from tests.e2e.nspawn_run import assert_checks, booted_scenario
 
-REPO = Path(__file__).resolve().parent.parent.parent
 SERVICES_PORT_BASE = 38400
 WEBNGINX_PORT_BASE = 38500
 USER_SERVICES_PORT_BASE = 38600
@@ -52,35 +49,13 @@ def booted() -> Iterator[ns.BootResult]:
     missing = sorted(n for n, p in PROGRAMS.items() if not os.path.exists(p))
     if missing:
         pytest.fail(f"not installed on the host (the container boots its tree): {missing}")
-    work = Path(tempfile.mkdtemp(prefix="pm-nspawn-svc-"))
-    scratch = Path(tempfile.mkdtemp(prefix="pm-nspawn-svc-root-"))
-    try:
-        config = {"steps": ["services", "userservices"],
-                  "services_port_base": SERVICES_PORT_BASE,
-                  "webnginx_port_base": WEBNGINX_PORT_BASE,
-                  "user_services_port_base": USER_SERVICES_PORT_BASE,
-                  "user_webnginx_port_base": USER_WEBNGINX_PORT_BASE}
-        ns.prepare_work_dir(work, REPO, config)
-        result = ns.boot(work, scratch)
-        log = work / "results" / "scenario.log"
-        if not result.done:
-            tail = log.read_text(errors="replace")[-4000:] if log.exists() else "(no log)"
-            pytest.fail(f"the scenario did not finish (rc {result.returncode}, "
-                        f"{result.seconds:.1f} s)\nconsole tail:\n{result.console[-3000:]}\n"
-                        f"scenario log tail:\n{tail}")
+    config = {"steps": ["services", "userservices"],
+              "services_port_base": SERVICES_PORT_BASE,
+              "webnginx_port_base": WEBNGINX_PORT_BASE,
+              "user_services_port_base": USER_SERVICES_PORT_BASE,
+              "user_webnginx_port_base": USER_WEBNGINX_PORT_BASE}
+    with booted_scenario(config, "pm-nspawn-svc") as result:
         yield result
-    finally:
-        if os.environ.get("PROCMGMT_KEEP_NSPAWN_WORK"):  # debugging: keep scenario.log
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def assert_checks(result: ns.BootResult, names: list[str]) -> None:
-    """Every named check reported and passed."""
-    failed = [n for n in names if not result.results.get(n, {}).get("ok")]
-    assert not failed, "\n".join(f"{n}: {result.describe(n)}" for n in failed)
 
 
 def deployment_checks(label: str, names: dict[str, int]) -> list[str]:

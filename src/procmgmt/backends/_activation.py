@@ -8,13 +8,16 @@ pid file. Several activators need exactly these; keeping one copy means a fix
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from procmgmt.backends.base import DeployedProcess, ProcessStatus
+from procmgmt.pids import pid_alive, read_pid_file
+
+__all__ = ["COMMAND_TIMEOUT", "CommandResult", "Runner", "pid_alive", "pid_file_status",
+           "read_pid_file", "subprocess_runner", "tail"]
 
 #: Seconds one activation command may run before it counts as failed (124).
 COMMAND_TIMEOUT = 120.0
@@ -56,46 +59,6 @@ def subprocess_runner(argv: Sequence[str], env: Mapping[str, str] | None = None
 def tail(text: str, lines: int = ERROR_TAIL_LINES) -> str:
     """The last ``lines`` lines of a command's output, for an error message."""
     return "\n".join(text.rstrip("\n").splitlines()[-lines:])
-
-
-def read_pid_file(path: str, *, whole_line: bool = False) -> int | None:
-    """The pid on the first line of ``path``, or None when missing or not a plain
-    number (no sign, no leading zero).
-
-    Read the way the generated script reads it, so Python and shell agree on
-    what counts as a pid: rc.subr takes the first word (the default);
-    ``read -r pid`` in the sysvinit scripts takes the whole line
-    (``whole_line=True``: ``"123 456"`` is no pid).
-    """
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            line = f.readline()
-    except OSError:
-        return None
-    if whole_line:
-        first = line.strip()
-    else:
-        words = line.split()
-        first = words[0] if words else ""
-    return int(first) if first.isdigit() and not first.startswith("0") else None
-
-
-def pid_alive(pid: int) -> bool:
-    """``pid`` exists and is not a zombie (a dead process its parent has not reaped)."""
-    if pid <= 1:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by someone else
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
-            fields = f.read().rsplit(")", 1)[-1].split()
-    except OSError:
-        return True  # no procfs (FreeBSD, macOS by default): kill(0) is all we know
-    return not (fields and fields[0] in ("Z", "X"))
 
 
 def pid_file_status(proc: DeployedProcess, *, whole_line: bool = False) -> ProcessStatus:

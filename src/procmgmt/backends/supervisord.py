@@ -77,6 +77,7 @@ from procmgmt.backends.base import (
 )
 from procmgmt.errors import DeployError, UsageError
 from procmgmt.model.spec import ProcessSpec, dependents_of
+from procmgmt.pids import pid_alive, read_pid_file
 from procmgmt.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -1143,7 +1144,7 @@ class SupervisordActivator(Activator):
         pid = int(info.get("pid") or 0) or None
         detail = state
         if proc.extra.get("proxy") and proc.pid_file:
-            daemon = _read_pid(proc.pid_file)
+            daemon = read_pid_file(proc.pid_file)
             if daemon and daemon != pid:
                 detail += f" (proxy of daemon pid {daemon})"
         return ProcessStatus(name, state in ("RUNNING", "STARTING"), pid, detail)
@@ -1175,7 +1176,7 @@ class SupervisordActivator(Activator):
         with contextlib.suppress(xmlrpc.client.Fault, OSError):
             server.supervisor.shutdown()
         deadline = time.monotonic() + timeout
-        while pid is not None and _pid_alive(pid):
+        while pid is not None and pid_alive(pid):
             if time.monotonic() > deadline:
                 raise DeployError(f"supervisord (pid {pid}) did not exit within {timeout:g} s")
             time.sleep(0.05)
@@ -1223,29 +1224,6 @@ def run_stateless(settings: Settings, gen: Generation) -> int:
 
 def _group(proc: DeployedProcess) -> str:
     return str(proc.extra.get("group") or proc.name)
-
-
-def _read_pid(path: str) -> int | None:
-    try:
-        with open(path, encoding="ascii") as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, parent not reaping yet) is gone for our purposes.
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def _supervisord_environment() -> dict[str, str]:

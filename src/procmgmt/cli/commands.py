@@ -150,10 +150,9 @@ def cmd_switch(args: argparse.Namespace, settings: Settings) -> int:
         print(f"switched to generation {number} ({_summary(result.started, result.stopped)})")
         return 0
 
-    if not settings.process_manager_given and engine.current() is not None:
+    current = None if settings.process_manager_given else engine.current()
+    if current is not None:
         # Without -P, keep deploying with the manager the current generation uses.
-        current = engine.current()
-        assert current is not None
         settings = settings.with_process_manager(current.backend)
         engine.settings = settings
     if args.assign_ids:

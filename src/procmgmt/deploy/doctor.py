@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 from procmgmt.backends.base import Activator, Generation
-from procmgmt.readiness import pid_alive, read_pid
+from procmgmt.pids import pid_alive, read_pid_file
 from procmgmt.settings import Settings
 from procmgmt.validate import MARKER_DEPLOYMENT, MARKER_PROCESS, deployment_id
 
@@ -110,7 +110,7 @@ def find_strays(settings: Settings, gen: Generation | None,
             if status.pid:
                 roots.add(status.pid)
             if p.pid_file:
-                pid = read_pid(p.pid_file)
+                pid = read_pid_file(p.pid_file)
                 if pid and pid_alive(pid):
                     roots.add(pid)
     groups = {s[1] for r in roots if (s := _stat(r)) is not None and s[1] == r}
