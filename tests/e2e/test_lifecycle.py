@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from tests import _lanes
 from tests.e2e.util import (
     REPO,
     Runner,
-    debian_python,
     free_port_block,
     http_get,
     kill_leftovers,
@@ -119,17 +119,12 @@ def test_lifecycle_current_user(backend: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
-@pytest.mark.root
+@pytest.mark.root("creates a separate user; the current-user test covers the unprivileged case")
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_lifecycle_separate_unprivileged_user(backend: str, tmp_path_factory:
                                               pytest.TempPathFactory) -> None:
     """The same scenario run by a throw-away non-root user the test creates."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create a separate user (the current-user test covers "
-                    "the unprivileged case)")
-    python = debian_python()
-    if python is None:
-        pytest.skip("no system Python 3.11+ that another user can execute")
+    python = _lanes.require_system_python()
     root = Path("/tmp") / f"procmgmt-e2e-{os.getpid()}-{backend}"
     root.mkdir(mode=0o755)
     try:

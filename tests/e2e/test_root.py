@@ -33,9 +33,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import _lanes
 from tests.e2e.util import (
     REPO,
-    debian_python,
     free_port_block,
     kill_leftovers,
     kill_uid,
@@ -44,7 +44,7 @@ from tests.e2e.util import (
     wait_no_leftovers,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.root]
+pytestmark = [pytest.mark.e2e, pytest.mark.root("creates users and groups and switches to them")]
 
 BACKENDS = ["sysvinit", "supervisord"]
 NAMES = ["webapp", *(f"webapp{i}" for i in range(1, 7))]
@@ -119,11 +119,7 @@ def readable_tree(root: Path) -> str:
 @contextlib.contextmanager
 def root_env(backend: str) -> Iterator[Env]:
     """The environment of one test; removes processes, accounts and files afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root: creates users and groups and switches to them")
-    python = debian_python()
-    if python is None:
-        pytest.skip("no system /usr/bin/python3 (3.11+) that service users can execute")
+    python = _lanes.require_system_python()
     users_before, groups_before = account_names()
     clash = sorted((users_before | groups_before) & ALL_NAMES)
     if clash:

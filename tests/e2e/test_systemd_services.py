@@ -16,11 +16,11 @@ reported checks; a check that never reported fails its test.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
+from tests import _lanes
 from tests.e2e import systemd_nspawn as ns
 from tests.e2e import systemd_services as svc
 from tests.e2e.nspawn_run import assert_checks, booted_scenario
@@ -29,12 +29,9 @@ SERVICES_PORT_BASE = 38400
 WEBNGINX_PORT_BASE = 38500
 USER_SERVICES_PORT_BASE = 38600
 USER_WEBNGINX_PORT_BASE = 38700
-#: What the host needs installed: the container boots the host's own tree.
-PROGRAMS = {"postgresql": "/usr/lib/postgresql", "redis-server": "/usr/bin/redis-server",
-            "redis-cli": "/usr/bin/redis-cli", "mariadbd": "/usr/sbin/mariadbd",
-            "mariadb": "/usr/bin/mariadb", "memcached": "/usr/bin/memcached",
-            "nginx": "/usr/sbin/nginx", "apache2": "/usr/sbin/apache2", "psql": "/usr/bin/psql",
-            "curl": "/usr/bin/curl"}
+#: What the host needs installed (tests/_lanes.py TOOLS): the container boots its tree.
+PROGRAMS = ("postgres", "redis-server", "redis-cli", "mariadbd", "mariadb", "memcached",
+            "nginx", "apache2", "psql", "curl")
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(150)]
 
@@ -46,9 +43,8 @@ def booted() -> Iterator[ns.BootResult]:
     reason = ns.unavailable()
     if reason:
         pytest.skip(reason)
-    missing = sorted(n for n, p in PROGRAMS.items() if not os.path.exists(p))
-    if missing:
-        pytest.fail(f"not installed on the host (the container boots its tree): {missing}")
+    for program in PROGRAMS:
+        _lanes.require_tool(program)
     config = {"steps": ["services", "userservices"],
               "services_port_base": SERVICES_PORT_BASE,
               "webnginx_port_base": WEBNGINX_PORT_BASE,

@@ -215,16 +215,6 @@ def other_user_tree(tmp_root: Path) -> Iterator[tuple[str, Path, str]]:
         subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
 
 
-def debian_python() -> str | None:
-    """/usr/bin/python3 if it is 3.11 or newer."""
-    exe = "/usr/bin/python3"
-    if not os.path.exists(exe):
-        return None
-    out = subprocess.run([exe, "-c", "import sys; print(sys.version_info >= (3, 11))"],
-                         capture_output=True, text=True, check=False).stdout.strip()
-    return exe if out == "True" else None
-
-
 def start_lines(output: str) -> list[str]:
     """Names in 'starting NAME' lines of a switch's output, in order."""
     return [line.split()[1] for line in output.splitlines() if line.startswith("starting ")]

@@ -28,6 +28,9 @@ from procmgmt.errors import ValidationError
 from procmgmt.testing import Deployment, deployed
 from tests.injection import AWKWARD, COMPONENT, ENV_NAME, RECORDER, refusal_is_clear
 
+#: Starts the runnable backends for real (Hypothesis examples included): end-to-end.
+pytestmark = pytest.mark.e2e
+
 RUNNABLE = ("sysvinit", "supervisord")
 
 #: The model: one recorder per entry of cases.json next to it.

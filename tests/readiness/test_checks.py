@@ -42,6 +42,7 @@ def ctx(name: str = "p", pid_file: str | None = None) -> rd.ProbeContext:
     return rd.ProbeContext(name=name, pid_file=pid_file)
 
 
+@pytest.mark.e2e
 def test_tcp_slow_starter(slow_listener: tuple[int, subprocess.Popen[bytes]]) -> None:
     """TCP waits for a port that opens late, and reports how long it took."""
     port, _ = slow_listener
@@ -49,6 +50,7 @@ def test_tcp_slow_starter(slow_listener: tuple[int, subprocess.Popen[bytes]]) ->
     assert 0.3 < waited < 5
 
 
+@pytest.mark.e2e
 def test_tcp_never_ready() -> None:
     """A port nobody opens fails after the timeout naming the process, check and error."""
     port = free_port_block(1)
@@ -60,6 +62,7 @@ def test_tcp_never_ready() -> None:
     assert "refused" in msg.lower()
 
 
+@pytest.mark.e2e
 def test_process_death_fails_at_once(slow_listener: tuple[int, subprocess.Popen[bytes]]) -> None:
     """With an 'alive' check, a dead process fails the wait without waiting the timeout."""
     port = free_port_block(1)

@@ -9,7 +9,6 @@ fallback where util-linux is missing. Both branches run for real here (as root).
 
 from __future__ import annotations
 
-import os
 import pwd
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from procmgmt.services._common import as_user
+from tests import _lanes
 
 #: A command with quotes and a $ that must reach the user's shell unchanged.
 COMMAND = """echo "it's $(id -u):$(id -g)" > "$0" """
@@ -50,8 +50,7 @@ def tool_dir(tmp_path: Path, tools: list[str], fake_su: bool) -> str:
 @pytest.fixture
 def nobody() -> pwd.struct_passwd:
     """The ``nobody`` account (root only)."""
-    if os.geteuid() != 0:
-        pytest.skip("switching to another user needs root")
+    _lanes.require_root("switching to another user")
     try:
         return pwd.getpwnam("nobody")
     except KeyError:
@@ -74,6 +73,7 @@ def test_no_owner_leaves_the_command_alone() -> None:
     assert as_user(None, COMMAND) == COMMAND
 
 
+@pytest.mark.requires_tool("setpriv")
 def test_setpriv_switches_without_su(shared: Path, nobody: pwd.struct_passwd) -> None:
     """With setpriv on PATH the command runs as the user and its primary group, and su
     (whose PAM session would start a systemd user manager) is never called."""
@@ -85,6 +85,7 @@ def test_setpriv_switches_without_su(shared: Path, nobody: pwd.struct_passwd) ->
     assert not (shared / "su-called").exists(), "su was used although setpriv exists"
 
 
+@pytest.mark.requires_tool("su")
 def test_su_is_the_fallback(shared: Path, nobody: pwd.struct_passwd) -> None:
     """Without setpriv the same snippet falls back to su, with the same result."""
     out = shared / "ids"

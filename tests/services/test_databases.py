@@ -30,7 +30,6 @@ memcached; a service whose server binary is missing is skipped.
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
 import pwd
@@ -49,10 +48,10 @@ import pytest
 from procmgmt.deploy.build import evaluate
 from procmgmt.settings import resolve
 from procmgmt.testing import deployed
+from tests import _lanes
 from tests.e2e.util import (
     REPO,
     Runner,
-    debian_python,
     free_port_block,
     kill_leftovers,
     other_user_tree,
@@ -76,22 +75,15 @@ BOTH_MODES = ("postgresql", "redis", "memcached")
 TIMINGS: list[tuple[str, str, str, str, float, float]] = []
 
 
-def server_binary(service: str) -> str | None:
-    """The server program of ``service``, or None when it is not installed."""
-    if service == "postgresql":
-        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
-        return found[-1] if found else shutil.which("postgres")
-    return shutil.which({"redis": "redis-server", "mariadb": "mariadbd",
-                         "memcached": "memcached"}[service],
-                        path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+#: The server and client programs each service's tests run (tests/_lanes.py TOOLS).
+PROGRAMS = {"postgresql": ("postgres", "psql"), "redis": ("redis-server", "redis-cli"),
+            "mariadb": ("mariadbd", "mariadb"), "memcached": ("memcached",)}
 
 
 def require(service: str) -> None:
-    """Skip when the service's server binary is not installed."""
-    if server_binary(service) is None:
-        package = {"postgresql": "postgresql", "redis": "redis-server",
-                   "mariadb": "mariadb-server", "memcached": "memcached"}[service]
-        pytest.skip(f"{service} is not installed (Debian package {package})")
+    """Skip, naming the package, when the service's server or client is not installed."""
+    for program in PROGRAMS[service]:
+        _lanes.require_tool(program)
 
 
 # --- talking to the servers with their own clients -----------------------------------
@@ -283,11 +275,8 @@ class OtherUser:
 @pytest.fixture(scope="module")
 def other_user() -> Iterator[OtherUser]:
     """Created once for the module (root only), removed with everything it ran."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create a throw-away user")
-    python = debian_python()
-    if python is None:
-        pytest.skip("no system Python 3.11+ that another user can execute")
+    _lanes.require_root("creates a throw-away user")
+    python = _lanes.require_system_python()
     root = Path("/tmp") / f"pmsvc-{os.getpid()}"
     root.mkdir(mode=0o755)
     try:
@@ -387,14 +376,12 @@ def test_unprivileged(service: str, backend: str, request: pytest.FixtureRequest
 
 
 @pytest.mark.e2e
-@pytest.mark.root
+@pytest.mark.root("only meaningful as root: test_unprivileged covers other users")
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("service", SERVICES)
 def test_root_without_user_change(service: str, backend: str) -> None:
     """Root deploys with user changes disabled: the servers run as root and still work."""
     require(service)
-    if os.geteuid() != 0:
-        pytest.skip("only meaningful as root (test_unprivileged covers this user)")
     if service in REFUSES_ROOT:
         pytest.skip(f"{service}: {REFUSES_ROOT[service]}")
     with in_process(service, backend, None, "root") as d:
@@ -433,8 +420,7 @@ def test_services_example(backend: str, request: pytest.FixtureRequest) -> None:
     for service in ("postgresql", "redis", "mariadb"):
         require(service)
     for program in ("nginx", "apache2"):
-        if shutil.which(program, path="/usr/sbin:/usr/bin:/sbin:/bin") is None:
-            pytest.skip(f"{program} is not installed")
+        _lanes.require_tool(program)
     params = {"port_base": free_port_block(6)}
 
     def check(d: Deployer) -> None:
@@ -495,14 +481,12 @@ def instance_accounts(names: list[str]) -> Iterator[None]:
 
 
 @pytest.mark.e2e
-@pytest.mark.root
+@pytest.mark.root("user changes")
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("service", SERVICES)
 def test_privileged(service: str, backend: str) -> None:
     """As root with user changes allowed each instance runs as its own user and works."""
     require(service)
-    if os.geteuid() != 0:
-        pytest.skip("needs root (user changes)")
     names = [f"{service}1", f"{service}2"]
     with instance_accounts(names), \
             in_process(service, backend, None, "root, privileged", privileged=True) as d:

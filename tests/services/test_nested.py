@@ -214,6 +214,7 @@ def s6_service(scan_dir: str, name: str, port: int, tmp: Path) -> str:
 
 
 @pytest.mark.e2e
+@pytest.mark.requires_tool("s6-svscan")
 @pytest.mark.parametrize("outer", OUTER_BACKENDS)
 def test_s6_svscan_as_a_service(outer: str, short_tmp: Path,
                                 request: pytest.FixtureRequest) -> None:

@@ -82,6 +82,7 @@ def redirect_check_b(base: int) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.requires_tool("nginx")
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_webapps_nginx_scenario(backend: str, tmp_path: Path,
                                 request: pytest.FixtureRequest) -> None:
@@ -135,6 +136,7 @@ def write_model(path: Path, body: str) -> Path:
 
 
 @pytest.mark.e2e
+@pytest.mark.requires_tool("apache2")
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_apache_site_and_reverse_proxy(backend: str, tmp_path: Path,
                                        request: pytest.FixtureRequest) -> None:
@@ -166,6 +168,7 @@ def test_apache_site_and_reverse_proxy(backend: str, tmp_path: Path,
 
 
 @pytest.mark.e2e
+@pytest.mark.requires_tool("nginx")
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_nginx_instances_side_by_side(backend: str, tmp_path: Path,
                                       request: pytest.FixtureRequest) -> None:

@@ -28,7 +28,7 @@ from procmgmt.deploy.accounts import Accounts, Record, diff, record_path
 from procmgmt.deploy.build import build, evaluate
 from procmgmt.errors import DeployError, UsageError, ValidationError
 from procmgmt.settings import Settings, resolve
-from tests.conftest import golden_settings, is_root
+from tests.conftest import golden_settings
 
 
 class FakeSystem(SystemView):
@@ -464,7 +464,7 @@ def test_chainload_to_self_needs_no_privileges() -> None:
     assert proc.returncode == 0 and proc.stdout.split() == [str(os.geteuid()), "--not-an-option"]
 
 
-@pytest.mark.skipif(not is_root(), reason="switching users needs root")
+@pytest.mark.root("switching users")
 def test_chainload_as_root_drops_to_the_user_with_its_groups() -> None:
     """uid, gid and supplementary groups become the target user's (nobody here)."""
     nobody = lookup("nobody")
@@ -475,7 +475,7 @@ def test_chainload_as_root_drops_to_the_user_with_its_groups() -> None:
     assert "0" not in groups.split(), "root's supplementary groups were kept"
 
 
-@pytest.mark.skipif(not is_root(), reason="needs root to become a non-root user first")
+@pytest.mark.root("to become a non-root user first")
 def test_chainload_non_root_cannot_switch_to_another_user() -> None:
     """A non-root caller asking for another user gets a UsageError (exit 2)."""
     pid = os.fork()
