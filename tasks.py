@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import venv
@@ -32,7 +33,7 @@ MARKER = VENV / ".procmgmt-installed"
 
 def sh(*argv: str | Path, check: bool = True, **kw: object) -> int:
     """Run a command, echoing it."""
-    print("+ " + " ".join(str(a) for a in argv), flush=True)
+    print("+ " + shlex.join(str(a) for a in argv), flush=True)
     return subprocess.run([str(a) for a in argv], check=check, **kw).returncode  # type: ignore[call-overload]
 
 

@@ -147,7 +147,11 @@ def test_nothing_generated_is_world_writable(backend: str, tmp_path: Path) -> No
     assert world_writable(Path(settings.procmgmt_dir)) == []
 
 
-@pytest.mark.parametrize("privileged", [False, True])
+@pytest.mark.parametrize("privileged", [
+    False,
+    # Only root gets a privileged deployment (resolve() disables user changes otherwise).
+    pytest.param(True, marks=pytest.mark.root("a privileged deployment")),
+])
 def test_init_state_dirs(privileged: bool, tmp_path: Path) -> None:
     """init-state creates no world-writable directory, except the shared tmp dir of a
     privileged deployment, which is sticky (1777) like /tmp."""
