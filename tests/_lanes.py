@@ -32,6 +32,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 #: The command that sets up everything below on a Debian machine.
 SETUP = "run as root: python3 tasks.py test"
@@ -109,10 +110,8 @@ def require_system_python() -> str:
         [exe, "-c", "import sys; sys.exit(sys.version_info < (3, 11))"],
         capture_output=True, check=False).returncode == 0
     if not ok:
-        import pytest
-
-        pytest.skip(f"needs {exe} (3.11 or newer, run by throw-away users): "
-                    f"apt-get install python3, or {SETUP}")
+        skip(f"needs {exe} (3.11 or newer, run by throw-away users): "
+             f"apt-get install python3, or {SETUP}")
     return exe
 
 
@@ -145,22 +144,25 @@ def root_reason(why: str = "") -> str | None:
     return f"needs root{f' ({why})' if why else ''}: {SETUP}"
 
 
+def skip(reason: str) -> NoReturn:
+    """Skip the current test, reported at the test's own location (not this module's)."""
+    import pytest
+
+    raise pytest.skip.Exception(reason, _use_item_location=True)
+
+
 def require_root(why: str = "") -> None:
     """Skips the calling test, saying how to run it, unless running as root."""
     reason = root_reason(why)
     if reason is not None:
-        import pytest
-
-        pytest.skip(reason)
+        skip(reason)
 
 
 def require_tool(name: str) -> str:
     """The path of ``name``; skips the calling test, saying how to install it, if missing."""
     reason = missing_reason(name)
     if reason is not None:
-        import pytest
-
-        pytest.skip(reason)
+        skip(reason)
     path = tool_path(name)
     assert path is not None
     return path

@@ -33,12 +33,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     for mark in item.iter_markers("root"):
         reason = _lanes.root_reason(*mark.args)
         if reason:
-            pytest.skip(reason)
+            _lanes.skip(reason)
     for mark in item.iter_markers("requires_tool"):
         for name in mark.args:
             reason = _lanes.missing_reason(name)
             if reason:
-                pytest.skip(reason)
+                _lanes.skip(reason)
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:
@@ -69,9 +69,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         return
     line = _lanes.summarize(_SESSION["skips"]) or "skipped 0"
     deselected = len(_SESSION["deselected"])
-    if deselected:
-        how = f"by -m {config.option.markexpr!r} " if config.option.markexpr else ""
-        line += f"; {deselected} deselected {how}(the full suite: python3 tasks.py test)"
+    if deselected and config.option.markexpr:
+        line += (f"; {deselected} deselected by -m {config.option.markexpr!r} "
+                 "(the full suite: python3 tasks.py test)")
+    elif deselected:
+        line += f"; {deselected} deselected"
     reporter.write_line(line)
 
 
