@@ -24,7 +24,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="rewrite golden files from the current generators (review the diff!)")
 
 
-#: Skip reasons of this session and the number of tests -m/-k deselected.
+#: Skip reasons of this session and the tests -m/-k deselected.
 _SESSION: dict[str, list[str]] = {"skips": [], "deselected": []}
 
 
@@ -46,7 +46,7 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
 
 
 def _note_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
-    if report.skipped and isinstance(report.longrepr, tuple):
+    if report.skipped and isinstance(report.longrepr, tuple) and not hasattr(report, "wasxfail"):
         _SESSION["skips"].append(str(report.longrepr[2]).removeprefix("Skipped: "))
 
 
