@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 
+from procmgmt.testing import _rmtree
 from tests.conftest import EXAMPLES, REPO
 from tests.e2e.util import free_port_block, kill_leftovers, wait_http, wait_no_leftovers
 
@@ -67,7 +68,7 @@ def short_tmp() -> Iterator[Path]:
     try:
         yield path
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        _rmtree(str(path))  # the store is read-only: made writable first
 
 
 def test_the_wheel_ships_everything_and_deploys_from_a_fresh_venv(tmp_path: Path) -> None:
