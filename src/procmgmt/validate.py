@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from procmgmt.errors import Problem, ValidationError
+from procmgmt.model.contain import user_code
 from procmgmt.model.credentials import Credentials, Group, User
 from procmgmt.model.loader import Model
 from procmgmt.model.process import Instance, Process
@@ -265,7 +266,17 @@ def deployment_marker(settings: Settings, name: str) -> dict[str, str]:
 
 
 def validate(model: Model, settings: Settings) -> list[ProcessSpec]:
-    """Specs in start order, or :class:`ValidationError` listing every problem."""
+    """Specs in start order, or :class:`ValidationError` listing every problem.
+
+    Contained like the evaluation itself: the model's values may be user
+    classes (a dict whose ``items()`` raises or prints) and reading them is
+    running user code.
+    """
+    with user_code(model.file, settings.model_timeout, blame_file=False):
+        return _validate(model, settings)
+
+
+def _validate(model: Model, settings: Settings) -> list[ProcessSpec]:
     c = _Collector(model)
     members = {id(inst.process) for inst in model.instances.values()}
     seen: dict[int, str] = {}

@@ -19,6 +19,7 @@ from procmgmt.backends.base import Backend, BuildContext, DeployedProcess, File,
 from procmgmt.deploy import store
 from procmgmt.errors import Problem, ValidationError
 from procmgmt.ids import check_assigned, credentials_with_ids, missing_assignments
+from procmgmt.model.contain import UserCodeError, user_code
 from procmgmt.model.loader import Model, empty_model, load_model
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
@@ -86,15 +87,25 @@ def render(model: Model, specs: Sequence[ProcessSpec], settings: Settings,
             out.append(Problem(f"{backend.name}: {message}", key, fieldname, file, line))
         raise ValidationError(out)
     rendered = []
-    for spec in specs:
-        try:
-            files, extra = backend.render_process(spec, ctx)
-        except (TypeError, ValueError, KeyError) as exc:
-            # Almost always a bad override; name it instead of a traceback.
-            raise ValidationError([Problem(
-                f"{backend.name}: rendering failed: {exc} (check overrides[{backend.name!r}])",
-                spec.name, f"overrides.{backend.name}", model.file, None)]) from None
-        rendered.append(Rendered(spec, files, extra))
+    current = specs[0] if specs else None
+    try:
+        # Override functions are user code: contained like the model's evaluation.
+        with user_code(model.file, settings.model_timeout,
+                       what=f"the {backend.name} override", blame_file=False):
+            for current in specs:
+                rendered.append(Rendered(current, *backend.render_process(current, ctx)))
+    except UserCodeError as exc:
+        assert current is not None
+        raise ValidationError([Problem(f"{backend.name}: the override function failed: "
+                                       f"{exc.reason}", current.name,
+                                       f"overrides.{backend.name}", exc.file or model.file,
+                                       exc.line)]) from None
+    except (TypeError, ValueError, KeyError) as exc:
+        # Almost always a bad override; name it instead of a traceback.
+        assert current is not None
+        raise ValidationError([Problem(
+            f"{backend.name}: rendering failed: {exc} (check overrides[{backend.name!r}])",
+            current.name, f"overrides.{backend.name}", model.file, None)]) from None
     gen_files = backend.generation_files(specs, ctx)
     return RenderResult(backend, rendered, gen_files, ctx.warnings)
 
