@@ -19,6 +19,7 @@ from procmgmt.model.credentials import Credentials, Group, User
 from procmgmt.model.loader import Model
 from procmgmt.model.process import Instance, Process
 from procmgmt.model.spec import ProcessSpec, to_spec
+from procmgmt.numbers import is_real, seconds_problem
 from procmgmt.ordering import find_cycle, ranks, start_order
 from procmgmt.readiness import HTTP, TCP, LogLine, Notify, Readiness, notify_socket_path
 from procmgmt.settings import Settings
@@ -118,8 +119,8 @@ def _check_process(c: _Collector, key: str, inst: Instance, members: set[int]) -
                 add("environment", f"variable name {k!r} is reserved: the generated shell "
                     "scripts use names starting with 'procmgmt_', and "
                     + ", ".join(sorted(SHELL_RESERVED)) + " change how a shell runs them")
-            if isinstance(v, bool) or not isinstance(v, (str, int, float)):
-                add(f"environment.{k}", f"value must be a string or a number, got {v!r}")
+            if not (isinstance(v, str) or is_real(v)):
+                add(f"environment.{k}", f"value must be a string or a finite number, got {v!r}")
     if p.umask is not None:
         try:
             number = p.umask if isinstance(p.umask, int) and not isinstance(p.umask, bool) \
@@ -168,10 +169,13 @@ def _check_process(c: _Collector, key: str, inst: Instance, members: set[int]) -
             "Command(...), LogLine(...), PidFile() or Notify()")
     elif isinstance(p.readiness, Readiness):
         r = p.readiness
-        if not isinstance(r.timeout, (int, float)) or r.timeout <= 0:
-            add("readiness.timeout", f"must be a positive number of seconds, got {r.timeout!r}")
-        if not isinstance(r.interval, (int, float)) or r.interval <= 0:
-            add("readiness.interval", f"must be a positive number of seconds, got {r.interval!r}")
+        for fieldname in ("timeout", "interval"):
+            problem = seconds_problem(getattr(r, fieldname))
+            if problem:
+                add(f"readiness.{fieldname}", problem)
+        if isinstance(r, HTTP) and (isinstance(r.status, bool) or not isinstance(r.status, int)
+                                    or not 100 <= r.status <= 599):
+            add("readiness.status", f"must be an HTTP status code 100-599, got {r.status!r}")
         if isinstance(r, TCP) and (isinstance(r.port, bool) or not isinstance(r.port, int)
                                    or not 0 < r.port < 65536):
             add("readiness.port", f"must be a port number 1-65535, got {r.port!r}")

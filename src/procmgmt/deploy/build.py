@@ -75,37 +75,39 @@ def render(model: Model, specs: Sequence[ProcessSpec], settings: Settings,
     """Render every spec with the settings' backend (pure: no file is written)."""
     backend = backend or get_backend(settings.process_manager)
     ctx = BuildContext(settings=settings, specs={s.name: s for s in specs})
+    by_name = {inst.process.effective_name: (key, inst) for key, inst in model.instances.items()}
+
+    def problem(pname: str, fieldname: str, message: str) -> Problem:
+        key, inst = by_name.get(pname, (pname, None))
+        file, line = (inst.origin if inst is not None and inst.origin[0]
+                      else (model.file, None))
+        return Problem(message, key, fieldname, file, line)
+
     problems = backend.validate(specs, ctx)
     if problems:
-        by_name = {inst.process.effective_name: (key, inst)
-                   for key, inst in model.instances.items()}
-        out = []
-        for pname, fieldname, message in problems:
-            key, inst = by_name.get(pname, (pname, None))
-            file, line = (inst.origin if inst is not None and inst.origin[0]
-                          else (model.file, None))
-            out.append(Problem(f"{backend.name}: {message}", key, fieldname, file, line))
-        raise ValidationError(out)
+        raise ValidationError([problem(pname, fieldname, f"{backend.name}: {message}")
+                               for pname, fieldname, message in problems])
     rendered = []
     current = specs[0] if specs else None
     try:
         # Override functions are user code: contained like the model's evaluation.
-        with user_code(model.file, settings.model_timeout,
-                       what=f"the {backend.name} override", blame_file=False):
+        with user_code(model.file, settings.model_timeout, blame_file=False):
             for current in specs:
                 rendered.append(Rendered(current, *backend.render_process(current, ctx)))
     except UserCodeError as exc:
         assert current is not None
         raise ValidationError([Problem(f"{backend.name}: the override function failed: "
-                                       f"{exc.reason}", current.name,
+                                       f"{exc.reason}", by_name.get(current.name,
+                                                                    (current.name,))[0],
                                        f"overrides.{backend.name}", exc.file or model.file,
                                        exc.line)]) from None
     except (TypeError, ValueError, KeyError) as exc:
         # Almost always a bad override; name it instead of a traceback.
         assert current is not None
-        raise ValidationError([Problem(
+        raise ValidationError([problem(
+            current.name, f"overrides.{backend.name}",
             f"{backend.name}: rendering failed: {exc} (check overrides[{backend.name!r}])",
-            current.name, f"overrides.{backend.name}", model.file, None)]) from None
+        )]) from None
     gen_files = backend.generation_files(specs, ctx)
     return RenderResult(backend, rendered, gen_files, ctx.warnings)
 
