@@ -32,6 +32,13 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 SHELL_RESERVED = frozenset({"IFS", "PPID", "OPTIND", "OPTARG", "PS1", "PS2", "PS4", "LINENO"})
 #: Longest unix socket path (sun_path is 108 bytes including the NUL).
 UNIX_SOCKET_MAX = 107
+#: Linux's execve(2) refuses (E2BIG) any one argument or environment string longer
+#: than MAX_ARG_STRLEN, 32 pages = 131072 bytes with its terminating NUL: such a
+#: value can never reach the process, whichever manager starts it.
+MAX_ARG_STRLEN = 131072
+#: execve's limit for arguments and environment together when the system does not
+#: say (``sysconf(_SC_ARG_MAX)``; Linux: a quarter of the stack limit, 2 MiB by default).
+DEFAULT_ARG_MAX = 2 * 1024 * 1024
 
 KNOWN_BACKENDS = (
     "sysvinit", "bsdrc", "systemd", "supervisord", "launchd", "cygrunsrv", "s6-rc", "docker",
@@ -192,6 +199,50 @@ def _check_process(c: _Collector, key: str, inst: Instance, members: set[int]) -
             add(field, "contains a NUL character, which no process manager can pass on")
 
 
+def _arg_max() -> int:
+    try:
+        value = os.sysconf("SC_ARG_MAX")
+    except (ValueError, OSError, AttributeError):
+        return DEFAULT_ARG_MAX
+    return value if value > 0 else DEFAULT_ARG_MAX
+
+
+def _check_exec_limits(c: _Collector, key: str, inst: Instance, spec: ProcessSpec) -> None:
+    """Arguments and environment that execve(2) would refuse with E2BIG: reported
+    here, naming the limit, instead of a process that never starts (or a manager
+    that chokes on the value)."""
+    env = dict(spec.environment)
+    if spec.path_value():
+        env["PATH"] = str(spec.path_value())
+    total = 0
+    for name, value in sorted(env.items()):
+        size = len(os.fsencode(f"{name}={value}")) + 1
+        total += size + 8
+        if size > MAX_ARG_STRLEN:
+            c.add(key, "path" if name == "PATH" and "PATH" not in spec.environment
+                  else f"environment.{name}",
+                  f"{name}=... is {size} bytes; one environment entry can be at most "
+                  f"{MAX_ARG_STRLEN} bytes (MAX_ARG_STRLEN of Linux execve), whatever the "
+                  "process manager: pass large data in a file instead", inst)
+    longest = 0
+    for fieldname, argv in (("daemon_args", (spec.daemon, *spec.daemon_args)),
+                            ("foreground_process_args", (spec.foreground,
+                                                         *spec.foreground_args))):
+        words = [w for w in argv if w is not None]
+        sizes = [len(os.fsencode(w)) + 1 for w in words]
+        longest = max(longest, sum(sizes) + 8 * len(sizes))
+        for word, size in zip(words, sizes, strict=True):
+            if size > MAX_ARG_STRLEN:
+                c.add(key, fieldname, f"an argument is {size} bytes ({word[:20]!r}...); one "
+                      f"argument can be at most {MAX_ARG_STRLEN} bytes (MAX_ARG_STRLEN of "
+                      "Linux execve): pass large data in a file instead", inst)
+    arg_max = _arg_max()
+    if total + longest > arg_max:
+        c.add(key, "environment", f"arguments and environment together are {total + longest} "
+              f"bytes; execve allows at most {arg_max} (ARG_MAX) for both: pass large data "
+              "in a file instead", inst)
+
+
 def _check_conflicts(c: _Collector, model: Model, specs: dict[str, ProcessSpec],
                      settings: Settings) -> None:
     """Resources that must differ between instances: names, pid files, ports, dirs."""
@@ -316,6 +367,7 @@ def _validate(model: Model, settings: Settings) -> list[ProcessSpec]:
             # Every backend gets sd_notify: procmgmt listens on this socket while starting.
             env["NOTIFY_SOCKET"] = notify_socket_path(settings.runtime_dir, spec.name)
         specs[key] = dataclasses.replace(spec, environment=env)
+        _check_exec_limits(c, key, model.instances[key], specs[key])
     _check_conflicts(c, model, specs, settings)
     _check_credentials(c, model)
     if c.problems:

@@ -786,7 +786,7 @@ def test_concurrent_starts_start_one_supervisord(deployment: Deployment,
     def prepare() -> None:
         try:
             SupervisordActivator(dep.settings).prepare(gen, None)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=prepare) for _ in range(2)]
