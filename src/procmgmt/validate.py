@@ -210,7 +210,9 @@ def _arg_max() -> int:
 def _check_exec_limits(c: _Collector, key: str, inst: Instance, spec: ProcessSpec) -> None:
     """Arguments and environment that execve(2) would refuse with E2BIG: reported
     here, naming the limit, instead of a process that never starts (or a manager
-    that chokes on the value)."""
+    that chokes on the value). The total is only reported when no single string
+    is already too long (that one is the thing to fix)."""
+    reported = len(c.problems)
     env = dict(spec.environment)
     if spec.path_value():
         env["PATH"] = str(spec.path_value())
@@ -237,7 +239,7 @@ def _check_exec_limits(c: _Collector, key: str, inst: Instance, spec: ProcessSpe
                       f"argument can be at most {MAX_ARG_STRLEN} bytes (MAX_ARG_STRLEN of "
                       "Linux execve): pass large data in a file instead", inst)
     arg_max = _arg_max()
-    if total + longest > arg_max:
+    if total + longest > arg_max and len(c.problems) == reported:
         c.add(key, "environment", f"arguments and environment together are {total + longest} "
               f"bytes; execve allows at most {arg_max} (ARG_MAX) for both: pass large data "
               "in a file instead", inst)
