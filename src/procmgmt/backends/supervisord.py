@@ -271,6 +271,11 @@ def render_program(name: str, native: Mapping[str, Any]) -> str:
             text = encode_value(",".join(str(v) for v in value), key)
         else:
             text = encode_value(str(value), key)
+        if key in ("command", "environment") and len(text) > VALUE_MAX:
+            # Also what an override wrote: supervisord would parse it for minutes.
+            raise ValueError(f"{key}= is {len(text)} characters, more than the {VALUE_MAX} "
+                             "procmgmt allows (supervisord parses it in time growing with "
+                             "the square of its length)")
         lines.append(f"{key}={text}")
     return "\n".join(lines) + "\n"
 
