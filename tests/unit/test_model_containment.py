@@ -176,3 +176,19 @@ def test_a_child_the_model_forks_still_exits(tmp_path: Path) -> None:
                       str(model))
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 1
+
+
+def test_the_model_file_is_the_users_even_inside_a_library_dir(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model installed with a package (under site-packages) still gets its line."""
+    from procmgmt.errors import ModelLoadError
+    from procmgmt.model import contain
+    from procmgmt.model.loader import load_model
+    from procmgmt.settings import resolve
+
+    model = tmp_path / "processes.py"
+    model.write_text("def processes(settings):\n    raise ValueError('no')\n")
+    monkeypatch.setattr(contain, "_LIBRARY_DIRS", (str(tmp_path),))
+    with pytest.raises(ModelLoadError, match=rf"{model}:2: evaluating the model failed: "
+                                             "ValueError: no"):
+        load_model(str(model), resolve({"state_dir": str(tmp_path / "s")}, {}))

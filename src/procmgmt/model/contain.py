@@ -105,15 +105,16 @@ def _is_library(path: str) -> bool:
             or any(path.startswith(d + os.sep) for d in _LIBRARY_DIRS))
 
 
-def user_frame(tb: Any) -> tuple[str, int] | None:
-    """The innermost frame of a traceback that is in the user's own code
-    (not procmgmt, not the standard library or installed packages)."""
+def user_frame(tb: Any, model_file: str | None = None) -> tuple[str, int] | None:
+    """The innermost frame of a traceback that is in the user's own code: the
+    model file wherever it lives, else anything but procmgmt, the standard
+    library and installed packages."""
     best = None
     for frame in traceback.extract_tb(tb):
-        if frame.filename.startswith("<"):
+        if frame.filename.startswith("<") or not frame.lineno:
             continue
         path = os.path.abspath(frame.filename)
-        if not _is_library(path) and frame.lineno:
+        if path == model_file or not _is_library(path):
             best = (frame.filename, frame.lineno)
     return best
 
@@ -270,7 +271,8 @@ def user_code(file: str | None, timeout: float | None, what: str = "evaluating t
             raise
         raise _converted(exc, file, what, timeout) from None
     except BaseException as exc:
-        if isinstance(exc, Exception) and not blame_file and user_frame(exc.__traceback__) is None:
+        if isinstance(exc, Exception) and not blame_file \
+                and user_frame(exc.__traceback__, file) is None:
             raise
         raise _converted(exc, file, what, timeout) from None
     finally:
@@ -282,7 +284,7 @@ def _converted(exc: BaseException, file: str | None, what: str,
     if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
         # A helper module the model imports (constructors.py) does not parse.
         return UserCodeError(exc.filename, exc.lineno, "", f"syntax error: {exc.msg}")
-    where = user_frame(exc.__traceback__)
+    where = user_frame(exc.__traceback__, file)
     if where is None:
         return UserCodeError(file, None, what, _reason(exc, timeout))
     return UserCodeError(where[0], where[1], what, _reason(exc, timeout))
