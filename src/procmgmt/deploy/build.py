@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,9 +91,12 @@ def render(model: Model, specs: Sequence[ProcessSpec], settings: Settings,
     rendered = []
     current = specs[0] if specs else None
     try:
-        # Override functions are user code: contained like the model's evaluation.
-        with user_code(model.file, settings.model_timeout, blame_file=False):
-            for current in specs:
+        for current in specs:
+            # An override function is user code: contained like the model's evaluation
+            # (and only then: the time limit is the function's, not the whole render's).
+            guard = (user_code(model.file, settings.model_timeout, blame_file=False)
+                     if callable(current.override_for(backend.name)) else nullcontext())
+            with guard:
                 rendered.append(Rendered(current, *backend.render_process(current, ctx)))
     except UserCodeError as exc:
         assert current is not None
