@@ -801,3 +801,28 @@ def test_concurrent_starts_start_one_supervisord(deployment: Deployment,
         status = dep.activator.status(gen, gen.by_name()["sleeper"])
         if status.pid:
             dep.pids.add(status.pid)
+
+
+@pytest.mark.e2e
+def test_a_wedged_supervisord_is_reported_not_waited_for_forever(deployment: Deployment,
+                                                                 tmp_path: Path) -> None:
+    """A supervisord that accepts connections but never replies (stopped here with
+    SIGSTOP) makes the next switch fail with its PID within the answer timeout,
+    without a second supervisord."""
+    dep = deployment
+    gen1 = dep.build(_sleeper(tmp_path, "1004"))
+    _switch(dep, gen1, None)
+    dep.pid_of(gen1, "sleeper")
+    first = dep.activator.supervisord_pid()
+    assert first is not None
+    act = SupervisordActivator(dep.settings)
+    act.answer_timeout, act.probe_timeout = 1.0, 0.5
+    os.kill(first, signal.SIGSTOP)
+    try:
+        began = time.monotonic()
+        with pytest.raises(DeployError, match=rf"\(pid {first}\) runs but did not answer"):
+            act.prepare(dep.build(_sleeper(tmp_path, "1005")), gen1)
+        assert time.monotonic() - began < 15
+        assert _supervisords_reading(dep.activator.conf) == [first]
+    finally:
+        os.kill(first, signal.SIGCONT)

@@ -892,7 +892,23 @@ class SupervisordActivator(Activator):
 
         transport = SupervisorTransport(None, None, f"unix://{self.socket_path}")
         if timeout is not None:
-            transport.timeout = timeout
+            # supervisor's unix-socket connection ignores every timeout setting (it
+            # makes a blocking socket in connect()): set it on the socket itself, or a
+            # supervisord that accepts but never replies blocks us forever.
+            make = transport._get_connection
+
+            def get_connection() -> Any:
+                conn = make()
+                connect = conn.connect
+
+                def connect_with_timeout() -> None:
+                    connect()
+                    conn.sock.settimeout(timeout)
+
+                conn.connect = connect_with_timeout
+                return conn
+
+            transport._get_connection = get_connection
         return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
 
     def running(self, timeout: float | None = None) -> bool:
