@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import grp
 import json
+import math
 import os
 import pwd
 import sys
@@ -23,6 +24,9 @@ from procmgmt.errors import UsageError
 
 DEFAULT_PROFILE = "processes"
 DEFAULT_PROCESS_MANAGER = "supervisord"
+#: Seconds a model may take to evaluate: generous for any real model, and a
+#: hang (a FIFO, a network call, an endless loop) still ends with a message.
+DEFAULT_MODEL_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,7 @@ class SettingField:
     attr: str
     flag: str
     env: str
-    kind: str  # "path", "bool", "str", "json"
+    kind: str  # "path", "bool", "str", "json", "seconds"
     help: str
     short: str | None = None
 
@@ -68,6 +72,9 @@ FIELDS: tuple[SettingField, ...] = (
                  "JSON object of extra model parameters (settings.extra_params)"),
     SettingField("ids_file", "--ids", "PROCMGMT_IDS", "path",
                  "ids file written by 'procmgmt id-assign' (settings.ids)"),
+    SettingField("model_timeout", "--model-timeout", "PROCMGMT_MODEL_TIMEOUT", "seconds",
+                 "time limit in seconds for evaluating the model and calling its override "
+                 f"functions (default {DEFAULT_MODEL_TIMEOUT:g})"),
 )
 
 FIELDS_BY_ATTR = {f.attr: f for f in FIELDS}
@@ -100,6 +107,8 @@ class Settings:
     ids_file: str | None = None
     #: True when the backend was chosen explicitly (flag or variable), not defaulted.
     process_manager_given: bool = False
+    #: Time limit (seconds) for evaluating the model and calling its override functions.
+    model_timeout: float = DEFAULT_MODEL_TIMEOUT
 
     @property
     def procmgmt_dir(self) -> str:
@@ -165,6 +174,14 @@ def _parse_value(f: SettingField, raw: Any, source: str) -> Any:
         if not isinstance(value, dict):
             raise UsageError(f"{source}: expected a JSON object such as '{{\"mode\": \"daemon\"}}'")
         return value
+    if f.kind == "seconds":
+        try:
+            seconds = float(raw)
+        except (TypeError, ValueError):
+            seconds = math.nan
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise UsageError(f"{source}: expected a positive number of seconds, got {raw!r}")
+        return seconds
     if f.kind == "path":
         text = str(raw)
         if not text:
@@ -216,6 +233,7 @@ def resolve(
     values["ids_file"] = given.get("ids_file")
     values["profile"] = given.get("profile", DEFAULT_PROFILE)
     values["extra_params"] = given.get("extra_params", {})
+    values["model_timeout"] = given.get("model_timeout", DEFAULT_MODEL_TIMEOUT)
     if "/" in values["profile"] or not values["profile"] or values["profile"].startswith("."):
         raise UsageError(f"--profile: {values['profile']!r} is not a valid profile name")
     uid, gid = os.geteuid(), os.getegid()

@@ -14,10 +14,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from procmgmt.errors import Problem, ValidationError
+from procmgmt.model.contain import user_code
 from procmgmt.model.credentials import Credentials, Group, User
 from procmgmt.model.loader import Model
 from procmgmt.model.process import Instance, Process
 from procmgmt.model.spec import ProcessSpec, to_spec
+from procmgmt.numbers import is_real, seconds_problem
 from procmgmt.ordering import find_cycle, ranks, start_order
 from procmgmt.readiness import HTTP, TCP, LogLine, Notify, Readiness, notify_socket_path
 from procmgmt.settings import Settings
@@ -30,6 +32,13 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 SHELL_RESERVED = frozenset({"IFS", "PPID", "OPTIND", "OPTARG", "PS1", "PS2", "PS4", "LINENO"})
 #: Longest unix socket path (sun_path is 108 bytes including the NUL).
 UNIX_SOCKET_MAX = 107
+#: Linux's execve(2) refuses (E2BIG) any one argument or environment string longer
+#: than MAX_ARG_STRLEN, 32 pages = 131072 bytes with its terminating NUL: such a
+#: value can never reach the process, whichever manager starts it.
+MAX_ARG_STRLEN = 131072
+#: execve's limit for arguments and environment together when the system does not
+#: say (``sysconf(_SC_ARG_MAX)``; Linux: a quarter of the stack limit, 2 MiB by default).
+DEFAULT_ARG_MAX = 2 * 1024 * 1024
 
 KNOWN_BACKENDS = (
     "sysvinit", "bsdrc", "systemd", "supervisord", "launchd", "cygrunsrv", "s6-rc", "docker",
@@ -117,8 +126,8 @@ def _check_process(c: _Collector, key: str, inst: Instance, members: set[int]) -
                 add("environment", f"variable name {k!r} is reserved: the generated shell "
                     "scripts use names starting with 'procmgmt_', and "
                     + ", ".join(sorted(SHELL_RESERVED)) + " change how a shell runs them")
-            if isinstance(v, bool) or not isinstance(v, (str, int, float)):
-                add(f"environment.{k}", f"value must be a string or a number, got {v!r}")
+            if not (isinstance(v, str) or is_real(v)):
+                add(f"environment.{k}", f"value must be a string or a finite number, got {v!r}")
     if p.umask is not None:
         try:
             number = p.umask if isinstance(p.umask, int) and not isinstance(p.umask, bool) \
@@ -167,10 +176,13 @@ def _check_process(c: _Collector, key: str, inst: Instance, members: set[int]) -
             "Command(...), LogLine(...), PidFile() or Notify()")
     elif isinstance(p.readiness, Readiness):
         r = p.readiness
-        if not isinstance(r.timeout, (int, float)) or r.timeout <= 0:
-            add("readiness.timeout", f"must be a positive number of seconds, got {r.timeout!r}")
-        if not isinstance(r.interval, (int, float)) or r.interval <= 0:
-            add("readiness.interval", f"must be a positive number of seconds, got {r.interval!r}")
+        for fieldname in ("timeout", "interval"):
+            problem = seconds_problem(getattr(r, fieldname))
+            if problem:
+                add(f"readiness.{fieldname}", problem)
+        if isinstance(r, HTTP) and (isinstance(r.status, bool) or not isinstance(r.status, int)
+                                    or not 100 <= r.status <= 599):
+            add("readiness.status", f"must be an HTTP status code 100-599, got {r.status!r}")
         if isinstance(r, TCP) and (isinstance(r.port, bool) or not isinstance(r.port, int)
                                    or not 0 < r.port < 65536):
             add("readiness.port", f"must be a port number 1-65535, got {r.port!r}")
@@ -185,6 +197,52 @@ def _check_process(c: _Collector, key: str, inst: Instance, members: set[int]) -
                   "foreground_process_args", "environment", "directory", "pid_file", "user"):
         if _has_nul(getattr(p, field)):
             add(field, "contains a NUL character, which no process manager can pass on")
+
+
+def _arg_max() -> int:
+    try:
+        value = os.sysconf("SC_ARG_MAX")
+    except (ValueError, OSError, AttributeError):
+        return DEFAULT_ARG_MAX
+    return value if value > 0 else DEFAULT_ARG_MAX
+
+
+def _check_exec_limits(c: _Collector, key: str, inst: Instance, spec: ProcessSpec) -> None:
+    """Arguments and environment that execve(2) would refuse with E2BIG: reported
+    here, naming the limit, instead of a process that never starts (or a manager
+    that chokes on the value). The total is only reported when no single string
+    is already too long (that one is the thing to fix)."""
+    reported = len(c.problems)
+    env = dict(spec.environment)
+    if spec.path_value():
+        env["PATH"] = str(spec.path_value())
+    total = 0
+    for name, value in sorted(env.items()):
+        size = len(os.fsencode(f"{name}={value}")) + 1
+        total += size + 8
+        if size > MAX_ARG_STRLEN:
+            c.add(key, "path" if name == "PATH" and "PATH" not in spec.environment
+                  else f"environment.{name}",
+                  f"{name}=... is {size} bytes; one environment entry can be at most "
+                  f"{MAX_ARG_STRLEN} bytes (MAX_ARG_STRLEN of Linux execve), whatever the "
+                  "process manager: pass large data in a file instead", inst)
+    longest = 0
+    for fieldname, argv in (("daemon_args", (spec.daemon, *spec.daemon_args)),
+                            ("foreground_process_args", (spec.foreground,
+                                                         *spec.foreground_args))):
+        words = [w for w in argv if w is not None]
+        sizes = [len(os.fsencode(w)) + 1 for w in words]
+        longest = max(longest, sum(sizes) + 8 * len(sizes))
+        for word, size in zip(words, sizes, strict=True):
+            if size > MAX_ARG_STRLEN:
+                c.add(key, fieldname, f"an argument is {size} bytes ({word[:20]!r}...); one "
+                      f"argument can be at most {MAX_ARG_STRLEN} bytes (MAX_ARG_STRLEN of "
+                      "Linux execve): pass large data in a file instead", inst)
+    arg_max = _arg_max()
+    if total + longest > arg_max and len(c.problems) == reported:
+        c.add(key, "environment", f"arguments and environment together are {total + longest} "
+              f"bytes; execve allows at most {arg_max} (ARG_MAX) for both: pass large data "
+              "in a file instead", inst)
 
 
 def _check_conflicts(c: _Collector, model: Model, specs: dict[str, ProcessSpec],
@@ -265,7 +323,17 @@ def deployment_marker(settings: Settings, name: str) -> dict[str, str]:
 
 
 def validate(model: Model, settings: Settings) -> list[ProcessSpec]:
-    """Specs in start order, or :class:`ValidationError` listing every problem."""
+    """Specs in start order, or :class:`ValidationError` listing every problem.
+
+    Contained like the evaluation itself: the model's values may be user
+    classes (a dict whose ``items()`` raises or prints) and reading them is
+    running user code.
+    """
+    with user_code(model.file, settings.model_timeout, blame_file=False):
+        return _validate(model, settings)
+
+
+def _validate(model: Model, settings: Settings) -> list[ProcessSpec]:
     c = _Collector(model)
     members = {id(inst.process) for inst in model.instances.values()}
     seen: dict[int, str] = {}
@@ -301,6 +369,7 @@ def validate(model: Model, settings: Settings) -> list[ProcessSpec]:
             # Every backend gets sd_notify: procmgmt listens on this socket while starting.
             env["NOTIFY_SOCKET"] = notify_socket_path(settings.runtime_dir, spec.name)
         specs[key] = dataclasses.replace(spec, environment=env)
+        _check_exec_limits(c, key, model.instances[key], specs[key])
     _check_conflicts(c, model, specs, settings)
     _check_credentials(c, model)
     if c.problems:

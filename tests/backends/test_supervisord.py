@@ -712,3 +712,117 @@ def test_external_link_keeps_foreign_files(tmp_path: Path) -> None:
     with pytest.raises(DeployError, match="not procmgmt's"):
         act.link(gen)
     assert (conf_d / "webapp.conf").read_text().startswith("[program:webapp]")
+
+
+# --------------------------------------------------------------------------- one supervisord
+
+SLEEPER = '''
+from procmgmt import Process
+
+def processes(settings):
+    return {"sleeper": Process(name="sleeper", process="/bin/sleep", args=[%r])}
+'''
+
+
+def _supervisords_reading(conf: str) -> list[int]:
+    """Every process started as ``... supervisord ... -c conf`` (read from /proc here,
+    independently of the activator's own scan)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(b"supervisord" in a for a in argv) and os.fsencode(conf) in argv:
+            found.append(int(entry))
+    return sorted(found)
+
+
+def _sleeper(tmp_path: Path, seconds: str) -> Path:
+    model = tmp_path / f"sleeper-{seconds}.py"
+    model.write_text(SLEEPER % seconds)
+    return model
+
+
+@pytest.mark.e2e
+def test_a_supervisord_that_does_not_answer_is_never_doubled(deployment: Deployment,
+                                                             tmp_path: Path) -> None:
+    """A supervisord of the profile that runs but has no socket yet (what a huge
+    configuration looks like while it is being read) is waited for and reported,
+    never joined by a second supervisord for the same profile."""
+    dep = deployment
+    gen1 = dep.build(_sleeper(tmp_path, "1001"))
+    _switch(dep, gen1, None)
+    dep.pid_of(gen1, "sleeper")
+    first = dep.activator.supervisord_pid()
+    assert first is not None
+    os.unlink(dep.activator.socket_path)
+    gen2 = dep.build(_sleeper(tmp_path, "1002"))
+    act = SupervisordActivator(dep.settings)
+    act.answer_timeout = 1.0
+    try:
+        with pytest.raises(DeployError, match=rf"\(pid {first}\) runs but did not answer"):
+            act.prepare(gen2, gen1)
+        assert _supervisords_reading(dep.activator.conf) == [first]
+    finally:
+        for pid in _supervisords_reading(dep.activator.conf):
+            if pid != first:
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.e2e
+def test_concurrent_starts_start_one_supervisord(deployment: Deployment,
+                                                 tmp_path: Path) -> None:
+    """Two commands starting the profile's supervisord at the same moment: one starts
+    it, the other finds it running (the start lock), and both succeed."""
+    import threading
+
+    dep = deployment
+    gen = dep.build(_sleeper(tmp_path, "1003"))
+    errors: list[BaseException] = []
+
+    def prepare() -> None:
+        try:
+            SupervisordActivator(dep.settings).prepare(gen, None)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=prepare) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    try:
+        assert not errors, errors
+        assert len(_supervisords_reading(dep.activator.conf)) == 1
+    finally:
+        status = dep.activator.status(gen, gen.by_name()["sleeper"])
+        if status.pid:
+            dep.pids.add(status.pid)
+
+
+@pytest.mark.e2e
+def test_a_wedged_supervisord_is_reported_not_waited_for_forever(deployment: Deployment,
+                                                                 tmp_path: Path) -> None:
+    """A supervisord that accepts connections but never replies (stopped here with
+    SIGSTOP) makes the next switch fail with its PID within the answer timeout,
+    without a second supervisord."""
+    dep = deployment
+    gen1 = dep.build(_sleeper(tmp_path, "1004"))
+    _switch(dep, gen1, None)
+    dep.pid_of(gen1, "sleeper")
+    first = dep.activator.supervisord_pid()
+    assert first is not None
+    act = SupervisordActivator(dep.settings)
+    act.answer_timeout, act.probe_timeout = 1.0, 0.5
+    os.kill(first, signal.SIGSTOP)
+    try:
+        began = time.monotonic()
+        with pytest.raises(DeployError, match=rf"\(pid {first}\) runs but did not answer"):
+            act.prepare(dep.build(_sleeper(tmp_path, "1005")), gen1)
+        assert time.monotonic() - began < 15
+        assert _supervisords_reading(dep.activator.conf) == [first]
+    finally:
+        os.kill(first, signal.SIGCONT)

@@ -1,4 +1,4 @@
-# expect: env_value_bool\.py:\d+  web\.environment\.DEBUG: value must be a string or a number, got True
+# expect: env_value_bool\.py:\d+  web\.environment\.DEBUG: value must be a string or a finite number, got True
 from procmgmt import Process
 
 

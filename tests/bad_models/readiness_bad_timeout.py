@@ -1,4 +1,4 @@
-# expect: readiness_bad_timeout\.py:\d+  web\.readiness\.timeout: must be a positive number of seconds, got -5
+# expect: readiness_bad_timeout\.py:\d+  web\.readiness\.timeout: must be a finite, positive number of seconds, got -5
 from procmgmt import Process
 from procmgmt.readiness import TCP
 

@@ -1,4 +1,4 @@
-# expect: wrong_type_env_value\.py:\d+  web\.environment\.DEBUG: value must be a string or a number, got None
+# expect: wrong_type_env_value\.py:\d+  web\.environment\.DEBUG: value must be a string or a finite number, got None
 from procmgmt import Process
 
 

@@ -46,8 +46,10 @@ from __future__ import annotations
 
 import configparser
 import contextlib
+import fcntl
 import fnmatch
 import glob
+import itertools
 import json
 import logging
 import os
@@ -60,7 +62,7 @@ import sys
 import threading
 import time
 import xmlrpc.client
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +94,13 @@ KEY_ORDER = (
     "autorestart", "startsecs", "startretries", "exitcodes", "stopsignal", "stopwaitsecs",
     "stopasgroup", "killasgroup", "stdout_logfile", "redirect_stderr",
 )
+
+#: Longest environment= and command= value procmgmt writes. supervisord splits both
+#: with shlex, which appends one character at a time to a string: the time grows with
+#: the square of the length (measured with supervisor 4.3: 64 KiB 0.24 s, 128 KiB 1 s,
+#: 300 KB 4 s, 3 MB minutes), per program, at every reread, with supervisord's socket
+#: unanswered meanwhile.
+VALUE_MAX = 65536
 
 #: Native-model key holding the proxy parameters (not a supervisord key; never rendered).
 PROXY_KEY = "_proxy"
@@ -262,6 +271,11 @@ def render_program(name: str, native: Mapping[str, Any]) -> str:
             text = encode_value(",".join(str(v) for v in value), key)
         else:
             text = encode_value(str(value), key)
+        if key in ("command", "environment") and len(text) > VALUE_MAX:
+            # Also what an override wrote: supervisord would parse it for minutes.
+            raise ValueError(f"{key}= is {len(text)} characters, more than the {VALUE_MAX} "
+                             "procmgmt allows (supervisord parses it in time growing with "
+                             "the square of its length)")
         lines.append(f"{key}={text}")
     return "\n".join(lines) + "\n"
 
@@ -423,6 +437,19 @@ class SupervisordBackend(Backend):
                 problem = env_problem(key, value)
                 if problem:
                     add(f"environment.{key}", problem)
+            env_size = sum(len(k) + len(v) + 4 for k, v in spec.environment.items()) \
+                + len(spec.path_value() or "") + len(SYSTEM_PATH) + 8
+            if env_size > VALUE_MAX:
+                add("environment", f"is about {env_size} characters in supervisord's "
+                    f"environment=, more than the {VALUE_MAX} procmgmt allows there: "
+                    "supervisord parses that value in time growing with the square of its "
+                    "length and answers nothing meanwhile (3 MB take minutes); pass large "
+                    "data in a file instead")
+            command_size = sum(len(w) + 3 for w in (spec.foreground or "", *spec.foreground_args))
+            if command_size > VALUE_MAX and not _uses_proxy(spec, settings, ctx.specs):
+                add("foreground_process_args", f"the command is about {command_size} "
+                    f"characters, more than the {VALUE_MAX} procmgmt allows in supervisord's "
+                    "command= (parsed in time growing with the square of its length)")
             if spec.path_value():
                 problem = env_problem("PATH", f"{spec.path_value()}:{SYSTEM_PATH}")
                 if problem:
@@ -641,6 +668,9 @@ class SupervisordActivator(Activator):
     #: Seconds to wait for a fresh supervisord to answer (its first spawn pass
     #: blocks the socket).
     answer_timeout = 60.0
+    #: Seconds one "are you there" call may take before it counts as no answer
+    #: (a stopped or wedged supervisord accepts the connection and never replies).
+    probe_timeout = 5.0
 
     def __init__(self, settings: Settings, external: str | None = None) -> None:
         super().__init__(settings)
@@ -862,18 +892,82 @@ class SupervisordActivator(Activator):
 
         transport = SupervisorTransport(None, None, f"unix://{self.socket_path}")
         if timeout is not None:
-            transport.timeout = timeout
+            # supervisor's unix-socket connection ignores every timeout setting (it
+            # makes a blocking socket in connect()): set it on the socket itself, or a
+            # supervisord that accepts but never replies blocks us forever.
+            make = transport._get_connection
+
+            def get_connection() -> Any:
+                conn = make()
+                connect = conn.connect
+
+                def connect_with_timeout() -> None:
+                    connect()
+                    conn.sock.settimeout(timeout)
+
+                conn.connect = connect_with_timeout
+                return conn
+
+            transport._get_connection = get_connection
         return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
 
-    def running(self) -> bool:
-        """True when our supervisord answers on its socket."""
+    def running(self, timeout: float | None = None) -> bool:
+        """True when our supervisord answers on its socket (within ``timeout``)."""
         if not os.path.exists(self.socket_path):
             return False
         try:
-            state = self.rpc().supervisor.getState()
+            state = self.rpc(timeout).supervisor.getState()
         except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
             return False
         return bool(state.get("statename") in ("RUNNING", "RESTARTING"))
+
+    def profile_supervisords(self) -> list[int]:
+        """PIDs of the supervisord processes of this profile, answering or not.
+
+        A supervisord still reading a huge configuration has no socket yet, so
+        "does not answer" does not mean "not running": the process table (every
+        process whose command line is ``... -c <our config>``) and the pid file
+        are what tell. Without ``/proc`` only the pid file is known."""
+        found = set()
+        pid = self.supervisord_pid()
+        if pid is not None and pid > 1 and pid_alive(pid) and _reads_config(pid, self.conf) \
+                is not False:
+            found.add(pid)
+        try:
+            entries = os.listdir("/proc")
+        except OSError:
+            return sorted(found)
+        for entry in entries:
+            if entry.isdigit() and int(entry) != os.getpid() \
+                    and _reads_config(int(entry), self.conf):
+                found.add(int(entry))
+        return sorted(found)
+
+    @contextlib.contextmanager
+    def _start_lock(self) -> Iterator[None]:
+        """Held while deciding whether to start this profile's supervisord and starting
+        it: two procmgmt commands must never both start one."""
+        os.makedirs(self.dir, mode=0o755, exist_ok=True)
+        fd = os.open(os.path.join(self.dir, "start.lock"),
+                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _start_needed(self) -> bool:
+        """True when no supervisord of this profile exists (the caller holds the start
+        lock and starts one). One that exists but does not answer yet is waited for,
+        never doubled: a second supervisord would read the same files, fight over
+        the socket and start every program twice."""
+        if self.running(timeout=self.probe_timeout):
+            return False
+        pids = self.profile_supervisords()
+        if not pids:
+            return True
+        self._wait_answering(pids=pids)
+        return False
 
     def supervisord_pid(self) -> int | None:
         """The pid from supervisord's pid file, if any."""
@@ -891,14 +985,26 @@ class SupervisordActivator(Activator):
             cmd.append("-n")
         return cmd
 
-    def _wait_answering(self, proc: subprocess.Popen[bytes] | None = None) -> None:
+    def _wait_answering(self, proc: subprocess.Popen[bytes] | None = None,
+                        pids: Sequence[int] = ()) -> None:
         deadline = time.monotonic() + self.answer_timeout
         while time.monotonic() < deadline:
-            if self.running():
+            if self.running(timeout=max(0.1, min(self.probe_timeout,
+                                                 deadline - time.monotonic()))):
                 return
             if proc is not None and proc.poll() is not None and proc.returncode != 0:
                 break
+            if pids and not any(pid_alive(p) for p in pids):
+                break
             time.sleep(0.01)
+        if pids:
+            listed = " ".join(str(p) for p in pids)
+            raise DeployError(
+                f"the supervisord of profile {self.settings.profile} (pid {listed}) runs but "
+                f"did not answer on {self.socket_path} within {self.answer_timeout:g} s; it "
+                f"may still be reading a very large configuration (see {self.log_file}). "
+                "procmgmt never starts a second supervisord for a profile: wait and retry, "
+                f"or stop it ('kill {listed}') and retry")
         raise DeployError(f"supervisord ({self.conf}) did not answer on {self.socket_path}; "
                           f"see {self.log_file}")
 
@@ -911,9 +1017,16 @@ class SupervisordActivator(Activator):
         try:
             _, err = proc.communicate(timeout=self.answer_timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            # Whatever of it runs (the foreground process, or a daemon it forked
+            # already) is ours from this call: leave none behind.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            for pid in self.profile_supervisords():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             proc.communicate()
-            raise DeployError("supervisord did not daemonize in time") from None
+            raise DeployError(f"supervisord did not daemonize within {self.answer_timeout:g} s "
+                              f"(reading {self.conf})") from None
         if proc.returncode != 0:
             raise DeployError(f"supervisord failed to start (exit status {proc.returncode}): "
                               f"{err.decode(errors='replace').strip()}")
@@ -948,16 +1061,18 @@ class SupervisordActivator(Activator):
             self._reload()
             return
         programs = max(len(new.processes), len(old.processes) if old else 0)
-        if not self.running():
-            self._write_base_config(programs)
-            boot = (old is None or not old.processes) and bool(new.processes) \
-                and not any(p.dependencies for p in new.processes)
-            self.link(new if boot else old)
-            self.start_supervisord()
-            if boot:
-                self._booted = {_group(p) for p in new.processes}
-                return
-        else:
+        with self._start_lock():
+            start = self._start_needed()
+            if start:
+                self._write_base_config(programs)
+                boot = (old is None or not old.processes) and bool(new.processes) \
+                    and not any(p.dependencies for p in new.processes)
+                self.link(new if boot else old)
+                self.start_supervisord()
+                if boot:
+                    self._booted = {_group(p) for p in new.processes}
+                    return
+        if not start:
             self._warn_if_fds_short(programs)
             self._write_base_config(programs)
         self.link(new)
@@ -1187,7 +1302,7 @@ class SupervisordActivator(Activator):
         if self.external is not None:
             raise UsageError(f"'procmgmt run' starts a supervisord of its own; unset "
                              f"{EXTERNAL_CONF_ENV} (the profile's programs are in {self.conf})")
-        if self.running():
+        if self.running() or self.profile_supervisords():
             raise UsageError(f"the supervisord of profile {self.settings.profile} is already "
                              "running; use another --profile or stop it first")
         self._write_base_config(len(gen.processes), nodaemon=True)
@@ -1215,6 +1330,20 @@ class SupervisordActivator(Activator):
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+
+
+def _reads_config(pid: int, conf: str) -> bool | None:
+    """Whether process ``pid`` is a supervisord started with ``-c conf``; None when
+    its command line cannot be read (no ``/proc``, or gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return None
+    target = os.fsencode(conf)
+    return any(a in (b"-c", b"--configuration") and b == target
+               for a, b in itertools.pairwise(argv)) \
+        and any(b"supervisord" in a for a in argv)
 
 
 def run_stateless(settings: Settings, gen: Generation) -> int:

@@ -69,6 +69,8 @@ link makes the deployed unit exactly the reviewed, immutable store file.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import math
 import os
 import re
@@ -76,6 +78,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
 from typing import Any
 
 from procmgmt import readiness as rd
@@ -253,6 +256,66 @@ def path_problem(path: str) -> str | None:
     if any(part in (".", "..") for part in path.split("/")):
         return "contains a '.' or '..' component; systemd accepts only normalized paths"
     return None
+
+
+# --- known directives --------------------------------------------------------------
+
+#: ``Section Key`` lines of every directive systemd knows in a ``.service`` unit,
+#: generated from the installed systemd by scripts/systemd_directives.py.
+DIRECTIVES_FILE = "systemd_directives.txt"
+#: systemd's convention for extensions: keys and sections starting with ``X-``
+#: are kept and ignored by systemd, never reported as unknown.
+EXTENSION_PREFIX = "X-"
+
+
+@functools.cache
+def known_directives() -> dict[str, frozenset[str]]:
+    """Section -> the keys systemd knows there."""
+    text = (resources.files("procmgmt.backends") / DIRECTIVES_FILE).read_text(encoding="utf-8")
+    table: dict[str, set[str]] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            section, key = line.split()
+            table.setdefault(section, set()).add(key)
+    return {section: frozenset(keys) for section, keys in table.items()}
+
+
+def _suggestion(word: str, candidates: Iterable[str]) -> str:
+    options = sorted(candidates)
+    exact = [c for c in options if c.lower() == word.lower()]
+    close = exact or difflib.get_close_matches(word, options, n=3, cutoff=0.75)
+    return f"; did you mean {' or '.join(close)}?" if close else ""
+
+
+def directive_problems(native: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(field path, message)`` for every section and key of ``native`` systemd does
+    not know (systemd itself would log "Unknown key ..., ignoring" and run the unit
+    without it). ``X-`` sections and keys are systemd's extension convention."""
+    known = known_directives()
+    problems: list[tuple[str, str]] = []
+    for raw_section, body in native.items():
+        section = str(raw_section)
+        if section.startswith(EXTENSION_PREFIX) or body is None:
+            continue
+        if section not in known:
+            problems.append((section, f"unknown systemd section [{section}]"
+                             + (_suggestion(section, known) or
+                                f"; a .service unit has [{'], ['.join(SECTION_ORDER)}]")
+                             + f" (extension sections start with {EXTENSION_PREFIX})"))
+            continue
+        if not isinstance(body, Mapping):
+            continue  # render_unit says what is wrong with it
+        for raw_key, value in body.items():
+            key = str(raw_key)
+            if key.startswith(EXTENSION_PREFIX) or key in known[section] or value is None:
+                continue
+            elsewhere = [s for s in SECTION_ORDER if s != section and key in known.get(s, ())]
+            hint = (f"; {key}= belongs in [{elsewhere[0]}]" if elsewhere
+                    else _suggestion(key, known[section]))
+            problems.append((f"{section}.{key}", f"unknown systemd directive {key}= in "
+                             f"[{section}]{hint} (systemd would ignore it; extension keys "
+                             f"start with {EXTENSION_PREFIX})"))
+    return problems
 
 
 # --- rendering -------------------------------------------------------------------
@@ -442,6 +505,9 @@ class SystemdBackend(Backend):
         name = unit_name(spec.name)
         if not _UNIT_NAME.fullmatch(name):
             raise ValueError(f"{name!r} is not a valid unit name")
+        unknown = directive_problems(native)
+        if unknown:
+            raise ValueError("; ".join(message for _, message in unknown))
         files = [File(f"{UNIT_DIR}/{name}", render_unit(native))]
         if spec.initialize.strip():
             files.append(File(self.prestart_path(spec),
@@ -475,6 +541,11 @@ class SystemdBackend(Backend):
         problems: list[tuple[str, str, str]] = []
         prefix = unit_prefix()
         for spec in specs:
+            override = spec.override_for(self.name)
+            if isinstance(override, Mapping):
+                # A function override is checked when it has run (render).
+                problems += [(spec.name, f"overrides.systemd.{where}", message)
+                             for where, message in directive_problems(override)]
             for key, value in sorted(spec.environment.items()):
                 why = environment_problem(value)
                 if why:

@@ -48,6 +48,7 @@ from procmgmt.backends.base import (
 )
 from procmgmt.errors import DeployError
 from procmgmt.model.spec import ProcessSpec
+from procmgmt.numbers import seconds_problem
 from procmgmt.settings import Settings
 
 SUPPORTED_RUNLEVELS = (0, 1, 2, 3, 4, 5, 6)
@@ -442,9 +443,10 @@ def _number(native: dict[str, Any], key: str, default: float) -> float:
     value = native.get(key, default)
     if value is None:
         value = default
-    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{key} must be a non-negative number of seconds, got {value!r}")
-    return value
+    problem = seconds_problem(value, zero_ok=True)
+    if problem:
+        raise ValueError(f"{key} {problem}")
+    return value  # type: ignore[no-any-return]
 
 
 def _names(native: dict[str, Any], key: str) -> list[str]:

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from procmgmt.backends.base import Backend, BuildContext, DeployedProcess, File,
 from procmgmt.deploy import store
 from procmgmt.errors import Problem, ValidationError
 from procmgmt.ids import check_assigned, credentials_with_ids, missing_assignments
+from procmgmt.model.contain import UserCodeError, user_code
 from procmgmt.model.loader import Model, empty_model, load_model
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
@@ -74,27 +76,42 @@ def render(model: Model, specs: Sequence[ProcessSpec], settings: Settings,
     """Render every spec with the settings' backend (pure: no file is written)."""
     backend = backend or get_backend(settings.process_manager)
     ctx = BuildContext(settings=settings, specs={s.name: s for s in specs})
+    by_name = {inst.process.effective_name: (key, inst) for key, inst in model.instances.items()}
+
+    def problem(pname: str, fieldname: str, message: str) -> Problem:
+        key, inst = by_name.get(pname, (pname, None))
+        file, line = (inst.origin if inst is not None and inst.origin[0]
+                      else (model.file, None))
+        return Problem(message, key, fieldname, file, line)
+
     problems = backend.validate(specs, ctx)
     if problems:
-        by_name = {inst.process.effective_name: (key, inst)
-                   for key, inst in model.instances.items()}
-        out = []
-        for pname, fieldname, message in problems:
-            key, inst = by_name.get(pname, (pname, None))
-            file, line = (inst.origin if inst is not None and inst.origin[0]
-                          else (model.file, None))
-            out.append(Problem(f"{backend.name}: {message}", key, fieldname, file, line))
-        raise ValidationError(out)
+        raise ValidationError([problem(pname, fieldname, f"{backend.name}: {message}")
+                               for pname, fieldname, message in problems])
     rendered = []
-    for spec in specs:
-        try:
-            files, extra = backend.render_process(spec, ctx)
-        except (TypeError, ValueError, KeyError) as exc:
-            # Almost always a bad override; name it instead of a traceback.
-            raise ValidationError([Problem(
-                f"{backend.name}: rendering failed: {exc} (check overrides[{backend.name!r}])",
-                spec.name, f"overrides.{backend.name}", model.file, None)]) from None
-        rendered.append(Rendered(spec, files, extra))
+    current = specs[0] if specs else None
+    try:
+        for current in specs:
+            # An override function is user code: contained like the model's evaluation
+            # (and only then: the time limit is the function's, not the whole render's).
+            guard = (user_code(model.file, settings.model_timeout, blame_file=False)
+                     if callable(current.override_for(backend.name)) else nullcontext())
+            with guard:
+                rendered.append(Rendered(current, *backend.render_process(current, ctx)))
+    except UserCodeError as exc:
+        assert current is not None
+        raise ValidationError([Problem(f"{backend.name}: the override function failed: "
+                                       f"{exc.reason}", by_name.get(current.name,
+                                                                    (current.name,))[0],
+                                       f"overrides.{backend.name}", exc.file or model.file,
+                                       exc.line)]) from None
+    except (TypeError, ValueError, KeyError) as exc:
+        # Almost always a bad override; name it instead of a traceback.
+        assert current is not None
+        raise ValidationError([problem(
+            current.name, f"overrides.{backend.name}",
+            f"{backend.name}: rendering failed: {exc} (check overrides[{backend.name!r}])",
+        )]) from None
     gen_files = backend.generation_files(specs, ctx)
     return RenderResult(backend, rendered, gen_files, ctx.warnings)
 

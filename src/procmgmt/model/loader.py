@@ -2,27 +2,29 @@
 
 The function returns a mapping from instance name to :class:`Instance` (or
 to a bare :class:`Process`). Mistakes in the file (syntax errors, a
-constructor that raises, an unknown keyword) become :class:`ModelLoadError`
-naming the user's file and line, never a traceback.
+constructor that raises, an unknown keyword, ``sys.exit``, a hang) become
+:class:`ModelLoadError` naming the user's file and line, never a traceback:
+evaluation runs contained (:mod:`procmgmt.model.contain`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import os
+import stat
 import sys
-import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import ModuleType
+from types import CodeType, ModuleType
 
 from procmgmt.errors import ModelLoadError
+from procmgmt.model.contain import user_code
 from procmgmt.model.process import Instance, Process
 from procmgmt.settings import Settings
 
 MODEL_FUNCTION = "processes"
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _counter = 0
 
 
@@ -43,32 +45,41 @@ def empty_model() -> Model:
     return Model(file=None, instances={})
 
 
-def _user_frame(tb: traceback.StackSummary, model_file: str) -> traceback.FrameSummary | None:
-    """Innermost frame in user code (prefer the model file, else any non-procmgmt file)."""
-    best = None
-    for frame in tb:
-        fn = os.path.abspath(frame.filename)
-        in_user_code = not fn.startswith(_PACKAGE_DIR) and not frame.filename.startswith("<")
-        if fn == model_file or in_user_code:
-            best = frame
-    return best
+def _read_source(path: str, shown: str) -> bytes:
+    """The model's bytes, from a regular file only: a FIFO or a device would block
+    (or never end) before the time limit even starts."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise ModelLoadError(f"{shown}: cannot be read: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ModelLoadError(f"{shown}: is not a regular file ({_kind(info.st_mode)}); "
+                                 "give the path of a Python file")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a plain file"
 
 
-def _import_file(path: str) -> ModuleType:
+def _module(path: str) -> ModuleType:
     global _counter
     _counter += 1
-    name = f"procmgmt_model_{_counter}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
+    spec = importlib.util.spec_from_file_location(f"procmgmt_model_{_counter}", path)
+    if spec is None:
         raise ModelLoadError(f"{path}: cannot be loaded as a Python file")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.util.module_from_spec(spec)
 
 
 def load_model(path: str, settings: Settings) -> Model:
@@ -83,41 +94,49 @@ def load_model(path: str, settings: Settings) -> Model:
         model_file = candidate
     if not os.access(model_file, os.R_OK):
         raise ModelLoadError(f"{path}: not readable")
+    source = _read_source(model_file, path)
+    try:
+        code = compile(source, model_file, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        where = f"{exc.filename or model_file}:{exc.lineno}" if exc.lineno else model_file
+        raise ModelLoadError(f"{where}: syntax error: {exc.msg}") from None
+    except ValueError as exc:  # NUL bytes in the source (Python < 3.12)
+        raise ModelLoadError(f"{model_file}: syntax error: {exc}") from None
 
     model_dir = os.path.dirname(model_file)
     before = set(sys.modules)
     sys.path.insert(0, model_dir)
     try:
-        try:
-            module = _import_file(model_file)
-            func = getattr(module, MODEL_FUNCTION, None)
-            if not callable(func):
-                raise ModelLoadError(
-                    f"{model_file}: defines no function '{MODEL_FUNCTION}(settings)' "
-                    "returning a mapping of instance names to instances"
-                )
-            params = inspect.signature(func).parameters
-            result = func(settings) if params else func()
-        except ModelLoadError:
-            raise
-        except SyntaxError as exc:
-            where = f"{exc.filename or model_file}:{exc.lineno}" if exc.lineno else model_file
-            raise ModelLoadError(f"{where}: syntax error: {exc.msg}") from None
-        except Exception as exc:
-            frame = _user_frame(traceback.extract_tb(exc.__traceback__), model_file)
-            where = f"{frame.filename}:{frame.lineno}" if frame else model_file
-            raise ModelLoadError(
-                f"{where}: evaluating the model failed: {_describe(exc)}"
-            ) from None
+        with user_code(model_file, settings.model_timeout):
+            instances = _evaluate(code, model_file, settings)
     finally:
-        sys.path.remove(model_dir)
+        with contextlib.suppress(ValueError):  # unless the model removed it itself
+            sys.path.remove(model_dir)
         # Forget helper modules next to the model (constructors.py ...) so a
         # later model with a same-named sibling gets its own.
         for name in set(sys.modules) - before:
             mod_file = getattr(sys.modules[name], "__file__", None) or ""
             if os.path.abspath(mod_file).startswith(model_dir + os.sep):
                 del sys.modules[name]
+    return Model(file=model_file, instances=instances)
 
+
+def _evaluate(code: CodeType, model_file: str, settings: Settings) -> dict[str, Instance]:
+    """Run the compiled model and check what ``processes()`` returned (user code: the
+    mapping it returns may be anything with an ``items`` that does anything)."""
+    module = _module(model_file)
+    exec(code, module.__dict__)
+    func = getattr(module, MODEL_FUNCTION, None)
+    if not callable(func):
+        raise ModelLoadError(
+            f"{model_file}: defines no function '{MODEL_FUNCTION}(settings)' "
+            "returning a mapping of instance names to instances"
+        )
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        params = None
+    result = func(settings) if params or params is None else func()
     if not isinstance(result, Mapping):
         raise ModelLoadError(
             f"{model_file}: {MODEL_FUNCTION}() returned {type(result).__name__}, "
@@ -138,4 +157,4 @@ def load_model(path: str, settings: Settings) -> Model:
             )
         if not isinstance(key, str):
             raise ModelLoadError(f"{model_file}: instance name {key!r} must be a string")
-    return Model(file=model_file, instances=instances)
+    return instances
