@@ -171,3 +171,30 @@ def test_readiness_is_not_fooled_by_another_listener(backend: str, tmp_path: Pat
         assert running_pids(run)["webapp1"] == before["webapp1"]
     finally:
         cleanup(run, state)
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_state_dir_the_service_users_cannot_reach(backend: str) -> None:
+    """As root with user changes, a state dir under a 0700 parent: the webapp users could
+    not reach their pid files. The pre-flight says so for each, and no account is
+    created and nothing started (before, the accounts were created and the start failed)."""
+    from tests.e2e.test_root import account_names, root_env
+
+    with root_env(backend) as env:
+        private = env.root / "private"
+        private.mkdir(mode=0o700)
+        env.state = private / "state"
+        env.state.mkdir(mode=0o755)
+        users, groups = account_names()
+        proc = env.run("switch", env.examples / "processes.py", check=False)
+        err = proc.stderr
+        assert proc.returncode == 1, proc.stdout + err
+        assert "pre-flight found" in err, err
+        for name in ("webapp", "webapp1"):
+            assert (f"{name}: user {name} cannot reach its pid file's directory "
+                    f"{env.state / 'tmp'}: no search permission on {private} (drwx------ "
+                    "root:root)") in err, err
+        assert account_names() == (users, groups), "the failed switch created accounts"
+        assert start_lines(proc.stdout) == [], proc.stdout
+        assert "nothing deployed" in env.run("status", check=False).stdout
