@@ -34,7 +34,14 @@ class Listener:
 def listeners(port: int) -> list[Listener] | None:
     """Every socket listening on ``port`` (any address, IPv4 and IPv6); None when the
     kernel does not say (no ``/proc/net/tcp``)."""
-    found: list[Listener] = []
+    table = listen_table()
+    return None if table is None else table.get(port, [])
+
+
+def listen_table() -> dict[int, list[Listener]] | None:
+    """port -> the sockets listening on it, read once (a pre-flight of many processes
+    asks for many ports); None without ``/proc/net/tcp``."""
+    found: dict[int, list[Listener]] = {}
     seen_table = False
     for table in NET_TABLES:
         try:
@@ -47,11 +54,9 @@ def listeners(port: int) -> list[Listener] | None:
             cols = line.split()
             if len(cols) < 10 or cols[3] != LISTEN:
                 continue
-            _, _, hexport = cols[1].rpartition(":")
             try:
-                if int(hexport, 16) != port:
-                    continue
-                found.append(Listener(int(cols[9]), int(cols[7])))
+                port = int(cols[1].rpartition(":")[2], 16)
+                found.setdefault(port, []).append(Listener(int(cols[9]), int(cols[7])))
             except ValueError:
                 continue
     return found if seen_table else None
@@ -169,5 +174,5 @@ def ownership_problem(port: int, roots: Iterable[int], name: str) -> str | None:
             f"(pid {', '.join(map(str, sorted(root_list)))})")
 
 
-__all__ = ["Listener", "command_of", "describe_holder", "holders", "listeners",
+__all__ = ["Listener", "command_of", "describe_holder", "holders", "listen_table", "listeners",
            "ownership_problem", "process_tree", "socket_inodes"]

@@ -197,11 +197,14 @@ def port_problems(starting: Sequence[DeployedProcess], plan: Plan, old: Generati
     problems = []
     stopped = {p.name for p in plan.stop}
     holders = _Holders(old, act_old, plan)
+    table = listeners.listen_table() if starting else None
+    if table is None:
+        return []  # nothing starts, or no /proc to tell (FreeBSD, macOS)
     for proc in starting:
         for port in declared_ports(proc):
-            found = listeners.listeners(port)
+            found = table.get(port)
             if not found:
-                continue  # free, or no /proc to tell (FreeBSD, macOS)
+                continue
             by_inode = listeners.holders({ln.inode for ln in found})
             for ln in found:
                 pid = by_inode.get(ln.inode)
