@@ -162,10 +162,9 @@ def ownership_problem(port: int, roots: Iterable[int], name: str) -> str | None:
         return f"nothing listens on port {port}"
     if not root_list:
         return f"port {port} accepts connections, but the pid of {name} is not known yet"
-    tree = process_tree(root_list)
     inodes = {ln.inode for ln in found}
-    ours = holders(inodes, tree)
-    if ours:
+    # Usually the started pid listens itself: look there before walking all of /proc.
+    if holders(inodes, root_list) or holders(inodes, process_tree(root_list)):
         return None
     others = holders(inodes)
     first = found[0]
