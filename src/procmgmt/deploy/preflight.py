@@ -89,11 +89,8 @@ def _activators(engine: Engine, old: Generation | None, new: Generation, plan: P
         wanted.append(old)
     acts: dict[str, Activator] = {}
     for gen in wanted:
-        try:
-            act = engine.activator(gen.backend)
-        except ProcmgmtError as exc:
-            problems.append(f"{gen.backend}: {exc}")
-            continue
+        # A backend that cannot even be set up (a usage error) says so itself, as before.
+        act = engine.activator(gen.backend)
         acts[gen.backend] = act
         for problem in act.preflight(gen):
             line = f"{gen.backend}: {problem}"
