@@ -107,6 +107,26 @@ def test_every_problem_at_once_and_nothing_stopped(
         cleanup(run, state)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_taken_port_fails_the_first_deploy(backend: str, tmp_path: Path) -> None:
+    """The reported case: a python http.server already holds webapp's port. supervisord
+    used to report webapp ready (the connection reached the server) and exit 0 while
+    webapp crash-looped in BACKOFF; now the pre-flight names the holder, nothing starts."""
+    run, state, base = _cli(backend, tmp_path)
+    server = _foreign_server(base)
+    try:
+        proc = run("switch", SIMPLE, check=False, fresh=True)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert (f"webapp: port {base} is already in use by pid {server.pid} "
+                f"({sys.executable} -m http.server {base}") in proc.stderr, proc.stderr
+        assert start_lines(proc.stdout) == [] and marked_names(state) == set()
+        assert "nothing deployed" in run("status", check=False).stdout
+    finally:
+        server.terminate()
+        server.wait(10)
+        cleanup(run, state)
+
+
 def _unavailable(backend: str) -> str | None:
     """Why ``backend`` cannot activate on this machine, None when it could."""
     if backend == "bsdrc":
