@@ -15,6 +15,13 @@ A process declares one check, with an interval and a timeout:
 
 Checks are plain data (``to_json``/``from_json``) so they live in the
 generation manifest; :func:`wait_ready` runs one from the engine.
+
+A connection proves only that *something* listens. When the engine says
+which pids it started (:attr:`ProbeContext.roots`), :class:`TCP` and
+:class:`HTTP` pass only once the listening socket belongs to one of them or
+a descendant (:mod:`procmgmt.listeners`): another program that already held
+the port cannot make a crash-looping process look ready. Without ``/proc``
+(FreeBSD, macOS) the connection is all that is checked.
 """
 
 from __future__ import annotations
@@ -26,12 +33,14 @@ import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 from procmgmt.errors import DeployError
+from procmgmt.listeners import ownership_problem
 from procmgmt.pids import pid_alive, read_pid_file
 
 DEFAULT_INTERVAL = 0.05
@@ -81,6 +90,17 @@ class ProbeContext:
     #: Log size at start time (LogLine only reads what came after).
     log_offsets: dict[str, int] = field(default_factory=dict)
     notify: NotifySocket | None = None
+    #: The pids the process manager started for this process (its main pid, a wrapped
+    #: daemon's pid): a listener must belong to one of them or a descendant. None:
+    #: whoever listens counts (no process to compare with).
+    roots: Callable[[], Sequence[int]] | None = None
+
+    def listener_problem(self, port: int) -> str | None:
+        """None when the socket listening on ``port`` is the started process's (or
+        that cannot be known here), else who holds it."""
+        if self.roots is None:
+            return None
+        return ownership_problem(port, self.roots(), self.name)
 
 
 @dataclass(frozen=True)
@@ -97,9 +117,10 @@ class TCP(Readiness):
     def probe(self, ctx: ProbeContext) -> str | None:
         try:
             with socket.create_connection((self.host, self.port), timeout=1.0):
-                return None
+                pass
         except OSError as exc:
             return f"connect to {self.host}:{self.port}: {exc.strerror or exc}"
+        return ctx.listener_problem(self.port)
 
 
 @dataclass(frozen=True)
@@ -125,7 +146,18 @@ class HTTP(Readiness):
             code = exc.code
         except (urllib.error.URLError, OSError) as exc:
             return f"GET {self.url}: {getattr(exc, 'reason', exc)}"
-        return None if code == self.status else f"GET {self.url}: status {code}"
+        if code != self.status:
+            return f"GET {self.url}: status {code}"
+        return ctx.listener_problem(self.port())
+
+    def port(self) -> int:
+        """The TCP port the URL connects to (80/443 by default)."""
+        parts = urllib.parse.urlsplit(self.url)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        return port or (443 if parts.scheme == "https" else 80)
 
 
 @dataclass(frozen=True)

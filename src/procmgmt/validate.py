@@ -28,6 +28,11 @@ from procmgmt.settings import Settings
 #: ``\Z``, not ``$``: ``$`` also matches before a trailing newline ("web\n").
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}\Z")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+#: User and group names: POSIX's portable filename characters, not starting with a
+#: hyphen, at most 32 characters (useradd's limit), not all digits (read as an id).
+ACCOUNT_NAME_RE = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]{0,31}\Z")
+#: Largest uid/gid: uid_t is 32 bits and (uid_t)-1 means "no change" to chown/setreuid.
+MAX_ID = 2**32 - 2
 #: Shell variables that change how the generated scripts themselves run.
 SHELL_RESERVED = frozenset({"IFS", "PPID", "OPTIND", "OPTARG", "PS1", "PS2", "PS4", "LINENO"})
 #: Longest unix socket path (sun_path is 108 bytes including the NUL).
@@ -244,6 +249,52 @@ def _check_exec_limits(c: _Collector, key: str, inst: Instance, spec: ProcessSpe
               f"bytes; execve allows at most {arg_max} (ARG_MAX) for both: pass large data "
               "in a file instead", inst)
 
+def account_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a user or group name on every system, or None."""
+    if ACCOUNT_NAME_RE.match(name) and not name.isdigit():
+        return None
+    if not name:
+        return "it is empty"
+    if len(name) > 32:
+        return f"it has {len(name)} characters, at most 32 are portable"
+    if name.isdigit():
+        return "an all-digit name is taken for a numeric id"
+    if name.startswith("-"):
+        return "it starts with '-', which commands take for an option"
+    return ("use letters, digits, '.', '_' and '-' only (POSIX portable names; "
+            "no spaces, ':' or '/')")
+
+
+def _check_accounts(c: _Collector, key: str, inst: Instance) -> None:
+    """The process's user and its declared users and groups: names every system
+    accepts (each bad name reported once), ids in range."""
+    p = inst.process
+    reported: set[str] = set()
+
+    def name(field: str, kind: str, value: Any) -> None:
+        if not isinstance(value, str):
+            c.add(key, field, f"{kind} names must be strings, got {value!r}", inst)
+        elif value not in reported and account_name_problem(value):
+            reported.add(value)
+            c.add(key, field, f"invalid {kind} name {value!r}: {account_name_problem(value)}",
+                  inst)
+
+    def number(field: str, value: Any) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 0 <= value <= MAX_ID):
+            c.add(key, field, f"must be an integer between 0 and {MAX_ID}, got {value!r}", inst)
+
+    if p.user is not None:
+        name("user", "user", p.user)
+    for gname, g in p.credentials.groups.items():
+        name(f"credentials.groups.{gname}", "group", gname)
+        number(f"credentials.groups.{gname}.gid", g.gid)
+    for uname, u in p.credentials.users.items():
+        name(f"credentials.users.{uname}", "user", uname)
+        number(f"credentials.users.{uname}.uid", u.uid)
+        if u.group is not None:
+            name(f"credentials.users.{uname}.group", "group", u.group)
+
 
 def _check_conflicts(c: _Collector, model: Model, specs: dict[str, ProcessSpec],
                      settings: Settings) -> None:
@@ -290,6 +341,7 @@ def _check_credentials(c: _Collector, model: Model) -> None:
     the accounts are shared, and which declaration would win is arbitrary."""
     seen: dict[tuple[str, str], tuple[str, Group | User]] = {}
     for key, inst in model.instances.items():
+        _check_accounts(c, key, inst)
         creds = inst.process.credentials
         declared: list[tuple[str, str, Group | User]] = [
             *(("group", n, g) for n, g in creds.groups.items()),

@@ -142,6 +142,13 @@ def readiness_pid_file(spec: ProcessSpec, specs: Mapping[str, ProcessSpec]) -> b
             and isinstance(spec.readiness, rd.PidFile) and not spec.readiness.path)
 
 
+def wraps_daemon(native_proxy: Any) -> bool:
+    """True when a backend's native proxy parameters wrap a self-daemonizing process:
+    the daemon is then no child of the proxy, and its pid comes from its pid file
+    (recorded in the manifest, so readiness knows whose listener to accept)."""
+    return isinstance(native_proxy, Mapping) and bool(native_proxy.get("wrap_daemon"))
+
+
 def options_from_native(proxy: Mapping[str, Any]) -> ProxyOptions:
     """ProxyOptions from a backend's native model entry (lists and dicts as loaded)."""
     return ProxyOptions(**{

@@ -11,13 +11,16 @@ which order; the activator knows *how* for its manager.
 from __future__ import annotations
 
 import copy
+import os
+import shutil
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from procmgmt.model.spec import ProcessSpec
+from procmgmt.pids import pid_alive, read_pid_file
 from procmgmt.settings import Settings
 
 
@@ -119,6 +122,13 @@ class DeployedProcess:
     credentials: Mapping[str, Any] = field(default_factory=dict)
     #: JSON-safe instance metadata (port, dns_name, ...) for status and tests.
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    #: The programs it runs (daemon, foreground process) as the model wrote them:
+    #: paths, or names looked up on ``search_path`` (the pre-flight checks them).
+    executables: tuple[str, ...] = ()
+    #: The PATH entries of the model's ``path`` (None: the system's).
+    search_path: str | None = None
+    #: The working directory, if the model sets one.
+    directory: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +159,34 @@ class ProcessStatus:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class Tool:
+    """A program or file an activator needs on this machine (checked by the pre-flight
+    of a switch, before anything is stopped)."""
+
+    #: What it is, for the message ("rc.subr", "launchctl").
+    name: str
+    #: An absolute path, or a command name looked up on ``$PATH``.
+    path: str
+    #: Why it is needed and what to do, appended to "not found".
+    hint: str = ""
+
+
+def missing_tools(tools: Iterable[Tool]) -> list[str]:
+    """A message for every tool that is not there (files: exist; commands: on PATH)."""
+    problems = []
+    for tool in tools:
+        if os.path.isabs(tool.path):
+            found = os.path.exists(tool.path)
+        else:
+            found = shutil.which(tool.path) is not None
+        if not found:
+            where = tool.path if os.path.isabs(tool.path) else f"{tool.path!r} on PATH"
+            problems.append(f"{tool.name} not found ({where})"
+                            + (f": {tool.hint}" if tool.hint else ""))
+    return problems
+
+
 class Activator(ABC):
     """Starts and stops the processes of generations with one process manager."""
 
@@ -161,6 +199,33 @@ class Activator(ABC):
 
     def prepare(self, new: Generation, old: Generation | None) -> None:  # noqa: B027
         """Before any stop or start: bring up the manager itself, install files."""
+
+    def required_tools(self, gen: Generation) -> list[Tool]:
+        """The programs and files activating ``gen`` needs (none by default).
+
+        Declared here, per backend, so the pre-flight of a switch can say
+        that rc.subr or launchctl is missing before it stops anything,
+        instead of stopping the running service and failing at the first start."""
+        return []
+
+    def preflight(self, gen: Generation) -> list[str]:
+        """Problems that would make activating ``gen`` fail, found without changing
+        anything: by default, every :meth:`required_tools` entry that is missing.
+        Backends add checks of their manager (e.g. a reachable bus)."""
+        return missing_tools(self.required_tools(gen))
+
+    def started_pids(self, gen: Generation, proc: DeployedProcess) -> list[int]:
+        """The pids the manager started for ``proc``: readiness proves that a port's
+        listener is one of them or a descendant. By default the pid ``status``
+        reports, and for a proxied daemon (``extra["wraps_daemon"]``) the daemon's
+        pid from its pid file (the proxy waits for it; the daemon is no child of it)."""
+        st = self.status(gen, proc)
+        pids = [st.pid] if st.running and st.pid else []
+        if proc.extra.get("wraps_daemon") and proc.pid_file:
+            daemon = read_pid_file(proc.pid_file)
+            if daemon and daemon not in pids and pid_alive(daemon):
+                pids.append(daemon)
+        return pids
 
     @abstractmethod
     def start(self, gen: Generation, proc: DeployedProcess) -> Callable[[], bool] | None:

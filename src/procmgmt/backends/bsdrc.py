@@ -75,6 +75,7 @@ from procmgmt.backends.base import (
     File,
     Generation,
     ProcessStatus,
+    Tool,
 )
 from procmgmt.backends.rcorder import RcScript, dependency_graph, parse_file, rcorder, violations
 from procmgmt.errors import DeployError
@@ -281,6 +282,7 @@ class BSDRCBackend(Backend):
             "keywords": list(script.keywords),
             "pid_file": script.pid_file,
             "procname": script.program,
+            "rc_subr": script.rc_subr,
         }
 
     def validate(self, specs: Sequence[ProcessSpec],
@@ -810,6 +812,14 @@ class BSDRCActivator(Activator):
         self.target_dir = env.get("PROCMGMT_BSDRC_TARGET_DIR") or DEFAULT_TARGET_DIR
         self.rc_conf = env.get("PROCMGMT_BSDRC_RC_CONF") or DEFAULT_RC_CONF
         self.start_timeout = start_timeout
+
+    def required_tools(self, gen: Generation) -> list[Tool]:
+        """The rc.subr every script sources (unless a runner stands in for the system)."""
+        if self.runner is not _engine_runner:
+            return []
+        paths = sorted({str(p.extra.get("rc_subr") or DEFAULT_RC_SUBR) for p in gen.processes})
+        return [Tool("rc.subr", path, "the bsdrc backend runs FreeBSD rc.d scripts; on this "
+                     "machine deploy with another process manager (-P)") for path in paths]
 
     # --- paths -----------------------------------------------------------------------
 

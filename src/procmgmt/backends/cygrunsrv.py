@@ -84,6 +84,7 @@ from procmgmt.backends.base import (
     File,
     Generation,
     ProcessStatus,
+    Tool,
 )
 from procmgmt.errors import DeployError
 from procmgmt.model.spec import ProcessSpec, dependents_of
@@ -331,7 +332,8 @@ class CygrunsrvBackend(Backend):
         """Service name and params file for the activator."""
         service = str(native.get("service"))
         return {"service": service, "params": params_file(service),
-                "proxy": bool(native.get(PROXY_KEY))}
+                "proxy": bool(native.get(PROXY_KEY)),
+                "wraps_daemon": _proxy.wraps_daemon(native.get(PROXY_KEY))}
 
     def validate(self, specs: Sequence[ProcessSpec],
                  ctx: BuildContext) -> list[tuple[str, str, str]]:
@@ -388,6 +390,14 @@ class CygrunsrvActivator(Activator):
         env = os.environ if environ is None else environ
         self.program = env.get("PROCMGMT_CYGRUNSRV") or CYGRUNSRV
         self.runner: Runner = runner or subprocess_runner
+
+    def required_tools(self, gen: Generation) -> list[Tool]:
+        """cygrunsrv (unless a runner stands in for it)."""
+        if self.runner is not subprocess_runner:
+            return []
+        return [Tool("cygrunsrv", self.program, "the cygrunsrv backend deploys on Cygwin "
+                     "(PROCMGMT_CYGRUNSRV names another executable); on this machine deploy "
+                     "with another process manager (-P)")]
 
     def service(self, proc: DeployedProcess) -> str:
         """The service name recorded at build time."""

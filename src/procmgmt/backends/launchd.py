@@ -90,6 +90,7 @@ from procmgmt.backends.base import (
     File,
     Generation,
     ProcessStatus,
+    Tool,
 )
 from procmgmt.backends.launchd_schema import check_plist
 from procmgmt.errors import DeployError
@@ -291,7 +292,8 @@ class LaunchdBackend(Backend):
         """Label and plist location for the activator."""
         label = str(native.get("Label"))
         return {"label": label, "plist": plist_path(label, ctx.settings.privileged),
-                "proxy": bool(native.get(PROXY_KEY))}
+                "proxy": bool(native.get(PROXY_KEY)),
+                "wraps_daemon": _proxy.wraps_daemon(native.get(PROXY_KEY))}
 
     def validate(self, specs: Sequence[ProcessSpec],
                  ctx: BuildContext) -> list[tuple[str, str, str]]:
@@ -372,6 +374,13 @@ class LaunchdActivator(Activator):
         self.target_dir = env.get("PROCMGMT_LAUNCHD_TARGET_DIR") or default_dir
         self.domain = "system" if self.uid == 0 else f"gui/{self.uid}"
         self.start_timeout = start_timeout
+
+    def required_tools(self, gen: Generation) -> list[Tool]:
+        """launchctl (unless a runner stands in for it)."""
+        if self.runner is not subprocess_runner:
+            return []
+        return [Tool("launchctl", LAUNCHCTL, "the launchd backend deploys on macOS; on this "
+                     "machine deploy with another process manager (-P)")]
 
     def label(self, proc: DeployedProcess) -> str:
         """The job label recorded at build time."""

@@ -422,6 +422,7 @@ class SupervisordBackend(Backend):
                                  "autostart": _truthy(native.get("autostart", True))}
         if native.get(PROXY_KEY):
             extra["proxy"] = proxy_file(spec.name)
+            extra["wraps_daemon"] = _proxy.wraps_daemon(native.get(PROXY_KEY))
         return extra
 
     def validate(self, specs: Sequence[ProcessSpec],

@@ -92,6 +92,7 @@ from procmgmt.backends.base import (
     File,
     Generation,
     ProcessStatus,
+    Tool,
 )
 from procmgmt.errors import DeployError, UsageError
 from procmgmt.model.spec import ProcessSpec
@@ -702,11 +703,41 @@ class SystemdActivator(Activator):
 
     # the Activator contract
 
+    def _privilege_problem(self) -> str | None:
+        if not self.user and os.geteuid() != 0:
+            return (f"the systemd system manager needs root; set {USER_ENV}=1 to deploy to "
+                    "your own user manager")
+        return None
+
+    def required_tools(self, gen: Generation) -> list[Tool]:
+        """systemctl."""
+        return [Tool("systemctl", "systemctl", "the systemd backend needs a machine that "
+                     "runs systemd; deploy with another process manager (-P)")]
+
+    def preflight(self, gen: Generation) -> list[str]:
+        """systemctl present, root for the system manager, and a manager that answers
+        (in user mode: the user's bus, which a login without a session lacks)."""
+        problems = super().preflight(gen)
+        privilege = self._privilege_problem()
+        if problems or privilege:
+            return [*problems, *([privilege] if privilege else [])]
+        try:
+            result = self.systemctl("show", "--property=Version", check=False)
+        except DeployError as exc:
+            return [str(exc)]
+        if result.returncode != 0:
+            which = "your user manager" if self.user else "the system manager"
+            hint = (" (in user mode it needs a login session with a bus: "
+                    "'loginctl enable-linger' and XDG_RUNTIME_DIR)" if self.user else "")
+            problems.append(f"cannot reach {which} with systemctl{hint}: "
+                            f"{(result.stderr or result.stdout).strip()}")
+        return problems
+
     def prepare(self, new: Generation, old: Generation | None) -> None:
         """Link every unit of ``new`` (old units stay until stopped), daemon-reload."""
-        if not self.user and os.geteuid() != 0:
-            raise UsageError("the systemd system manager needs root; set "
-                             f"{USER_ENV}=1 to deploy to your own user manager")
+        privilege = self._privilege_problem()
+        if privilege:
+            raise UsageError(privilege)
         os.makedirs(self.target_dir, exist_ok=True)
         self._new_units = {_unit_of(p): _unit_file_of(p) for p in new.processes}
         # Only after a failed switch does this activator hold links already:

@@ -147,6 +147,9 @@ def build(model: Model, specs: Sequence[ProcessSpec], settings: Settings) -> Gen
             "readiness": _readiness_json(r.spec),
             "extra": r.extra,
             "metadata": meta_of.get(r.spec.name, {}),
+            "executables": [x for x in (r.spec.daemon, r.spec.foreground) if x],
+            "search_path": r.spec.path_value(),
+            "directory": r.spec.directory,
         })
     extras = None
     if result.generation_files:
@@ -190,6 +193,8 @@ def load_generation(path: str) -> Generation:
             dependencies=tuple(p["dependencies"]), pid_file=p.get("pid_file"),
             user=p.get("user"), extra=p.get("extra", {}), readiness=p.get("readiness"),
             credentials=p.get("credentials", {}), metadata=p.get("metadata", {}),
+            executables=tuple(p.get("executables", ())), search_path=p.get("search_path"),
+            directory=p.get("directory"),
         )
         for p in data["processes"]
     )

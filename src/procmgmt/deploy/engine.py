@@ -34,7 +34,7 @@ from typing import Any, TextIO
 from procmgmt import readiness as rd
 from procmgmt.backends import get_backend
 from procmgmt.backends.base import Activator, DeployedProcess, Generation
-from procmgmt.deploy import accounts
+from procmgmt.deploy import accounts, preflight
 from procmgmt.deploy.build import load_generation
 from procmgmt.deploy.doctor import store_commands
 from procmgmt.deploy.plan import Plan, compute_plan
@@ -215,6 +215,7 @@ class Engine:
             self._recover()
             old = self.current()
             plan = compute_plan(old, new)
+            preflight.check(self, old, new, plan)  # before the journal and the first stop
             t0 = time.monotonic()
             self._write_journal(old, new)
             checkpoint("journaled")
@@ -440,7 +441,8 @@ class Engine:
             check = (rd.from_json(p.readiness)
                      if p.readiness and not p.extra.get("readiness_native")
                      and self.options.readiness_checks else None)
-            ctx = rd.ProbeContext(name=name, pid_file=p.pid_file)
+            ctx = rd.ProbeContext(name=name, pid_file=p.pid_file,
+                                  roots=lambda: self._started_pids(act, gen, p))
             if isinstance(check, rd.LogLine):
                 with contextlib.suppress(OSError):
                     ctx.log_offsets[check.path] = os.path.getsize(check.path)
@@ -543,6 +545,11 @@ class Engine:
                     + (f"; {why}" if why else ""))
 
         return alive
+
+    def _started_pids(self, act: Activator, gen: Generation, p: DeployedProcess) -> list[int]:
+        """Whose listener a readiness check accepts: the pids started for ``p``."""
+        with self._serial(act):
+            return act.started_pids(gen, p)
 
     def _save_timeline(self, timeline: _Timeline) -> None:
         with contextlib.suppress(OSError):
