@@ -137,6 +137,9 @@ def redis(settings: Settings) -> Callable[..., Process]:
             # Redis' own default is on: a stray client could then rewrite
             # our config with CONFIG SET dir/dbfilename.
             "protected-mode": True,
+            # Redis rewrites its process title over the memory /proc/<pid>/environ
+            # shows, which would hide the deployment marker from procmgmt doctor.
+            "set-proc-title": False,
         }
         conf.update(config or {})
         initialize = chain(
