@@ -17,7 +17,7 @@ from procmgmt.errors import Problem, ValidationError
 from procmgmt.model.credentials import Credentials, Group, User
 from procmgmt.model.loader import Model
 from procmgmt.model.process import Instance, Process
-from procmgmt.model.spec import ProcessSpec, to_spec
+from procmgmt.model.spec import ProcessSpec, normalize_signal, to_spec
 from procmgmt.ordering import find_cycle, ranks, start_order
 from procmgmt.readiness import HTTP, TCP, LogLine, Notify, Readiness, notify_socket_path
 from procmgmt.settings import Settings
@@ -28,6 +28,9 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}\Z")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 #: Shell variables that change how the generated scripts themselves run.
 SHELL_RESERVED = frozenset({"IFS", "PPID", "OPTIND", "OPTARG", "PS1", "PS2", "PS4", "LINENO"})
+#: Stop signals every backend can send (names every supported system shares).
+#: HUP is not one: the generated scripts and proxies send it for ``reload``.
+STOP_SIGNALS = ("TERM", "INT", "QUIT", "USR1", "USR2", "WINCH", "ALRM", "KILL")
 #: Longest unix socket path (sun_path is 108 bytes including the NUL).
 UNIX_SOCKET_MAX = 107
 
@@ -130,6 +133,10 @@ def _check_process(c: _Collector, key: str, inst: Instance, members: set[int]) -
     if p.nice is not None and (isinstance(p.nice, bool) or not isinstance(p.nice, int)
                                or not -20 <= p.nice <= 19):
         add("nice", f"must be an integer between -20 and 19, got {p.nice!r}")
+    if p.stop_signal is not None and (not isinstance(p.stop_signal, str)
+                                      or normalize_signal(p.stop_signal) not in STOP_SIGNALS):
+        add("stop_signal", f"must be one of {', '.join(STOP_SIGNALS)} (with or without "
+            f"'SIG'), got {p.stop_signal!r}")
     if isinstance(p.dependencies, (str, Process)) or not isinstance(p.dependencies, (list, tuple)):
         add("dependencies", "must be a list of Process objects")
     else:

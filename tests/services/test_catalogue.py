@@ -32,9 +32,11 @@ from typing import Any
 
 import pytest
 
+from procmgmt.deploy.build import evaluate
 from procmgmt.deploy.doctor import marked_processes
 from procmgmt.testing import Deployment, deployed
 from procmgmt.validate import MARKER_DEPLOYMENT, MARKER_PROCESS, deployment_id
+from tests.conftest import golden_settings
 from tests.e2e.util import free_port_block
 
 MODEL = Path(__file__).resolve().parent / "models" / "catalogue.py"
@@ -190,3 +192,18 @@ def test_postgresql_fast_shutdown_with_an_idle_client(backend: str) -> None:
         assert "database system was not properly shut down" not in log, log[-2000:]
         assert "automatic recovery in progress" not in log, log[-2000:]
         assert took < 5, f"the switch took {took:.1f} s"
+
+
+#: The stop signal each service's documentation gives for a clean, prompt stop.
+DOCUMENTED_STOP = {"postgresql": "INT", "redis": "TERM", "mariadb": "TERM",
+                   "memcached": "TERM", "nginx": "QUIT", "apache": "WINCH",
+                   "supervisord": "TERM", "s6-svscan": "TERM"}
+
+
+def test_every_service_chooses_its_stop_signal() -> None:
+    """Each constructor sets its stop signal explicitly (None would be the generic TERM)."""
+    settings = dataclasses.replace(golden_settings(False),
+                                   extra_params={"port_base": 40000})
+    model, _ = evaluate(str(MODEL), settings)
+    got = {name[:-1]: inst.process.stop_signal for name, inst in model.instances.items()}
+    assert got == DOCUMENTED_STOP

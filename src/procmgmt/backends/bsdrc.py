@@ -243,7 +243,7 @@ class BSDRCBackend(Backend):
             "daemon_flags": ["-f"],
             "pid_file": spec.derived_pid_file(settings),
             "log_file": spec.log_file(settings),
-            "stop_signal": DEFAULT_STOP_SIGNAL,
+            "stop_signal": spec.stop_signal,
             "reload_signal": DEFAULT_RELOAD_SIGNAL,
             "user": user,
             "chdir": spec.directory,

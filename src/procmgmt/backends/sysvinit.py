@@ -171,7 +171,7 @@ procmgmt_stop() {
         procmgmt_target=-$procmgmt_pid
     fi
     echo "Stopping $procmgmt_name (pid $procmgmt_pid)"
-    kill -s TERM -- "$procmgmt_target" 2>/dev/null
+    kill -s "$procmgmt_stop_signal" -- "$procmgmt_target" 2>/dev/null
     if ! procmgmt_poll $((procmgmt_stop_timeout * 10)) procmgmt_exited; then
         echo "$procmgmt_name did not stop within $procmgmt_stop_timeout s; sending SIGKILL" >&2
         kill -s KILL -- "$procmgmt_target" 2>/dev/null
@@ -303,7 +303,8 @@ class SysVInitBackend(Backend):
         supported_runlevels, default_start/default_stop, sequence,
         kill_sequence, umask, path (prepended to PATH), environment,
         directory, nice, user, initialize, mode ("daemon" or "foreground"),
-        command (argv), pid_file, log_file, reload_signal, start_timeout,
+        command (argv), pid_file, log_file, reload_signal, stop_signal (what stop
+        sends first; SIGKILL follows after stop_timeout), start_timeout,
         stop_timeout, start_grace, readiness (the declaration as JSON, or None:
         start waits for it), activities (name -> raw shell body) and
         remove_activities.
@@ -342,6 +343,7 @@ class SysVInitBackend(Backend):
             "pid_file": spec.derived_pid_file(settings),
             "log_file": spec.log_file(settings),
             "reload_signal": "HUP",
+            "stop_signal": spec.stop_signal,
             "start_timeout": DEFAULT_START_TIMEOUT,
             "stop_timeout": DEFAULT_STOP_TIMEOUT,
             "start_grace": DEFAULT_START_GRACE,
@@ -383,6 +385,7 @@ class SysVInitBackend(Backend):
             "log_file": native.get("log_file"),
             "start_timeout": _number(native, "start_timeout", DEFAULT_START_TIMEOUT),
             "stop_timeout": _number(native, "stop_timeout", DEFAULT_STOP_TIMEOUT),
+            "stop_signal": _signal_name(native, "stop_signal", "TERM"),
             # The stop activity is the generated one: the activator may do the
             # same steps itself (no shell per process) when it stops many.
             "native_stop": (native.get("activities") or {}).get("stop") == "procmgmt_stop"
@@ -499,9 +502,8 @@ def render_script(native: dict[str, Any]) -> str:
             isinstance(a, str) for a in command):
         raise ValueError(f"command must be a non-empty list of strings, got {command!r}")
     start_levels, stop_levels = runlevels_of(native)
-    signal = str(native.get("reload_signal") or "HUP").removeprefix("-").removeprefix("SIG")
-    if not _SIGNAL_NAME.match(signal):
-        raise ValueError(f"reload_signal: {signal!r} is not a signal name")
+    signal = _signal_name(native, "reload_signal", "HUP")
+    stop_signal = _signal_name(native, "stop_signal", "TERM")
     environment = native.get("environment") or {}
     if not isinstance(environment, dict):
         raise ValueError("environment must be a dict of names to values")
@@ -571,6 +573,7 @@ def render_script(native: dict[str, Any]) -> str:
     lines += [
         f"procmgmt_stop_timeout={_int_seconds(native, 'stop_timeout', DEFAULT_STOP_TIMEOUT)}",
         f"procmgmt_reload_signal={signal}",
+        f"procmgmt_stop_signal={stop_signal}",
         "",
         _HELPERS.rstrip("\n"),
         "",
@@ -644,6 +647,14 @@ def _ready_wait_lines(name: str, check: rd.Readiness | None, pid_file: str) -> l
         '        echo "$procmgmt_name is ready"',
         "    fi",
     ]
+
+
+def _signal_name(native: dict[str, Any], key: str, default: str) -> str:
+    """A signal name of the native model without ``SIG`` (``-INT``, ``SIGINT`` -> ``INT``)."""
+    name = str(native.get(key) or default).removeprefix("-").removeprefix("SIG")
+    if not _SIGNAL_NAME.match(name):
+        raise ValueError(f"{key}: {name!r} is not a signal name")
+    return name
 
 
 def _int_seconds(native: dict[str, Any], key: str, default: int) -> int:
@@ -732,7 +743,7 @@ class SysVInitActivator(Activator):
         """Stop ``proc`` (of its own generation).
 
         With the generated stop activity, the activator takes its steps itself
-        (SIGTERM to the process group the script would signal, SIGKILL after
+        (the stop signal to the process group the script would signal, SIGKILL after
         ``stop_timeout``, pid file removed) and returns a probe for the
         engine, so stopping a thousand processes costs no shell each and no
         worker waits. An overridden stop activity runs through the script.
@@ -752,7 +763,9 @@ class SysVInitActivator(Activator):
         except ProcessLookupError:
             _remove(pid_file)
             return None
-        _signal(target, signal.SIGTERM)
+        stop_signal = getattr(signal, f"SIG{proc.extra.get('stop_signal') or 'TERM'}",
+                              signal.SIGTERM)
+        _signal(target, stop_signal)
         timeout = float(proc.extra.get("stop_timeout") or DEFAULT_STOP_TIMEOUT)
         began = time.monotonic()
         killed: list[float] = []

@@ -92,6 +92,12 @@ class Process:
     overrides: Mapping[str, Override] = field(default_factory=dict)
     #: Readiness declaration (see procmgmt.readiness); None: the backend's default.
     readiness: Any = None
+    #: Signal that asks the process to stop ("INT", "QUIT", ...; None: TERM), sent
+    #: by every backend (supervisord stopsignal, systemd KillSignal, the init
+    #: scripts); after the stop timeout SIGKILL follows. Servers give SIGTERM
+    #: different meanings: PostgreSQL waits for clients to disconnect (smart
+    #: shutdown), SIGINT is its fast shutdown.
+    stop_signal: str | None = None
     #: Where the object was created (file, line), for error messages.
     origin: tuple[str | None, int | None] = field(default=(None, None), compare=False)
 

@@ -38,6 +38,7 @@ from procmgmt.model.process import Instance, Process
 from procmgmt.readiness import Readiness
 from procmgmt.services._common import (
     CONFIG_HEADER,
+    GRACEFUL_STOP_SECONDS,
     config_token,
     find_program,
     instance_dirs,
@@ -343,6 +344,8 @@ def _process(settings: Settings, name: str, *, http: Sequence[Node], port: int |
         ("worker_processes", worker_processes),
         ("pid", pid),
         ("error_log", error_log),
+        # Bounds the graceful stop (stop_signal QUIT): open connections are closed after it.
+        ("worker_shutdown_timeout", f"{GRACEFUL_STOP_SECONDS}s"),
         *main,
         ("events", [("worker_connections", worker_connections)]),
         ("http", [
@@ -381,4 +384,10 @@ def _process(settings: Settings, name: str, *, http: Sequence[Node], port: int |
         dependencies=list(dependencies),
         credentials=credentials,
         readiness=check,
+        # "QUIT: graceful shutdown": workers stop accepting, finish the requests
+        # in flight and close idle keep-alive connections; TERM and INT are the
+        # fast shutdown that drops them (nginx docs, "Controlling nginx"; Debian's
+        # nginx.service stops with --retry QUIT/5). worker_shutdown_timeout
+        # bounds the drain.
+        stop_signal="QUIT",
     )

@@ -169,6 +169,10 @@ def redis(settings: Settings) -> Callable[..., Process]:
                                                     description=f"Redis server {name}"),
             dependencies=dependencies,
             readiness=readiness,
+            # "SIGTERM and SIGINT: Redis ... performs a graceful shutdown": saves the
+            # RDB snapshot where save points are configured, flushes the AOF, removes
+            # the pid file and the unix socket (Redis docs, "Redis signal handling").
+            stop_signal="TERM",
         )
 
     return instance
