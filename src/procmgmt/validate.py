@@ -87,7 +87,8 @@ def _check_process(c: _Collector, key: str, inst: Instance, members: set[int]) -
         not isinstance(p.instance_name, str) or not NAME_RE.match(p.instance_name)
     ):
         add("instance_name", f"invalid instance name {p.instance_name!r}")
-    for field in ("description", "initialize", "pid_file", "directory", "user"):
+    for field in ("description", "initialize", "pid_file", "directory", "user",
+                  "pid_file_program"):
         value = getattr(p, field)
         if value is not None and not isinstance(value, str):
             add(field, f"must be a string, got {type(value).__name__} {value!r}")
@@ -133,6 +134,10 @@ def _check_process(c: _Collector, key: str, inst: Instance, members: set[int]) -
     if p.nice is not None and (isinstance(p.nice, bool) or not isinstance(p.nice, int)
                                or not -20 <= p.nice <= 19):
         add("nice", f"must be an integer between -20 and 19, got {p.nice!r}")
+    if isinstance(p.pid_file_program, str) and (not p.pid_file_program.strip() or any(
+            c.isspace() for c in p.pid_file_program)):
+        add("pid_file_program", f"must be a program name or path without spaces, "
+            f"got {p.pid_file_program!r}")
     if p.stop_signal is not None and (not isinstance(p.stop_signal, str)
                                       or normalize_signal(p.stop_signal) not in STOP_SIGNALS):
         add("stop_signal", f"must be one of {', '.join(STOP_SIGNALS)} (with or without "

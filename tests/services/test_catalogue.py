@@ -207,3 +207,21 @@ def test_every_service_chooses_its_stop_signal() -> None:
     model, _ = evaluate(str(MODEL), settings)
     got = {name[:-1]: inst.process.stop_signal for name, inst in model.instances.items()}
     assert got == DOCUMENTED_STOP
+
+
+def test_postgresql_bsdrc_script_looks_for_postgres() -> None:
+    """Daemon mode runs pg_ctl, but postmaster.pid names postgres: the BSD rc script's
+    ``procname`` says so, or rc.subr's status and stop would not find the server."""
+    from procmgmt.backends import get_backend
+    from procmgmt.deploy.build import render
+    from procmgmt.services.postgresql import bin_dir
+
+    settings = dataclasses.replace(golden_settings(False, "bsdrc"),
+                                   extra_params={"port_base": 40000,
+                                                 "services": ["postgresql"]})
+    model, specs = evaluate(str(MODEL), settings)
+    result = render(model, specs, settings, get_backend("bsdrc"))
+    [script] = [f.content or "" for r in result.processes for f in r.files
+                if f.path.startswith("etc/rc.d/")]
+    assert f"\ncommand={bin_dir()}/pg_ctl\n" in script
+    assert f"\nprocname={bin_dir()}/postgres\n" in script

@@ -72,6 +72,11 @@ class Process:
     instance_name: str | None = None
     #: Explicit pid file; None derives ``<pid dir>/<instance name>.pid``.
     pid_file: str | None = None
+    #: The program whose PID the daemon's pid file holds, when that is not the
+    #: daemon command itself (``pg_ctl`` starts ``postgres``, which writes
+    #: ``postmaster.pid``). Init systems that check the pid file's process by
+    #: name (BSD rc.subr's ``procname``) need it to recognise the process.
+    pid_file_program: str | None = None
     #: Directories (or prefixes with a ``bin/``) prepended to PATH.
     path: Sequence[str] = ()
     #: Environment variables of the process.

@@ -32,6 +32,7 @@ class ProcessSpec:
     foreground_args: tuple[str, ...] = ()
     instance_name: str | None = None
     pid_file: str | None = None
+    pid_file_program: str | None = None
     path: tuple[str, ...] = ()
     environment: Mapping[str, str] = field(default_factory=dict)
     directory: str | None = None
@@ -136,6 +137,7 @@ def to_spec(proc: Process, names: Mapping[int, str], rank: int) -> ProcessSpec:
         foreground_args=tuple(str(a) for a in proc.effective_foreground_args),
         instance_name=proc.instance_name,
         pid_file=proc.pid_file,
+        pid_file_program=proc.pid_file_program,
         path=tuple(proc.path),
         environment={str(k): str(v) for k, v in dict(proc.environment).items()},
         directory=proc.directory,

@@ -278,6 +278,8 @@ def postgresql(settings: Settings) -> Callable[..., Process]:
             # The postmaster writes this one itself (not configurable); only
             # daemon mode needs it: in the foreground the manager knows the pid.
             pid_file=os.path.join(data, "postmaster.pid") if daemon else None,
+            # pg_ctl exits once the server runs; the pid file names postgres.
+            pid_file_program=os.path.join(bindir, "postgres") if daemon else None,
             # "SIGINT: Fast Shutdown mode. The server disallows new connections and
             # sends all existing server processes SIGTERM, which will cause them to
             # abort their current transactions and exit promptly." SIGTERM is Smart
