@@ -35,6 +35,7 @@ from typing import IO, Any
 from procmgmt import readiness as rd
 from procmgmt.backends import _activation, _ready_sh
 from procmgmt.backends._activation import pid_alive, pid_file_status, read_pid_file
+from procmgmt.backends._proxy import _msg
 from procmgmt.backends._shell import command_line, export_lines, quote
 from procmgmt.backends.base import (
     Activator,
@@ -46,6 +47,7 @@ from procmgmt.backends.base import (
     Generation,
     ProcessStatus,
 )
+from procmgmt.deploy.state import directory_mode
 from procmgmt.errors import DeployError
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
@@ -303,7 +305,8 @@ class SysVInitBackend(Backend):
         supported_runlevels, default_start/default_stop, sequence,
         kill_sequence, umask, path (prepended to PATH), environment,
         directory, nice, user, initialize, mode ("daemon" or "foreground"),
-        command (argv), pid_file, log_file, reload_signal, stop_signal (what stop
+        command (argv), pid_file, log_file, directories ([path, octal mode] pairs
+        start creates after initialize when missing), reload_signal, stop_signal (what stop
         sends first; SIGKILL follows after stop_timeout), start_timeout,
         stop_timeout, start_grace, readiness (the declaration as JSON, or None:
         start waits for it), activities (name -> raw shell body) and
@@ -342,6 +345,11 @@ class SysVInitBackend(Backend):
             "command": command,
             "pid_file": spec.derived_pid_file(settings),
             "log_file": spec.log_file(settings),
+            # What start creates when missing (a fresh state dir, generated files
+            # run without procmgmt): the pid file's and the log file's directories.
+            "directories": _directories(settings, [spec.derived_pid_file(settings)]
+                                        + ([spec.log_file(settings)] if mode == "foreground"
+                                           else [])),
             "reload_signal": "HUP",
             "stop_signal": spec.stop_signal,
             "start_timeout": DEFAULT_START_TIMEOUT,
@@ -585,6 +593,7 @@ def render_script(native: dict[str, Any]) -> str:
     initialize = str(native.get("initialize") or "").strip("\n")
     lines += _body(initialize, "    ") if initialize.strip() else ["    :"]
     lines += ["}", "", _START_HEAD.rstrip("\n")]
+    lines += _mkdir_lines(native.get("directories") or [])
     directory = native.get("directory")
     if directory:
         lines.append(f"    cd {quote(str(directory))} || return 1")
@@ -647,6 +656,35 @@ def _ready_wait_lines(name: str, check: rd.Readiness | None, pid_file: str) -> l
         '        echo "$procmgmt_name is ready"',
         "    fi",
     ]
+
+
+def _directories(settings: Settings, files: list[str]) -> list[list[str]]:
+    """[directory, mode] of each file's directory, with procmgmt's mode for it."""
+    dirs = dict.fromkeys(os.path.dirname(f) for f in files)
+    return [[d, f"{directory_mode(settings, d):04o}"] for d in dirs if d and d != "/"]
+
+
+def _mkdir_lines(directories: Any) -> list[str]:
+    """Lines of ``procmgmt_start`` that create each missing directory: parents
+    with umask 022, the directory itself then given its mode explicitly. An
+    existing directory is left as it is (as by ``procmgmt init-state``)."""
+    lines: list[str] = []
+    for entry in directories:
+        if not isinstance(entry, list | tuple) or len(entry) != 2:
+            raise ValueError(f"directories: expected [path, mode] pairs, got {entry!r}")
+        path, mode = str(entry[0]), str(entry[1])
+        if not path.startswith("/") or not re.fullmatch(r"[0-7]{3,4}", mode):
+            raise ValueError(f"directories: {entry!r} is not [absolute path, octal mode]")
+        q = quote(path)
+        lines += [
+            f"    if [ ! -d {q} ]; then",
+            f"        if ! (umask 022 && mkdir -p {q} && chmod {mode} {q}); then",
+            f'            echo "$procmgmt_name: cannot create the directory {_msg(path)}" >&2',
+            "            return 1",
+            "        fi",
+            "    fi",
+        ]
+    return lines
 
 
 def _signal_name(native: dict[str, Any], key: str, default: str) -> str:
