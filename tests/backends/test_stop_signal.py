@@ -174,3 +174,32 @@ def test_proxy_turns_term_into_the_stop_signal(tmp_path: Path) -> None:
         if daemon_pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(daemon_pid, signal.SIGKILL)
+
+
+def test_agnostic_json_keeps_stop_signal_and_pid_file_program(tmp_path: Path) -> None:
+    """``build -P none`` writes both fields and ``generate-config`` reads them back."""
+    model_file = tmp_path / "m.py"
+    model_file.write_text(textwrap.dedent("""\
+        from procmgmt import Instance, Process
+
+        def processes(settings):
+            return {"a": Instance(Process(
+                name="a", daemon="/usr/bin/pg_ctl", daemon_args=["start"],
+                foreground_process=None, pid_file="/x/postmaster.pid",
+                pid_file_program="/usr/bin/postgres", stop_signal="INT"))}
+        """))
+    state = tmp_path / "state"
+
+    def cli(*args: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "procmgmt", *args, "--state-dir",
+                               str(state)], capture_output=True, text=True, timeout=60,
+                              check=False)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    entry = Path(cli("build", "-P", "none", str(model_file)).strip().splitlines()[-1])
+    spec = json.loads((entry / "a.json").read_text())
+    assert (spec["stop_signal"], spec["pid_file_program"]) == ("INT", "/usr/bin/postgres")
+    cli("generate-config", "-P", "bsdrc", "-o", str(tmp_path / "out"), str(entry / "a.json"))
+    script = (tmp_path / "out" / "etc" / "rc.d" / "a").read_text()
+    assert "\nprocname=/usr/bin/postgres\n" in script and "\nsig_stop=INT\n" in script
