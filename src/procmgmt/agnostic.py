@@ -67,6 +67,7 @@ KEYS: dict[str, str] = {
     "foreground_process_args": "foregroundProcessArgs",
     "instance_name": "instanceName",
     "pid_file": "pidFile",
+    "pid_file_program": "pidFileProgram",
     "path": "path",
     "environment": "environment",
     "directory": "directory",
@@ -77,6 +78,7 @@ KEYS: dict[str, str] = {
     "credentials": "credentials",
     "overrides": "overrides",
     "readiness": "readiness",
+    "stop_signal": "stopSignal",
     # nix-processmgmt's build hook: accepted only when empty (see _post_install).
     "post_install": "postInstall",
 }
@@ -90,7 +92,7 @@ GROUP_KEYS: dict[str, str] = {"gid": "gid"}
 _PLAIN = ("name", "description", "initialize", "process", "args", "daemon", "daemon_extra_args",
           "daemon_args", "foreground_process", "foreground_process_extra_args",
           "foreground_process_args", "instance_name", "pid_file", "path", "environment",
-          "directory", "umask", "nice", "user", "overrides")
+          "directory", "umask", "nice", "user", "overrides", "stop_signal", "pid_file_program")
 #: A Nix store path's base name: 32 base-32 characters, a dash, the name.
 _STORE_BASENAME = re.compile(r"^[0-9a-z]{32}-(.+)$")
 
@@ -141,7 +143,7 @@ def process_json(proc: Process, dep_file: Callable[[Process], str]) -> tuple[dic
     data: dict[str, Any] = {"name": proc.effective_name}
     problems: list[tuple[str, str]] = []
     for key in ("description", "process", "instance_name", "pid_file", "directory", "user",
-                "nice"):
+                "nice", "stop_signal", "pid_file_program"):
         if getattr(proc, key) is not None:
             data[key] = getattr(proc, key)
     if proc.initialize:

@@ -18,7 +18,7 @@ from procmgmt.model.contain import user_code
 from procmgmt.model.credentials import Credentials, Group, User
 from procmgmt.model.loader import Model
 from procmgmt.model.process import Instance, Process
-from procmgmt.model.spec import ProcessSpec, to_spec
+from procmgmt.model.spec import ProcessSpec, normalize_signal, to_spec
 from procmgmt.numbers import is_real, seconds_problem
 from procmgmt.ordering import find_cycle, ranks, start_order
 from procmgmt.readiness import HTTP, TCP, LogLine, Notify, Readiness, notify_socket_path
@@ -35,6 +35,9 @@ ACCOUNT_NAME_RE = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]{0,31}\Z")
 MAX_ID = 2**32 - 2
 #: Shell variables that change how the generated scripts themselves run.
 SHELL_RESERVED = frozenset({"IFS", "PPID", "OPTIND", "OPTARG", "PS1", "PS2", "PS4", "LINENO"})
+#: Stop signals every backend can send (names every supported system shares).
+#: HUP is not one: the generated scripts and proxies send it for ``reload``.
+STOP_SIGNALS = ("TERM", "INT", "QUIT", "USR1", "USR2", "WINCH", "ALRM", "KILL")
 #: Longest unix socket path (sun_path is 108 bytes including the NUL).
 UNIX_SOCKET_MAX = 107
 #: Linux's execve(2) refuses (E2BIG) any one argument or environment string longer
@@ -98,7 +101,8 @@ def _check_process(c: _Collector, key: str, inst: Instance, members: set[int]) -
         not isinstance(p.instance_name, str) or not NAME_RE.match(p.instance_name)
     ):
         add("instance_name", f"invalid instance name {p.instance_name!r}")
-    for field in ("description", "initialize", "pid_file", "directory", "user"):
+    for field in ("description", "initialize", "pid_file", "directory", "user",
+                  "pid_file_program"):
         value = getattr(p, field)
         if value is not None and not isinstance(value, str):
             add(field, f"must be a string, got {type(value).__name__} {value!r}")
@@ -144,6 +148,14 @@ def _check_process(c: _Collector, key: str, inst: Instance, members: set[int]) -
     if p.nice is not None and (isinstance(p.nice, bool) or not isinstance(p.nice, int)
                                or not -20 <= p.nice <= 19):
         add("nice", f"must be an integer between -20 and 19, got {p.nice!r}")
+    if isinstance(p.pid_file_program, str) and (not p.pid_file_program.strip() or any(
+            c.isspace() for c in p.pid_file_program)):
+        add("pid_file_program", f"must be a program name or path without spaces, "
+            f"got {p.pid_file_program!r}")
+    if p.stop_signal is not None and (not isinstance(p.stop_signal, str)
+                                      or normalize_signal(p.stop_signal) not in STOP_SIGNALS):
+        add("stop_signal", f"must be one of {', '.join(STOP_SIGNALS)} (with or without "
+            f"'SIG'), got {p.stop_signal!r}")
     if isinstance(p.dependencies, (str, Process)) or not isinstance(p.dependencies, (list, tuple)):
         add("dependencies", "must be a list of Process objects")
     else:

@@ -762,3 +762,45 @@ def test_user_switch_with_csh_sensitive_arguments_warns(tmp_path: Path) -> None:
     ctx = BuildContext(settings, {"w": plain})
     BSDRCBackend().render_process(plain, ctx)
     assert ctx.warnings == []
+
+
+@pytest.mark.e2e
+def test_a_starter_daemon_is_found_by_its_pid_file_program(tmp_path: Path) -> None:
+    """A daemon command that only starts the server (as pg_ctl starts postgres) leaves
+    a pid file naming another program: ``procname`` is that program
+    (``pid_file_program``), so rc.subr's pid check (which compares the process's
+    name) finds the server, 'onestatus' reports it and 'onestop' stops it."""
+    settings = tmp_settings(tmp_path)
+    pid_file = tmp_path / "server.pid"
+    starter = tmp_path / "starter"
+    starter.write_text(f"#!/bin/sh\nsetsid /bin/sleep 300 </dev/null >/dev/null 2>&1 &\n"
+                       f"echo $! > {shlex.quote(str(pid_file))}\n")
+    starter.chmod(0o755)
+    spec = with_fake_rc_subr(ProcessSpec(
+        name="srv", description="srv", daemon=str(starter), pid_file=str(pid_file),
+        pid_file_program="/bin/sleep"))
+    files, extra = BSDRCBackend().render_process(spec, BuildContext(settings, {"srv": spec}))
+    assert "\nprocname=/bin/sleep\n" in (script_of(files).content or "")
+    assert extra["procname"] == "/bin/sleep"
+    write(files, tmp_path / "entry")
+    script = str(tmp_path / "entry" / script_of(files).path)
+    env = {**os.environ, "PROCMGMT_FAKE_RC_CONF": str(tmp_path / "rc.conf")}
+
+    def rc(command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([script, command], capture_output=True, text=True, env=env,
+                              timeout=30, check=False)
+
+    pid = 0
+    try:
+        assert rc("onestart").returncode == 0
+        pid = int(pid_file.read_text())
+        status = rc("onestatus")
+        assert status.returncode == 0 and f"is running as pid {pid}" in status.stdout, status
+        assert rc("onestop").returncode == 0
+        deadline = time.monotonic() + 5
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pid_alive(pid), "onestop left the server running"
+    finally:
+        if pid and pid_alive(pid):
+            os.kill(pid, 9)

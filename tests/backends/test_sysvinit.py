@@ -705,3 +705,52 @@ def test_user_switch_as_root(switcher: str, tmp_path: Path, reaper: Reaper) -> N
                            text=True, timeout=60, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     assert _wait_gone(pid) and _wait_gone(target)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("mode", ["daemon", "foreground"])
+def test_generated_scripts_start_on_a_fresh_state_dir(mode: str, tmp_path: Path) -> None:
+    """``procmgmt generate -P sysvinit``, then the script's ``start`` with nothing of the
+    state dir existing yet: start creates the pid file's and the log file's
+    directories (0755), the webapp answers, stop stops it."""
+    from tests.e2e.util import free_port_block, wait_http
+
+    state = tmp_path / "state"
+    out = tmp_path / "out"
+    base = free_port_block(2)
+    gen = subprocess.run(
+        [sys.executable, "-m", "procmgmt", "generate", "-P", "sysvinit", "-o", str(out),
+         "--state-dir", str(state), "--force-disable-user-change", "--extra-params",
+         json.dumps({"port_base": base, "webapp_mode": mode}), str(SIMPLE)],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert gen.returncode == 0, gen.stderr
+    assert not state.exists()
+    script = out / "etc" / "rc.d" / "init.d" / "webapp"
+    pid = None
+    try:
+        start = subprocess.run([str(script), "start"], capture_output=True, text=True,
+                               timeout=60, check=False)
+        assert start.returncode == 0, start.stdout + start.stderr
+        pid = int((state / "tmp" / "webapp.pid").read_text())
+        assert "Simple test webapp" in wait_http(base)
+        made = [state / "tmp"] + ([state / "log"] if mode == "foreground" else [])
+        for d in made:
+            assert d.stat().st_mode & 0o7777 == 0o755, oct(d.stat().st_mode)
+        stop = subprocess.run([str(script), "stop"], capture_output=True, text=True,
+                              timeout=60, check=False)
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+        assert not pid_alive(pid)
+    finally:
+        if pid and pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_shared_tmp_dir_is_created_sticky(tmp_path: Path) -> None:
+    """Privileged, a process's pid file lives in the tmp dir its own user writes to:
+    the script creates a missing tmp dir 1777, as init-state does."""
+    settings = dataclasses.replace(golden_settings(True), tmp_dir=str(tmp_path / "tmp"))
+    model, specs = evaluate(str(SIMPLE), settings)
+    result = render(model, specs, settings, get_backend("sysvinit"))
+    [script] = [f.content or "" for r in result.processes if r.spec.name == "webapp"
+                for f in r.files if f.path == "etc/rc.d/init.d/webapp"]
+    assert f"mkdir -p {tmp_path}/tmp && chmod 1777 {tmp_path}/tmp)" in script

@@ -325,3 +325,47 @@ def test_initialize_runs_as_root_then_the_process_drops_to_its_user(backend: str
         env.run("switch", "--undeploy")
         assert_accounts([], [SERVICE])
         assert data.is_dir(), "the state directory must stay after undeploy"
+
+
+def test_run_creates_the_accounts_and_removes_them_on_exit() -> None:
+    """``procmgmt run`` as root: the model's users exist while it runs (supervisord
+    could not start a program as an unknown user: "Invalid user name webapp"), each
+    webapp runs as its own user, and SIGTERM ends the run and deletes the accounts."""
+    import signal
+    import time
+
+    from procmgmt.testing import processes_mentioning
+
+    with root_env("supervisord") as env:
+        argv = [env.python, "-m", "procmgmt", "run", "--state-dir", str(env.state),
+                "--extra-params", json.dumps({"port_base": env.base}),
+                str(env.examples / "processes.py")]
+        penv = {**os.environ, "PYTHONPATH": env.pythonpath}
+        penv.pop("PROCMGMT_FORCE_DISABLE_USER_CHANGE", None)
+        log = env.root / "run.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=penv,
+                                    cwd=env.root, start_new_session=True)
+        try:
+            for port in (env.base, env.base + 1):
+                try:
+                    wait_http(port, timeout=30)
+                except Exception as exc:
+                    raise AssertionError(f"{exc}\n{log.read_text()}") from None
+            assert_accounts(["webapp", "webapp1"], [])
+            owners = {pwd.getpwuid(ids_of(pid)[0][0]).pw_name
+                      for pid in processes_mentioning(str(env.state))
+                      if "webapp.py" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")}
+            assert owners == {"webapp", "webapp1"}, owners
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(60) == 0, log.read_text()
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not port_closed(env.base):
+            time.sleep(0.1)
+        assert_accounts([], ["webapp", "webapp1"])
+        text = log.read_text()
+        assert "created user webapp" in text and "deleted user webapp" in text, text

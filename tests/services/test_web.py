@@ -262,7 +262,10 @@ def test_nginx_privileged_directives() -> None:
     assert priv.dependencies == [web.process]
     for temp in nginx.TEMP_PATHS:
         assert f"{temp}_temp_path /srv/pm/cache/nginx/{temp};" in conf_text(unpriv)
-    assert priv.effective_foreground_args[-2:] == ["-g", "daemon off;"]
+    markers = ("env PROCMGMT_DEPLOYMENT=/srv/pm:processes; "
+               "env PROCMGMT_PROCESS=nginx;")
+    assert priv.effective_foreground_args[-2:] == ["-g", f"daemon off; {markers}"]
+    assert priv.effective_daemon_args[-2:] == ["-g", markers]
     assert priv.pid_file == "/srv/pm/run/nginx/nginx.pid"
 
 

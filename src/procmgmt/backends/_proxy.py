@@ -41,6 +41,7 @@ detected at run time and falls back to whole seconds.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,6 +83,9 @@ class ProxyOptions:
     pid_file_timeout: int = DEFAULT_PID_FILE_TIMEOUT
     #: None: never escalate to SIGKILL.
     kill_after: int | None = DEFAULT_KILL_AFTER
+    #: Wrap-daemon mode: the signal that stops the daemon. The proxy forwards it
+    #: in place of SIGTERM (which launchd always sends), and traps it as well.
+    stop_signal: str = "TERM"
     #: Dependency name -> its pid file: before anything else, wait until each pid
     #: file names a live process (for managers without dependencies, e.g. launchd).
     wait_for: Mapping[str, str] = field(default_factory=dict)
@@ -303,12 +307,21 @@ def generate(opts: ProxyOptions) -> str:
         f"procmgmt_pid_file={_assign(opts.pid_file)}",
         f"procmgmt_pf_timeout={opts.pid_file_timeout}",
         f"procmgmt_kill_after={kill_after}",
-        _WRAP_DAEMON_HEAD,
+        f"procmgmt_stop_signal={_stop_signal(opts.stop_signal)}",
+        _WRAP_DAEMON_HEAD.rstrip("\n"),
+        *([f"trap 'procmgmt_on_signal {opts.stop_signal}' {opts.stop_signal}", ""]
+          if opts.stop_signal not in ("TERM", "INT", "HUP") else [""]),
         "# Start the daemon; its start command returns once it has daemonized.",
         cmd,
         _WRAP_DAEMON_TAIL,
     ]
     return "\n".join(lines)
+
+
+def _stop_signal(name: str) -> str:
+    if not re.fullmatch(r"[A-Z][A-Z0-9]*", name) or name == "HUP":
+        raise ValueError(f"_proxy.stop_signal: {name!r} is not a stop signal name (without SIG)")
+    return name
 
 
 def wait_for_lines(opts: ProxyOptions) -> list[str]:
@@ -441,13 +454,18 @@ procmgmt_sleeper=
 procmgmt_stopping=
 # A signal ends the pending poll sleep at once (and leaves no sleep behind).
 # shellcheck disable=SC2329  # invoked by the traps below
+# SIGTERM (what launchd and most managers send) becomes the daemon's stop signal.
 procmgmt_on_signal() {
+    procmgmt_signal=$1
+    if [ "$1" = TERM ]; then
+        procmgmt_signal=$procmgmt_stop_signal
+    fi
     if [ "$1" != HUP ]; then
-        procmgmt_stopping=$1
+        procmgmt_stopping=$procmgmt_signal
         procmgmt_poll=$procmgmt_step
     fi
     if [ -n "$procmgmt_pid" ]; then
-        kill -s "$1" "$procmgmt_pid" 2>/dev/null || :
+        kill -s "$procmgmt_signal" "$procmgmt_pid" 2>/dev/null || :
     fi
     if [ -n "$procmgmt_sleeper" ]; then
         kill "$procmgmt_sleeper" 2>/dev/null || :

@@ -207,7 +207,8 @@ class BSDRCBackend(Backend):
         requires (extra REQUIRE conditions), before, keywords, rc_subr,
         rcvar, enable_default, mode ("daemon" or "foreground"), program and
         args (the process), daemon_program and daemon_flags (daemon(8) for
-        foreground mode), pid_file, log_file, stop_signal, reload_signal,
+        foreground mode), pid_file, procname (the program the pid file's process
+        runs, when not ``program``), log_file, stop_signal, reload_signal,
         user, chdir, nice, umask, environment, path (prepended to PATH),
         initialize, extra_commands, rcvar_defaults (more ``<name>_<var>``
         defaults) and readiness (the declaration as JSON, or None: start waits
@@ -243,8 +244,11 @@ class BSDRCBackend(Backend):
             "daemon_program": DEFAULT_DAEMON_PROGRAM,
             "daemon_flags": ["-f"],
             "pid_file": spec.derived_pid_file(settings),
+            # None: the process of the pid file is the program (daemon mode, or
+            # the child daemon(8) writes in foreground mode).
+            "procname": spec.pid_file_program,
             "log_file": spec.log_file(settings),
-            "stop_signal": DEFAULT_STOP_SIGNAL,
+            "stop_signal": spec.stop_signal,
             "reload_signal": DEFAULT_RELOAD_SIGNAL,
             "user": user,
             "chdir": spec.directory,
@@ -281,7 +285,7 @@ class BSDRCBackend(Backend):
             "before": list(script.before),
             "keywords": list(script.keywords),
             "pid_file": script.pid_file,
-            "procname": script.program,
+            "procname": script.procname,
             "rc_subr": script.rc_subr,
         }
 
@@ -310,6 +314,7 @@ class BSDRCBackend(Backend):
             checks: list[tuple[str, str | None]] = [
                 ("pid_file", spec.derived_pid_file(ctx.settings)),
                 ("daemon" if spec.daemon else "foreground_process", program),
+                ("pid_file_program", spec.pid_file_program),
                 ("directory", spec.directory),
                 ("user", spec.effective_user(ctx.settings)),
             ]
@@ -353,6 +358,7 @@ class RcScriptModel:
     program: str
     argv: tuple[str, ...]
     pid_file: str
+    procname: str
     stop_signal: str
     reload_signal: str
     user: str | None
@@ -445,6 +451,7 @@ class RcScriptModel:
             program=program,
             argv=argv,
             pid_file=pid_file,
+            procname=_word(native, "procname") if native.get("procname") else program,
             stop_signal=_signal(native, "stop_signal", DEFAULT_STOP_SIGNAL),
             reload_signal=_signal(native, "reload_signal", DEFAULT_RELOAD_SIGNAL),
             user=_optional_word(native, "user"),
@@ -598,11 +605,12 @@ def render_script(script: RcScriptModel) -> str:
     lines += [
         f"command={quote(script.command)}",
     ]
-    if script.program != script.command:
+    if script.procname != script.command:
         lines += [
-            "# daemon(8) writes the pid of the process (-p), so rc.subr's pid check",
-            "# must look for the process, not for daemon(8).",
-            f"procname={quote(script.program)}",
+            "# The pid file names another process than command's (daemon(8) writes",
+            "# its child's pid with -p; a starter such as pg_ctl leaves the server's):",
+            "# rc.subr's pid check must look for that process.",
+            f"procname={quote(script.procname)}",
         ]
     lines.append(f"pidfile={quote(script.pid_file)}")
     if script.stop_signal != DEFAULT_STOP_SIGNAL:

@@ -288,6 +288,7 @@ class CygrunsrvBackend(Backend):
                 "nice": spec.nice,
                 "pid_file_timeout": _proxy.DEFAULT_PID_FILE_TIMEOUT,
                 "kill_after": _proxy.DEFAULT_KILL_AFTER,
+                "stop_signal": spec.stop_signal,
             }
         else:
             assert spec.foreground is not None
@@ -302,7 +303,7 @@ class CygrunsrvBackend(Backend):
             "type": "auto",
             "env": env,
             "deps": [service_name(d, self.prefix) for d in spec.dependencies],
-            "termsig": DEFAULT_TERMSIG,
+            "termsig": spec.stop_signal,
             "stdout": log,
             "stderr": log,
             "shutdown": True,

@@ -232,6 +232,7 @@ class LaunchdBackend(Backend):
                 "user": user if chainload else None,
                 "pid_file_timeout": _proxy.DEFAULT_PID_FILE_TIMEOUT,
                 "kill_after": _proxy.DEFAULT_KILL_AFTER,
+                "stop_signal": spec.stop_signal,
                 **_proxy.readiness_options(spec, ctx.specs, settings, pid_waits=True),
             }
             if user and chainload:
@@ -253,6 +254,10 @@ class LaunchdBackend(Backend):
             job["EnvironmentVariables"] = env
         if spec.nice is not None:
             job["Nice"] = spec.nice
+        if spec.stop_signal != "TERM" and spec.foreground is not None:
+            # Only a wrapped daemon's proxy can translate: a foreground program is exec'd.
+            ctx.warn(spec, self.name, f"launchd stops a job with SIGTERM and has no key for "
+                     f"another signal: SIG{spec.stop_signal} (stop_signal) is not sent")
         log = spec.log_file(settings)
         job.update({
             "RunAtLoad": True,

@@ -374,6 +374,7 @@ class SupervisordBackend(Backend):
                 "user": user if root_first else None,
                 "pid_file_timeout": _proxy.DEFAULT_PID_FILE_TIMEOUT,
                 "kill_after": _proxy.DEFAULT_KILL_AFTER,
+                "stop_signal": spec.stop_signal,
                 **_proxy.readiness_options(spec, ctx.specs, settings, pid_waits=False),
             }
             if user and not root_first:
@@ -397,7 +398,7 @@ class SupervisordBackend(Backend):
             "autorestart": "unexpected",
             "startsecs": 1,
             "startretries": 3,
-            "stopsignal": "TERM",
+            "stopsignal": spec.stop_signal,
             "stopwaitsecs": 10,
             "stopasgroup": True,
             "killasgroup": True,

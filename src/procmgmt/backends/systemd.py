@@ -470,6 +470,8 @@ class SystemdBackend(Backend):
             if account is not None and account.group:
                 service["Group"] = account.group
         service["KillMode"] = "control-group"
+        if spec.stop_signal != "TERM":
+            service["KillSignal"] = f"SIG{spec.stop_signal}"
         return {
             "Unit": unit,
             "Service": service,

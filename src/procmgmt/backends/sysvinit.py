@@ -35,6 +35,7 @@ from typing import IO, Any
 from procmgmt import readiness as rd
 from procmgmt.backends import _activation, _ready_sh
 from procmgmt.backends._activation import pid_alive, pid_file_status, read_pid_file
+from procmgmt.backends._proxy import _msg
 from procmgmt.backends._shell import command_line, export_lines, quote
 from procmgmt.backends.base import (
     Activator,
@@ -46,6 +47,7 @@ from procmgmt.backends.base import (
     Generation,
     ProcessStatus,
 )
+from procmgmt.deploy.state import directory_mode
 from procmgmt.errors import DeployError
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.numbers import seconds_problem
@@ -172,7 +174,7 @@ procmgmt_stop() {
         procmgmt_target=-$procmgmt_pid
     fi
     echo "Stopping $procmgmt_name (pid $procmgmt_pid)"
-    kill -s TERM -- "$procmgmt_target" 2>/dev/null
+    kill -s "$procmgmt_stop_signal" -- "$procmgmt_target" 2>/dev/null
     if ! procmgmt_poll $((procmgmt_stop_timeout * 10)) procmgmt_exited; then
         echo "$procmgmt_name did not stop within $procmgmt_stop_timeout s; sending SIGKILL" >&2
         kill -s KILL -- "$procmgmt_target" 2>/dev/null
@@ -304,7 +306,9 @@ class SysVInitBackend(Backend):
         supported_runlevels, default_start/default_stop, sequence,
         kill_sequence, umask, path (prepended to PATH), environment,
         directory, nice, user, initialize, mode ("daemon" or "foreground"),
-        command (argv), pid_file, log_file, reload_signal, start_timeout,
+        command (argv), pid_file, log_file, directories ([path, octal mode] pairs
+        start creates after initialize when missing), reload_signal, stop_signal (what stop
+        sends first; SIGKILL follows after stop_timeout), start_timeout,
         stop_timeout, start_grace, readiness (the declaration as JSON, or None:
         start waits for it), activities (name -> raw shell body) and
         remove_activities.
@@ -342,7 +346,13 @@ class SysVInitBackend(Backend):
             "command": command,
             "pid_file": spec.derived_pid_file(settings),
             "log_file": spec.log_file(settings),
+            # What start creates when missing (a fresh state dir, generated files
+            # run without procmgmt): the pid file's and the log file's directories.
+            "directories": _directories(settings, [spec.derived_pid_file(settings)]
+                                        + ([spec.log_file(settings)] if mode == "foreground"
+                                           else [])),
             "reload_signal": "HUP",
+            "stop_signal": spec.stop_signal,
             "start_timeout": DEFAULT_START_TIMEOUT,
             "stop_timeout": DEFAULT_STOP_TIMEOUT,
             "start_grace": DEFAULT_START_GRACE,
@@ -384,6 +394,7 @@ class SysVInitBackend(Backend):
             "log_file": native.get("log_file"),
             "start_timeout": _number(native, "start_timeout", DEFAULT_START_TIMEOUT),
             "stop_timeout": _number(native, "stop_timeout", DEFAULT_STOP_TIMEOUT),
+            "stop_signal": _signal_name(native, "stop_signal", "TERM"),
             # The stop activity is the generated one: the activator may do the
             # same steps itself (no shell per process) when it stops many.
             "native_stop": (native.get("activities") or {}).get("stop") == "procmgmt_stop"
@@ -501,9 +512,8 @@ def render_script(native: dict[str, Any]) -> str:
             isinstance(a, str) for a in command):
         raise ValueError(f"command must be a non-empty list of strings, got {command!r}")
     start_levels, stop_levels = runlevels_of(native)
-    signal = str(native.get("reload_signal") or "HUP").removeprefix("-").removeprefix("SIG")
-    if not _SIGNAL_NAME.match(signal):
-        raise ValueError(f"reload_signal: {signal!r} is not a signal name")
+    signal = _signal_name(native, "reload_signal", "HUP")
+    stop_signal = _signal_name(native, "stop_signal", "TERM")
     environment = native.get("environment") or {}
     if not isinstance(environment, dict):
         raise ValueError("environment must be a dict of names to values")
@@ -573,6 +583,7 @@ def render_script(native: dict[str, Any]) -> str:
     lines += [
         f"procmgmt_stop_timeout={_int_seconds(native, 'stop_timeout', DEFAULT_STOP_TIMEOUT)}",
         f"procmgmt_reload_signal={signal}",
+        f"procmgmt_stop_signal={stop_signal}",
         "",
         _HELPERS.rstrip("\n"),
         "",
@@ -584,6 +595,7 @@ def render_script(native: dict[str, Any]) -> str:
     initialize = str(native.get("initialize") or "").strip("\n")
     lines += _body(initialize, "    ") if initialize.strip() else ["    :"]
     lines += ["}", "", _START_HEAD.rstrip("\n")]
+    lines += _mkdir_lines(native.get("directories") or [])
     directory = native.get("directory")
     if directory:
         lines.append(f"    cd {quote(str(directory))} || return 1")
@@ -646,6 +658,43 @@ def _ready_wait_lines(name: str, check: rd.Readiness | None, pid_file: str) -> l
         '        echo "$procmgmt_name is ready"',
         "    fi",
     ]
+
+
+def _directories(settings: Settings, files: list[str]) -> list[list[str]]:
+    """[directory, mode] of each file's directory, with procmgmt's mode for it."""
+    dirs = dict.fromkeys(os.path.dirname(f) for f in files)
+    return [[d, f"{directory_mode(settings, d):04o}"] for d in dirs if d and d != "/"]
+
+
+def _mkdir_lines(directories: Any) -> list[str]:
+    """Lines of ``procmgmt_start`` that create each missing directory: parents
+    with umask 022, the directory itself then given its mode explicitly. An
+    existing directory is left as it is (as by ``procmgmt init-state``)."""
+    lines: list[str] = []
+    for entry in directories:
+        if not isinstance(entry, list | tuple) or len(entry) != 2:
+            raise ValueError(f"directories: expected [path, mode] pairs, got {entry!r}")
+        path, mode = str(entry[0]), str(entry[1])
+        if not path.startswith("/") or not re.fullmatch(r"[0-7]{3,4}", mode):
+            raise ValueError(f"directories: {entry!r} is not [absolute path, octal mode]")
+        q = quote(path)
+        lines += [
+            f"    if [ ! -d {q} ]; then",
+            f"        if ! (umask 022 && mkdir -p {q} && chmod {mode} {q}); then",
+            f'            echo "$procmgmt_name: cannot create the directory {_msg(path)}" >&2',
+            "            return 1",
+            "        fi",
+            "    fi",
+        ]
+    return lines
+
+
+def _signal_name(native: dict[str, Any], key: str, default: str) -> str:
+    """A signal name of the native model without ``SIG`` (``-INT``, ``SIGINT`` -> ``INT``)."""
+    name = str(native.get(key) or default).removeprefix("-").removeprefix("SIG")
+    if not _SIGNAL_NAME.match(name):
+        raise ValueError(f"{key}: {name!r} is not a signal name")
+    return name
 
 
 def _int_seconds(native: dict[str, Any], key: str, default: int) -> int:
@@ -734,7 +783,7 @@ class SysVInitActivator(Activator):
         """Stop ``proc`` (of its own generation).
 
         With the generated stop activity, the activator takes its steps itself
-        (SIGTERM to the process group the script would signal, SIGKILL after
+        (the stop signal to the process group the script would signal, SIGKILL after
         ``stop_timeout``, pid file removed) and returns a probe for the
         engine, so stopping a thousand processes costs no shell each and no
         worker waits. An overridden stop activity runs through the script.
@@ -754,7 +803,9 @@ class SysVInitActivator(Activator):
         except ProcessLookupError:
             _remove(pid_file)
             return None
-        _signal(target, signal.SIGTERM)
+        stop_signal = getattr(signal, f"SIG{proc.extra.get('stop_signal') or 'TERM'}",
+                              signal.SIGTERM)
+        _signal(target, stop_signal)
         timeout = float(proc.extra.get("stop_timeout") or DEFAULT_STOP_TIMEOUT)
         began = time.monotonic()
         killed: list[float] = []

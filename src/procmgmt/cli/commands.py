@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -376,14 +377,33 @@ def _cfg_run(p: argparse.ArgumentParser) -> None:
     model_arg(p)
 
 
+#: Suffix of the profile name under which ``run`` claims the accounts it creates.
+RUN_CLAIM_SUFFIX = ".run"
+
+
 @command("run", "run the model under a foreground supervisord until interrupted (stateless)")
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """As root (user changes allowed) the model's users and groups are created first,
+    exactly as a switch creates them, and deleted again when supervisord exits:
+    supervisord cannot start a program as a user that does not exist. They are
+    claimed under ``<profile>.run``, so accounts a switched deployment of the same
+    state dir also uses stay."""
     from procmgmt.backends.supervisord import run_stateless
+    from procmgmt.deploy.accounts import create_new, delete_obsolete
 
     settings = settings.with_process_manager("supervisord")
     init_state(settings)
     gen = _build(settings, model_path(args))
-    return int(run_stateless(settings, gen))
+    claim = dataclasses.replace(settings, profile=settings.profile + RUN_CLAIM_SUFFIX)
+
+    def say(message: str) -> None:
+        print(f"procmgmt: {message}", file=sys.stderr)
+
+    try:
+        create_new(None, gen, claim, say)
+        return int(run_stateless(settings, gen))
+    finally:
+        delete_obsolete(gen, None, claim, say)
 
 
 from procmgmt.cli import agnostic as _agnostic  # noqa: E402  (generate-config, -P none)

@@ -320,10 +320,11 @@ class Accounts:
 
     # -- delete ---------------------------------------------------------------------
 
-    def delete(self, old: Generation | None, new: Generation) -> None:
+    def delete(self, old: Generation | None, new: Generation | None) -> None:
         """Delete the accounts procmgmt created for this profile that ``new`` no
-        longer declares (after the switch). ``old`` is not consulted: the record
-        says what this profile created, including leftovers of failed switches."""
+        longer declares (after the switch; None: it needs none any more). ``old`` is
+        not consulted: the record says what this profile created, including
+        leftovers of failed switches."""
         if not self.settings.privileged:
             return
         if not os.path.exists(record_path(self.settings)):
@@ -397,7 +398,7 @@ def create_new(old: Generation | None, new: Generation, settings: Settings,
     Accounts(settings, say).create(old, new)
 
 
-def delete_obsolete(old: Generation | None, new: Generation, settings: Settings,
+def delete_obsolete(old: Generation | None, new: Generation | None, settings: Settings,
                     say: Callable[[str], None]) -> None:
     """Delete the users and groups procmgmt created that ``new`` no longer needs."""
     Accounts(settings, say).delete(old, new)

@@ -1,7 +1,10 @@
 """Find processes of a deployment that no deployed process explains.
 
 Every process procmgmt starts carries ``PROCMGMT_DEPLOYMENT=<state dir>:<profile>``
-in its environment (inherited by its children). A process with the marker
+in its environment (inherited by its children). A server that rewrites its
+process title over that memory (nginx's setproctitle zeroes all of it) carries
+the marker in its command line instead (nginx: ``-g 'env PROCMGMT_...=...;'``),
+which the title repeats. A process with the marker
 is *explained* when it is a deployed process (the PID its manager reports
 or its pid file names), a descendant of one, or in the process group of
 one. Anything else is a stray: left over by a crash, a manager killed with
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import time
 from dataclasses import dataclass
@@ -63,16 +67,52 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+#: Bytes that end a ``NAME=value`` word in a command line or process title.
+_WORD_END = re.compile(rb"[\0\s;\"']")
+
+
+def _cmdline_marker(pid: int, want: str) -> str | None:
+    """The process name of a process whose command line (or the title it rewrote
+    it to) holds ``PROCMGMT_DEPLOYMENT=<want>`` as a whole word; None if it does not."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    needle = f"{MARKER_DEPLOYMENT}={want}".encode()
+    at = raw.find(needle)
+    while at >= 0:
+        end = at + len(needle)
+        if (at == 0 or _WORD_END.match(raw, at - 1)) and \
+                (end == len(raw) or _WORD_END.match(raw, end)):
+            break
+        at = raw.find(needle, at + 1)
+    if at < 0:
+        return None
+    name = raw.find(f"{MARKER_PROCESS}=".encode())
+    if name < 0:
+        return "?"
+    value = raw[name + len(MARKER_PROCESS) + 1:]
+    stop = _WORD_END.search(value)
+    return (value[:stop.start()] if stop else value).decode(errors="replace") or "?"
+
+
 def marked_processes(settings: Settings) -> dict[int, str]:
-    """pid -> process name of every live process carrying this deployment's marker."""
+    """pid -> process name of every live process carrying this deployment's marker
+    (in its environment, else in its command line)."""
     want = deployment_id(settings)
     found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
-        env = _environ(int(entry))
-        if env.get(MARKER_DEPLOYMENT) == want and pid_alive(int(entry)):
-            found[int(entry)] = env.get(MARKER_PROCESS, "?")
+        pid = int(entry)
+        env = _environ(pid)
+        if MARKER_DEPLOYMENT in env:
+            name = env.get(MARKER_PROCESS, "?") if env[MARKER_DEPLOYMENT] == want else None
+        else:
+            name = _cmdline_marker(pid, want)
+        if name is not None and pid_alive(pid):
+            found[pid] = name
     return found
 
 

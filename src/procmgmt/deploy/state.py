@@ -14,6 +14,14 @@ import os
 from procmgmt.settings import Settings
 
 
+def directory_mode(settings: Settings, path: str) -> int:
+    """The mode procmgmt gives a directory it creates: 1777 for a private tmp dir
+    that processes of other users share (they write their pid files there), else
+    0755. Generated init scripts that create a missing directory use it too."""
+    shared_tmp = path == settings.tmp_dir and path != "/tmp" and settings.privileged
+    return 0o1777 if shared_tmp else 0o755
+
+
 def init_state(settings: Settings) -> list[str]:
     """Create missing directories; return the ones created."""
     created: list[str] = []
@@ -26,10 +34,8 @@ def init_state(settings: Settings) -> list[str]:
         created.append(path)
 
     mk(settings.state_dir)
-    system_tmp = settings.tmp_dir == "/tmp"
-    if not system_tmp:
-        shared_tmp = settings.privileged
-        mk(settings.tmp_dir, 0o1777 if shared_tmp else 0o755)
+    if settings.tmp_dir != "/tmp":
+        mk(settings.tmp_dir, directory_mode(settings, settings.tmp_dir))
     for attr in ("runtime_dir", "log_dir", "cache_dir", "spool_dir", "lock_dir", "lib_dir"):
         mk(getattr(settings, attr))
     mk(settings.procmgmt_dir)

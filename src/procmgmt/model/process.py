@@ -72,6 +72,11 @@ class Process:
     instance_name: str | None = None
     #: Explicit pid file; None derives ``<pid dir>/<instance name>.pid``.
     pid_file: str | None = None
+    #: The program whose PID the daemon's pid file holds, when that is not the
+    #: daemon command itself (``pg_ctl`` starts ``postgres``, which writes
+    #: ``postmaster.pid``). Init systems that check the pid file's process by
+    #: name (BSD rc.subr's ``procname``) need it to recognise the process.
+    pid_file_program: str | None = None
     #: Directories (or prefixes with a ``bin/``) prepended to PATH.
     path: Sequence[str] = ()
     #: Environment variables of the process.
@@ -92,6 +97,12 @@ class Process:
     overrides: Mapping[str, Override] = field(default_factory=dict)
     #: Readiness declaration (see procmgmt.readiness); None: the backend's default.
     readiness: Any = None
+    #: Signal that asks the process to stop ("INT", "QUIT", ...; None: TERM), sent
+    #: by every backend (supervisord stopsignal, systemd KillSignal, the init
+    #: scripts); after the stop timeout SIGKILL follows. Servers give SIGTERM
+    #: different meanings: PostgreSQL waits for clients to disconnect (smart
+    #: shutdown), SIGINT is its fast shutdown.
+    stop_signal: str | None = None
     #: Where the object was created (file, line), for error messages.
     origin: tuple[str | None, int | None] = field(default=(None, None), compare=False)
 

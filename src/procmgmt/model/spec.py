@@ -32,6 +32,7 @@ class ProcessSpec:
     foreground_args: tuple[str, ...] = ()
     instance_name: str | None = None
     pid_file: str | None = None
+    pid_file_program: str | None = None
     path: tuple[str, ...] = ()
     environment: Mapping[str, str] = field(default_factory=dict)
     directory: str | None = None
@@ -42,6 +43,8 @@ class ProcessSpec:
     credentials: Credentials = field(default_factory=Credentials)
     overrides: Mapping[str, Override] = field(default_factory=dict)
     readiness: Any = None
+    #: Signal name without ``SIG`` that asks the process to stop.
+    stop_signal: str = "TERM"
     #: Start rank: 0 without dependencies, else 1 + the highest rank of the dependencies.
     rank: int = 0
 
@@ -112,6 +115,14 @@ def normalize_umask(value: int | str | None) -> str | None:
     return f"{number:04o}"
 
 
+def normalize_signal(value: str | None) -> str | None:
+    """"SIGINT", "sigint" or "INT" -> "INT"; None stays None (validation checks the name)."""
+    if value is None:
+        return None
+    name = str(value).upper()
+    return name[3:] if name.startswith("SIG") else name
+
+
 def to_spec(proc: Process, names: Mapping[int, str], rank: int) -> ProcessSpec:
     """Normalize a validated process; ``names`` maps id(process) -> its name."""
     name = proc.effective_name
@@ -126,6 +137,7 @@ def to_spec(proc: Process, names: Mapping[int, str], rank: int) -> ProcessSpec:
         foreground_args=tuple(str(a) for a in proc.effective_foreground_args),
         instance_name=proc.instance_name,
         pid_file=proc.pid_file,
+        pid_file_program=proc.pid_file_program,
         path=tuple(proc.path),
         environment={str(k): str(v) for k, v in dict(proc.environment).items()},
         directory=proc.directory,
@@ -136,5 +148,6 @@ def to_spec(proc: Process, names: Mapping[int, str], rank: int) -> ProcessSpec:
         credentials=proc.credentials,
         overrides=dict(proc.overrides),
         readiness=proc.readiness,
+        stop_signal=normalize_signal(proc.stop_signal) or "TERM",
         rank=rank,
     )

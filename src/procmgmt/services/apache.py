@@ -37,6 +37,7 @@ from procmgmt.model.process import Instance, Process
 from procmgmt.readiness import Readiness
 from procmgmt.services._common import (
     CONFIG_HEADER,
+    GRACEFUL_STOP_SECONDS,
     config_token,
     find_program,
     instance_dirs,
@@ -286,6 +287,9 @@ def _process(settings: Settings, name: str, *, port: int, site: Sequence[Node],
         ("Mutex", f"file:{dirs.runtime}", "default"),
         ("ErrorLog", os.path.join(dirs.log, "error.log")),
         *load_module_lines(modules, program),
+        # Bounds the graceful stop (stop_signal WINCH); 0, the default, waits forever.
+        # An MPM directive: it follows the LoadModule lines.
+        ("GracefulShutdownTimeout", GRACEFUL_STOP_SECONDS),
     ]
     if owner:
         config += [("User", owner), ("Group", owner)]
@@ -317,4 +321,10 @@ def _process(settings: Settings, name: str, *, port: int, site: Sequence[Node],
         # Declared in both modes; only a privileged deployment creates the accounts.
         credentials=service_credentials(settings, name),
         readiness=readiness or tcp_readiness(port, bind),
+        # httpd's graceful stop (apachectl -k graceful-stop): "the parent ... will
+        # remove its PidFile and cease listening on all ports", then waits for
+        # children to finish their current requests, for at most
+        # GracefulShutdownTimeout. SIGTERM would abort requests in flight
+        # (Apache httpd docs, "Stopping and Restarting Apache HTTP Server").
+        stop_signal="WINCH",
     )

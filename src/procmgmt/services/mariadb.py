@@ -151,6 +151,10 @@ def mariadb(settings: Settings) -> Callable[..., Process]:
                                                     description=f"MariaDB server {name}"),
             dependencies=dependencies,
             readiness=readiness,
+            # SIGTERM is mariadbd's normal shutdown (as ``mariadb-admin shutdown``):
+            # connections are closed, InnoDB flushes and the server exits cleanly
+            # (MariaDB docs, "mariadbd: Signals"; systemd's mariadb.service sends it).
+            stop_signal="TERM",
         )
 
     return instance

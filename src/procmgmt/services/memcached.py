@@ -94,6 +94,10 @@ def memcached(settings: Settings) -> Callable[..., Process]:
                                                     description=f"memcached {name}"),
             dependencies=dependencies,
             readiness=readiness if readiness is not None else TCP(port=port),
+            # SIGTERM and SIGINT end memcached at once, which is all a cache needs;
+            # its graceful SIGUSR1 only matters for a warm restart (-e), not used here
+            # (memcached's protocol.txt / ChangeLog 1.5.x: "graceful stop: SIGUSR1").
+            stop_signal="TERM",
         )
 
     return instance

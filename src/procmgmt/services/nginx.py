@@ -38,6 +38,7 @@ from procmgmt.model.process import Instance, Process
 from procmgmt.readiness import Readiness
 from procmgmt.services._common import (
     CONFIG_HEADER,
+    GRACEFUL_STOP_SECONDS,
     config_token,
     find_program,
     instance_dirs,
@@ -51,6 +52,7 @@ from procmgmt.services._common import (
 )
 from procmgmt.services._snippets import chain, make_dirs
 from procmgmt.settings import Settings
+from procmgmt.validate import deployment_marker
 
 #: A directive ``("listen", "127.0.0.1:8080")`` or a block ``("location", "/", [...])``.
 Node = tuple[Any, ...]
@@ -102,6 +104,20 @@ def render_config(nodes: Sequence[Node], indent: int = 0) -> str:
 def nginx_program() -> str:
     """The nginx executable (Debian's /usr/sbin/nginx, else from PATH)."""
     return find_program("/usr/sbin/nginx", "nginx")
+
+
+def marker_directives(settings: Settings, name: str) -> str:
+    """``env`` directives giving nginx the deployment marker, for ``-g``.
+
+    nginx removes every inherited environment variable but ``TZ`` (unless an
+    ``env`` directive keeps it), and its process title overwrites the memory
+    ``/proc/<pid>/environ`` shows, so the marker variables procmgmt sets are
+    invisible in nginx's processes. ``env NAME=value`` sets them inside
+    nginx; given with ``-g`` they are also in the command line, which the
+    master's title repeats, and ``procmgmt doctor`` reads them there.
+    """
+    return " ".join(f"env {quote(f'{key}={value}')};"
+                    for key, value in deployment_marker(settings, name).items())
 
 
 def conf_file(settings: Settings, name: str) -> str:
@@ -328,6 +344,8 @@ def _process(settings: Settings, name: str, *, http: Sequence[Node], port: int |
         ("worker_processes", worker_processes),
         ("pid", pid),
         ("error_log", error_log),
+        # Bounds the graceful stop (stop_signal QUIT): open connections are closed after it.
+        ("worker_shutdown_timeout", f"{GRACEFUL_STOP_SECONDS}s"),
         *main,
         ("events", [("worker_connections", worker_connections)]),
         ("http", [
@@ -347,6 +365,7 @@ def _process(settings: Settings, name: str, *, http: Sequence[Node], port: int |
         extra_initialize,
     )
     base_args = ["-p", dirs.state, "-e", error_log, "-c", conf]
+    markers = marker_directives(settings, name)
     # Declared in both modes; only a privileged deployment creates the accounts.
     credentials = service_credentials(settings, name)
     check = readiness
@@ -359,9 +378,16 @@ def _process(settings: Settings, name: str, *, http: Sequence[Node], port: int |
         initialize=init,
         process=nginx_program(),
         args=base_args,
-        foreground_process_extra_args=["-g", "daemon off;"],
+        daemon_extra_args=["-g", markers],
+        foreground_process_extra_args=["-g", f"daemon off; {markers}"],
         pid_file=pid,
         dependencies=list(dependencies),
         credentials=credentials,
         readiness=check,
+        # "QUIT: graceful shutdown": workers stop accepting, finish the requests
+        # in flight and close idle keep-alive connections; TERM and INT are the
+        # fast shutdown that drops them (nginx docs, "Controlling nginx"; Debian's
+        # nginx.service stops with --retry QUIT/5). worker_shutdown_timeout
+        # bounds the drain.
+        stop_signal="QUIT",
     )

@@ -278,6 +278,16 @@ def postgresql(settings: Settings) -> Callable[..., Process]:
             # The postmaster writes this one itself (not configurable); only
             # daemon mode needs it: in the foreground the manager knows the pid.
             pid_file=os.path.join(data, "postmaster.pid") if daemon else None,
+            # pg_ctl exits once the server runs; the pid file names postgres.
+            pid_file_program=os.path.join(bindir, "postgres") if daemon else None,
+            # "SIGINT: Fast Shutdown mode. The server disallows new connections and
+            # sends all existing server processes SIGTERM, which will cause them to
+            # abort their current transactions and exit promptly." SIGTERM is Smart
+            # Shutdown, which waits for every client to disconnect: one idle client
+            # holds a restart until the stop timeout's SIGKILL, and the next start
+            # runs crash recovery. (PostgreSQL docs, 19.5 Shutting Down the Server;
+            # pg_ctl's own default is -m fast.)
+            stop_signal="INT",
         )
 
     return instance

@@ -137,6 +137,9 @@ def redis(settings: Settings) -> Callable[..., Process]:
             # Redis' own default is on: a stray client could then rewrite
             # our config with CONFIG SET dir/dbfilename.
             "protected-mode": True,
+            # Redis rewrites its process title over the memory /proc/<pid>/environ
+            # shows, which would hide the deployment marker from procmgmt doctor.
+            "set-proc-title": False,
         }
         conf.update(config or {})
         initialize = chain(
@@ -166,6 +169,10 @@ def redis(settings: Settings) -> Callable[..., Process]:
                                                     description=f"Redis server {name}"),
             dependencies=dependencies,
             readiness=readiness,
+            # "SIGTERM and SIGINT: Redis ... performs a graceful shutdown": saves the
+            # RDB snapshot where save points are configured, flushes the AOF, removes
+            # the pid file and the unix socket (Redis docs, "Redis signal handling").
+            stop_signal="TERM",
         )
 
     return instance

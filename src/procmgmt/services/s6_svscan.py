@@ -80,6 +80,11 @@ def s6_svscan(settings: Settings) -> Callable[..., Process]:
             daemon=None,
             dependencies=list(dependencies),
             readiness=check,
+            # SIGTERM is ``s6-svscanctl -t``: "send a SIGTERM to all the s6-supervise
+            # processes supervising a service and a SIGHUP to [those] supervising a
+            # logger", wait for them, then exit: every service goes down cleanly and
+            # no log is lost (s6 docs, s6-svscan "Signals" and s6-svscanctl).
+            stop_signal="TERM",
         )
 
     return instance

@@ -177,6 +177,10 @@ def supervisord(settings: Settings) -> Callable[..., Process]:
             pid_file=p.pid_file,
             dependencies=list(dependencies),
             readiness=check,
+            # "SIGTERM: supervisord and all its subprocesses will shut down. This may
+            # take several seconds." (supervisord docs, "Signals"). Its programs get
+            # their own stopsignal first.
+            stop_signal="TERM",
         )
 
     return instance
