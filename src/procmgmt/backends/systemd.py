@@ -78,6 +78,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from procmgmt import fsutil
 from procmgmt import readiness as rd
 from procmgmt.backends import _ready_sh
 from procmgmt.backends.base import (
@@ -636,7 +637,7 @@ class SystemdActivator(Activator):
         if not self.user and os.geteuid() != 0:
             raise UsageError("the systemd system manager needs root; set "
                              f"{USER_ENV}=1 to deploy to your own user manager")
-        os.makedirs(self.target_dir, exist_ok=True)
+        fsutil.ensure_dir(self.target_dir)
         self._new_units = {_unit_of(p): _unit_file_of(p) for p in new.processes}
         # Only after a failed switch does this activator hold links already:
         # units it started for the failed generation and has stopped again.
