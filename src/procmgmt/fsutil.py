@@ -64,8 +64,8 @@ class UnsafePathError(DeployError, OSError):
     :class:`OSError` (callers that tolerate a failing write keep doing so)."""
 
     def __init__(self, path: str, problem: str) -> None:
-        super().__init__(errno.ELOOP, f"{path} {problem}; procmgmt does not follow "
-                         "symbolic links there: remove it and run the command again")
+        super().__init__(errno.ELOOP, f"{path} {problem}; procmgmt does not write "
+                         "through it: remove it and run the command again")
         self.filename = path
 
     def __str__(self) -> str:
@@ -157,6 +157,8 @@ def open_file(path: str, mode: int = PRIVATE, flags: int = os.O_RDWR, *,
     except OSError as exc:
         if exc.errno == errno.ELOOP or (exc.errno == errno.EEXIST and os.path.islink(path)):
             raise UnsafePathError(path, "is a symbolic link") from None
+        if exc.errno == errno.ENXIO:  # a FIFO without a reader, a socket
+            raise UnsafePathError(path, "is not a regular file") from None
         raise
     try:
         st = os.fstat(fd)

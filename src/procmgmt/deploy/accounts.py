@@ -368,11 +368,10 @@ class Accounts:
                         f"{word} for {name} (and chown its files)")
                 ids[kind][name] = int(ident)
                 taken.add(int(ident))
-            id_range = self.platform.id_range(word)
+            choose = [name for name in missing if name not in ids[kind]]
+            id_range = self.platform.id_range(word) if choose else None
             reserved = taken | set(rec.ids[kind].values())
-            for name in missing:
-                if name in ids[kind]:
-                    continue
+            for name in choose:
                 ids[kind][name] = None
                 if id_range is not None:
                     low, high = id_range
