@@ -343,8 +343,8 @@ def test_remembered_id_taken_by_another_account_fails_before_creating(
     acc.delete(g, gen())
     fake.users["intruder"] = (999, 0)
     fake.commands.clear()
-    with pytest.raises(DeployError, match="user web needs uid 999 .* now belongs to "
-                                          "user intruder"):
+    with pytest.raises(DeployError, match=r"user web needs uid 999 .* now belongs to "
+                                          r"user intruder"):
         acc.check(g)
     with pytest.raises(DeployError, match="now belongs to user intruder"):
         acc.create(None, g)
