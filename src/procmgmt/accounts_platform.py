@@ -91,16 +91,60 @@ class SystemView:
         """Every gid in use."""
         return {g.gr_gid for g in grp.getgrall()}
 
+    def user_by_id(self, uid: int) -> str | None:
+        """The name of the user with ``uid``, or None."""
+        try:
+            return pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return None
+
+    def group_by_id(self, gid: int) -> str | None:
+        """The name of the group with ``gid``, or None."""
+        try:
+            return grp.getgrgid(gid).gr_name
+        except KeyError:
+            return None
+
 
 def _get(user: dict[str, Any], key: str) -> Any:
     value = user.get(key)
     return None if value in (None, "") else value
 
 
+#: shadow-utils' defaults when /etc/login.defs says nothing.
+LINUX_SYS_ID_MIN = 101
+LINUX_ID_MIN = 1000
+
+
+def login_defs(path: str = "/etc/login.defs") -> dict[str, int]:
+    """The numeric settings of shadow-utils' ``login.defs`` (empty when unreadable)."""
+    found: dict[str, int] = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 2 and not parts[0].startswith("#") and parts[1].isdigit():
+            found[parts[0]] = int(parts[1])
+    return found
+
+
 class Platform:
     """Account commands of one operating system (the interface; Linux by default)."""
 
     name = "linux"
+
+    def id_range(self, kind: str) -> tuple[int, int] | None:
+        """(lowest, highest) id the system tools give system accounts of ``kind``
+        ("uid" or "gid"), so procmgmt can choose the id itself (and avoid ids it
+        recorded for accounts it deleted); None: leave the choice to the tool."""
+        defs = login_defs()
+        key = "UID" if kind == "uid" else "GID"
+        low = defs.get(f"SYS_{key}_MIN", LINUX_SYS_ID_MIN)
+        high = defs.get(f"SYS_{key}_MAX", defs.get(f"{key}_MIN", LINUX_ID_MIN) - 1)
+        return (low, high) if low <= high else None
 
     def add_group(self, name: str, gid: int | None, view: SystemView) -> Plan:
         """Commands creating group ``name``."""
@@ -140,6 +184,9 @@ class FreeBSD(Platform):
     """``pw(8)``."""
 
     name = "freebsd"
+
+    def id_range(self, kind: str) -> tuple[int, int] | None:
+        return None  # pw chooses (its range is in pw.conf, not read here)
 
     def add_group(self, name: str, gid: int | None, view: SystemView) -> Plan:
         plan = Plan()
@@ -187,6 +234,9 @@ class Darwin(Platform):
     """``dscl .`` (the local Directory Services node)."""
 
     name = "darwin"
+
+    def id_range(self, kind: str) -> tuple[int, int] | None:
+        return DARWIN_FIRST_ID, DARWIN_LAST_ID
 
     def add_group(self, name: str, gid: int | None, view: SystemView) -> Plan:
         plan = Plan()

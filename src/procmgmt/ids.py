@@ -35,11 +35,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from procmgmt import fsutil
 from procmgmt.errors import UserError
 from procmgmt.model.credentials import Credentials
 from procmgmt.settings import Settings
@@ -591,27 +591,18 @@ def credentials_with_ids(credentials: Credentials, ids: Ids) -> Credentials:
 # --- writing -----------------------------------------------------------------------
 
 def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` so readers see the old or the new file, never half of one."""
+    """Write ``text`` to ``path`` so readers see the old or the new file, never half of one.
+
+    An existing file keeps its mode; a new one is 0644 whatever the umask (it is
+    read by the model, possibly as root)."""
     target = os.path.abspath(path)
-    directory = os.path.dirname(target)
     try:
         mode = os.stat(target).st_mode & 0o7777
     except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", dir=directory)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-        tmp = None
+        mode = fsutil.FILE
     except OSError as exc:
         raise IdsFileError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+    try:
+        fsutil.write_atomic(target, text, mode, fsync=True)
+    except OSError as exc:
+        raise IdsFileError(f"{path}: cannot write: {exc.strerror or exc}") from None

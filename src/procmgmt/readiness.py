@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
+from procmgmt import fsutil
 from procmgmt.errors import DeployError
 from procmgmt.listeners import ownership_problem
 from procmgmt.pids import pid_alive, read_pid_file
@@ -276,7 +277,7 @@ class NotifySocket:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fsutil.ensure_dir(os.path.dirname(path))
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import pwd
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,12 @@ class FakeSystem(SystemView):
     def used_gids(self) -> set[int]:
         return set(self.groups.values())
 
+    def user_by_id(self, uid: int) -> str | None:
+        return next((n for n, (u, _) in self.users.items() if u == uid), None)
+
+    def group_by_id(self, gid: int) -> str | None:
+        return next((n for n, g in self.groups.items() if g == gid), None)
+
     def _id(self) -> int:
         self._next += 1
         return self._next
@@ -85,6 +92,13 @@ class FakeSystem(SystemView):
             del self.groups[name]
         else:
             raise AssertionError(f"unexpected command {argv}")
+
+
+class LinuxRange(Platform):
+    """The Linux commands, with a fixed system id range (not this machine's login.defs)."""
+
+    def id_range(self, kind: str) -> tuple[int, int] | None:
+        return 900, 999
 
 
 def settings_for(tmp_path: Path, privileged: bool = True, profile: str = "processes") -> Settings:
@@ -120,7 +134,7 @@ def make(tmp_path: Path, fake: FakeSystem, privileged: bool = True,
     """An Accounts on the fake system; the list collects what it says."""
     said: list[str] = []
     acc = Accounts(settings_for(tmp_path, privileged, profile), said.append,
-                   platform=Platform(), view=fake, run=fake.run)
+                   platform=LinuxRange(), view=fake, run=fake.run)
     return acc, said
 
 
@@ -138,7 +152,8 @@ def test_diff_names_new_obsolete_and_unchanged_accounts() -> None:
 
 def test_create_runs_groupadd_then_useradd_with_every_property(tmp_path: Path) -> None:
     """Groups come first (users name them); useradd gets -u -g -c -d -s, --system and
-    --no-create-home unless create_home."""
+    --no-create-home unless create_home. An id not declared is chosen by procmgmt:
+    the highest free one of the system range."""
     fake = FakeSystem()
     acc, said = make(tmp_path, fake)
     new = gen(webapp("a", uid=2001, gid=2001, shell="/usr/sbin/nologin"),
@@ -146,10 +161,10 @@ def test_create_runs_groupadd_then_useradd_with_every_property(tmp_path: Path) -
     acc.create(None, new)
     assert fake.commands == [
         ("groupadd", "--system", "-g", "2001", "a"),
-        ("groupadd", "--system", "b"),
+        ("groupadd", "--system", "-g", "999", "b"),
         ("useradd", "--system", "-u", "2001", "-g", "a", "-c", "Test webapp a", "-d",
          "/dev/null", "-s", "/usr/sbin/nologin", "--no-create-home", "a"),
-        ("useradd", "--system", "-g", "b", "-c", "Test webapp b", "-d",
+        ("useradd", "--system", "-u", "999", "-g", "b", "-c", "Test webapp b", "-d",
          str(tmp_path / "home-b"), "--create-home", "b"),
     ]
     assert fake.users["a"] == (2001, 2001)
@@ -280,18 +295,110 @@ def test_failed_deletion_is_a_warning_and_retried(tmp_path: Path) -> None:
     assert "svc" not in fake.users
 
 
-def test_failed_creation_is_a_deploy_error_and_keeps_the_record(tmp_path: Path) -> None:
-    """A failing useradd stops the switch before anything starts; the group it did
-    create is recorded so a later switch deletes it."""
+def test_failed_creation_deletes_what_it_created(tmp_path: Path) -> None:
+    """A failing useradd stops the switch before anything starts, and the group it
+    did create is deleted again at once (not left for a later switch)."""
     fake = FakeSystem()
     fake.fail.add("useradd")
     acc, _ = make(tmp_path, fake)
     with pytest.raises(DeployError, match="useradd failed"):
         acc.create(None, gen(webapp("web")))
-    assert Record.load(record_path(acc.settings)).names("groups") == ["web"]
-    fake.fail.clear()
-    acc.delete(None, gen())
     assert "web" not in fake.groups
+    assert fake.commands[-1] == ("groupdel", "web")
+    rec = Record.load(record_path(acc.settings))
+    assert rec.names("groups") == [] and rec.remembered("groups", "web") == 999
+
+
+def test_deleted_account_comes_back_with_its_ids(tmp_path: Path) -> None:
+    """The id map keeps the ids of deleted accounts: a redeploy re-creates them with
+    the same uid/gid, even when the system would now hand out others; and a new
+    account never gets an id remembered for another name."""
+    fake = FakeSystem()
+    acc, said = make(tmp_path, fake)
+    g = gen(webapp("web"))
+    acc.create(None, g)
+    assert fake.users["web"] == (999, 999)
+    acc.delete(g, gen())
+    assert "web" not in fake.users and "web" not in fake.groups
+    other = gen(webapp("other"))
+    acc.create(None, other)  # free: 999 is the highest, but remembered for web
+    assert fake.users["other"] == (998, 998)
+    acc.create(other, gen(webapp("other"), webapp("web")))
+    assert fake.users["web"] == (999, 999)
+    assert "created user web (uid 999)" in said
+    data = json.loads(Path(record_path(acc.settings)).read_text())
+    assert data["format"] == 2
+    assert data["ids"] == {"users": {"web": 999, "other": 998},
+                           "groups": {"web": 999, "other": 998}}
+
+
+def test_remembered_id_taken_by_another_account_fails_before_creating(
+        tmp_path: Path) -> None:
+    """When the uid a deleted account had now belongs to someone else, the switch
+    fails naming that account, and creates nothing (not even the free group)."""
+    fake = FakeSystem()
+    acc, _ = make(tmp_path, fake)
+    g = gen(webapp("web"))
+    acc.create(None, g)
+    acc.delete(g, gen())
+    fake.users["intruder"] = (999, 0)
+    fake.commands.clear()
+    with pytest.raises(DeployError, match=r"user web needs uid 999 .* now belongs to "
+                                          r"user intruder"):
+        acc.check(g)
+    with pytest.raises(DeployError, match="now belongs to user intruder"):
+        acc.create(None, g)
+    assert fake.commands == [] and "web" not in fake.groups
+
+
+def test_declared_id_taken_is_reported_before_creating(tmp_path: Path) -> None:
+    """A declared gid that another group has fails up front, naming the group."""
+    fake = FakeSystem()
+    fake.groups["staff"] = 2001
+    acc, _ = make(tmp_path, fake)
+    with pytest.raises(DeployError, match=r"group web needs gid 2001 \(declared in the "
+                                          r"model\), but gid 2001 now belongs to group staff"):
+        acc.create(None, gen(webapp("web", gid=2001)))
+    assert fake.commands == []
+
+
+def test_format_1_record_seeds_the_id_map(tmp_path: Path) -> None:
+    """A record of the previous format keeps working: its ids become the map."""
+    path = Path(record_path(settings_for(tmp_path)))
+    path.parent.mkdir()
+    path.write_text(json.dumps({"format": 1, "users": {"web": {"id": 990, "profiles": ["p"]}},
+                                "groups": {}}))
+    path.chmod(0o600)
+    rec = Record.load(str(path))
+    assert rec.remembered("users", "web") == 990 and rec.owner_of("users", 990) == "web"
+
+
+@pytest.mark.parametrize("mode", [0o666, 0o620])
+def test_record_writable_by_others_is_refused(tmp_path: Path, mode: int) -> None:
+    """Root deletes what the record lists: one that others could write is not used."""
+    fake = FakeSystem()
+    acc, _ = make(tmp_path, fake)
+    g = gen(webapp("web"))
+    acc.create(None, g)
+    path = Path(record_path(acc.settings))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    path.chmod(mode)
+    with pytest.raises(DeployError, match="writable by others"):
+        acc.delete(g, gen())
+    assert "web" in fake.users
+
+
+def test_record_is_0600_whatever_the_umask(tmp_path: Path) -> None:
+    """accounts.json and its lock are 0600 also under umask 000."""
+    fake = FakeSystem()
+    acc, _ = make(tmp_path, fake)
+    old = os.umask(0)
+    try:
+        acc.create(None, gen(webapp("web")))
+    finally:
+        os.umask(old)
+    for p in (record_path(acc.settings), record_path(acc.settings) + ".lock"):
+        assert stat.S_IMODE(os.stat(p).st_mode) == 0o600, p
 
 
 def test_unprivileged_touches_no_account_but_makes_home_dirs(tmp_path: Path) -> None:

@@ -167,18 +167,18 @@ def test_init_state_dirs(privileged: bool, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("backend", ["sysvinit", "supervisord"])
 def test_deployed_state_is_not_world_writable(backend: str, tmp_path: Path) -> None:
-    """After a real deployment with umask 0, nothing procmgmt installed or recorded
-    (store, profiles and switch records, supervisord's config, conf.d and bin
-    links) is world-writable, and the state dirs themselves are not either.
-
-    Files the processes create (pid files, logs) follow the umask they run with,
-    as under any init system; a model sets it with ``umask=``."""
+    """After a real deployment with umask 0, nothing in the state dir is
+    world-writable: not what procmgmt installed or recorded (store, profiles and
+    switch records, supervisord's config, conf.d and bin links, its log), not the
+    state dirs, and not the pid files and logs the processes and their manager
+    create (they start with umask 022, as under init; a model may set ``umask=``)."""
     model = tmp_path / "processes.py"
     model.write_text(RUNNABLE_MODEL)
     state = tmp_path / "state"
     with umask(0), deployed(model, backend=backend, state_dir=state) as d:
         assert all(running for running, _ in d.status().values())
         assert world_writable(Path(d.settings.procmgmt_dir)) == []
+        assert world_writable(Path(d.settings.state_dir)) == []
         dirs = [Path(p) for p in d.settings.dirs().values() if Path(p).is_dir()]
         loose = [f"{p} {stat.filemode(p.stat().st_mode)}" for p in dirs
                  if p.stat().st_mode & stat.S_IWOTH and not p.stat().st_mode & stat.S_ISVTX]

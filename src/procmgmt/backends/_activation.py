@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from procmgmt import fsutil
 from procmgmt.backends.base import DeployedProcess, ProcessStatus
 from procmgmt.pids import pid_alive, read_pid_file
 
@@ -47,7 +48,7 @@ def subprocess_runner(argv: Sequence[str], env: Mapping[str, str] | None = None
             rc = subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=out,
                                 env=None if env is None else dict(env),
                                 stderr=subprocess.STDOUT, timeout=COMMAND_TIMEOUT,
-                                check=False).returncode
+                                umask=fsutil.SERVICE_UMASK, check=False).returncode
         except subprocess.TimeoutExpired:
             rc = 124
         except OSError as exc:

@@ -57,6 +57,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from procmgmt import fsutil
 from procmgmt import readiness as rd
 from procmgmt.backends import _activation, _ready_sh
 from procmgmt.backends._activation import (
@@ -881,7 +882,7 @@ class BSDRCActivator(Activator):
                               "dependencies: " + ", ".join(f"{a} must start after {b}"
                                                            for a, b in bad))
         if self.enable_at_boot:
-            os.makedirs(self.target_dir, exist_ok=True)
+            fsutil.ensure_dir(self.target_dir)
 
     # --- commands --------------------------------------------------------------------
 

@@ -73,6 +73,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from procmgmt import fsutil
 from procmgmt.backends import _proxy, _ready_sh
 from procmgmt.backends._activation import (
     CommandResult,
@@ -412,7 +413,7 @@ class LaunchdActivator(Activator):
         """Copy the store plist into the target dir atomically (0644)."""
         source = os.path.join(proc.path, str(proc.extra.get("plist")))
         target = self.installed_plist(proc)
-        os.makedirs(self.target_dir, exist_ok=True)
+        fsutil.ensure_dir(self.target_dir)
         with open(source, "rb") as f:
             data = f.read()
         fd, tmp = tempfile.mkstemp(prefix=".procmgmt-", dir=self.target_dir)

@@ -66,6 +66,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from procmgmt import fsutil
 from procmgmt.backends import _proxy, _ready_sh
 from procmgmt.backends.base import (
     Activator,
@@ -740,11 +741,10 @@ class SupervisordActivator(Activator):
 
     def _write_record(self, names: Sequence[str]) -> None:
         assert self.external is not None
-        os.makedirs(self.dir, exist_ok=True)
-        tmp = self.record_file + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"conf": self.external.conf, "names": sorted(names)}, f)
-        os.replace(tmp, self.record_file)
+        fsutil.ensure_dir(self.dir)
+        fsutil.write_atomic(self.record_file, json.dumps({"conf": self.external.conf,
+                                                          "names": sorted(names)}),
+                            fsutil.PRIVATE)
 
     # -- configuration -------------------------------------------------------
 
@@ -807,19 +807,15 @@ class SupervisordActivator(Activator):
     def _write_base_config(self, programs: int, nodaemon: bool = False) -> None:
         self.check_paths()
         for d in (self.settings.runtime_dir, self.settings.log_dir, self.settings.tmp_dir):
-            os.makedirs(d, exist_ok=True)
+            fsutil.ensure_dir(d)
         # conf.d and bin say what supervisord (maybe root) runs: never writable by
-        # others, whatever the caller's umask.
+        # others, whatever the caller's umask or an older version left.
         for d in (os.path.dirname(self.dir), self.dir, os.path.join(self.dir, "conf.d"),
                   os.path.join(self.dir, "bin")):
-            os.makedirs(d, exist_ok=True)
-            os.chmod(d, 0o755)
-        text = self.base_config(programs, nodaemon)
-        tmp = self.conf + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, self.conf)
+            fsutil.ensure_dir(d, enforce=True)
+        # supervisord opens its log before it sets its umask: create it ourselves.
+        os.close(fsutil.open_file(self.log_file, fsutil.LOG, os.O_WRONLY | os.O_APPEND))
+        fsutil.write_atomic(self.conf, self.base_config(programs, nodaemon), fsutil.FILE)
 
     def link(self, gen: Generation | None) -> bool:
         """Make conf.d/ and bin/ hold exactly ``gen``'s program and proxy files;
@@ -858,7 +854,7 @@ class SupervisordActivator(Activator):
             self._write_record(sorted(owned | set(names)))
         changed = False
         for d in (self.conf_d, self.bin_dir):
-            os.makedirs(d, exist_ok=True)
+            fsutil.ensure_dir(d)
             for entry in os.listdir(d):
                 path = os.path.join(d, entry)
                 if path in wanted:
@@ -1015,7 +1011,8 @@ class SupervisordActivator(Activator):
         env = _supervisord_environment()
         proc = subprocess.Popen(self.supervisord_command(), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                env=env, start_new_session=True, cwd="/")
+                                env=env, start_new_session=True, cwd="/",
+                                umask=fsutil.SERVICE_UMASK)
         try:
             _, err = proc.communicate(timeout=self.answer_timeout)
         except subprocess.TimeoutExpired:
@@ -1313,7 +1310,7 @@ class SupervisordActivator(Activator):
         # first (supervisord's own shutdown with programs running is slow).
         child = subprocess.Popen(self.supervisord_command(nodaemon=True),
                                  env=_supervisord_environment(), stdin=subprocess.DEVNULL,
-                                 start_new_session=True)
+                                 start_new_session=True, umask=fsutil.SERVICE_UMASK)
 
         def forward(signum: int, frame: object) -> None:
             try:

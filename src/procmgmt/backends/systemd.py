@@ -81,6 +81,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
+from procmgmt import fsutil
 from procmgmt import readiness as rd
 from procmgmt.backends import _ready_sh
 from procmgmt.backends.base import (
@@ -740,7 +741,7 @@ class SystemdActivator(Activator):
         privilege = self._privilege_problem()
         if privilege:
             raise UsageError(privilege)
-        os.makedirs(self.target_dir, exist_ok=True)
+        fsutil.ensure_dir(self.target_dir)
         self._new_units = {_unit_of(p): _unit_file_of(p) for p in new.processes}
         # Only after a failed switch does this activator hold links already:
         # units it started for the failed generation and has stopped again.

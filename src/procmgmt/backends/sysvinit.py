@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any
 
+from procmgmt import fsutil
 from procmgmt import readiness as rd
 from procmgmt.backends import _activation, _ready_sh
 from procmgmt.backends._activation import pid_alive, pid_file_status, read_pid_file
@@ -755,7 +756,7 @@ class SysVInitActivator(Activator):
                 rc = subprocess.run([script, activity], stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, timeout=timeout,
                                     env=None if env is None else {**os.environ, **env},
-                                    check=False).returncode
+                                    umask=fsutil.SERVICE_UMASK, check=False).returncode
             except subprocess.TimeoutExpired:
                 rc = None
             except OSError as exc:
@@ -834,6 +835,6 @@ class SysVInitActivator(Activator):
         script = self._script(proc)
         try:
             return subprocess.run([script, activity], stdin=subprocess.DEVNULL,
-                                  check=False).returncode
+                                  umask=fsutil.SERVICE_UMASK, check=False).returncode
         except OSError as exc:
             raise DeployError(f"{proc.name}: cannot run {script} {activity}: {exc}") from None

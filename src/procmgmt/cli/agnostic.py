@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 
+from procmgmt import fsutil
 from procmgmt.agnostic import NONE, load_specs, spec_files
 from procmgmt.backends import get_backend
 from procmgmt.backends.base import File
@@ -31,7 +32,7 @@ SPECS_ENTRY = "agnostic"
 
 def _write_dir(out: str, files: list[File]) -> None:
     """Write ``files`` below ``out``, replacing same-named files (as ``generate`` does)."""
-    os.makedirs(out, exist_ok=True)
+    fsutil.ensure_dir(out)
     for f in files:
         target = os.path.join(out, f.path)
         if os.path.lexists(target):

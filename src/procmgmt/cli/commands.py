@@ -8,6 +8,7 @@ import json
 import os
 import sys
 
+from procmgmt import fsutil
 from procmgmt.backends import backend_names, get_backend
 from procmgmt.backends.base import Generation
 from procmgmt.cli.main import command, configure, fmt_time, model_arg, model_path
@@ -215,7 +216,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     model, specs = evaluate(model_path(args), settings)
     result = render(model, specs, settings, backend)
     out = os.path.abspath(args.output)
-    os.makedirs(out, exist_ok=True)
+    fsutil.ensure_dir(out)
     files = [f for r in result.processes for f in r.files] + result.generation_files
     for f in files:
         target = os.path.join(out, f.path)

@@ -10,6 +10,18 @@ once the switch has succeeded. Rules (nix-processmgmt §4.1, hardened):
   first (users name them as primary group), then users. An account that
   exists already is left alone; if the requested uid/gid differs, a warning
   says the existing one is kept.
+* Ids are stable, as NixOS's ``/var/lib/nixos/uid-map`` keeps them: the
+  record remembers the uid/gid of every account procmgmt ever created, and
+  an account deleted (by undeploy) and declared again comes back with the
+  same id, so the state it left (owned by that id) is its own again. A new
+  account without a declared id gets the highest free system id that is
+  not remembered for another name (chosen here, not by ``useradd``, which
+  would hand out a remembered id first). When a remembered or declared id
+  now belongs to another account, the switch fails before it creates,
+  stops or starts anything, naming that account. If creating one account
+  fails, those this switch already created are deleted again; and a switch
+  that fails later removes the accounts it created in its undo
+  (:func:`undo_created`).
 * Only delete what procmgmt created. Every account this module creates is
   written to ``<procmgmt_dir>/accounts.json`` with its id and the profiles
   that use it; after a switch, an account claimed by this profile that the
@@ -18,7 +30,11 @@ once the switch has succeeded. Rules (nix-processmgmt §4.1, hardened):
   procmgmt created (someone may have deleted and re-created it since).
   Accounts that existed before procmgmt are never deleted. Because the
   record, not the previous generation, says what to delete, accounts left
-  behind by a failed switch are cleaned up by the next successful one.
+  behind (by a switch killed half-way, or a failed deletion) are cleaned up
+  by the next successful one.
+* The record decides which accounts root deletes: it is written 0600 and
+  read only when its owner is root (the deployer) and nobody else can write
+  it (:meth:`Record.load`).
 * Deletion never removes home or state directories (``userdel`` without
   ``-r``). ``userdel`` (and ``pw userdel``) also delete a group named like
   the user; if that group is still needed, it is re-created with its gid.
@@ -35,20 +51,24 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from procmgmt import fsutil
 from procmgmt.accounts_platform import NO_HOME, Command, Plan, Platform, SystemView, for_platform
 from procmgmt.backends.base import Generation
 from procmgmt.errors import DeployError
 from procmgmt.settings import Settings
 
 RECORD = "accounts.json"
-RECORD_FORMAT = 1
+#: 2: with ``ids`` (the uid/gid map); 1 had only the created accounts.
+RECORD_FORMAT = 2
 USERS = "users"
 GROUPS = "groups"
+IDS = "ids"
 
 Say = Callable[[str], None]
 Runner = Callable[[Command], None]
@@ -131,40 +151,69 @@ def user_changes_enabled(settings: Settings, gen: Generation | None) -> bool:
 # --- the record of what procmgmt created --------------------------------------------
 
 class Record:
-    """``accounts.json``: the accounts procmgmt created, their ids and claiming profiles."""
+    """``accounts.json``: the accounts procmgmt created (ids and claiming profiles), and
+    the ids of every account it ever created (``ids``, kept after deletion)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.data: dict[str, dict[str, dict[str, Any]]] = {USERS: {}, GROUPS: {}}
+        self.ids: dict[str, dict[str, int]] = {USERS: {}, GROUPS: {}}
 
     @classmethod
     def load(cls, path: str) -> Record:
-        """Read the record (empty when there is none)."""
+        """Read the record (empty when there is none); refuse one that someone else
+        than its owner (root, or the deployer) could have written."""
         rec = cls(path)
         try:
-            with open(path, encoding="utf-8") as f:
-                raw = json.load(f)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
             return rec
-        except (OSError, ValueError) as exc:
-            raise DeployError(f"{path}: cannot read the record of created accounts: {exc}; "
-                              "fix or remove it (procmgmt then deletes no account it "
-                              "created before)") from None
+        except OSError as exc:
+            raise DeployError(f"{path}: cannot read the record of created accounts: "
+                              f"{exc.strerror or exc}; it must be a regular file") from None
+        with open(fd, encoding="utf-8") as f:
+            st = os.fstat(f.fileno())
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                raise DeployError(
+                    f"{path}: the record of created accounts is writable by others "
+                    f"(owner uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):04o}), so "
+                    "anyone could have chosen which accounts procmgmt deletes; check its "
+                    "entries, then make it yours and 0600 (chown, chmod 600)")
+            try:
+                raw = json.load(f)
+            except (OSError, ValueError) as exc:
+                raise DeployError(f"{path}: cannot read the record of created accounts: "
+                                  f"{exc}; fix or remove it (procmgmt then deletes no "
+                                  "account it created before)") from None
         for kind in (USERS, GROUPS):
             rec.data[kind] = {str(k): dict(v) for k, v in (raw.get(kind) or {}).items()}
+            ids = (raw.get(IDS) or {}).get(kind) or {}
+            rec.ids[kind] = {str(k): int(v) for k, v in ids.items()}
+            for name, entry in rec.data[kind].items():  # format 1 had no map
+                if isinstance(entry.get("id"), int):
+                    rec.ids[kind].setdefault(name, entry["id"])
         return rec
 
     def save(self) -> None:
-        """Write atomically."""
-        text = json.dumps({"format": RECORD_FORMAT, **self.data}, indent=2, sort_keys=True)
-        tmp = f"{self.path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-        os.replace(tmp, self.path)
+        """Write atomically, 0600."""
+        text = json.dumps({"format": RECORD_FORMAT, **self.data, IDS: self.ids},
+                          indent=2, sort_keys=True)
+        fsutil.write_atomic(self.path, text + "\n", fsutil.PRIVATE, fsync=True)
 
     def created(self, kind: str, name: str, ident: int | None, profile: str) -> None:
-        """Note that procmgmt created ``name`` (with id ``ident``) for ``profile``."""
+        """Note that procmgmt created ``name`` (with id ``ident``) for ``profile``, and
+        remember the id for good."""
         self.data[kind][name] = {"id": ident, "profiles": [profile]}
+        if ident is not None:
+            self.ids[kind][name] = ident
+
+    def remembered(self, kind: str, name: str) -> int | None:
+        """The id ``name`` had when procmgmt last created it (also after deletion)."""
+        return self.ids[kind].get(name)
+
+    def owner_of(self, kind: str, ident: int) -> str | None:
+        """The name the id map gives ``ident`` to, if any."""
+        return next((n for n, i in sorted(self.ids[kind].items()) if i == ident), None)
 
     def claim(self, kind: str, name: str, profile: str) -> None:
         """``profile`` uses an account procmgmt created (no-op for others)."""
@@ -205,8 +254,8 @@ def record_path(settings: Settings) -> str:
 def locked_record(settings: Settings) -> Iterator[Record]:
     """The record, locked against switches of other profiles, saved on exit."""
     path = record_path(settings)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fsutil.ensure_dir(os.path.dirname(path))
+    fd = fsutil.open_file(f"{path}.lock", fsutil.PRIVATE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         rec = Record.load(path)
@@ -274,7 +323,7 @@ class Accounts:
         for home in home_only_dirs(gen, privileged):
             if not os.path.isdir(home):
                 try:
-                    os.makedirs(home, mode=0o750, exist_ok=True)
+                    fsutil.ensure_dir(home, 0o750)
                 except OSError as exc:
                     raise DeployError(f"cannot create home directory {home}: "
                                       f"{exc.strerror or exc}") from None
@@ -282,8 +331,74 @@ class Accounts:
 
     # -- create ---------------------------------------------------------------------
 
+    def _missing(self, new: Generation) -> tuple[dict[str, Mapping[str, Any]],
+                                                  dict[str, Mapping[str, Any]]]:
+        """(groups, users) ``new`` declares that the system does not have."""
+        want = declared(new).accounts()
+        groups = {n: g for n, g in sorted(want[GROUPS].items()) if self.view.group(n) is None}
+        users = {n: u for n, u in sorted(want[USERS].items()) if self.view.user(n) is None}
+        return groups, users
+
+    def plan_ids(self, rec: Record, new: Generation) -> dict[str, dict[str, int | None]]:
+        """The id each missing account of ``new`` gets: declared, else remembered, else
+        the highest free one of the system range that no other name has in the map
+        (None: the tool chooses). Every id already used by another account is a
+        DeployError naming that account: raised before anything was created."""
+        groups, users = self._missing(new)
+        ids: dict[str, dict[str, int | None]] = {GROUPS: {}, USERS: {}}
+        problems: list[str] = []
+        for kind, missing, word, used, owner in (
+                (GROUPS, groups, "gid", self.view.used_gids(), self.view.group_by_id),
+                (USERS, users, "uid", self.view.used_uids(), self.view.user_by_id)):
+            taken = set(used)
+            for name, entry in missing.items():
+                declared_id = entry.get(word)
+                ident = declared_id if declared_id is not None else rec.remembered(kind, name)
+                if ident is None:
+                    continue
+                holder = owner(int(ident)) if int(ident) in used else None
+                if holder is not None:
+                    why = ("declared in the model" if declared_id is not None else
+                           "the one procmgmt created it with before, which its files "
+                           "still carry")
+                    problems.append(
+                        f"{kind[:-1]} {name} needs {word} {ident} ({why}), but "
+                        f"{word} {ident} now belongs to {kind[:-1]} {holder}; give "
+                        f"{holder} another {word} or remove it, or declare another "
+                        f"{word} for {name} (and chown its files)")
+                ids[kind][name] = int(ident)
+                taken.add(int(ident))
+            choose = [name for name in missing if name not in ids[kind]]
+            id_range = self.platform.id_range(word) if choose else None
+            reserved = taken | set(rec.ids[kind].values())
+            for name in choose:
+                ids[kind][name] = None
+                if id_range is not None:
+                    low, high = id_range
+                    free = next((i for i in range(high, low - 1, -1) if i not in reserved),
+                                None)
+                    if free is None:
+                        problems.append(f"no free {word} left between {low} and {high} "
+                                        f"for {kind[:-1]} {name}")
+                        continue
+                    ids[kind][name] = free
+                    reserved.add(free)
+        if problems:
+            raise DeployError("cannot create the accounts of the new generation: "
+                              + "; ".join(problems))
+        return ids
+
+    def check(self, new: Generation) -> None:
+        """Fail (DeployError) when an account ``new`` needs cannot get its id: to be
+        called before a switch changes anything."""
+        if not user_changes_enabled(self.settings, new):
+            return
+        rec = Record.load(record_path(self.settings))
+        self.plan_ids(rec, new)
+
     def create(self, old: Generation | None, new: Generation) -> None:
-        """Create the accounts ``new`` needs (before anything starts)."""
+        """Create the accounts ``new`` needs (before anything starts). If one cannot be
+        created, those this call created are deleted again before the error goes on."""
         enabled = user_changes_enabled(self.settings, new)
         self.make_homes(new, enabled)
         if not enabled:
@@ -292,31 +407,55 @@ class Accounts:
         had = declared(old).accounts()
         profile = self.settings.profile
         with locked_record(self.settings) as rec:
-            for name, g in sorted(want[GROUPS].items()):
-                gid = g.get("gid")
-                existing = self.view.group(name)
-                if existing is None:
-                    self._execute(self.platform.add_group(name, gid, self.view))
-                    rec.created(GROUPS, name, self.view.group(name), profile)
-                    self.say(f"created group {name} (gid {self.view.group(name)})")
-                    continue
-                rec.claim(GROUPS, name, profile)
-                if name not in had[GROUPS] and gid is not None and gid != existing:
-                    self.say(f"warning: group {name} exists with gid {existing}, not the "
-                             f"requested {gid}; the existing gid is kept")
-            for name, u in sorted(want[USERS].items()):
-                uid = u.get("uid")
-                found = self.view.user(name)
-                if found is None:
-                    self._execute(self.platform.add_user(name, dict(u), self.view))
-                    now = self.view.user(name)
-                    rec.created(USERS, name, now[0] if now else None, profile)
-                    self.say(f"created user {name} (uid {now[0] if now else '?'})")
-                    continue
-                rec.claim(USERS, name, profile)
-                if name not in had[USERS] and uid is not None and uid != found[0]:
-                    self.say(f"warning: user {name} exists with uid {found[0]}, not the "
-                             f"requested {uid}; the existing uid is kept")
+            ids = self.plan_ids(rec, new)
+            made: list[tuple[str, str]] = []
+            try:
+                for name, g in sorted(want[GROUPS].items()):
+                    gid = g.get("gid")
+                    existing = self.view.group(name)
+                    if existing is None:
+                        self._execute(self.platform.add_group(name, ids[GROUPS][name],
+                                                              self.view))
+                        rec.created(GROUPS, name, self.view.group(name), profile)
+                        made.append((GROUPS, name))
+                        self.say(f"created group {name} (gid {self.view.group(name)})")
+                        continue
+                    rec.claim(GROUPS, name, profile)
+                    if name not in had[GROUPS] and gid is not None and gid != existing:
+                        self.say(f"warning: group {name} exists with gid {existing}, not the "
+                                 f"requested {gid}; the existing gid is kept")
+                for name, u in sorted(want[USERS].items()):
+                    uid = u.get("uid")
+                    found = self.view.user(name)
+                    if found is None:
+                        self._execute(self.platform.add_user(
+                            name, {**u, "uid": ids[USERS][name]}, self.view))
+                        now = self.view.user(name)
+                        rec.created(USERS, name, now[0] if now else None, profile)
+                        made.append((USERS, name))
+                        self.say(f"created user {name} (uid {now[0] if now else '?'})")
+                        continue
+                    rec.claim(USERS, name, profile)
+                    if name not in had[USERS] and uid is not None and uid != found[0]:
+                        self.say(f"warning: user {name} exists with uid {found[0]}, not the "
+                                 f"requested {uid}; the existing uid is kept")
+            except DeployError:
+                self._remove(rec, made)
+                raise
+
+    def _remove(self, rec: Record, made: list[tuple[str, str]]) -> None:
+        """Delete accounts just created (users first), for a switch that fails."""
+        users = [n for kind, n in made if kind == USERS]
+        groups = {n for kind, n in made if kind == GROUPS}
+        for name in reversed(users):
+            self._delete_user(rec, name, keep_namesake=name not in groups)
+        for name in sorted(groups):
+            self._delete_group(rec, name)
+
+    def undo(self, old: Generation | None) -> None:
+        """After a failed switch was undone: delete the accounts procmgmt created for
+        this profile that ``old`` (running again) does not declare."""
+        self.delete(None, old if old is not None else Generation("", "", ()))
 
     # -- delete ---------------------------------------------------------------------
 
@@ -402,3 +541,18 @@ def delete_obsolete(old: Generation | None, new: Generation | None, settings: Se
                     say: Callable[[str], None]) -> None:
     """Delete the users and groups procmgmt created that ``new`` no longer needs."""
     Accounts(settings, say).delete(old, new)
+
+
+def check_ids(new: Generation, settings: Settings) -> None:
+    """Fail before a switch changes anything when an account of ``new`` cannot get
+    its id (remembered or declared, now another account's)."""
+    Accounts(settings, lambda line: None).check(new)
+
+
+def undo_created(old: Generation | None, settings: Settings,
+                 say: Callable[[str], None]) -> None:
+    """A failed switch put ``old`` back: remove the accounts it created for ``new``."""
+    try:
+        Accounts(settings, say).undo(old)
+    except DeployError as exc:
+        say(f"  could not remove the accounts the failed switch created: {exc}")

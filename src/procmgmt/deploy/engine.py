@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from procmgmt import fsutil
 from procmgmt import readiness as rd
 from procmgmt.backends import get_backend
 from procmgmt.backends.base import Activator, DeployedProcess, Generation
@@ -67,9 +68,10 @@ def checkpoint(point: str) -> None:
 def profile_lock(settings: Settings, *, wait: bool = True,
                  out: TextIO | None = None) -> Iterator[None]:
     """Exclusive lock of one profile (a file lock, released by the kernel on crash)."""
-    os.makedirs(settings.profiles_dir, exist_ok=True)
+    fsutil.ensure_dir(settings.profiles_dir)
     path = os.path.join(settings.profiles_dir, f"{settings.profile}.lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    # 0600: a lock others can open, they can hold (and so stop every switch).
+    fd = fsutil.open_file(path, fsutil.PRIVATE)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -217,6 +219,7 @@ class Engine:
             plan = compute_plan(old, new)
             preflight.check(self, old, new, plan)  # before the journal and the first stop
             t0 = time.monotonic()
+            accounts.check_ids(new, self.settings)  # an id taken: fail before any change
             self._write_journal(old, new)
             checkpoint("journaled")
             try:
@@ -239,15 +242,9 @@ class Engine:
     def _write_journal(self, old: Generation | None, new: Generation) -> None:
         data = {"pid": os.getpid(), "old": old.path if old else None, "new": new.path,
                 "time": time.time()}
-        tmp = self.journal_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # whatever the caller's umask: nobody else may rewrite it
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.stops_path)
-        os.replace(tmp, self.journal_path)
+        fsutil.write_atomic(self.journal_path, json.dumps(data), fsutil.PRIVATE, fsync=True)
 
     def _clear_journal(self) -> None:
         for path in (self.journal_path, self.stops_path):
@@ -265,7 +262,8 @@ class Engine:
         and would die right after repair found it 'running'. Only while a journal
         exists (a switch or its undo); a killed process loses no written line."""
         if os.path.exists(self.journal_path):
-            with open(self.stops_path, "a") as f:
+            fd = fsutil.open_file(self.stops_path, fsutil.PRIVATE, os.O_WRONLY | os.O_APPEND)
+            with open(fd, "a", closefd=True) as f:
                 f.write(name + "\n")
 
     def _recover(self) -> bool:
@@ -392,6 +390,7 @@ class Engine:
         reasons = [f"{name}: {exc}" for name, exc in out.failed.items()]
         if self.options.rollback_on_failure:
             self._undo(old, new, act_old, act_new, stopped, started, same)
+            accounts.undo_created(old, self.settings, self.say)
             self._clear_journal()
             tail = "the previous generation was restored"
         else:
@@ -553,11 +552,9 @@ class Engine:
 
     def _save_timeline(self, timeline: _Timeline) -> None:
         with contextlib.suppress(OSError):
-            tmp = self.timeline_path + ".tmp"
-            with open(tmp, "w") as f:
-                json.dump(timeline.to_json(), f, indent=1, sort_keys=True)
-            os.chmod(tmp, 0o644)  # not world-writable under a permissive umask
-            os.replace(tmp, self.timeline_path)
+            fsutil.write_atomic(self.timeline_path,
+                                json.dumps(timeline.to_json(), indent=1, sort_keys=True),
+                                fsutil.PRIVATE)
 
     def _undo(self, old: Generation | None, new: Generation, act_old: Activator,
               act_new: Activator, stopped: list[DeployedProcess],

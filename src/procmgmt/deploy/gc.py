@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from procmgmt import fsutil
 from procmgmt.deploy import store
 from procmgmt.deploy.build import load_generation
 from procmgmt.settings import Settings
@@ -23,8 +24,8 @@ _LINK = re.compile(r"^.+-\d+-link$")
 @contextmanager
 def store_lock(settings: Settings, exclusive: bool) -> Iterator[None]:
     """Shared (build) or exclusive (gc) lock of the store."""
-    os.makedirs(settings.procmgmt_dir, exist_ok=True)
-    fd = os.open(os.path.join(settings.procmgmt_dir, "store.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    fsutil.ensure_dir(settings.procmgmt_dir)
+    fd = fsutil.open_file(os.path.join(settings.procmgmt_dir, "store.lock"), fsutil.PRIVATE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         yield

@@ -13,6 +13,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from procmgmt import fsutil
 from procmgmt.errors import GenerationError, UsageError
 from procmgmt.settings import Settings
 
@@ -112,7 +113,7 @@ class Profile:
 
     def add(self, store_path: str) -> int:
         """Record ``store_path`` as a new generation and make it current."""
-        os.makedirs(self.dir, exist_ok=True)
+        fsutil.ensure_dir(self.dir)
         gens = self.generations()
         number = (gens[-1].number + 1) if gens else 1
         self._atomic_symlink(store_path, self._link(number))

@@ -1,16 +1,19 @@
 """``init-state``: create the shared state directories before anything starts.
 
 Mirrors nixproc-init-state: state, runtime, log, tmp, cache, spool, lock
-and lib dirs. A system tmp dir is sticky and world-writable (1777) as
-/tmp is; every other directory procmgmt creates is 0755, and the
-procmgmt dir holding the store is 0755 too (store entries are read-only).
-Existing directories are never deleted or re-permissioned.
+and lib dirs. A privileged deployment's own tmp dir is sticky and
+world-writable (1777) as /tmp is; every other directory procmgmt creates
+is 0755 (service users must traverse them), and so is every missing parent
+of the state dir: the modes are set explicitly (:mod:`procmgmt.fsutil`), so
+neither umask 000 (world-writable parents) nor 077 (parents service users
+cannot enter) changes them. The procmgmt dir holding the store is 0755 too
+(store entries are read-only). Existing directories are never deleted or
+re-permissioned.
 """
 
 from __future__ import annotations
 
-import os
-
+from procmgmt import fsutil
 from procmgmt.settings import Settings
 
 
@@ -19,19 +22,15 @@ def directory_mode(settings: Settings, path: str) -> int:
     that processes of other users share (they write their pid files there), else
     0755. Generated init scripts that create a missing directory use it too."""
     shared_tmp = path == settings.tmp_dir and path != "/tmp" and settings.privileged
-    return 0o1777 if shared_tmp else 0o755
+    return fsutil.STICKY_DIR if shared_tmp else fsutil.DIR
 
 
 def init_state(settings: Settings) -> list[str]:
-    """Create missing directories; return the ones created."""
+    """Create missing directories; return the ones created (parents included)."""
     created: list[str] = []
 
-    def mk(path: str, mode: int = 0o755) -> None:
-        if os.path.isdir(path):
-            return
-        os.makedirs(path, mode=mode, exist_ok=True)
-        os.chmod(path, mode)
-        created.append(path)
+    def mk(path: str, mode: int = fsutil.DIR) -> None:
+        created.extend(fsutil.ensure_dir(path, mode))
 
     mk(settings.state_dir)
     if settings.tmp_dir != "/tmp":

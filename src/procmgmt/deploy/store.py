@@ -15,6 +15,7 @@ import stat
 import tempfile
 from collections.abc import Iterable, Sequence
 
+from procmgmt import fsutil
 from procmgmt.backends.base import File
 
 HASH_CHARS = 32
@@ -61,7 +62,7 @@ def write_files(root: str, files: Sequence[File]) -> None:
     """Materialize ``files`` below ``root`` (which must exist)."""
     for f in files:
         target = os.path.join(root, f.path)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
+        fsutil.ensure_dir(os.path.dirname(target))
         if f.symlink is not None:
             os.symlink(f.symlink, target)
         else:
@@ -78,7 +79,7 @@ def add(store_dir: str, name: str, kind: str, files: Sequence[File]) -> str:
     path = os.path.join(store_dir, f"{digest}-{name}")
     if os.path.isdir(path):
         return path
-    os.makedirs(store_dir, exist_ok=True)
+    fsutil.ensure_dir(store_dir)
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=store_dir)
     try:
         os.chmod(tmp, 0o755)

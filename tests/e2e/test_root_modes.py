@@ -1,0 +1,192 @@
+"""The modes of everything a root deployment creates do not depend on the umask.
+
+The webapps example goes through its whole lifecycle as root with user
+switching (deploy, upgrade, rollback, undeploy; sysvinit and supervisord),
+once with umask 000 and once with umask 077. The state dir is two levels
+below an existing directory, so procmgmt also creates its parents. After
+every step the test walks everything below that directory and checks each
+path against the rule for its kind (:func:`expected`): an exact mode and
+owner for what procmgmt itself creates, "not writable by group or others"
+for what the services create, and an error for any path no rule explains,
+so a new kind of file gets a rule before it gets a mode by accident.
+
+Before the fix: under umask 000 ``accounts.json`` was 0666 (a local user
+adds an entry, root's next switch deletes that account), the parents of
+the state dir 0777 and supervisord's log 0666; under umask 077 the parents
+came out 0700 and the services, running as their users, could not reach
+their directories: the deploy failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_root import BACKENDS, NAMES, Env, root_env
+from tests.e2e.util import wait_http
+
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
+
+ROOT = 0
+#: Records, journals and locks of procmgmt (below LIB/procmgmt): root only.
+PRIVATE_NAMES = ("accounts.json", "accounts.json.lock", "store.lock", "external.json")
+PRIVATE_SUFFIXES = (".lock", ".journal", ".journal.stops", ".last-switch.json")
+
+
+@contextlib.contextmanager
+def umask(value: int) -> Iterator[None]:
+    """This process's umask (inherited by the procmgmt commands it runs)."""
+    old = os.umask(value)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def service_uids(state: Path) -> set[int]:
+    """uids of the example's accounts: those existing now and those recorded."""
+    uids = set()
+    for name in NAMES:
+        with contextlib.suppress(KeyError):
+            uids.add(pwd.getpwnam(name).pw_uid)
+    with contextlib.suppress(OSError, ValueError):
+        record = json.loads((state / "lib" / "procmgmt" / "accounts.json").read_text())
+        uids |= set((record.get("ids") or {}).get("users", {}).values())
+    return uids
+
+
+def expected(rel: tuple[str, ...], st: os.stat_result, services: set[int]) -> str | None:
+    """None when ``rel`` (path parts below the state dir) has the mode and owner of
+    its kind, else what is wrong."""
+    mode, kind = stat.S_IMODE(st.st_mode), stat.S_IFMT(st.st_mode)
+
+    def exact(want_kind: int, want: int, owners: set[int] = frozenset({ROOT})) -> str | None:
+        if kind != want_kind:
+            return (f"is a {stat.filemode(st.st_mode)[0]!r}, "
+                    f"expected {stat.filemode(want_kind)[0]!r}")
+        if kind != stat.S_IFLNK and mode != want:
+            return f"mode {mode:04o}, expected {want:04o}"
+        if st.st_uid not in owners:
+            return f"owner uid {st.st_uid}, expected one of {sorted(owners)}"
+        return None
+
+    def service_made() -> str | None:
+        """Files and directories the services (or their scripts) create: owned by root
+        or a service user, and writable by nobody else."""
+        if st.st_uid not in services | {ROOT}:
+            return f"owner uid {st.st_uid} is neither root nor a service user"
+        if kind not in (stat.S_IFREG, stat.S_IFDIR):
+            return f"unexpected kind {stat.filemode(st.st_mode)}"
+        if mode & 0o022:
+            return f"mode {mode:04o} lets others than its owner write"
+        return None
+
+    if not rel:
+        return exact(stat.S_IFDIR, 0o755)
+    top = rel[0]
+    if len(rel) == 1:
+        if top == "tmp":
+            return exact(stat.S_IFDIR, 0o1777)
+        if top in ("log", "lock", "cache", "spool", "lib", "run"):
+            return exact(stat.S_IFDIR, 0o755)
+        return "is not a state directory procmgmt creates"
+    if top == "lib" and rel[1] == "procmgmt":
+        sub = rel[2:]
+        if not sub or sub in (("store",), ("profiles",), ("supervisord",)):
+            return exact(stat.S_IFDIR, 0o755)
+        name = sub[-1]
+        if sub[0] == "store":
+            if kind == stat.S_IFLNK:
+                return None
+            if st.st_uid != ROOT:
+                return f"store entry owned by uid {st.st_uid}"
+            if kind == stat.S_IFDIR:
+                return None if mode == 0o555 else f"store directory mode {mode:04o}"
+            if name == "manifest.json" and len(sub) == 3:
+                return None if mode == 0o400 else f"manifest mode {mode:04o}, expected 0400"
+            return None if not mode & 0o222 else f"store file mode {mode:04o} is writable"
+        if len(sub) == 1 and name in PRIVATE_NAMES:
+            return exact(stat.S_IFREG, 0o600)
+        if sub[0] == "profiles" and len(sub) == 2:
+            if name.endswith(PRIVATE_SUFFIXES):
+                return exact(stat.S_IFREG, 0o600)
+            return exact(stat.S_IFLNK, 0)
+        if sub[0] == "supervisord" and len(sub) >= 2:
+            if len(sub) == 2 or sub[2:] in (("conf.d",), ("bin",)):
+                return exact(stat.S_IFDIR, 0o755)
+            if sub[2:] == ("supervisord.conf",):
+                return exact(stat.S_IFREG, 0o644)
+            if sub[2:] == ("external.json",):
+                return exact(stat.S_IFREG, 0o600)
+            if len(sub) == 4 and sub[2] in ("conf.d", "bin"):
+                return exact(stat.S_IFLNK, 0)
+        return "is not a path procmgmt keeps in its own directory"
+    if top == "log" and len(rel) == 2 and rel[1].startswith("supervisord-"):
+        return exact(stat.S_IFREG, 0o640)
+    if top == "run" and len(rel) == 2 and rel[1].startswith("supervisord-"):
+        if rel[1].endswith(".sock"):
+            return exact(stat.S_IFSOCK, 0o700)
+        return exact(stat.S_IFREG, 0o644)
+    if top in ("tmp", "run", "log"):
+        return service_made()
+    return "is not a path a deployment of this example creates"
+
+
+def check_tree(env: Env, step: str) -> list[str]:
+    """Every path below the fixture's directory (the state dir's created parents
+    included) against :func:`expected`; the problems, one line each."""
+    base = env.root / "state"
+    services = service_uids(env.state)
+    problems = []
+    for dirpath, dirnames, filenames in os.walk(base):
+        for name in [None, *dirnames, *filenames]:
+            path = Path(dirpath) if name is None else Path(dirpath) / name
+            if name is not None and name in dirnames:
+                continue  # reported as the dirpath of its own walk step
+            if path == base:
+                continue  # made by the fixture
+            st = path.lstat()
+            if env.state.is_relative_to(path) and path != env.state:
+                problem = (None if (stat.S_ISDIR(st.st_mode) and st.st_uid == ROOT
+                                    and stat.S_IMODE(st.st_mode) == 0o755)
+                           else f"parent of the state dir: {stat.filemode(st.st_mode)} "
+                                f"uid {st.st_uid}, expected drwxr-xr-x root")
+            else:
+                problem = expected(path.relative_to(env.state).parts, st, services)
+            if problem:
+                problems.append(f"after {step}: {path.relative_to(base)}: {problem}")
+    return problems
+
+
+@pytest.mark.parametrize("mask", [0o000, 0o077], ids=["umask000", "umask077"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_root_lifecycle_modes_do_not_depend_on_the_umask(backend: str, mask: int) -> None:
+    """Deploy, upgrade, roll back and undeploy the webapps as root under ``mask``;
+    every path created has the mode and owner of its kind after every step."""
+    with root_env(backend) as env:
+        env.state = env.state / "nested" / "state"
+        simple, advanced = env.examples / "processes.py", env.examples / "processes-advanced.py"
+        problems: list[str] = []
+        with umask(mask):
+            env.run("switch", simple)
+            for port in (env.base, env.base + 1):
+                wait_http(port)
+            problems += check_tree(env, "deploy")
+            env.run("switch", advanced)
+            for i in range(1, 7):
+                wait_http(env.base + i)
+            problems += check_tree(env, "upgrade")
+            env.run("switch", "--rollback")
+            wait_http(env.base)
+            problems += check_tree(env, "rollback")
+            env.run("switch", "--undeploy")
+            problems += check_tree(env, "undeploy")
+        assert problems == [], "\n".join(problems)
+        assert (env.state / "lib" / "procmgmt" / "accounts.json").is_file()
