@@ -19,6 +19,7 @@ from procmgmt.model.loader import Model
 from procmgmt.model.process import Instance, Process
 from procmgmt.model.spec import ProcessSpec, to_spec
 from procmgmt.ordering import find_cycle, ranks, start_order
+from procmgmt.pids import MARKER_DEPLOYMENT
 from procmgmt.readiness import HTTP, TCP, LogLine, Notify, Readiness, notify_socket_path
 from procmgmt.settings import Settings
 
@@ -248,9 +249,9 @@ def _check_credentials(c: _Collector, model: Model) -> None:
                   inst)
 
 
-#: Environment variables procmgmt adds to every process: which deployment and
+#: Environment variables procmgmt adds to every process: which deployment
+#: (:data:`procmgmt.pids.MARKER_DEPLOYMENT`, which the pid-file trust rule reads) and
 #: which process it belongs to. ``procmgmt doctor`` finds strays by them.
-MARKER_DEPLOYMENT = "PROCMGMT_DEPLOYMENT"
 MARKER_PROCESS = "PROCMGMT_PROCESS"
 
 

@@ -202,7 +202,7 @@ def test_daemon_only_goes_through_proxy() -> None:
     proxy = files["bin/webapp-proxy"]
     assert proxy.mode == 0o755
     assert "webapp.py -D\n" in proxy.content
-    assert "pid_file='/srv/pm/tmp/webapp.pid'" in proxy.content
+    assert "pid_file='/srv/pm/run/procmgmt-pid/webapp/webapp.pid'" in proxy.content
     assert extra["proxy"] == "bin/webapp-proxy"
 
 

@@ -65,6 +65,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from procmgmt.backends import _proxy, _ready_sh
+from procmgmt.backends._activation import pid_verdict
 from procmgmt.backends.base import (
     Activator,
     Backend,
@@ -77,7 +78,7 @@ from procmgmt.backends.base import (
 )
 from procmgmt.errors import DeployError, UsageError
 from procmgmt.model.spec import ProcessSpec, dependents_of
-from procmgmt.pids import pid_alive, read_pid_file
+from procmgmt.pids import pid_alive
 from procmgmt.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -352,6 +353,9 @@ class SupervisordBackend(Backend):
                 "command": [exe, *args],
                 "wrap_daemon": wrap,
                 "pid_file": spec.derived_pid_file(settings) if wrap or write_pid else None,
+                # Created by a proxy that starts as root (as the user, it could not).
+                "pid_dir": spec.own_pid_dir(settings)
+                if (wrap or write_pid) and (root_first or not user) else None,
                 "write_pid_file": write_pid,
                 "initialize": spec.initialize,
                 "directory": spec.directory,
@@ -1144,9 +1148,11 @@ class SupervisordActivator(Activator):
         pid = int(info.get("pid") or 0) or None
         detail = state
         if proc.extra.get("proxy") and proc.pid_file:
-            daemon = read_pid_file(proc.pid_file)
-            if daemon and daemon != pid:
-                detail += f" (proxy of daemon pid {daemon})"
+            verdict = pid_verdict(proc, self.settings)
+            if verdict.trusted and verdict.pid != pid:
+                detail += f" (proxy of daemon pid {verdict.pid})"
+            elif verdict.refused:
+                detail += f" ({verdict.detail})"
         return ProcessStatus(name, state in ("RUNNING", "STARTING"), pid, detail)
 
     def finish(self, new: Generation, old: Generation | None) -> None:

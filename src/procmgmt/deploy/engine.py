@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from procmgmt import readiness as rd
+from procmgmt import service_files
 from procmgmt.backends import get_backend
 from procmgmt.backends.base import Activator, DeployedProcess, Generation
 from procmgmt.deploy import accounts
@@ -43,7 +44,9 @@ from procmgmt.deploy.progress import Progress
 from procmgmt.deploy.scheduler import Outcome, reverse_waits, run_dag
 from procmgmt.deploy.state import init_state
 from procmgmt.errors import DeployError, LockedError
+from procmgmt.pids import expected_uid
 from procmgmt.settings import Settings
+from procmgmt.validate import deployment_id
 
 DEFAULT_MAX_PARALLEL = min(32, 4 * (os.cpu_count() or 1))
 
@@ -440,7 +443,9 @@ class Engine:
             check = (rd.from_json(p.readiness)
                      if p.readiness and not p.extra.get("readiness_native")
                      and self.options.readiness_checks else None)
-            ctx = rd.ProbeContext(name=name, pid_file=p.pid_file)
+            ctx = rd.ProbeContext(name=name, pid_file=p.pid_file,
+                                  pid_uid=expected_uid(p.user),
+                                  marker=deployment_id(self.settings))
             if isinstance(check, rd.LogLine):
                 with contextlib.suppress(OSError):
                     ctx.log_offsets[check.path] = os.path.getsize(check.path)
@@ -460,6 +465,7 @@ class Engine:
                     ctx.notify.close()
 
             try:
+                service_files.prepare(self.settings, p)
                 with self._serial(act):
                     started = act.start(gen, p)
             except Exception:

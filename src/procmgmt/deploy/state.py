@@ -4,7 +4,10 @@ Mirrors nixproc-init-state: state, runtime, log, tmp, cache, spool, lock
 and lib dirs. A system tmp dir is sticky and world-writable (1777) as
 /tmp is; every other directory procmgmt creates is 0755, and the
 procmgmt dir holding the store is 0755 too (store entries are read-only).
-Existing directories are never deleted or re-permissioned.
+Existing directories are never deleted or re-permissioned. The parent of
+the per-service pid directories (``<runtime dir>/procmgmt-pid``) is 0755 and
+owned by the deploying user; :mod:`procmgmt.service_files` creates each
+service's own directory in it before the service starts.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ def init_state(settings: Settings) -> list[str]:
         mk(settings.tmp_dir, 0o1777 if shared_tmp else 0o755)
     for attr in ("runtime_dir", "log_dir", "cache_dir", "spool_dir", "lock_dir", "lib_dir"):
         mk(getattr(settings, attr))
+    mk(settings.pid_parent_dir)
     mk(settings.procmgmt_dir)
     mk(settings.store_dir)
     mk(settings.profiles_dir)
