@@ -292,8 +292,13 @@ class LaunchdBackend(Backend):
                        ctx: BuildContext) -> dict[str, Any]:
         """Label and plist location for the activator."""
         label = str(native.get("Label"))
-        return {"label": label, "plist": plist_path(label, ctx.settings.privileged),
-                "proxy": bool(native.get(PROXY_KEY))}
+        extra: dict[str, Any] = {"label": label,
+                                 "plist": plist_path(label, ctx.settings.privileged),
+                                 "proxy": bool(native.get(PROXY_KEY))}
+        if isinstance(native.get("StandardOutPath"), str):
+            # procmgmt creates it first, without following a symlink (launchd would).
+            extra["log_file"] = native["StandardOutPath"]
+        return extra
 
     def validate(self, specs: Sequence[ProcessSpec],
                  ctx: BuildContext) -> list[tuple[str, str, str]]:

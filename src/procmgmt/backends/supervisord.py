@@ -410,6 +410,9 @@ class SupervisordBackend(Backend):
         """Program (and proxy) file locations inside the store entry."""
         extra: dict[str, Any] = {"program": program_file(spec.name), "group": spec.name,
                                  "autostart": _truthy(native.get("autostart", True))}
+        if isinstance(native.get("stdout_logfile"), str):
+            # procmgmt creates it first, without following a symlink (supervisord would).
+            extra["log_file"] = native["stdout_logfile"]
         if native.get(PROXY_KEY):
             extra["proxy"] = proxy_file(spec.name)
         return extra

@@ -298,6 +298,8 @@ class Engine:
                     act_i.stop_and_wait(interrupted, p)
         if target.processes:
             act = self.activator(target.backend)
+            for p in target.processes:
+                service_files.prepare(self.settings, p)
             act.prepare(target, None)
             if current is not None and current.path == data.get("old"):
                 # Not recorded yet: what it began to stop is the target's. Finish those
@@ -358,6 +360,10 @@ class Engine:
         act_new = self.activator(new.backend)
         same = old is not None and old.backend == new.backend
         act_old = self.activator(old.backend) if old is not None else act_new
+        # Pid directories and logs first: a supervisor may open the logs as soon
+        # as prepare hands it the new configuration.
+        for p in plan.start:
+            service_files.prepare(self.settings, p)
         act_new.prepare(new, old if same else None)
         checkpoint("prepared")
         revive = [p for p in plan.keep if not act_new.status(new, p).running]
