@@ -293,7 +293,8 @@ def check_pid(path: str, pid: int, uid: int | None, marker: str) -> Verdict:
       marker; it is trusted on the owner rule alone unless the pid file is
       open to anyone.
     """
-    if not pid_alive(pid):
+    protected = pid in protected_pids()
+    if not protected and not pid_alive(pid):
         return Verdict(path, pid, ABSENT, f"pid {pid} from {path} is gone")
     owner_uid = _proc_uid(pid)
     owner = _user_name(owner_uid)
@@ -301,7 +302,7 @@ def check_pid(path: str, pid: int, uid: int | None, marker: str) -> Verdict:
     def refuse(reason: str) -> Verdict:
         return Verdict(path, pid, REFUSED, reason, owner, _command(pid))
 
-    if pid in protected_pids():
+    if protected:
         return refuse("is PID 1, procmgmt itself or one of its ancestors")
     try:
         st = os.lstat(path)

@@ -14,7 +14,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from procmgmt.backends.base import DeployedProcess, ProcessStatus
-from procmgmt.pids import Verdict, expected_uid, pid_alive, read_pid_file, report, trusted_pid
+from procmgmt.pids import (
+    ABSENT,
+    Verdict,
+    expected_uid,
+    pid_alive,
+    read_pid_file,
+    report,
+    trusted_pid,
+)
 from procmgmt.settings import Settings
 from procmgmt.validate import deployment_id
 
@@ -68,7 +76,7 @@ def pid_verdict(proc: DeployedProcess, settings: Settings, *,
     from a pid file asks this. ``whole_line`` as for :func:`read_pid_file`."""
     pid_file = str(proc.extra.get("pid_file") or proc.pid_file or "")
     if not pid_file:
-        return Verdict("", None, "absent", "no pid file")
+        return Verdict("", None, ABSENT, "no pid file")
     return report(trusted_pid(pid_file, expected_uid(proc.user), deployment_id(settings),
                               whole_line=whole_line))
 
