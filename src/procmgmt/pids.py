@@ -115,6 +115,8 @@ class Verdict:
         """One line for ``status`` output."""
         if self.trusted:
             return f"pid {self.pid} from {self.path}"
+        if self.refused and self.pid is None:
+            return f"refused {self.path}: it {self.reason}"
         if self.refused:
             return (f"refused pid {self.pid} from {self.path}: {self.reason} "
                     f"(owner {self.owner}, command {self.command!r})")
@@ -122,8 +124,9 @@ class Verdict:
 
     def warning(self) -> str:
         """The warning printed when a pid is refused."""
-        return (f"procmgmt: warning: not trusting pid file {self.path}: pid {self.pid} "
-                f"{self.reason} (owner {self.owner}, command {self.command!r}); "
+        what = f"pid {self.pid} {self.reason} (owner {self.owner}, command {self.command!r})" \
+            if self.pid is not None else f"it {self.reason} (owner {self.owner})"
+        return (f"procmgmt: warning: not trusting pid file {self.path}: {what}; "
                 "it is not signalled and the service counts as not running")
 
 
@@ -344,7 +347,7 @@ def trusted_pid(path: str, expected: int | None, marker: str, *,
         return Verdict(path, None, ABSENT, f"{path}: {exc.strerror}")
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
         kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file"
-        return Verdict(path, None, REFUSED, f"(the pid file is {kind})",
+        return Verdict(path, None, REFUSED, f"is {kind}",
                        _user_name(st.st_uid), "")
     pid = read_pid_file(path, whole_line=whole_line)
     if pid is None:
