@@ -181,6 +181,34 @@ def test_log_symlinks_are_not_followed(backend: str, tmp_path: Path) -> None:
         assert f"{shared / 'webapp1.log'} is a symlink" in text, text
 
 
+def test_sysvinit_script_refuses_a_foreign_pid() -> None:
+    """(a) through the generated init script itself (as an administrator or init
+    runs it): with a root PID in the service's pid file, ``stop`` and ``reload``
+    signal nothing and say why; ``status`` says not running (3)."""
+    with root_env("sysvinit") as env, victim() as sleeper:
+        model = prepare(env)
+        switch(env, model, "daemon")
+        wait_http(env.base + 1)
+        pid_file = next(p for p in pid_file_candidates(env) if p.exists())
+        real = int(pid_file.read_text().split()[0])
+        script = next((env.state / "lib" / "procmgmt" / "store").glob(
+            "*-webapp1/etc/rc.d/init.d/webapp1"))
+        wrote = as_user("webapp1", f"echo {sleeper.pid} > '{pid_file}'")
+        assert wrote.returncode == 0, wrote.stderr
+        try:
+            for activity, rc in (("status", 3), ("reload", 7), ("stop", 0)):
+                out = subprocess.run([str(script), activity], capture_output=True, text=True,
+                                     timeout=60, check=False)
+                text = out.stdout + out.stderr
+                assert alive(sleeper), f"'{activity}' signalled root's pid:\n{text}"
+                assert out.returncode == rc, f"{activity}: {out.returncode}\n{text}"
+                assert f"not trusting {pid_file}: pid {sleeper.pid} belongs to uid 0" in text, \
+                    text
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(real, 9)
+
+
 def test_supervisord_proxy_does_not_forward_to_a_foreign_pid() -> None:
     """(a) under supervisord: the root proxy wraps a daemon that runs as the
     service user and writes a root process's PID into its pid file. The proxy
