@@ -191,7 +191,8 @@ def test_auto_mode_is_foreground() -> None:
     text = files["conf.d/webapp.conf"].content
     assert "webapp.py\n" in text and "-D" not in text
     assert set(files) == {"conf.d/webapp.conf"}
-    assert extra == {"program": "conf.d/webapp.conf", "group": "webapp", "autostart": True}
+    assert extra == {"program": "conf.d/webapp.conf", "group": "webapp", "autostart": True,
+                     "log_file": "/srv/pm/log/webapp.log"}
 
 
 def test_daemon_only_goes_through_proxy() -> None:
