@@ -63,10 +63,15 @@ def ensure_parent(settings: Settings) -> str:
     """Create :attr:`Settings.pid_parent_dir` (0755) if missing and check it is a
     real directory of ours that nobody else can write; its path."""
     parent = settings.pid_parent_dir
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(parent, 0o755)
-        os.chmod(parent, 0o755)
-    st = os.lstat(parent)
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.makedirs(os.path.dirname(parent), 0o755, exist_ok=True)
+            os.mkdir(parent, 0o755)
+            os.chmod(parent, 0o755)
+        st = os.lstat(parent)
+    except OSError as exc:
+        raise DeployError(f"{parent}: cannot create the pid directories' parent: "
+                          f"{exc.strerror}") from None
     if stat.S_ISLNK(st.st_mode):
         raise _symlink_error(parent)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
@@ -82,8 +87,12 @@ def ensure_service_dir(settings: Settings, path: str, user: str | None) -> None:
     the checked parent; an existing one is re-owned (its account may have been
     re-created) after checking it is a directory and no symlink."""
     ensure_parent(settings)
-    with contextlib.suppress(FileExistsError):
+    try:
         os.mkdir(path, SERVICE_DIR_MODE)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise DeployError(f"{path}: cannot create the pid directory: {exc.strerror}") from None
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
