@@ -28,9 +28,10 @@ def webapp(settings: Settings) -> Callable[..., Process]:
         dependencies: Sequence[Process] = (),
     ) -> Process:
         name = instance_name or f"webapp{instance_suffix}"
-        # Same rule the backends use for derived pid files: processes that
-        # switch user keep theirs in the tmp dir.
-        pid_file = os.path.join(settings.tmp_dir, f"{name}.pid")
+        # Same rule the backends use for derived pid files: a process that
+        # switches user keeps its pid file in a directory of its own, which
+        # only it (and root) can write.
+        pid_file = settings.pid_file(name)
         common = {
             "name": name,
             "instance_name": name,

@@ -1,30 +1,62 @@
-"""Pid files and live processes, read the same way everywhere.
+"""Pid files and live processes, read the same way everywhere, and trusted only
+after checking.
 
 The activators, the readiness checks, ``procmgmt doctor`` and the
 supervisord backend all ask "which pid does this file name?" and "is that
 process still alive?"; one answer keeps them agreeing with each other and
 with the generated scripts.
+
+A pid file is only a claim. Root signals the pid it names, so a pid file
+that someone else can write lets that someone choose what root kills; a
+planted pid file of a live process makes a service look "up" that never
+started. systemd therefore trusts ``PIDFile=`` only when it is root-owned or
+names a process of the unit's cgroup; s6 and runit never read pid files.
+:func:`trusted_pid` is procmgmt's version of that rule, the only place it is
+written down: every activator that signals or reports from a pid file asks
+it, and treats a refused pid as "not running" after saying why.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass
+
+#: Environment variable every process procmgmt starts carries (``<state dir>:<profile>``).
+#: Defined here (not in :mod:`procmgmt.validate`) so the trust rule needs no model code.
+MARKER_DEPLOYMENT = "PROCMGMT_DEPLOYMENT"
+
+#: How a :class:`Verdict` ends.
+TRUSTED = "trusted"
+ABSENT = "absent"
+REFUSED = "refused"
 
 
 def read_pid_file(path: str, *, whole_line: bool = False) -> int | None:
-    """The pid on the first line of ``path``, or None when missing or not a plain
-    number (no sign, no leading zero).
+    """The pid on the first line of ``path``, or None when missing, a symlink
+    or not a plain number (no sign, no leading zero).
 
     Read the way the generated script reads it, so Python and shell agree on
     what counts as a pid: rc.subr takes the first word (the default);
     ``read -r pid`` in the sysvinit scripts takes the whole line
-    (``whole_line=True``: ``"123 456"`` is no pid).
+    (``whole_line=True``: ``"123 456"`` is no pid). Opened with
+    ``O_NOFOLLOW``: a pid file that is a symlink names nothing (its target
+    could be any file root can read).
     """
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            line = f.readline()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        with open(fd, encoding="utf-8", errors="replace", closefd=False) as f:
+            line = f.readline(4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     if whole_line:
         first = line.strip()
     else:
@@ -49,3 +81,275 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return True  # no procfs (FreeBSD, macOS by default): kill(0) is all we know
     return not (fields and fields[0] in ("Z", "X"))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What :func:`trusted_pid` concluded about one pid file.
+
+    ``status`` is :data:`TRUSTED` (``pid`` is this service's live process),
+    :data:`ABSENT` (no pid file, no pid in it, or its process is gone: not
+    running, nothing suspicious) or :data:`REFUSED` (a live process procmgmt
+    will not signal or count: ``reason`` says why).
+    """
+
+    path: str
+    pid: int | None
+    status: str
+    reason: str = ""
+    owner: str = ""
+    command: str = ""
+
+    @property
+    def trusted(self) -> bool:
+        """The pid may be signalled and counts as the running service."""
+        return self.status == TRUSTED
+
+    @property
+    def refused(self) -> bool:
+        """A live pid was refused: report it."""
+        return self.status == REFUSED
+
+    @property
+    def detail(self) -> str:
+        """One line for ``status`` output."""
+        if self.trusted:
+            return f"pid {self.pid} from {self.path}"
+        if self.refused and self.pid is None:
+            return f"refused {self.path}: it {self.reason}"
+        if self.refused:
+            return (f"refused pid {self.pid} from {self.path}: {self.reason} "
+                    f"(owner {self.owner}, command {self.command!r})")
+        return self.reason
+
+    def warning(self) -> str:
+        """The warning printed when a pid is refused."""
+        what = f"pid {self.pid} {self.reason} (owner {self.owner}, command {self.command!r})" \
+            if self.pid is not None else f"it {self.reason} (owner {self.owner})"
+        return (f"procmgmt: warning: not trusting pid file {self.path}: {what}; "
+                "it is not signalled and the service counts as not running")
+
+
+_REPORTED: set[tuple[str, int | None, str]] = set()
+
+
+def report(verdict: Verdict) -> Verdict:
+    """Print ``verdict``'s warning to stderr, once per pid file, pid and reason
+    (status and stop probes ask many times). Returns ``verdict``."""
+    if verdict.refused:
+        key = (verdict.path, verdict.pid, verdict.reason)
+        if key not in _REPORTED:
+            _REPORTED.add(key)
+            sys.stderr.write(verdict.warning() + "\n")
+            sys.stderr.flush()
+    return verdict
+
+
+def expected_uid(user: str | None) -> int | None:
+    """The uid a service's processes run as: its user's, or ours (the deploying
+    user) when it has none or user changes are off. None: the user does not
+    exist, so no process can be its own."""
+    if not user:
+        return os.geteuid()
+    try:
+        return pwd.getpwnam(user).pw_uid
+    except KeyError:
+        return None
+
+
+def _user_name(uid: int | None) -> str:
+    if uid is None:
+        return "unknown"
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _proc_uid(pid: int) -> int | None:
+    """Real uid of ``pid``: /proc/PID/status, else ``ps -o ruser=``."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("Uid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    if os.path.isdir("/proc/self"):
+        return None
+    try:
+        out = subprocess.run(["ps", "-o", "ruser=", "-p", str(pid)], capture_output=True,
+                             text=True, timeout=10, check=False).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.isdigit():
+        return int(out)
+    try:
+        return pwd.getpwnam(out).pw_uid if out else None
+    except KeyError:
+        return None
+
+
+def _environ(pid: int) -> list[bytes] | None:
+    """The NUL-separated entries of /proc/PID/environ; None when unreadable."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f.read().split(b"\0")
+    except OSError:
+        return None
+
+
+def _command(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            text = f.read(512).replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        text = ""
+    if text:
+        return text
+    try:
+        return subprocess.run(["ps", "-o", "args=", "-p", str(pid)], capture_output=True,
+                              text=True, timeout=10, check=False).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
+            return int(f.read().rsplit(")", 1)[-1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def protected_pids() -> set[int]:
+    """PIDs never to signal: 0, 1, procmgmt itself and every one of its ancestors
+    (the shell, sudo, a CI runner: a pid file naming them would make root
+    kill the session it runs in)."""
+    pids = {0, 1, os.getpid()}
+    cur: int | None = os.getppid()
+    while cur is not None and cur > 1 and cur not in pids:
+        pids.add(cur)
+        cur = _parent(cur)
+    return pids
+
+
+def _child_owned(pid: int, uids: set[int | None]) -> bool:
+    """A child of ``pid`` runs as one of ``uids``: ``su`` (the fallback where
+    there is no ``setpriv``) stays as a root parent of the process it starts."""
+    for entry in os.listdir("/proc") if os.path.isdir("/proc/self") else ():
+        if entry.isdigit() and _parent(int(entry)) == pid and _proc_uid(int(entry)) in uids:
+            return True
+    return False
+
+
+def _writers(path: str, st: os.stat_result) -> set[int] | None:
+    """Non-root uids that could have written the pid in ``path``: its owner and
+    its directory's owner (who can replace it). None: anyone could have (the
+    file or its directory is group/other-writable; in a sticky shared
+    directory like /tmp anyone could have created it first)."""
+    if st.st_mode & 0o022:
+        return None
+    try:
+        dst = os.stat(os.path.dirname(path) or ".")
+    except OSError:
+        return None
+    if dst.st_mode & 0o022:
+        return None
+    return {uid for uid in (st.st_uid, dst.st_uid) if uid != 0}
+
+
+def _marker(pid: int, marker: str) -> str | None:
+    """None when ``pid`` carries ``PROCMGMT_DEPLOYMENT=<marker>``; "unknown" when
+    its environment cannot be read or was overwritten (daemons such as nginx,
+    redis and PostgreSQL write their process title over it); otherwise why not."""
+    entries = _environ(pid)
+    if entries is None:
+        return "unknown"
+    want = f"{MARKER_DEPLOYMENT}={marker}".encode()
+    if want in entries:
+        return None
+    if not any(b"=" in e and e.split(b"=", 1)[0].replace(b"_", b"").isalnum() for e in entries):
+        return "unknown"
+    for e in entries:
+        if e.startswith(MARKER_DEPLOYMENT.encode() + b"="):
+            return f"belongs to another deployment ({e.decode(errors='replace')})"
+    return f"does not carry this deployment's marker {MARKER_DEPLOYMENT}"
+
+
+def check_pid(path: str, pid: int, uid: int | None, marker: str) -> Verdict:
+    """The verdict on ``pid``, read from ``path``, for a service whose processes
+    run as ``uid`` (see :func:`expected_uid`) in deployment ``marker``.
+
+    Trusted only when the pid is alive and none of these holds:
+
+    * it is PID 1, procmgmt or one of procmgmt's ancestors;
+    * it belongs to a user who could not have written it there: when a
+      non-root user controls the pid file (owns it or its directory), only
+      that user's processes (normally the service's own); when only root
+      does, any (root recorded it: a daemon that switches user itself, such
+      as mariadbd, is still found); when anyone could have written it, only
+      processes of the service's user. A root process whose child runs as
+      an allowed user counts as that user's (``su`` keeps such a parent);
+    * its environment lacks this deployment's marker. A process that wrote its
+      title over its environment (nginx, redis, PostgreSQL) cannot show the
+      marker; it is trusted on the owner rule alone unless the pid file is
+      open to anyone.
+    """
+    protected = pid in protected_pids()
+    if not protected and not pid_alive(pid):
+        return Verdict(path, pid, ABSENT, f"pid {pid} from {path} is gone")
+    owner_uid = _proc_uid(pid)
+    owner = _user_name(owner_uid)
+
+    def refuse(reason: str) -> Verdict:
+        return Verdict(path, pid, REFUSED, reason, owner, _command(pid))
+
+    if protected:
+        return refuse("is PID 1, procmgmt itself or one of its ancestors")
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return Verdict(path, pid, ABSENT, f"{path} is gone")
+    writers = _writers(path, st)
+    if writers is None:
+        allowed: set[int | None] | None = {uid}
+    elif writers:
+        allowed = {uid} if uid in writers else set(writers) if len(writers) == 1 else set()
+    else:
+        allowed = None  # only root could have written it
+    if uid is None and allowed is not None and allowed == {None}:
+        return refuse("belongs to a service whose user does not exist")
+    if allowed is not None and owner_uid not in allowed \
+            and not (owner_uid == 0 and _child_owned(pid, allowed)):
+        names = ", ".join(sorted(_user_name(u) for u in allowed)) or "nobody"
+        return refuse(f"belongs to {owner}, not to {names}")
+    why = _marker(pid, marker)
+    if why == "unknown":
+        if writers is None:
+            return refuse(f"does not show this deployment's marker {MARKER_DEPLOYMENT} "
+                          "and the pid file is writable by others")
+    elif why is not None:
+        return refuse(why)
+    return Verdict(path, pid, TRUSTED, owner=owner)
+
+
+def trusted_pid(path: str, expected: int | None, marker: str, *,
+                whole_line: bool = False) -> Verdict:
+    """The verdict on the pid file ``path`` (read as :func:`read_pid_file`
+    does): ABSENT when there is no live pid in it, else :func:`check_pid`.
+    A pid file that is a symlink or not a regular file is refused."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return Verdict(path, None, ABSENT, f"no pid file {path}")
+    except OSError as exc:
+        return Verdict(path, None, ABSENT, f"{path}: {exc.strerror}")
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
+        kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+        return Verdict(path, None, REFUSED, f"is {kind}",
+                       _user_name(st.st_uid), "")
+    pid = read_pid_file(path, whole_line=whole_line)
+    if pid is None:
+        return Verdict(path, None, ABSENT, f"no pid in {path}")
+    return check_pid(path, pid, expected, marker)

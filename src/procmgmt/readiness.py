@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 from procmgmt import fsutil
 from procmgmt.errors import DeployError
 from procmgmt.listeners import ownership_problem
-from procmgmt.pids import pid_alive, read_pid_file
+from procmgmt.pids import pid_alive, read_pid_file, report, trusted_pid
 
 DEFAULT_INTERVAL = 0.05
 DEFAULT_TIMEOUT = 30.0
@@ -88,6 +88,10 @@ class ProbeContext:
 
     name: str
     pid_file: str | None = None
+    #: Whose process the pid file must name (:func:`procmgmt.pids.trusted_pid`):
+    #: the uid the service runs as and this deployment's marker.
+    pid_uid: int | None = None
+    marker: str = ""
     #: Log size at start time (LogLine only reads what came after).
     log_offsets: dict[str, int] = field(default_factory=dict)
     notify: NotifySocket | None = None
@@ -231,6 +235,9 @@ class PidFile(Readiness):
         path = self.path or ctx.pid_file
         if not path:
             return "no pid file known"
+        if ctx.marker:
+            verdict = report(trusted_pid(path, ctx.pid_uid, ctx.marker))
+            return None if verdict.trusted else verdict.detail
         pid = read_pid_file(path)
         if pid is None:
             return f"{path} does not exist or holds no pid"

@@ -126,6 +126,23 @@ class Settings:
         return os.path.join(self.procmgmt_dir, "profiles")
 
     @property
+    def pid_parent_dir(self) -> str:
+        """Root-owned parent (0755) of the per-service directories of processes
+        that switch user: ``<runtime dir>/procmgmt-pid``."""
+        return os.path.join(self.runtime_dir, "procmgmt-pid")
+
+    def pid_dir(self, name: str) -> str:
+        """The directory of instance ``name``'s pid file (and log file) when it
+        switches user: its own, owned by that user (0755), inside
+        :attr:`pid_parent_dir`. Never a sticky shared directory such as /tmp,
+        where any local user could plant a pid file or a symlink first."""
+        return os.path.join(self.pid_parent_dir, name)
+
+    def pid_file(self, name: str) -> str:
+        """``<pid_dir(name)>/<name>.pid``: the pid file of a process that switches user."""
+        return os.path.join(self.pid_dir(name), f"{name}.pid")
+
+    @property
     def privileged(self) -> bool:
         """True when processes may run as other users."""
         return not self.force_disable_user_change

@@ -21,6 +21,7 @@ from procmgmt.model.process import Instance, Process
 from procmgmt.model.spec import ProcessSpec, normalize_signal, to_spec
 from procmgmt.numbers import is_real, seconds_problem
 from procmgmt.ordering import find_cycle, ranks, start_order
+from procmgmt.pids import MARKER_DEPLOYMENT
 from procmgmt.readiness import HTTP, TCP, LogLine, Notify, Readiness, notify_socket_path
 from procmgmt.settings import Settings
 
@@ -370,9 +371,9 @@ def _check_credentials(c: _Collector, model: Model) -> None:
                   inst)
 
 
-#: Environment variables procmgmt adds to every process: which deployment and
+#: Environment variables procmgmt adds to every process: which deployment
+#: (:data:`procmgmt.pids.MARKER_DEPLOYMENT`, which the pid-file trust rule reads) and
 #: which process it belongs to. ``procmgmt doctor`` finds strays by them.
-MARKER_DEPLOYMENT = "PROCMGMT_DEPLOYMENT"
 MARKER_PROCESS = "PROCMGMT_PROCESS"
 
 

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +174,7 @@ def test_script_structure_daemon_mode(tmp_path: Path) -> None:
     assert ': "${webapp4_enable:=NO}"' in text
     assert ': "${webapp4_user:=webapp4}"' in text
     assert f"\ncommand={shlex.quote(sys.executable)}\n" in text
-    assert f"\npidfile={settings.tmp_dir}/webapp4.pid\n" in text
+    assert f"\npidfile={settings.pid_file('webapp4')}\n" in text
     assert "procname=" not in text  # command itself is the process
     # defaults are not written (the readiness wait only reads sig_stop, falling back to TERM)
     assert "sig_stop=" not in text and "sig_reload" not in text
@@ -494,12 +494,31 @@ def test_command_args_survive_rc_subr_layers_any(layer: str, args: list[str],
 class Recorder:
     """A runner that records commands and imitates their effect on pid files.
 
-    start/onestart writes this test process's pid (alive) into the script's
-    pidfile; stop/onestop removes it. The pidfile is read from the script.
+    start/onestart writes the pid of a stand-in (a ``sleep`` with the
+    deployment's marker, started at the first start; this test process itself
+    would be refused as procmgmt's own pid) into the script's pidfile;
+    stop/onestop removes it. The pidfile is read from the script.
     """
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
+        self.stand_in: subprocess.Popen[bytes] | None = None
+
+    def _stand_in(self, script: str) -> int:
+        if self.stand_in is None:
+            root = os.path.realpath(script).rsplit("/etc/rc.d/", 1)[0]
+            env_file = next(Path(root, "etc", "env").glob("*.env"))
+            marker = re.search(r"^PROCMGMT_DEPLOYMENT=(.*)$", env_file.read_text(), re.M)
+            assert marker is not None
+            self.stand_in = subprocess.Popen(
+                ["sleep", "600"], env={**os.environ, "PROCMGMT_DEPLOYMENT": marker.group(1)})
+        return self.stand_in.pid
+
+    def close(self) -> None:
+        """Stop the stand-in."""
+        if self.stand_in is not None:
+            self.stand_in.kill()
+            self.stand_in.wait()
 
     def __call__(self, argv: Sequence[str]) -> CommandResult:
         script, action = argv[0], argv[1]
@@ -510,10 +529,18 @@ class Recorder:
         pid_file = shlex.split(m.group(1))[0]
         if action.endswith("start"):
             os.makedirs(os.path.dirname(pid_file), exist_ok=True)
-            Path(pid_file).write_text(f"{os.getpid()}\n")
+            Path(pid_file).write_text(f"{self._stand_in(script)}\n")
         elif action.endswith("stop") and os.path.exists(pid_file):
             os.unlink(pid_file)
         return CommandResult(0, "")
+
+
+@pytest.fixture
+def rec() -> Iterator[Recorder]:
+    """A :class:`Recorder` whose stand-in process is stopped afterwards."""
+    recorder = Recorder()
+    yield recorder
+    recorder.close()
 
 
 def make_engine(settings: Settings, act: BSDRCActivator, monkeypatch: pytest.MonkeyPatch,
@@ -532,11 +559,10 @@ def script_path(gen: Generation, name: str) -> str:
     return os.path.join(proc.path, str(proc.extra["script"]))
 
 
-def test_command_plan_deploy_upgrade_rollback_undeploy(tmp_path: Path,
+def test_command_plan_deploy_upgrade_rollback_undeploy(rec: Recorder, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Default mode: onestart/onestop of the store scripts, exactly these, in this order."""
     settings = tmp_settings(tmp_path)
-    rec = Recorder()
     act = BSDRCActivator(settings, runner=rec, environ={}, start_timeout=2)
     engine = make_engine(settings, act, monkeypatch)
 
@@ -563,7 +589,7 @@ def test_command_plan_deploy_upgrade_rollback_undeploy(tmp_path: Path,
                          (script_path(g1, "webapp"), "onestop")]
 
 
-def test_enable_at_boot_links_edits_rc_conf_and_cleans_up(tmp_path: Path,
+def test_enable_at_boot_links_edits_rc_conf_and_cleans_up(rec: Recorder, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch
                                                           ) -> None:
     """Boot mode: link into the target rc.d dir, rcvar=YES in rc.conf (other lines kept),
@@ -578,7 +604,6 @@ def test_enable_at_boot_links_edits_rc_conf_and_cleans_up(tmp_path: Path,
     rc_conf.chmod(0o640)
     boot_env = {"PROCMGMT_BSDRC_ENABLE_AT_BOOT": "1", "PROCMGMT_BSDRC_TARGET_DIR": str(target),
                 "PROCMGMT_BSDRC_RC_CONF": str(rc_conf)}
-    rec = Recorder()
     engine = make_engine(settings, BSDRCActivator(settings, runner=rec, environ=boot_env,
                                                   start_timeout=2), monkeypatch)
     g1 = deploy(engine, settings, WEBAPPS / "processes.py")
@@ -736,13 +761,12 @@ def test_scripts_run_for_real_with_the_fake_rc_subr(mode: str, boot: bool, tmp_p
                 os.kill(pid, 9)
 
 
-def test_other_activities_use_the_one_prefix_unless_installed(tmp_path: Path,
+def test_other_activities_use_the_one_prefix_unless_installed(rec: Recorder, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch
                                                               ) -> None:
     """run-activity reload goes to '<script> onereload' (rc.subr's command), and
     its exit status is returned."""
     settings = tmp_settings(tmp_path)
-    rec = Recorder()
     act = BSDRCActivator(settings, runner=rec, environ={}, start_timeout=2)
     gen = deploy(make_engine(settings, act, monkeypatch), settings, WEBAPPS / "processes.py")
     rec.calls.clear()

@@ -158,12 +158,12 @@ def test_daemons_and_dependencies_go_through_the_embedded_proxy(tmp_path: Path) 
     argv = w4["ProgramArguments"]
     assert argv[:2] == ["/bin/sh", "-c"] and argv[3] == "webapp4-proxy"
     script = argv[2]
-    assert f"procmgmt_wait_for_dependency 'webapp2' '{settings.tmp_dir}/webapp2.pid'" in script
-    assert f"procmgmt_wait_for_dependency 'webapp3' '{settings.tmp_dir}/webapp3.pid'" in script
+    assert f"procmgmt_wait_for_dependency 'webapp2' '{settings.pid_file('webapp2')}'" in script
+    assert f"procmgmt_wait_for_dependency 'webapp3' '{settings.pid_file('webapp3')}'" in script
     assert w4["UserName"] == "webapp4"
     w1 = job(files["webapp1"])["ProgramArguments"][2]
     assert "procmgmt_wait_for_dependency" not in w1
-    assert f"proxy_pid_file='{settings.tmp_dir}/webapp1.pid'" in w1
+    assert f"proxy_pid_file='{settings.pid_file('webapp1')}'" in w1
     # Nothing depends on webapp6 and it depends on webapp5 only.
     assert "procmgmt_wait_for_dependency 'webapp5'" in job(files["webapp6"])["ProgramArguments"][2]
 
@@ -174,7 +174,7 @@ def test_daemon_mode_wraps_the_daemon(tmp_path: Path) -> None:
     files, _ = rendered(WEBAPPS / "processes.py", settings)
     script = job(files["webapp"])["ProgramArguments"][2]
     assert "wraps a self-daemonizing process" in script
-    assert f"pid_file='{settings.tmp_dir}/webapp.pid'" in script
+    assert f"pid_file='{settings.pid_file('webapp')}'" in script
     assert "-D" in script
 
 
@@ -525,7 +525,8 @@ def test_proxy_waits_for_dependencies_then_runs_webapp4(tmp_path: Path) -> None:
     its pid file and execs webapp4, which answers HTTP with that very pid."""
     base = free_ports(7)
     settings = tmp_settings(tmp_path, port_base=base)
-    Path(settings.tmp_dir).mkdir(parents=True)
+    for i in range(1, 7):
+        Path(settings.pid_dir(f"webapp{i}")).mkdir(parents=True)
     files, _ = rendered(WEBAPPS / "processes-advanced.py", settings)
     jobs = {name: job(fs) for name, fs in files.items()}
     port4 = base + 4
@@ -548,18 +549,18 @@ def test_proxy_waits_for_dependencies_then_runs_webapp4(tmp_path: Path) -> None:
         assert "dependency webapp3 is up" in text
         with urllib.request.urlopen(f"http://127.0.0.1:{port4}/", timeout=5) as resp:
             assert f"listening on port: {port4}" in resp.read().decode()
-        assert read_pid_file(f"{settings.tmp_dir}/webapp4.pid") == proxy.pid
+        assert read_pid_file(f"{settings.pid_file('webapp4')}") == proxy.pid
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proxy.pid, signal.SIGTERM)
         proxy.wait(timeout=10)
         for name in ("webapp2", "webapp3"):
-            pid = read_pid_file(f"{settings.tmp_dir}/{name}.pid")
+            pid = read_pid_file(settings.pid_file(name))
             if pid is not None and pid_alive(pid):
                 os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any(
-                (p := read_pid_file(f"{settings.tmp_dir}/{n}.pid")) and pid_alive(p)
+                (p := read_pid_file(settings.pid_file(n))) and pid_alive(p)
                 for n in ("webapp2", "webapp3")):
             time.sleep(0.05)
 

@@ -191,7 +191,8 @@ def test_auto_mode_is_foreground() -> None:
     text = files["conf.d/webapp.conf"].content
     assert "webapp.py\n" in text and "-D" not in text
     assert set(files) == {"conf.d/webapp.conf"}
-    assert extra == {"program": "conf.d/webapp.conf", "group": "webapp", "autostart": True}
+    assert extra == {"program": "conf.d/webapp.conf", "group": "webapp", "autostart": True,
+                     "log_file": "/srv/pm/log/webapp.log"}
 
 
 def test_daemon_only_goes_through_proxy() -> None:
@@ -202,7 +203,7 @@ def test_daemon_only_goes_through_proxy() -> None:
     proxy = files["bin/webapp-proxy"]
     assert proxy.mode == 0o755
     assert "webapp.py -D\n" in proxy.content
-    assert "pid_file='/srv/pm/tmp/webapp.pid'" in proxy.content
+    assert "pid_file='/srv/pm/run/procmgmt-pid/webapp/webapp.pid'" in proxy.content
     assert extra["proxy"] == "bin/webapp-proxy"
 
 

@@ -262,7 +262,7 @@ def test_type_per_mode(mode: str | None, unit_type: str) -> None:
     assert values(unit, "Service", "Type") == [unit_type]
     _, argv = parse_exec(values(unit, "Service", "ExecStart")[0])
     if unit_type == "forking":
-        assert values(unit, "Service", "PIDFile") == ["/srv/pm/tmp/webapp.pid"]
+        assert values(unit, "Service", "PIDFile") == ["/srv/pm/run/procmgmt-pid/webapp/webapp.pid"]
         assert argv[-1] == "-D"
     else:
         assert values(unit, "Service", "PIDFile") == []

@@ -265,8 +265,9 @@ def test_user_switch_only_when_privileged() -> None:
     assert "su -s" not in (unpriv.content or "")
     assert "--reuid=webapp1" in (priv.content or "")
     assert "su -s /bin/sh -c 'exec \"$0\" \"$@\"' webapp1 --" in (priv.content or "")
-    # The pid file stays in the tmp dir either way (paths independent of privilege).
-    assert "procmgmt_pidfile=/srv/pm/tmp/webapp1.pid" in (unpriv.content or "")
+    # The pid file stays in its own directory either way (paths independent of privilege).
+    assert "procmgmt_pidfile=/srv/pm/run/procmgmt-pid/webapp1/webapp1.pid" \
+        in (unpriv.content or "")
     spec = _spec(user="alice")
     assert SysVInitBackend().translate(spec, _ctx(spec))["user"] is None
     assert SysVInitBackend().translate(
@@ -547,6 +548,7 @@ def test_stale_pid_file_is_not_running(tmp_path: Path, reaper: Reaper) -> None:
     reaper.watch(proc.pid_file)
     dead = subprocess.Popen(["true"])
     dead.wait()
+    Path(proc.pid_file).parent.mkdir(parents=True, exist_ok=True)
     Path(proc.pid_file).write_text(f"{dead.pid}\n")
     assert _run("sh", _script(proc), "status").returncode == 3
     assert _run("sh", _script(proc), "start").returncode == 0
@@ -665,13 +667,14 @@ def test_user_switch_as_root(switcher: str, tmp_path: Path, reaper: Reaper) -> N
     script = tmp_path / "asuser"
     script.write_text(_script_text(files, "asuser"), encoding="utf-8")
     pid_file = str(extra["pid_file"])
-    assert pid_file.startswith(settings.tmp_dir)
+    assert pid_file.startswith(settings.pid_parent_dir)
     reaper.watch(pid_file)
     env = dict(os.environ)
     if switcher == "su":
         tools = tmp_path / "bin"
         tools.mkdir()
-        for tool in ("sleep", "rm", "cat", "ps", "tr", "tail", "setsid", "id", "su"):
+        for tool in ("sleep", "rm", "cat", "ps", "tr", "tail", "setsid", "id", "su",
+                     "mkdir", "chmod", "chown"):
             found = shutil.which(tool)
             assert found, tool
             (tools / tool).symlink_to(found)

@@ -55,7 +55,7 @@ def test_build_none_then_generate_config_sysvinit_runs(tmp_path: Path) -> None:
     assert sorted(p.name for p in (out / "etc" / "rc.d" / "init.d").iterdir()) == ["webapp"]
     procmgmt("init-state", *common)
     script = out / "etc" / "rc.d" / "init.d" / "webapp"
-    pid_file = state / "tmp" / "webapp.pid"
+    pid_file = state / "run" / "procmgmt-pid" / "webapp" / "webapp.pid"
     marker = str(state)
     try:
         started = subprocess.run([script, "start"], capture_output=True, text=True, timeout=60,

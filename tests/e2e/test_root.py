@@ -204,10 +204,15 @@ def test_accounts_follow_the_generations(backend: str) -> None:
         assert sorted(record["users"]) == ["webapp", "webapp1"]
         if backend == "sysvinit":
             # The daemon, already running as its user, wrote its pid file: it lives in
-            # the (sticky, world-writable) tmp dir, not the root-only runtime dir.
-            pid_file = env.state / "tmp" / "webapp.pid"
+            # its own directory (owned by that user, 0755) inside a root-owned parent,
+            # never in a sticky shared dir where others could plant it.
+            pid_file = env.state / "run" / "procmgmt-pid" / "webapp" / "webapp.pid"
             assert int(pid_file.read_text()) == first["webapp"]
             assert pid_file.stat().st_uid == pwd.getpwnam("webapp").pw_uid
+            own = pid_file.parent.stat()
+            assert (own.st_uid, own.st_mode & 0o7777) == (pwd.getpwnam("webapp").pw_uid, 0o755)
+            parent = pid_file.parent.parent.stat()
+            assert (parent.st_uid, parent.st_mode & 0o7777) == (0, 0o755)
         # A file the service user owns: deleting the user must not delete it.
         data = env.state / "lib" / "webapp-data"
         data.mkdir()

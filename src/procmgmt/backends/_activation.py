@@ -15,10 +15,17 @@ from dataclasses import dataclass
 
 from procmgmt import fsutil
 from procmgmt.backends.base import DeployedProcess, ProcessStatus
-from procmgmt.pids import pid_alive, read_pid_file
-
-__all__ = ["COMMAND_TIMEOUT", "CommandResult", "Runner", "pid_alive", "pid_file_status",
-           "read_pid_file", "subprocess_runner", "tail"]
+from procmgmt.pids import (
+    ABSENT,
+    Verdict,
+    expected_uid,
+    pid_alive,
+    read_pid_file,
+    report,
+    trusted_pid,
+)
+from procmgmt.settings import Settings
+from procmgmt.validate import deployment_id
 
 #: Seconds one activation command may run before it counts as failed (124).
 COMMAND_TIMEOUT = 120.0
@@ -62,19 +69,27 @@ def tail(text: str, lines: int = ERROR_TAIL_LINES) -> str:
     return "\n".join(text.rstrip("\n").splitlines()[-lines:])
 
 
-def pid_file_status(proc: DeployedProcess, *, whole_line: bool = False) -> ProcessStatus:
-    """Running when the pid file (the build-time one, else the deployed one)
-    names a live process: read here, no command run, so ``status`` of many
-    processes forks nothing. ``whole_line`` as for :func:`read_pid_file`."""
-    pid_file = proc.extra.get("pid_file") or proc.pid_file
+def pid_verdict(proc: DeployedProcess, settings: Settings, *,
+                whole_line: bool = False) -> Verdict:
+    """:func:`procmgmt.pids.trusted_pid` on ``proc``'s pid file (the build-time
+    one, else the deployed one), for its user in this deployment; a refused
+    pid is reported on stderr. Every activator that signals or reports a pid
+    from a pid file asks this. ``whole_line`` as for :func:`read_pid_file`."""
+    pid_file = str(proc.extra.get("pid_file") or proc.pid_file or "")
     if not pid_file:
-        return ProcessStatus(proc.name, False, detail="no pid file")
-    pid = read_pid_file(str(pid_file), whole_line=whole_line)
-    if pid is None:
-        return ProcessStatus(proc.name, False, detail=f"no pid in {pid_file}")
-    if not pid_alive(pid):
-        return ProcessStatus(proc.name, False, detail=f"pid {pid} from {pid_file} is gone")
-    return ProcessStatus(proc.name, True, pid)
+        return Verdict("", None, ABSENT, "no pid file")
+    return report(trusted_pid(pid_file, expected_uid(proc.user), deployment_id(settings),
+                              whole_line=whole_line))
+
+
+def pid_file_status(proc: DeployedProcess, settings: Settings, *,
+                    whole_line: bool = False) -> ProcessStatus:
+    """Running when the pid file names a trusted live process (:func:`pid_verdict`):
+    read here, no command run, so ``status`` of many processes forks nothing."""
+    verdict = pid_verdict(proc, settings, whole_line=whole_line)
+    if not verdict.trusted:
+        return ProcessStatus(proc.name, False, detail=verdict.detail)
+    return ProcessStatus(proc.name, True, verdict.pid)
 
 
 __all__ = [
@@ -84,6 +99,7 @@ __all__ = [
     "Runner",
     "pid_alive",
     "pid_file_status",
+    "pid_verdict",
     "read_pid_file",
     "subprocess_runner",
     "tail",

@@ -48,7 +48,13 @@ from typing import Any
 
 from procmgmt import readiness as rd
 from procmgmt.backends import _ready_sh
-from procmgmt.backends._shell import command_line, export_lines, quote
+from procmgmt.backends._shell import (
+    MAKE_PIDDIR_SH,
+    PID_OWNED_SH,
+    command_line,
+    export_lines,
+    quote,
+)
 from procmgmt.model.spec import ProcessSpec, dependents_of
 from procmgmt.settings import Settings
 
@@ -78,6 +84,9 @@ class ProxyOptions:
     nice: int | None = None
     #: Drop to this user (after ``initialize``) before running ``command``.
     user: str | None = None
+    #: The process's own pid directory (``Settings.pid_dir``) to create, owned
+    #: by ``user``, before the pid file is written; None when there is none.
+    pid_dir: str | None = None
     #: Extra variables exported before ``command`` (those the supervisor cannot set).
     environment: Mapping[str, str] = field(default_factory=dict)
     pid_file_timeout: int = DEFAULT_PID_FILE_TIMEOUT
@@ -286,6 +295,10 @@ def generate(opts: ProxyOptions) -> str:
         lines += _ready_sh.record_offset_lines(log_path, marker)
     if opts.user:
         lines += user_lookup_lines(opts.user)
+    if opts.pid_dir:
+        lines += ["", MAKE_PIDDIR_SH.rstrip("\n"),
+                  f"procmgmt_make_piddir {_assign(opts.pid_dir)} {_assign(opts.user or '')}"
+                  " || exit 1"]
     cmd = command_words(opts)
     if not opts.wrap_daemon:
         if opts.write_pid_file:
@@ -303,11 +316,15 @@ def generate(opts: ProxyOptions) -> str:
         return "\n".join(lines) + "\n"
     assert opts.pid_file is not None
     kill_after = "" if opts.kill_after is None else str(opts.kill_after)
+    uid = f'$(id -u {quote(opts.user)})' if opts.user else ""
     lines += [
         f"procmgmt_pid_file={_assign(opts.pid_file)}",
         f"procmgmt_pf_timeout={opts.pid_file_timeout}",
         f"procmgmt_kill_after={kill_after}",
         f"procmgmt_stop_signal={_stop_signal(opts.stop_signal)}",
+        f"procmgmt_proxy_uid={uid}",
+        "",
+        PID_OWNED_SH.rstrip("\n"),
         _WRAP_DAEMON_HEAD.rstrip("\n"),
         *([f"trap 'procmgmt_on_signal {opts.stop_signal}' {opts.stop_signal}", ""]
           if opts.stop_signal not in ("TERM", "INT", "HUP") else [""]),
@@ -497,13 +514,28 @@ procmgmt_alive() {
     return 0
 }
 
-# The pid in the pid file, or nothing.
+# The pid in the pid file (never a symlink's), or nothing. With a user to run
+# the daemon as, who can write the pid file, only a live pid of that user:
+# this proxy (root) must not signal someone else's process.
+procmgmt_refused=
 procmgmt_read_pid() {
     procmgmt_file_pid=
+    [ ! -L "$procmgmt_pid_file" ] || return 0
     read -r procmgmt_file_pid 2>/dev/null < "$procmgmt_pid_file" || :
     case $procmgmt_file_pid in
-        ''|*[!0-9]*) procmgmt_file_pid= ;;
+        ''|*[!0-9]*|0*|1) procmgmt_file_pid= ;;
     esac
+    if [ -n "$procmgmt_file_pid" ] && [ -n "$procmgmt_proxy_uid" ] &&
+            procmgmt_alive "$procmgmt_file_pid" &&
+            ! procmgmt_pid_owned "$procmgmt_file_pid" "$procmgmt_proxy_uid"; then
+        if [ "$procmgmt_refused" != "$procmgmt_file_pid" ]; then
+            procmgmt_refused=$procmgmt_file_pid
+            echo "$procmgmt_name: warning: not trusting $procmgmt_pid_file: pid" \
+                "$procmgmt_file_pid belongs to uid ${procmgmt_owner:-unknown}, not to" \
+                "uid $procmgmt_proxy_uid; not signalling it" >&2
+        fi
+        procmgmt_file_pid=
+    fi
 }
 
 # A stale pid file (its process is gone) would be mistaken for the new daemon's.

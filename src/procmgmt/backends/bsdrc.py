@@ -66,7 +66,7 @@ from procmgmt.backends._activation import (
     pid_file_status,
     subprocess_runner,
 )
-from procmgmt.backends._shell import quote
+from procmgmt.backends._shell import PID_OWNED_SH, quote
 from procmgmt.backends.base import (
     Activator,
     Backend,
@@ -248,7 +248,7 @@ class BSDRCBackend(Backend):
             # None: the process of the pid file is the program (daemon mode, or
             # the child daemon(8) writes in foreground mode).
             "procname": spec.pid_file_program,
-            "log_file": spec.log_file(settings),
+            "log_file": spec.log_file(settings, opened_as_user=True),
             "stop_signal": spec.stop_signal,
             "reload_signal": DEFAULT_RELOAD_SIGNAL,
             "user": user,
@@ -320,7 +320,7 @@ class BSDRCBackend(Backend):
                 ("user", spec.effective_user(ctx.settings)),
             ]
             if not spec.daemon:
-                checks.append(("log_file", spec.log_file(ctx.settings)))
+                checks.append(("log_file", spec.log_file(ctx.settings, opened_as_user=True)))
             for fieldname, value in checks:
                 if value is not None and not _SAFE_WORD.match(value):
                     problems.append((spec.name, fieldname,
@@ -623,7 +623,26 @@ def render_script(script: RcScriptModel) -> str:
     lines.append(f"start_precmd={p}_prestart")
     if waits:
         lines.append(f"start_postcmd={p}_poststart")
+    lines += [f"stop_precmd={p}_trusted", f"reload_precmd={p}_trusted"]
     lines += [
+        "",
+        "# rc.subr found pid $rc_pid in $pidfile. The user the process runs as can",
+        "# write that file: root signals the pid only when that user owns it.",
+        "# rc.subr sets rc_pid (SC2154).",
+        "# shellcheck disable=SC2154",
+        f"{p}_trusted()",
+        "{",
+        f'	[ -n "${{{p}_user-}}" ] || return 0',
+        f'	procmgmt_uid=$(id -u "${{{p}_user}}") || return 1',
+        '	if procmgmt_pid_owned "$rc_pid" "$procmgmt_uid"; then',
+        "		return 0",
+        "	fi",
+        '	warn "not trusting $pidfile: pid $rc_pid belongs to uid ${procmgmt_owner:-unknown},"'
+        f' "not to ${{{p}_user}}; not signalling it"',
+        "	return 1",
+        "}",
+        "",
+        PID_OWNED_SH.rstrip("\n"),
         "",
         "# Runs before the process starts, as root (before the switch to the user).",
         f"{p}_initialize()",
@@ -934,7 +953,7 @@ class BSDRCActivator(Activator):
     def status(self, gen: Generation, proc: DeployedProcess) -> ProcessStatus:
         """The pid file names a live process (read here, no command run); the
         first word of its first line, as rc.subr reads it."""
-        return pid_file_status(proc)
+        return pid_file_status(proc, self.settings)
 
     def activity(self, gen: Generation, proc: DeployedProcess, activity: str) -> int:
         """start/stop/status here; any other rc.subr command (reload, restart, rcvar,

@@ -71,8 +71,7 @@ from procmgmt.backends import _proxy, _ready_sh
 from procmgmt.backends._activation import (
     CommandResult,
     Runner,
-    pid_alive,
-    read_pid_file,
+    pid_verdict,
     subprocess_runner,
 )
 from procmgmt.backends.base import (
@@ -280,6 +279,7 @@ class CygrunsrvBackend(Backend):
                 "command": [exe, *args],
                 "wrap_daemon": wrap,
                 "pid_file": spec.derived_pid_file(settings) if wrap or write_pid else None,
+                "pid_dir": spec.own_pid_dir(settings) if wrap or write_pid else None,
                 "write_pid_file": write_pid,
                 **_proxy.readiness_options(spec, ctx.specs, settings, pid_waits=False),
                 "initialize": spec.initialize,
@@ -458,9 +458,8 @@ class CygrunsrvActivator(Activator):
         if facts is None:
             return ProcessStatus(proc.name, False, detail="not installed")
         state = facts.get("Current State", "unknown")
-        pid = read_pid_file(proc.pid_file) if proc.pid_file else None
-        if pid is not None and not pid_alive(pid):
-            pid = None
+        verdict = pid_verdict(proc, self.settings)
+        pid = verdict.pid if verdict.trusted else None
         return ProcessStatus(proc.name, state == "Running", pid, state)
 
 

@@ -78,8 +78,7 @@ from procmgmt.backends import _proxy, _ready_sh
 from procmgmt.backends._activation import (
     CommandResult,
     Runner,
-    pid_alive,
-    read_pid_file,
+    pid_verdict,
     subprocess_runner,
 )
 from procmgmt.backends.base import (
@@ -226,6 +225,9 @@ class LaunchdBackend(Backend):
                 "command": [exe, *args],
                 "wrap_daemon": wrap,
                 "pid_file": spec.derived_pid_file(settings),
+                # Only a proxy that starts as root can create it (launchd
+                # runs the others as the user already).
+                "pid_dir": spec.own_pid_dir(settings) if chainload or not user else None,
                 "write_pid_file": not wrap,
                 "initialize": spec.initialize,
                 "directory": spec.directory,
@@ -297,9 +299,14 @@ class LaunchdBackend(Backend):
                        ctx: BuildContext) -> dict[str, Any]:
         """Label and plist location for the activator."""
         label = str(native.get("Label"))
-        return {"label": label, "plist": plist_path(label, ctx.settings.privileged),
-                "proxy": bool(native.get(PROXY_KEY)),
-                "wraps_daemon": _proxy.wraps_daemon(native.get(PROXY_KEY))}
+        extra: dict[str, Any] = {"label": label,
+                                 "plist": plist_path(label, ctx.settings.privileged),
+                                 "proxy": bool(native.get(PROXY_KEY)),
+                                 "wraps_daemon": _proxy.wraps_daemon(native.get(PROXY_KEY))}
+        if isinstance(native.get("StandardOutPath"), str):
+            # procmgmt creates it first, without following a symlink (launchd would).
+            extra["log_file"] = native["StandardOutPath"]
+        return extra
 
     def validate(self, specs: Sequence[ProcessSpec],
                  ctx: BuildContext) -> list[tuple[str, str, str]]:
@@ -471,9 +478,11 @@ class LaunchdActivator(Activator):
         pid = int(pid_text) if pid_text.isdigit() else None
         detail = state
         if proc.extra.get("proxy") and proc.pid_file:
-            daemon = read_pid_file(proc.pid_file)
-            if daemon and pid_alive(daemon):
-                detail += f" (program pid {daemon})"
+            verdict = pid_verdict(proc, self.settings)
+            if verdict.trusted:
+                detail += f" (program pid {verdict.pid})"
+            elif verdict.refused:
+                detail += f" ({verdict.detail})"
         return ProcessStatus(proc.name, state == "running" and pid is not None, pid, detail)
 
 

@@ -68,6 +68,7 @@ from typing import Any
 
 from procmgmt import fsutil
 from procmgmt.backends import _proxy, _ready_sh
+from procmgmt.backends._activation import pid_verdict
 from procmgmt.backends.base import (
     Activator,
     Backend,
@@ -80,7 +81,7 @@ from procmgmt.backends.base import (
 )
 from procmgmt.errors import DeployError, UsageError
 from procmgmt.model.spec import ProcessSpec, dependents_of
-from procmgmt.pids import pid_alive, read_pid_file
+from procmgmt.pids import pid_alive
 from procmgmt.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -367,6 +368,9 @@ class SupervisordBackend(Backend):
                 "command": [exe, *args],
                 "wrap_daemon": wrap,
                 "pid_file": spec.derived_pid_file(settings) if wrap or write_pid else None,
+                # Created by a proxy that starts as root (as the user, it could not).
+                "pid_dir": spec.own_pid_dir(settings)
+                if (wrap or write_pid) and (root_first or not user) else None,
                 "write_pid_file": write_pid,
                 "initialize": spec.initialize,
                 "directory": spec.directory,
@@ -422,6 +426,9 @@ class SupervisordBackend(Backend):
         """Program (and proxy) file locations inside the store entry."""
         extra: dict[str, Any] = {"program": program_file(spec.name), "group": spec.name,
                                  "autostart": _truthy(native.get("autostart", True))}
+        if isinstance(native.get("stdout_logfile"), str):
+            # procmgmt creates it first, without following a symlink (supervisord would).
+            extra["log_file"] = native["stdout_logfile"]
         if native.get(PROXY_KEY):
             extra["proxy"] = proxy_file(spec.name)
             extra["wraps_daemon"] = _proxy.wraps_daemon(native.get(PROXY_KEY))
@@ -1258,9 +1265,11 @@ class SupervisordActivator(Activator):
         pid = int(info.get("pid") or 0) or None
         detail = state
         if proc.extra.get("proxy") and proc.pid_file:
-            daemon = read_pid_file(proc.pid_file)
-            if daemon and daemon != pid:
-                detail += f" (proxy of daemon pid {daemon})"
+            verdict = pid_verdict(proc, self.settings)
+            if verdict.trusted and verdict.pid != pid:
+                detail += f" (proxy of daemon pid {verdict.pid})"
+            elif verdict.refused:
+                detail += f" ({verdict.detail})"
         return ProcessStatus(name, state in ("RUNNING", "STARTING"), pid, detail)
 
     def finish(self, new: Generation, old: Generation | None) -> None:

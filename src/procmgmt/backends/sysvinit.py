@@ -35,9 +35,19 @@ from typing import IO, Any
 from procmgmt import fsutil
 from procmgmt import readiness as rd
 from procmgmt.backends import _activation, _ready_sh
-from procmgmt.backends._activation import pid_alive, pid_file_status, read_pid_file
+from procmgmt.backends._activation import (
+    pid_alive,
+    pid_file_status,
+    pid_verdict,
+)
 from procmgmt.backends._proxy import _msg
-from procmgmt.backends._shell import command_line, export_lines, quote
+from procmgmt.backends._shell import (
+    MAKE_PIDDIR_SH,
+    PID_OWNED_SH,
+    command_line,
+    export_lines,
+    quote,
+)
 from procmgmt.backends.base import (
     Activator,
     Backend,
@@ -79,7 +89,8 @@ _SIGNAL_NAME = re.compile(r"^[A-Z][A-Z0-9+-]*\Z")
 # The helpers every script carries. They are the same in every script and
 # use only POSIX sh and utilities (kill, sleep, rm, cat, ps as a fallback);
 # /proc is used when present to see zombies and process groups.
-_HELPERS = r"""# procmgmt_poll TENTHS CMD...: run CMD until it succeeds, for at most TENTHS
+_HELPERS = PID_OWNED_SH + "\n" + MAKE_PIDDIR_SH + r"""
+# procmgmt_poll TENTHS CMD...: run CMD until it succeeds, for at most TENTHS
 # tenths of a second. The first tenth is polled every 10 ms (a SIGTERMed
 # process or a forking daemon is usually done within milliseconds), then
 # every 0.1 s. Fractional sleep is not POSIX: where sleep refuses it, whole
@@ -138,16 +149,72 @@ procmgmt_alive() {
     fi
 }
 
-# procmgmt_running: the pid file names a live process; sets procmgmt_pid.
+# procmgmt_refuse REASON: say once per pid why it is not trusted.
+procmgmt_refuse() {
+    [ "$procmgmt_refused" != "$procmgmt_pid" ] || return 0
+    procmgmt_refused=$procmgmt_pid
+    procmgmt_command=$(ps -o args= -p "$procmgmt_pid" 2>/dev/null) || :
+    echo "$procmgmt_name: warning: not trusting $procmgmt_pidfile: pid $procmgmt_pid" \
+        "$1 (command: $procmgmt_command); not signalling it, counting" \
+        "$procmgmt_name as not running" >&2
+}
+
+# procmgmt_trusted: procmgmt_pid may be signalled. Never PID 1, this script or
+# its parent; and when the process runs as a user of its own, who can write
+# its pid file, only a process of that user.
+procmgmt_trusted() {
+    case "$procmgmt_pid" in
+        1 | "$$" | "$PPID")
+            procmgmt_refuse "is PID 1, this script or its caller"
+            return 1
+            ;;
+    esac
+    [ -n "$procmgmt_user" ] || return 0
+    if [ -z "$procmgmt_uid" ]; then
+        procmgmt_uid=$(id -u "$procmgmt_user" 2>/dev/null) || procmgmt_uid=
+    fi
+    if [ -n "$procmgmt_uid" ] && procmgmt_pid_owned "$procmgmt_pid" "$procmgmt_uid"; then
+        return 0
+    fi
+    procmgmt_pid_owner=$procmgmt_owner
+    # su (the fallback user switch) stays as a root parent.
+    if [ "$procmgmt_pid_owner" = 0 ] && [ -n "$procmgmt_uid" ] &&
+        procmgmt_child_owned "$procmgmt_pid" "$procmgmt_uid"; then
+        return 0
+    fi
+    procmgmt_refuse "belongs to uid ${procmgmt_pid_owner:-unknown}, not to $procmgmt_user"
+    return 1
+}
+
+# procmgmt_child_owned PID UID: a child of PID runs as UID (Linux /proc).
+procmgmt_child_owned() {
+    for procmgmt_entry in /proc/[0-9]*; do
+        procmgmt_stat "${procmgmt_entry#/proc/}" || continue
+        [ "$procmgmt_ppid" = "$1" ] || continue
+        procmgmt_pid_owned "${procmgmt_entry#/proc/}" "$2" && return 0
+    done
+    return 1
+}
+
+# procmgmt_running: the pid file (no symlink) names a live, trusted process;
+# sets procmgmt_pid.
 procmgmt_running() {
     procmgmt_pid=
+    if [ -L "$procmgmt_pidfile" ]; then
+        if [ "$procmgmt_refused" != symlink ]; then
+            procmgmt_refused=symlink
+            echo "$procmgmt_name: warning: not trusting $procmgmt_pidfile: it is a symlink" >&2
+        fi
+        return 1
+    fi
     [ -r "$procmgmt_pidfile" ] || return 1
     read -r procmgmt_pid 2>/dev/null <"$procmgmt_pidfile"
     case "$procmgmt_pid" in
         '' | 0* | 1 | *[!0-9]*) return 1 ;;
     esac
-    procmgmt_alive "$procmgmt_pid"
+    procmgmt_alive "$procmgmt_pid" && procmgmt_trusted
 }
+
 
 procmgmt_exited() {
     ! procmgmt_alive "$procmgmt_pid"
@@ -212,6 +279,9 @@ _START_HEAD = r"""procmgmt_start() {
         echo "$procmgmt_name is already running (pid $procmgmt_pid)"
         return 0
     fi
+    if [ -n "$procmgmt_piddir" ]; then
+        procmgmt_make_piddir "$procmgmt_piddir" "$procmgmt_user" || return 1
+    fi
     # A stale pid file goes (tested first: rm is a fork, and usually there is none).
     if [ -e "$procmgmt_pidfile" ] || [ -L "$procmgmt_pidfile" ]; then
         rm -f "$procmgmt_pidfile"
@@ -239,13 +309,20 @@ _START_DAEMON = r"""    echo "Starting $procmgmt_name"
 """
 
 _START_FOREGROUND = r"""    # Check the pid and log files first: a process started without them
-    # could not be stopped or diagnosed.
-    if ! true 2>/dev/null >"$procmgmt_pidfile"; then
-        echo "$procmgmt_name: cannot write the pid file $procmgmt_pidfile" >&2
+    # could not be stopped or diagnosed. Where another user can write, a
+    # symlink would make root write wherever it points: it is refused, and
+    # the pid file is created exclusively (set -C: O_EXCL).
+    if [ -L "$procmgmt_logfile" ]; then
+        echo "$procmgmt_name: the log file $procmgmt_logfile is a symlink;" \
+            "refusing to write through it (remove it)" >&2
         return 1
     fi
+    if ! (set -C && true >"$procmgmt_pidfile") 2>/dev/null; then
+        echo "$procmgmt_name: cannot create the pid file $procmgmt_pidfile" >&2
+        return 1
+    fi
+    rm -f "$procmgmt_pidfile"
     if ! true 2>/dev/null >>"$procmgmt_logfile"; then
-        rm -f "$procmgmt_pidfile"
         echo "$procmgmt_name: cannot write the log file $procmgmt_logfile" >&2
         return 1
     fi
@@ -257,7 +334,12 @@ _START_FOREGROUND = r"""    # Check the pid and log files first: a process start
     fi
     "$@" </dev/null >>"$procmgmt_logfile" 2>&1 &
     procmgmt_pid=$!
-    echo "$procmgmt_pid" >"$procmgmt_pidfile"
+    if ! (set -C && echo "$procmgmt_pid" >"$procmgmt_pidfile") 2>/dev/null; then
+        echo "$procmgmt_name: $procmgmt_pidfile appeared while starting; stopping" \
+            "pid $procmgmt_pid again" >&2
+        kill -s KILL "$procmgmt_pid" 2>/dev/null
+        return 1
+    fi
     # A process that dies at once (bad arguments, port taken) fails the start.
     if procmgmt_poll "$procmgmt_start_grace" procmgmt_exited; then
         rm -f "$procmgmt_pidfile"
@@ -307,9 +389,11 @@ class SysVInitBackend(Backend):
         supported_runlevels, default_start/default_stop, sequence,
         kill_sequence, umask, path (prepended to PATH), environment,
         directory, nice, user, initialize, mode ("daemon" or "foreground"),
-        command (argv), pid_file, log_file, directories ([path, octal mode] pairs
-        start creates after initialize when missing), reload_signal, stop_signal (what stop
-        sends first; SIGKILL follows after stop_timeout), start_timeout,
+        command (argv), pid_file, pid_dir (the process's own pid directory
+        that start creates, or None), log_file, directories ([path, octal mode]
+        pairs start creates after initialize when missing), reload_signal,
+        stop_signal (what stop sends first; SIGKILL follows after stop_timeout),
+        start_timeout,
         stop_timeout, start_grace, readiness (the declaration as JSON, or None:
         start waits for it), activities (name -> raw shell body) and
         remove_activities.
@@ -346,12 +430,15 @@ class SysVInitBackend(Backend):
             "mode": mode,
             "command": command,
             "pid_file": spec.derived_pid_file(settings),
+            "pid_dir": spec.own_pid_dir(settings),
             "log_file": spec.log_file(settings),
             # What start creates when missing (a fresh state dir, generated files
-            # run without procmgmt): the pid file's and the log file's directories.
-            "directories": _directories(settings, [spec.derived_pid_file(settings)]
-                                        + ([spec.log_file(settings)] if mode == "foreground"
-                                           else [])),
+            # run without procmgmt): the pid file's and the log file's directories
+            # (an own pid directory is procmgmt_make_piddir's, owned by the user).
+            "directories": _directories(
+                settings,
+                ([] if spec.own_pid_dir(settings) else [spec.derived_pid_file(settings)])
+                + ([spec.log_file(settings)] if mode == "foreground" else [])),
             "reload_signal": "HUP",
             "stop_signal": spec.stop_signal,
             "start_timeout": DEFAULT_START_TIMEOUT,
@@ -567,6 +654,11 @@ def render_script(native: dict[str, Any]) -> str:
         "",
         f"procmgmt_name={quote(name)}",
         f"procmgmt_pidfile={quote(str(native['pid_file']))}",
+        # Whose process the pid file must name (empty: the caller's, unchecked).
+        f"procmgmt_user={quote(str(native.get('user') or ''))}",
+        f"procmgmt_piddir={quote(str(native.get('pid_dir') or ''))}",
+        "procmgmt_uid=",
+        "procmgmt_refused=",
     ]
     if mode == "foreground":
         lines.append(f"procmgmt_logfile={quote(str(native['log_file']))}")
@@ -795,8 +887,11 @@ class SysVInitActivator(Activator):
                       self._timeout(proc, "stop_timeout", DEFAULT_STOP_TIMEOUT) + 5)
             return None
         pid_file = str(proc.extra.get("pid_file") or proc.pid_file or "")
-        pid = read_pid_file(pid_file, whole_line=True) if pid_file else None
-        if pid is None or pid <= 1 or not pid_alive(pid):
+        verdict = pid_verdict(proc, self.settings, whole_line=True)
+        if verdict.refused:
+            return None  # reported; the pid file stays as evidence
+        pid = verdict.pid
+        if pid is None or not verdict.trusted:
             _remove(pid_file)
             return None
         try:
@@ -828,7 +923,7 @@ class SysVInitActivator(Activator):
     def status(self, gen: Generation, proc: DeployedProcess) -> ProcessStatus:
         """Read the pid file here: no fork per process, cheap for ``status`` of many;
         the whole first line, as the script's ``read -r`` reads it."""
-        return pid_file_status(proc, whole_line=True)
+        return pid_file_status(proc, self.settings, whole_line=True)
 
     def activity(self, gen: Generation, proc: DeployedProcess, activity: str) -> int:
         """Any activity through the script itself; its output goes to our stdout."""

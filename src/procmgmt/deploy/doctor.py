@@ -21,9 +21,16 @@ import time
 from dataclasses import dataclass
 
 from procmgmt.backends.base import Activator, Generation
-from procmgmt.pids import pid_alive, read_pid_file
+from procmgmt.pids import (
+    MARKER_DEPLOYMENT,
+    expected_uid,
+    pid_alive,
+    protected_pids,
+    report,
+    trusted_pid,
+)
 from procmgmt.settings import Settings
-from procmgmt.validate import MARKER_DEPLOYMENT, MARKER_PROCESS, deployment_id
+from procmgmt.validate import MARKER_PROCESS, deployment_id
 
 
 @dataclass(frozen=True)
@@ -150,9 +157,10 @@ def find_strays(settings: Settings, gen: Generation | None,
             if status.pid:
                 roots.add(status.pid)
             if p.pid_file:
-                pid = read_pid_file(p.pid_file)
-                if pid and pid_alive(pid):
-                    roots.add(pid)
+                verdict = report(trusted_pid(p.pid_file, expected_uid(p.user),
+                                             deployment_id(settings)))
+                if verdict.trusted and verdict.pid is not None:
+                    roots.add(verdict.pid)
     groups = {s[1] for r in roots if (s := _stat(r)) is not None and s[1] == r}
     strays = []
     for pid, name in sorted(marked.items()):
@@ -179,7 +187,10 @@ def find_strays(settings: Settings, gen: Generation | None,
 
 
 def stop_strays(strays: list[Stray], timeout: float = 10.0) -> list[int]:
-    """SIGTERM each stray (its group when it leads one), SIGKILL what survives; PIDs left."""
+    """SIGTERM each stray (its group when it leads one), SIGKILL what survives; PIDs left.
+    Never PID 1, procmgmt or one of its ancestors (a marked shell that runs procmgmt)."""
+    protected = protected_pids()
+    strays = [s for s in strays if s.pid not in protected]
     for s in strays:
         st = _stat(s.pid)
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from procmgmt import fsutil
+from procmgmt import fsutil, service_files
 from procmgmt import readiness as rd
 from procmgmt.backends import get_backend
 from procmgmt.backends.base import Activator, DeployedProcess, Generation
@@ -44,7 +44,9 @@ from procmgmt.deploy.progress import Progress
 from procmgmt.deploy.scheduler import Outcome, reverse_waits, run_dag
 from procmgmt.deploy.state import init_state
 from procmgmt.errors import DeployError, LockedError
+from procmgmt.pids import expected_uid
 from procmgmt.settings import Settings
+from procmgmt.validate import deployment_id
 
 DEFAULT_MAX_PARALLEL = min(32, 4 * (os.cpu_count() or 1))
 
@@ -294,6 +296,8 @@ class Engine:
                     act_i.stop_and_wait(interrupted, p)
         if target.processes:
             act = self.activator(target.backend)
+            for p in target.processes:
+                service_files.prepare(self.settings, p)
             act.prepare(target, None)
             if current is not None and current.path == data.get("old"):
                 # Not recorded yet: what it began to stop is the target's. Finish those
@@ -354,6 +358,10 @@ class Engine:
         act_new = self.activator(new.backend)
         same = old is not None and old.backend == new.backend
         act_old = self.activator(old.backend) if old is not None else act_new
+        # Pid directories and logs first: a supervisor may open the logs as soon
+        # as prepare hands it the new configuration.
+        for p in plan.start:
+            service_files.prepare(self.settings, p)
         act_new.prepare(new, old if same else None)
         checkpoint("prepared")
         revive = [p for p in plan.keep if not act_new.status(new, p).running]
@@ -441,7 +449,9 @@ class Engine:
                      if p.readiness and not p.extra.get("readiness_native")
                      and self.options.readiness_checks else None)
             ctx = rd.ProbeContext(name=name, pid_file=p.pid_file,
-                                  roots=lambda: self._started_pids(act, gen, p))
+                                  roots=lambda: self._started_pids(act, gen, p),
+                                  pid_uid=expected_uid(p.user),
+                                  marker=deployment_id(self.settings))
             if isinstance(check, rd.LogLine):
                 with contextlib.suppress(OSError):
                     ctx.log_offsets[check.path] = os.path.getsize(check.path)
@@ -461,6 +471,7 @@ class Engine:
                     ctx.notify.close()
 
             try:
+                service_files.prepare(self.settings, p)
                 with self._serial(act):
                     started = act.start(gen, p)
             except Exception:

@@ -8,7 +8,10 @@ of the state dir: the modes are set explicitly (:mod:`procmgmt.fsutil`), so
 neither umask 000 (world-writable parents) nor 077 (parents service users
 cannot enter) changes them. The procmgmt dir holding the store is 0755 too
 (store entries are read-only). Existing directories are never deleted or
-re-permissioned.
+re-permissioned. The parent of the per-service pid directories
+(``<runtime dir>/procmgmt-pid``) is 0755 and owned by the deploying user;
+:mod:`procmgmt.service_files` creates each service's own directory in it
+before the service starts.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def init_state(settings: Settings) -> list[str]:
         mk(settings.tmp_dir, directory_mode(settings, settings.tmp_dir))
     for attr in ("runtime_dir", "log_dir", "cache_dir", "spool_dir", "lock_dir", "lib_dir"):
         mk(getattr(settings, attr))
+    mk(settings.pid_parent_dir)
     mk(settings.procmgmt_dir)
     mk(settings.store_dir)
     mk(settings.profiles_dir)

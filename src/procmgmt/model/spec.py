@@ -57,12 +57,15 @@ class ProcessSpec:
         return None if settings.force_disable_user_change else self.user
 
     def pid_dir(self, settings: Settings) -> str:
-        """Runtime dir, or the tmp dir for processes that (would) switch user.
+        """Runtime dir, or the process's own directory (:meth:`Settings.pid_dir`)
+        for processes that (would) switch user.
 
         Based on the raw ``user`` so paths are the same in privileged and
         unprivileged builds, as in the original.
         """
-        return settings.tmp_dir if self.user else settings.runtime_dir
+        if self.user:
+            return settings.pid_dir(self.instance_name or self.name)
+        return settings.runtime_dir
 
     def derived_pid_file(self, settings: Settings) -> str:
         """The explicit pid file, else ``<pid dir>/<instance name or name>.pid``."""
@@ -70,9 +73,23 @@ class ProcessSpec:
             return self.pid_file
         return os.path.join(self.pid_dir(settings), f"{self.instance_name or self.name}.pid")
 
-    def log_file(self, settings: Settings) -> str:
-        """Where a process's captured output goes (tmp dir when it switches user)."""
-        base = settings.tmp_dir if self.effective_user(settings) else settings.log_dir
+    def own_pid_dir(self, settings: Settings) -> str | None:
+        """The process's own pid directory (to create before it starts), or None
+        when its pid file lives elsewhere (the runtime dir, an explicit path)."""
+        directory = os.path.dirname(self.derived_pid_file(settings))
+        return directory if os.path.dirname(directory) == settings.pid_parent_dir else None
+
+    def log_file(self, settings: Settings, *, opened_as_user: bool = False) -> str:
+        """Where a process's captured output goes: the log dir, which only root
+        (or the deploying user) can write. A supervisor running as root opens
+        the log again at every spawn, so it must never be in a directory the
+        service user can write (a symlink there would send the service's output
+        into any file). Only where the log is opened *as* the service user
+        (``opened_as_user``: BSD rc's daemon(8) runs as that user) does a
+        process that switches user keep it in its own pid directory."""
+        key = self.instance_name or self.name
+        base = (settings.pid_dir(key) if opened_as_user and self.effective_user(settings)
+                else settings.log_dir)
         return os.path.join(base, f"{self.instance_name or self.name}.log")
 
     def path_value(self) -> str | None:

@@ -1,0 +1,106 @@
+"""The pid-file trust rule (:func:`procmgmt.pids.trusted_pid`) on real processes.
+
+These run as any user: the processes are children of the test (same uid),
+the pid files sit in a private directory (only we could have written them)
+or in a world-writable one (anyone could have). The cross-user cases (a
+service user naming root's process) are in tests/e2e/test_pid_trust.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from procmgmt.pids import MARKER_DEPLOYMENT, expected_uid, trusted_pid
+
+MARKER = "/srv/state:processes"
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    """A child carrying this deployment's marker."""
+    proc = subprocess.Popen(["sleep", "600"], env={**os.environ, MARKER_DEPLOYMENT: MARKER})
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def pid_file(directory: Path, pid: int | str, mode: int = 0o755) -> str:
+    directory.mkdir(exist_ok=True)
+    directory.chmod(mode)
+    path = directory / "svc.pid"
+    path.write_text(f"{pid}\n")
+    path.chmod(0o644)
+    return str(path)
+
+
+def test_own_live_marked_process_is_trusted(tmp_path: Path,
+                                            sleeper: subprocess.Popen[bytes]) -> None:
+    verdict = trusted_pid(pid_file(tmp_path / "d", sleeper.pid), os.geteuid(), MARKER)
+    assert verdict.trusted and verdict.pid == sleeper.pid, verdict
+
+
+@pytest.mark.parametrize("which", ["self", "parent", "init"])
+def test_procmgmt_its_ancestors_and_init_are_refused(tmp_path: Path, which: str) -> None:
+    pid = {"self": os.getpid(), "parent": os.getppid(), "init": 1}[which]
+    verdict = trusted_pid(pid_file(tmp_path / "d", pid), os.geteuid(), MARKER)
+    assert verdict.refused, verdict
+    assert "procmgmt itself or one of its ancestors" in verdict.reason
+    assert not verdict.trusted
+
+
+def test_a_process_without_the_marker_is_refused(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != MARKER_DEPLOYMENT}
+    proc = subprocess.Popen(["sleep", "600"], env=env)
+    try:
+        verdict = trusted_pid(pid_file(tmp_path / "d", proc.pid), os.geteuid(), MARKER)
+        assert verdict.refused and "marker" in verdict.reason, verdict
+        warning = verdict.warning()
+        assert str(proc.pid) in warning and "svc.pid" in warning and "sleep 600" in warning
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_another_deployments_process_is_refused(tmp_path: Path,
+                                                sleeper: subprocess.Popen[bytes]) -> None:
+    verdict = trusted_pid(pid_file(tmp_path / "d", sleeper.pid), os.geteuid(), "/other:p")
+    assert verdict.refused and "another deployment" in verdict.reason, verdict
+
+
+def test_wrong_owner_in_a_shared_directory_is_refused(tmp_path: Path,
+                                                      sleeper: subprocess.Popen[bytes]) -> None:
+    """Anyone could have written a pid file in a world-writable directory: only a
+    process of the service's user counts."""
+    path = pid_file(tmp_path / "shared", sleeper.pid, mode=0o1777)
+    assert trusted_pid(path, os.geteuid(), MARKER).trusted
+    verdict = trusted_pid(path, os.geteuid() + 4242, MARKER)
+    assert verdict.refused and "belongs to" in verdict.reason, verdict
+    assert trusted_pid(path, None, MARKER).refused  # the user does not exist
+
+
+def test_symlinked_pid_file_is_refused(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    real = pid_file(tmp_path / "d", sleeper.pid)
+    link = tmp_path / "d" / "link.pid"
+    link.symlink_to(real)
+    verdict = trusted_pid(str(link), os.geteuid(), MARKER)
+    assert verdict.refused and "symlink" in verdict.reason, verdict
+
+
+def test_gone_or_missing_is_absent_not_refused(tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    verdict = trusted_pid(pid_file(tmp_path / "d", dead.pid), os.geteuid(), MARKER)
+    assert not verdict.trusted and not verdict.refused
+    assert not trusted_pid(str(tmp_path / "none.pid"), os.geteuid(), MARKER).refused
+    assert not trusted_pid(pid_file(tmp_path / "e", "junk"), os.geteuid(), MARKER).refused
+
+
+def test_expected_uid() -> None:
+    assert expected_uid(None) == os.geteuid()
+    assert expected_uid("root") == 0
+    assert expected_uid("no-such-user-procmgmt") is None
