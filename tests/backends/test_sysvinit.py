@@ -734,9 +734,10 @@ def test_generated_scripts_start_on_a_fresh_state_dir(mode: str, tmp_path: Path)
         start = subprocess.run([str(script), "start"], capture_output=True, text=True,
                                timeout=60, check=False)
         assert start.returncode == 0, start.stdout + start.stderr
-        pid = int((state / "tmp" / "webapp.pid").read_text())
+        piddir = state / "run" / "procmgmt-pid" / "webapp"
+        pid = int((piddir / "webapp.pid").read_text())
         assert "Simple test webapp" in wait_http(base)
-        made = [state / "tmp"] + ([state / "log"] if mode == "foreground" else [])
+        made = [piddir.parent, piddir] + ([state / "log"] if mode == "foreground" else [])
         for d in made:
             assert d.stat().st_mode & 0o7777 == 0o755, oct(d.stat().st_mode)
         stop = subprocess.run([str(script), "stop"], capture_output=True, text=True,
@@ -748,12 +749,24 @@ def test_generated_scripts_start_on_a_fresh_state_dir(mode: str, tmp_path: Path)
             os.kill(pid, signal.SIGKILL)
 
 
-def test_a_shared_tmp_dir_is_created_sticky(tmp_path: Path) -> None:
-    """Privileged, a process's pid file lives in the tmp dir its own user writes to:
-    the script creates a missing tmp dir 1777, as init-state does."""
+def test_a_pid_file_in_the_shared_tmp_dir_gets_a_sticky_dir(tmp_path: Path) -> None:
+    """Privileged, a pid file a model puts in the private tmp dir (which service users
+    share): the script creates a missing tmp dir 1777, as init-state does; a pid file
+    in the process's own pid directory is procmgmt_make_piddir's (owned by its user)."""
+    model_file = tmp_path / "model.py"
+    model_file.write_text(
+        "from procmgmt import Process\n"
+        "def processes(settings):\n"
+        "    return {'tmpd': Process(name='tmpd', daemon='/bin/true',\n"
+        "                            pid_file=settings.tmp_dir + '/tmpd.pid'),\n"
+        "            'own': Process(name='own', daemon='/bin/true',\n"
+        "                           pid_file=settings.pid_file('own'))}\n")
     settings = dataclasses.replace(golden_settings(True), tmp_dir=str(tmp_path / "tmp"))
-    model, specs = evaluate(str(SIMPLE), settings)
+    model, specs = evaluate(str(model_file), settings)
     result = render(model, specs, settings, get_backend("sysvinit"))
-    [script] = [f.content or "" for r in result.processes if r.spec.name == "webapp"
-                for f in r.files if f.path == "etc/rc.d/init.d/webapp"]
-    assert f"mkdir -p {tmp_path}/tmp && chmod 1777 {tmp_path}/tmp)" in script
+    scripts = {r.spec.name: f.content or "" for r in result.processes for f in r.files
+               if f.path == f"etc/rc.d/init.d/{r.spec.name}"}
+    assert f"mkdir -p {tmp_path}/tmp && chmod 1777 {tmp_path}/tmp)" in scripts["tmpd"]
+    own = os.path.dirname(settings.pid_file("own"))
+    assert f"procmgmt_piddir={own}\n" in scripts["own"]
+    assert f"mkdir -p {own} &&" not in scripts["own"]
