@@ -34,7 +34,7 @@ import pwd
 import shutil
 import stat
 import urllib.parse
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -73,7 +73,13 @@ def check(engine: Engine, old: Generation | None, new: Generation, plan: Plan) -
     act_old = acts.get(old.backend) if old is not None else None
     problems += port_problems(starting, plan, old, act_old)
     if engine.settings.privileged and os.geteuid() == 0:
-        problems += directory_problems(starting)
+        from procmgmt.deploy.accounts import Record, record_path
+
+        try:
+            remembered = Record.load(record_path(engine.settings)).remembered
+        except (OSError, ValueError):  # an unsafe record is refused by account creation
+            remembered = None
+        problems += directory_problems(starting, remembered)
     if problems:
         raise PreflightError(problems)
 
@@ -230,8 +236,11 @@ class _Identity:
     gids: frozenset[int]
 
 
-def identity(proc: DeployedProcess) -> _Identity | None:
-    """The identity ``proc`` runs as, None for root or no user."""
+def identity(proc: DeployedProcess,
+             remembered: Callable[[str, str], int | None] | None = None) -> _Identity | None:
+    """The identity ``proc`` runs as, None for root or no user. An account procmgmt
+    deleted comes back with the ids it had (``remembered``: the accounts record's
+    uid/gid map), so those judge its directories."""
     user = proc.user
     if not user or user == "root":
         return None
@@ -244,12 +253,16 @@ def identity(proc: DeployedProcess) -> _Identity | None:
     declared: Any = (proc.credentials.get("users") or {}).get(user) or {}
     groups: Any = proc.credentials.get("groups") or {}
     uid = declared.get("uid") if isinstance(declared, dict) else None
+    if not isinstance(uid, int) and remembered is not None:
+        uid = remembered("users", user)
     gids: set[int] = set()
     gname = declared.get("group") if isinstance(declared, dict) else None
     if gname:
         gdecl = groups.get(gname) if isinstance(groups, dict) else None
         if isinstance(gdecl, dict) and isinstance(gdecl.get("gid"), int):
             gids.add(gdecl["gid"])
+        elif (gid := remembered("groups", gname) if remembered else None) is not None:
+            gids.add(gid)
         else:
             with contextlib.suppress(KeyError):
                 gids.add(grp.getgrnam(gname).gr_gid)
@@ -321,11 +334,13 @@ def needed_paths(proc: DeployedProcess) -> list[tuple[str, str]]:
     return paths
 
 
-def directory_problems(procs: Iterable[DeployedProcess]) -> list[str]:
+def directory_problems(procs: Iterable[DeployedProcess],
+                       remembered: Callable[[str, str], int | None] | None = None
+                       ) -> list[str]:
     """Directories a service user must reach but cannot traverse."""
     problems = []
     for proc in procs:
-        who = identity(proc)
+        who = identity(proc, remembered)
         if who is None:
             continue
         for what, path in needed_paths(proc):
