@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from procmgmt.errors import storage
 from procmgmt.settings import Settings
 
 
@@ -21,8 +22,9 @@ def init_state(settings: Settings) -> list[str]:
     def mk(path: str, mode: int = 0o755) -> None:
         if os.path.isdir(path):
             return
-        os.makedirs(path, mode=mode, exist_ok=True)
-        os.chmod(path, mode)
+        with storage("create the directory", path):
+            os.makedirs(path, mode=mode, exist_ok=True)
+            os.chmod(path, mode)
         created.append(path)
 
     mk(settings.state_dir)
