@@ -118,8 +118,8 @@ def build(model: Model, specs: Sequence[ProcessSpec], settings: Settings) -> Gen
                for inst in model.instances.values()}
     procs: list[dict[str, Any]] = []
     for r in result.processes:
-        fail_point("build")
         with storage("write the store entry of " + r.spec.name, settings.store_dir):
+            fail_point("build")
             path = store.add(settings.store_dir, r.spec.name, name, r.files)
         procs.append({
             "name": r.spec.name,
