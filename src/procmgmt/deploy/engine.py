@@ -258,6 +258,9 @@ class Engine:
                 return SwitchResult(compute_plan(self.current(), new))
             checkpoint("locked")
             self._recover()
+            if self._interrupts:
+                raise InterruptError("interrupted: the interrupted switch before this one was "
+                                     "repaired; this switch was not begun")
             old = self.current()
             plan = compute_plan(old, new)
             t0 = time.monotonic()
