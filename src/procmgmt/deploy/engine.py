@@ -89,9 +89,10 @@ def _describe(exc: BaseException) -> str:
 def profile_lock(settings: Settings, *, wait: bool = True,
                  out: TextIO | None = None) -> Iterator[None]:
     """Exclusive lock of one profile (a file lock, released by the kernel on crash)."""
-    os.makedirs(settings.profiles_dir, exist_ok=True)
     path = os.path.join(settings.profiles_dir, f"{settings.profile}.lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    with storage("open the profile lock", path):
+        os.makedirs(settings.profiles_dir, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -105,8 +106,9 @@ def profile_lock(settings: Settings, *, wait: bool = True,
                 print(f"waiting for another procmgmt (pid {holder}) to finish with profile "
                       f"{settings.profile!r}...", file=out, flush=True)
             fcntl.flock(fd, fcntl.LOCK_EX)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # the holder's pid is only for messages
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)

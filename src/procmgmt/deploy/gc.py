@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 from procmgmt.deploy import store
 from procmgmt.deploy.build import load_generation
+from procmgmt.errors import storage
 from procmgmt.settings import Settings
 
 _LINK = re.compile(r"^.+-\d+-link$")
@@ -23,8 +24,10 @@ _LINK = re.compile(r"^.+-\d+-link$")
 @contextmanager
 def store_lock(settings: Settings, exclusive: bool) -> Iterator[None]:
     """Shared (build) or exclusive (gc) lock of the store."""
-    os.makedirs(settings.procmgmt_dir, exist_ok=True)
-    fd = os.open(os.path.join(settings.procmgmt_dir, "store.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    path = os.path.join(settings.procmgmt_dir, "store.lock")
+    with storage("open the store lock", path):
+        os.makedirs(settings.procmgmt_dir, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         yield
