@@ -405,18 +405,16 @@ class Engine:
             with open(self.starts_path, "a") as f:
                 f.write(line + "\n")
 
-    def _may_have_started(self) -> bool:
-        """False only when the journalled switch provably started nothing of its new
-        generation: its backend was never set up and no start was begun. Then the
-        failed generation's processes need not (and perhaps cannot: systemd without
-        a bus) be asked about."""
+    def _start_notes(self) -> set[str] | None:
+        """The start notes: ``prepared`` and ``start NAME`` lines; None when they cannot
+        be read (then anything may have started)."""
         try:
             with open(self.starts_path) as f:
-                return any(line.strip() for line in f)
+                return {line.rstrip("\n") for line in f if line.strip()}
         except FileNotFoundError:
-            return False
+            return set()
         except OSError:
-            return True
+            return None
 
     def _recover(self) -> bool:
         """A journal left behind means a switch died (or failed and could not undo)
@@ -484,15 +482,20 @@ class Engine:
         if failed is not None:
             act_f = act if same else self.activator(failed.backend)
             keep = {p.hash for p in target.processes} if same else set()
+            # A process of the same name under the same manager is the target's own
+            # unless the switch began to start the failed generation's version.
+            shared = {p.name for p in target.processes} if same else set()
+            notes = self._start_notes()
             running = []
             for p in failed.processes:
-                if p.hash in keep:
+                if p.hash in keep or (p.name in shared and notes is not None
+                                      and f"start {p.name}" not in notes):
                     continue
                 try:
                     if act_f.status(failed, p).running:
                         running.append(p)
                 except Exception as exc:
-                    if not self._may_have_started():
+                    if notes is not None and not notes:
                         continue  # its backend was never set up: nothing of it runs
                     left.append(f"{p.name} of {failed_label} ({failed.backend}) may still "
                                 f"run: its status cannot be read ({_describe(exc)})")
