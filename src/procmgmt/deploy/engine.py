@@ -4,17 +4,23 @@ A switch (nix-processmgmt's order, hardened):
 
 1. take the profile lock (a concurrent switch waits; it never interleaves);
 2. finish a switch that crashed before (a journal records what was in flight);
-3. ``init-state``; the activator prepares (starts its manager, installs files);
-4. stop the obsolete processes, dependents before their dependencies;
-5. start the new ones (and any kept one found dead), each as soon as its
+3. ``init-state``, new accounts; nothing has changed yet, so a failure up to
+   here leaves no journal;
+4. write the journal, then the activator prepares (starts its manager,
+   installs files, makes the manager reread them: already a change);
+5. stop the obsolete processes, dependents before their dependencies;
+6. start the new ones (and any kept one found dead), each as soon as its
    own dependencies are *ready*, in parallel up to ``max_parallel``;
-6. only then record the new generation and drop the journal.
+7. only then record the new generation and drop the journal.
 
-If a start fails or a process does not become ready, what was started is
-stopped and what was stopped is started again, so the previous generation
-runs as before (unless ``rollback_on_failure`` is off, for debugging); the
-error names the process, the check and the last error. State directories
-are never touched.
+Any failure after the journal was written (a process that does not start or
+become ready, a manager refusing its files, a full disk, a first SIGINT or
+SIGTERM) restores the previous generation the way ``repair`` does, with that
+generation's own backend and files, so the previous generation runs as
+before (unless ``rollback_on_failure`` is off, for debugging); the error
+names the process, the check and the last error. When restoring is
+impossible the journal stays and the error lists what is left. State
+directories are never touched.
 """
 
 from __future__ import annotations
