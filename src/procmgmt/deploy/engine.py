@@ -527,20 +527,24 @@ class Engine:
             for name, err in out.failed.items():
                 left.append(f"{name} of {label} ({target.backend}) is not running: "
                             f"{_describe(err)}")
+            for p in dead:
+                if p.name not in out.failed and p.name not in out.done:
+                    left.append(f"{p.name} of {label} ({target.backend}) is not running: "
+                                "not started, a process it depends on did not start")
         elif target.processes:
             left.append(f"the processes of {label} ({target.backend}) that are not running "
                         "could not be started")
-        for what, act_x, gen, prev in (
-                ("", act, target, failed if same else None),
-                (f" of {failed_label}", None if same or failed is None else
-                 self.activator(failed.backend),
-                 Generation(failed.backend if failed else "", "", ()), failed)):
-            if act_x is None:
-                continue
+        cleanups: list[tuple[Activator, Generation, Generation | None]] = [
+            (act, target, failed if same else None)]
+        if failed is not None and not same:
+            cleanups.append((self.activator(failed.backend),
+                             Generation(failed.backend, "", ()), failed))
+        for act_x, gen, prev in cleanups:
             try:
                 act_x.finish(gen, prev)
             except Exception as exc:
-                self.say(f"warning: could not clean up {gen.backend}{what}: {_describe(exc)}")
+                # Nothing of it runs any more; what is left over is a manager's file.
+                self.say(f"warning: could not clean up {gen.backend}: {_describe(exc)}")
         return left
 
     def _noted_stops(self) -> set[str]:
