@@ -54,6 +54,7 @@ from procmgmt.errors import (
     InterruptError,
     LockedError,
     ProcmgmtError,
+    StorageError,
     storage,
     storage_error,
 )
@@ -395,8 +396,7 @@ class Engine:
         and would die right after repair found it 'running'. Only while a journal
         exists (a switch or its undo); a killed process loses no written line."""
         if os.path.exists(self.journal_path):
-            with open(self.stops_path, "a") as f:
-                f.write(name + "\n")
+            self._append_note(self.stops_path, name)
 
     @property
     def starts_path(self) -> str:
@@ -408,8 +408,18 @@ class Engine:
     def _note_start(self, line: str) -> None:
         """Append ``line`` to the start notes (only while a journal exists)."""
         if self._forward and os.path.exists(self.journal_path):
-            with open(self.starts_path, "a") as f:
+            self._append_note(self.starts_path, line)
+
+    def _append_note(self, path: str, line: str) -> None:
+        """Append one line to a journal note. A switch going forward fails when it
+        cannot (a full disk: better undone than unrecoverable after a crash); an
+        undo or a repair goes on without the note rather than stay half-way."""
+        try:
+            with storage("write the switch journal", path), open(path, "a") as f:
                 f.write(line + "\n")
+        except StorageError:
+            if self._forward:
+                raise
 
     def _start_notes(self) -> set[str] | None:
         """The start notes: ``prepared`` and ``start NAME`` lines; None when they cannot
