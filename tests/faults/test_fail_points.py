@@ -283,3 +283,42 @@ def test_fail_points_are_documented() -> None:
     text = (REPO / "docs" / "guarantees.md").read_text()
     for point in FAIL_POINTS:
         assert f"`{point}`" in text, point
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("recovery", ["repair", "switch"])
+def test_a_current_process_that_does_not_start_blocks_nothing(recovery: str,
+                                                               tmp_path: Path) -> None:
+    """After a --no-rollback failure, recovery stops the failed generation's processes
+    but generation 1's webapp does not start again (an injected start failure). That is
+    a known state (generation 1 with a process down), not a stuck one: the journal goes;
+    'repair' exits 1 naming the process, a 'switch' says so and goes on, and starts it."""
+    base = free_port_block(2)
+    state = tmp_path / "state"
+    stamps = tmp_path / "stamps"
+    stamps.mkdir()
+    run = Cli(state, "sysvinit", {"port_base": base, "fault": "exit",
+                                  "stamp_dir": str(stamps)}, cwd=tmp_path)
+    try:
+        run("switch", SIMPLE)
+        bad = run("switch", "--no-rollback", MODELS / "faulty.py", check=False, fresh=True)
+        assert bad.returncode == 1 and journal(state).exists(), bad.stdout + bad.stderr
+        if recovery == "repair":
+            rep = run("repair", check=False, fresh=True, env={FAIL_ENV: "start"})
+            assert rep.returncode == 1, rep.stdout + rep.stderr
+            assert "webapp of generation 1 (sysvinit) is not running" in rep.stderr, rep.stderr
+            assert "--abandon" not in rep.stderr, rep.stderr
+            assert not journal(state).exists()
+            assert "nothing to repair" in run("repair").stdout
+            again = run("switch", SIMPLE, fresh=True)
+        else:
+            again = run("switch", SIMPLE, fresh=True, env={FAIL_ENV: "start"})
+            assert "webapp of generation 1 (sysvinit) is not running" in again.stdout, \
+                again.stdout
+        assert "generation 1 deployed" in again.stdout, again.stdout + again.stderr
+        assert not journal(state).exists()
+        assert_serves(base, SIMPLE_PORTS)
+        assert wait_marked_names(state, set(SIMPLE_PORTS)) == set(SIMPLE_PORTS), marked(state)
+    finally:
+        cleanup(run, state)
+    assert marked(state) == {}, "processes of the deployment survived the undeploy"

@@ -306,7 +306,7 @@ class Engine:
         repair. DeployError (the journal kept) when the recorded current generation
         cannot be restored: the message says what is left and offers ``--abandon``."""
         with profile_lock(self.settings, out=self.out, wait=self.options.wait_for_lock):
-            return self._recover()
+            return self._recover(strict=True)
 
     def abandon(self) -> list[str] | None:
         """``repair --abandon``: drop the journal without restoring anything; what runs
@@ -432,9 +432,12 @@ class Engine:
         except OSError:
             return None
 
-    def _recover(self) -> bool:
+    def _recover(self, *, strict: bool = False) -> bool:
         """A journal left behind means a switch died (or failed and could not undo)
-        half-way: return to the recorded current generation."""
+        half-way: return to the recorded current generation. Processes of the
+        current generation that do not start fail ``repair`` (``strict``) but not
+        a switch, which goes on (it may be the fix); anything of the interrupted
+        generation that may still run keeps the journal and fails both."""
         data = self._read_journal()
         if data is None:
             return False
@@ -451,12 +454,20 @@ class Engine:
         # stops (the signal may already be sent), so they start again below.
         noted = (self._noted_stops() if current is not None and current.path == data.get("old")
                  else set())
-        left = self._restore(target, interrupted, noted, "the interrupted switch")
-        if left:
+        unsafe, down = self._restore(target, interrupted, noted, "the interrupted switch")
+        if unsafe:
             raise DeployError(self._left_message(
                 "a previous switch was interrupted and the current generation could not be "
-                "restored", left))
+                "restored", unsafe + down))
         self._clear_journal()
+        if down:
+            message = ("the interrupted switch was undone, but processes of the current "
+                       "generation are not running:\n" + "\n".join(f"  {d}" for d in down))
+            if strict:
+                raise DeployError(message + "\nsee 'procmgmt status'; a switch to a fixed "
+                                  "model starts them")
+            for line in message.splitlines():
+                self.say(line)
         return True
 
     def _left_message(self, head: str, left: list[str]) -> str:
@@ -466,7 +477,7 @@ class Engine:
                 "doctor' lists the processes no generation explains)")
 
     def _restore(self, target: Generation, failed: Generation | None, noted: set[str],
-                 failed_label: str) -> list[str]:
+                 failed_label: str) -> tuple[list[str], list[str]]:
         """Make exactly ``target`` (the recorded current generation, maybe empty) run,
         with its own backend and its own files, never ``failed``'s: the failed
         generation's backend may be unusable (systemd without root) and its files
@@ -479,9 +490,14 @@ class Engine:
         3. the stops noted in the journal are finished (``noted``), then
         4. every process of ``target`` that is not running is started.
 
-        Returns what could not be done, one line each (empty: restored)."""
+        Returns what could not be done, one line each, in two lists: processes of
+        ``failed`` that may still run (nothing records them: the journal must
+        stay), and processes of ``target`` that are not running (the recorded
+        generation with a process down: ``status`` shows it, and the next
+        switch, which may well fix it, must not be blocked)."""
         self._forward = False
-        left: list[str] = []
+        unsafe: list[str] = []
+        down: list[str] = []
         number = self.profile.current_number()
         label = f"generation {number}" if number is not None and target.processes \
             else "the previous generation"
@@ -493,7 +509,7 @@ class Engine:
                 act.prepare(target, failed if same else None)
             except Exception as exc:
                 prepared = False
-                left.append(f"{target.backend} could not be set up with {label}'s files: "
+                down.append(f"{target.backend} could not be set up with {label}'s files: "
                             f"{_describe(exc)}")
         if failed is not None:
             act_f = act if same else self.activator(failed.backend)
@@ -513,14 +529,14 @@ class Engine:
                 except Exception as exc:
                     if notes is not None and not notes:
                         continue  # its backend was never set up: nothing of it runs
-                    left.append(f"{p.name} of {failed_label} ({failed.backend}) may still "
+                    unsafe.append(f"{p.name} of {failed_label} ({failed.backend}) may still "
                                 f"run: its status cannot be read ({_describe(exc)})")
             if running:
                 self.say(f"stopping what only {failed_label} had: "
                          + ", ".join(p.name for p in running))
                 out = self._stop_all(act_f, failed, running)
                 for name, err in out.failed.items():
-                    left.append(f"{name} of {failed_label} ({failed.backend}) may still run: "
+                    unsafe.append(f"{name} of {failed_label} ({failed.backend}) may still run: "
                                 f"{_describe(err)}")
         if target.processes and prepared:
             try:
@@ -530,19 +546,19 @@ class Engine:
                         act.stop_and_wait(target, p)
                 dead = [p for p in target.processes if not act.status(target, p).running]
             except Exception as exc:
-                left.append(f"the processes of {label} ({target.backend}) cannot be checked: "
+                down.append(f"the processes of {label} ({target.backend}) cannot be checked: "
                             f"{_describe(exc)}")
                 dead = []
             out = self._start_all(act, target, dead, _Timeline())
             for name, err in out.failed.items():
-                left.append(f"{name} of {label} ({target.backend}) is not running: "
+                down.append(f"{name} of {label} ({target.backend}) is not running: "
                             f"{_describe(err)}")
             for p in dead:
                 if p.name not in out.failed and p.name not in out.done:
-                    left.append(f"{p.name} of {label} ({target.backend}) is not running: "
+                    down.append(f"{p.name} of {label} ({target.backend}) is not running: "
                                 "not started, a process it depends on did not start")
         elif target.processes:
-            left.append(f"the processes of {label} ({target.backend}) that are not running "
+            down.append(f"the processes of {label} ({target.backend}) that are not running "
                         "could not be started")
         cleanups: list[tuple[Activator, Generation, Generation | None]] = [
             (act, target, failed if same else None)]
@@ -555,7 +571,7 @@ class Engine:
             except Exception as exc:
                 # Nothing of it runs any more; what is left over is a manager's file.
                 self.say(f"warning: could not clean up {gen.backend}: {_describe(exc)}")
-        return left
+        return unsafe, down
 
     def _noted_stops(self) -> set[str]:
         try:
@@ -696,12 +712,18 @@ class Engine:
         self.say(("interrupted" if interrupted else "switch failed")
                  + ": restoring the previous generation")
         target = old or Generation(new.backend, "", ())
-        left = self._restore(target, new if new.path != target.path else None, set(),
-                             "the new generation")
-        if left:
+        unsafe, down = self._restore(target, new if new.path != target.path else None, set(),
+                                     "the new generation")
+        if unsafe:
             raise DeployError(self._left_message(f"switch failed: {reasons}; the previous "
-                                                 "generation could not be restored", left))
+                                                 "generation could not be restored",
+                                                 unsafe + down))
         self._clear_journal()
+        if down:
+            raise DeployError(f"switch failed: {reasons}; the previous generation was restored "
+                              "except for processes that are not running:\n"
+                              + "\n".join(f"  {d}" for d in down)
+                              + "\nsee 'procmgmt status'")
         if interrupted:
             raise InterruptError("interrupted: the previous generation was restored")
         if not isinstance(exc, (ProcmgmtError, OSError, _RunFailedError)):
