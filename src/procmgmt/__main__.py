@@ -1,5 +1,29 @@
-"""``python -m procmgmt``: the same CLI as the ``procmgmt`` console script."""
+"""``python -m procmgmt`` and the ``procmgmt`` console script.
 
-from procmgmt.cli.main import main
+Nothing heavy is imported before the interrupt handling is in place: a
+Ctrl-C while the command line is still loading ends with "interrupted" and
+exit status 130, never with a traceback.
+"""
 
-raise SystemExit(main())
+from __future__ import annotations
+
+import sys
+
+
+def run() -> int:
+    """Import the command line and run it; an interrupt at any moment exits 130."""
+    try:
+        from procmgmt.cli.main import main
+
+        return main()
+    except KeyboardInterrupt:
+        try:
+            sys.stderr.write("procmgmt: interrupted\n")
+            sys.stderr.flush()
+        except (OSError, ValueError, KeyboardInterrupt):
+            pass
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(run())

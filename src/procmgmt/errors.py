@@ -7,6 +7,10 @@ process that does not start) are ``DeployError`` and exit with 1.
 
 from __future__ import annotations
 
+import errno
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 
@@ -76,3 +80,71 @@ class DeployError(ProcmgmtError):
 
 class LockedError(ProcmgmtError):
     """Another procmgmt holds the profile lock."""
+
+
+class InterruptError(ProcmgmtError):
+    """SIGINT or SIGTERM stopped the command (exit 130, as a shell reports Ctrl-C)."""
+
+    exit_code = 130
+
+
+class StorageError(ProcmgmtError):
+    """A file operation failed for a reason outside procmgmt: a full disk, a
+    read-only file system, missing permissions. The message names the
+    operation, the path and (when the disk is full) the space left."""
+
+
+def _free_space(path: str) -> str:
+    """``'12 KiB free of 2.0 MiB'`` on the file system holding ``path`` (or its nearest
+    existing parent), empty when that cannot be told."""
+    probe = path
+    while probe and not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    try:
+        st = os.statvfs(probe or "/")
+    except OSError:
+        return ""
+    return f"{_size(st.f_bavail * st.f_frsize)} free of {_size(st.f_blocks * st.f_frsize)}"
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"  # pragma: no cover - the loop returns
+
+
+def storage_error(exc: OSError, operation: str | None = None,
+                  path: str | None = None) -> StorageError:
+    """A :class:`StorageError` for ``exc``: what failed, where, why, and what helps."""
+    where = path or exc.filename
+    reason = exc.strerror or str(exc)
+    head = f"cannot {operation}" if operation else "a file operation failed"
+    text = f"{head}: {where}: {reason}" if where else f"{head}: {reason}"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        free = _free_space(str(where)) if where else ""
+        text += (f" ({free})" if free else "") + "; free some space and try again"
+    elif exc.errno == errno.EROFS:
+        text += "; the file system is mounted read-only: remount it read-write or use " \
+                "another --state-dir"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        text += "; check the owner and mode of that path (or run as its owner)"
+    return StorageError(text)
+
+
+@contextmanager
+def storage(operation: str, path: str | None = None) -> Iterator[None]:
+    """Turn an ``OSError`` inside the block into a :class:`StorageError` naming
+    ``operation`` and ``path`` (the failing file, when the error names one)."""
+    try:
+        yield
+    except OSError as exc:
+        if isinstance(exc, (DeployError, BlockingIOError, InterruptedError, ChildProcessError,
+                            ProcessLookupError)):
+            raise
+        raise storage_error(exc, operation, exc.filename or path) from None

@@ -213,7 +213,8 @@ def test_a_state_dir_the_service_users_cannot_reach(backend: str) -> None:
         assert "pre-flight found" in err, err
         for name in ("webapp", "webapp1"):
             assert (f"{name}: user {name} cannot reach its pid file's directory "
-                    f"{env.state / 'run' / 'procmgmt-pid' / name}: no search permission on {private} (drwx------ "
+                    f"{env.state / 'run' / 'procmgmt-pid' / name}: no search permission on "
+                    f"{private} (drwx------ "
                     "root:root)") in err, err
         assert account_names() == (users, groups), "the failed switch created accounts"
         assert start_lines(proc.stdout) == [], proc.stdout

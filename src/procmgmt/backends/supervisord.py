@@ -83,6 +83,7 @@ from procmgmt.errors import DeployError, UsageError
 from procmgmt.model.spec import ProcessSpec, dependents_of
 from procmgmt.pids import pid_alive
 from procmgmt.settings import Settings
+from procmgmt.testhooks import fail_point
 
 log = logging.getLogger(__name__)
 
@@ -1086,6 +1087,7 @@ class SupervisordActivator(Activator):
 
     def _reload(self) -> None:
         """``reloadConfig``: supervisord reads the program files anew (``reread``)."""
+        fail_point("reload")
         try:
             self.rpc().supervisor.reloadConfig()
         except xmlrpc.client.Fault as fault:

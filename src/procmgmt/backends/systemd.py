@@ -98,6 +98,7 @@ from procmgmt.backends.base import (
 from procmgmt.errors import DeployError, UsageError
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
+from procmgmt.testhooks import fail_point
 
 PREFIX_ENV = "PROCMGMT_SYSTEMD_PREFIX"
 USER_ENV = "PROCMGMT_SYSTEMD_USER"
@@ -751,6 +752,7 @@ class SystemdActivator(Activator):
                 self._installed.discard(unit)
         for p in new.processes:
             self._install(p)
+        fail_point("reload")
         self.systemctl("daemon-reload")
 
     def start(self, gen: Generation, proc: DeployedProcess) -> None:

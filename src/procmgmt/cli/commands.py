@@ -359,12 +359,27 @@ def cmd_backends(args: argparse.Namespace, settings: Settings) -> int:
 
 @configure("repair")
 def _cfg_repair(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument("--abandon", action="store_true",
+                   help="when the current generation cannot be restored: drop the journal of "
+                        "the interrupted switch and keep whatever runs as it is ('procmgmt "
+                        "doctor' then lists the processes no generation explains)")
 
 
-@command("repair", "after an interrupted switch: bring the current generation back")
+@command("repair", "after an interrupted or failed switch: bring the current generation back")
 def cmd_repair(args: argparse.Namespace, settings: Settings) -> int:
-    if Engine(settings).repair():
+    engine = Engine(settings)
+    if args.abandon:
+        left = engine.abandon()
+        if left is None:
+            print("nothing to abandon: no switch was interrupted")
+            return 0
+        print("dropped the journal of the interrupted switch; nothing was stopped or started")
+        for line in left:
+            print(f"  {line}")
+        print("the current generation stays as recorded; run 'procmgmt doctor' to list "
+              "processes no generation explains ('procmgmt doctor --stop' ends them)")
+        return 0
+    if engine.repair():
         print("repaired: the current generation runs again")
     else:
         print("nothing to repair")

@@ -13,7 +13,7 @@ import tempfile
 import traceback
 from collections.abc import Callable
 
-from procmgmt.errors import ProcmgmtError, ValidationError
+from procmgmt.errors import ProcmgmtError, ValidationError, storage_error
 
 EXIT_INTERNAL = 70
 
@@ -36,6 +36,11 @@ def run_guarded(fn: Callable[[], int]) -> int:
         print("procmgmt: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        return 1
+    except OSError as exc:
+        # Not a bug: a full disk, a read-only file system, a permission. Say which
+        # path and why, as a StorageError would (no traceback, no "internal error").
+        print(f"procmgmt: error: {storage_error(exc)}", file=sys.stderr)
         return 1
     except Exception:
         fd, path = tempfile.mkstemp(prefix="procmgmt-debug-", suffix=".log")

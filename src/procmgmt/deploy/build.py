@@ -18,12 +18,13 @@ from typing import Any
 from procmgmt.backends import get_backend
 from procmgmt.backends.base import Backend, BuildContext, DeployedProcess, File, Generation
 from procmgmt.deploy import store
-from procmgmt.errors import Problem, ValidationError
+from procmgmt.errors import Problem, ValidationError, storage
 from procmgmt.ids import check_assigned, credentials_with_ids, missing_assignments
 from procmgmt.model.contain import UserCodeError, user_code
 from procmgmt.model.loader import Model, empty_model, load_model
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
+from procmgmt.testhooks import fail_point
 from procmgmt.validate import validate
 
 MANIFEST = "manifest.json"
@@ -134,7 +135,9 @@ def build(model: Model, specs: Sequence[ProcessSpec], settings: Settings) -> Gen
                for inst in model.instances.values()}
     procs: list[dict[str, Any]] = []
     for r in result.processes:
-        path = store.add(settings.store_dir, r.spec.name, name, r.files)
+        with storage("write the store entry of " + r.spec.name, settings.store_dir):
+            fail_point("build")
+            path = store.add(settings.store_dir, r.spec.name, name, r.files)
         procs.append({
             "name": r.spec.name,
             "hash": store.entry_hash(path),
@@ -153,7 +156,9 @@ def build(model: Model, specs: Sequence[ProcessSpec], settings: Settings) -> Gen
         })
     extras = None
     if result.generation_files:
-        extras = store.add(settings.store_dir, f"{name}-base", name, result.generation_files)
+        with storage(f"write the store entry of the {name} base files", settings.store_dir):
+            extras = store.add(settings.store_dir, f"{name}-base", name,
+                               result.generation_files)
     manifest = {
         "format": MANIFEST_FORMAT,
         "backend": name,
@@ -167,8 +172,9 @@ def build(model: Model, specs: Sequence[ProcessSpec], settings: Settings) -> Gen
     }
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     # 0600 (read-only once stored): the manifest lists credentials, passwords included.
-    gen_path = store.add(settings.store_dir, f"{settings.profile}-generation", "generation",
-                         [File(MANIFEST, text, mode=0o600)])
+    with storage("write the generation's manifest", settings.store_dir):
+        gen_path = store.add(settings.store_dir, f"{settings.profile}-generation",
+                             "generation", [File(MANIFEST, text, mode=0o600)])
     return load_generation(gen_path)
 
 

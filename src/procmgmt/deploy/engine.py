@@ -4,17 +4,23 @@ A switch (nix-processmgmt's order, hardened):
 
 1. take the profile lock (a concurrent switch waits; it never interleaves);
 2. finish a switch that crashed before (a journal records what was in flight);
-3. ``init-state``; the activator prepares (starts its manager, installs files);
-4. stop the obsolete processes, dependents before their dependencies;
-5. start the new ones (and any kept one found dead), each as soon as its
+3. ``init-state``, new accounts; nothing has changed yet, so a failure up to
+   here leaves no journal;
+4. write the journal, then the activator prepares (starts its manager,
+   installs files, makes the manager reread them: already a change);
+5. stop the obsolete processes, dependents before their dependencies;
+6. start the new ones (and any kept one found dead), each as soon as its
    own dependencies are *ready*, in parallel up to ``max_parallel``;
-6. only then record the new generation and drop the journal.
+7. only then record the new generation and drop the journal.
 
-If a start fails or a process does not become ready, what was started is
-stopped and what was stopped is started again, so the previous generation
-runs as before (unless ``rollback_on_failure`` is off, for debugging); the
-error names the process, the check and the last error. State directories
-are never touched.
+Any failure after the journal was written (a process that does not start or
+become ready, a manager refusing its files, a full disk, a first SIGINT or
+SIGTERM) restores the previous generation the way ``repair`` does, with that
+generation's own backend and files, so the previous generation runs as
+before (unless ``rollback_on_failure`` is off, for debugging); the error
+names the process, the check and the last error. When restoring is
+impossible the journal stays and the error lists what is left. State
+directories are never touched.
 """
 
 from __future__ import annotations
@@ -23,13 +29,14 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from procmgmt import fsutil, service_files
 from procmgmt import readiness as rd
@@ -43,37 +50,60 @@ from procmgmt.deploy.profile import Profile
 from procmgmt.deploy.progress import Progress
 from procmgmt.deploy.scheduler import Outcome, reverse_waits, run_dag
 from procmgmt.deploy.state import init_state
-from procmgmt.errors import DeployError, LockedError
+from procmgmt.errors import (
+    DeployError,
+    InterruptError,
+    LockedError,
+    ProcmgmtError,
+    StorageError,
+    storage,
+    storage_error,
+)
 from procmgmt.pids import expected_uid
 from procmgmt.settings import Settings
+from procmgmt.testhooks import CRASH_ENV, checkpoint, fail_point
 from procmgmt.validate import deployment_id
 
 DEFAULT_MAX_PARALLEL = min(32, 4 * (os.cpu_count() or 1))
 
-#: Crash-test hook: ``PROCMGMT_CRASH_AT=<point>`` makes procmgmt kill itself with
-#: SIGKILL at that point of a switch, so tests can prove every point recoverable.
-#: Points: locked, journaled, prepared, stopping, stopped, starting, started,
-#: activated, registered, done.
-CRASH_ENV = "PROCMGMT_CRASH_AT"
-
 #: Longest wait, when recovering, for scripts a crashed switch left running.
 SETTLE_TIMEOUT = 60.0
 
+__all__ = ["CRASH_ENV", "DEFAULT_MAX_PARALLEL", "Engine", "Options", "SwitchResult",
+           "checkpoint", "profile_lock"]
 
-def checkpoint(point: str) -> None:
-    """Die here (SIGKILL, no cleanup at all) when the crash-test hook asks for it."""
-    if os.environ.get(CRASH_ENV) == point:
-        os.kill(os.getpid(), 9)
+
+class _RunFailedError(Exception):
+    """Starting or stopping some processes failed (or was cancelled): the undo's cue."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__("; ".join(f"{n}: {e}" for n, e in outcome.failed.items()))
+        self.outcome = outcome
+
+
+class _SwitchInterruptedError(Exception):
+    """A first SIGINT/SIGTERM, noticed between two steps of a switch."""
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an error in a message: procmgmt's own errors as they are, a
+    failed file operation with its path and reason, anything else by its type."""
+    if isinstance(exc, ProcmgmtError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return str(storage_error(exc))
+    return f"{type(exc).__name__}: {exc}"
 
 
 @contextmanager
 def profile_lock(settings: Settings, *, wait: bool = True,
                  out: TextIO | None = None) -> Iterator[None]:
     """Exclusive lock of one profile (a file lock, released by the kernel on crash)."""
-    fsutil.ensure_dir(settings.profiles_dir)
     path = os.path.join(settings.profiles_dir, f"{settings.profile}.lock")
-    # 0600: a lock others can open, they can hold (and so stop every switch).
-    fd = fsutil.open_file(path, fsutil.PRIVATE)
+    with storage("open the profile lock", path):
+        fsutil.ensure_dir(settings.profiles_dir)
+        # 0600: a lock others can open, they can hold (and so stop every switch).
+        fd = fsutil.open_file(path, fsutil.PRIVATE)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -87,8 +117,9 @@ def profile_lock(settings: Settings, *, wait: bool = True,
                 print(f"waiting for another procmgmt (pid {holder}) to finish with profile "
                       f"{settings.profile!r}...", file=out, flush=True)
             fcntl.flock(fd, fcntl.LOCK_EX)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # the holder's pid is only for messages
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)
@@ -152,6 +183,13 @@ class Engine:
         self._activators: dict[str, Activator] = {}
         self._act_locks: dict[int, threading.Lock] = {}
         self._progress: Progress | None = None
+        #: A journal of this switch (or of one being recovered) exists on disk.
+        self._journaled = False
+        #: SIGINT/SIGTERM received during the current switch.
+        self._interrupts = 0
+        #: A switch is bringing up its new generation (not undoing, not recovering):
+        #: its starts are noted in the journal.
+        self._forward = False
 
     # --- small helpers -------------------------------------------------------------
 
@@ -211,47 +249,137 @@ class Engine:
 
     def switch(self, new: Generation, register: Callable[[], int | None],
                *, dry_run: bool = False) -> SwitchResult:
-        """Activate ``new``; ``register`` records the generation once everything is ready."""
+        """Activate ``new``; ``register`` records the generation once everything is ready.
+
+        Any failure (an exception anywhere, not only a process that does not
+        start) and a first SIGINT/SIGTERM undo what was done; a second signal
+        stops at once and leaves the journal for ``repair``."""
+        with self._signals():
+            try:
+                return self._switch(new, register, dry_run)
+            except KeyboardInterrupt:
+                if self._journaled:
+                    raise InterruptError(
+                        "interrupted again: stopped at once, the switch is left half-done; "
+                        "run 'procmgmt repair' to restore the current generation") from None
+                raise InterruptError("interrupted before anything was changed") from None
+
+    def _switch(self, new: Generation, register: Callable[[], int | None],
+                dry_run: bool) -> SwitchResult:
         with profile_lock(self.settings, out=self.out, wait=self.options.wait_for_lock):
             if dry_run:
                 return SwitchResult(compute_plan(self.current(), new))
             checkpoint("locked")
             self._recover()
+            if self._interrupts:
+                raise InterruptError("interrupted: the interrupted switch before this one was "
+                                     "repaired; this switch was not begun")
             old = self.current()
             plan = compute_plan(old, new)
             preflight.check(self, old, new, plan)  # before the journal and the first stop
             t0 = time.monotonic()
             accounts.check_ids(new, self.settings)  # an id taken: fail before any change
-            self._write_journal(old, new)
-            checkpoint("journaled")
             try:
-                result = self._activate(old, new, plan)
-            finally:
-                self.progress.close()
-            checkpoint("activated")
-            result.generation = register()
+                try:
+                    result = self._activate(old, new, plan)
+                    checkpoint("activated")
+                    self._check_interrupt()
+                    fail_point("register")
+                    with storage("record the new generation", self.settings.profiles_dir):
+                        result.generation = register()
+                finally:
+                    self.progress.close()
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
+                self._fail(old, new, exc)
+            self._forward = False
             checkpoint("registered")
+            # Accounts no longer needed go last, once nothing runs as them and the
+            # new generation is recorded (an undo must still find the old ones).
+            try:
+                accounts.delete_obsolete(old, new, self.settings, self.say)
+            except (ProcmgmtError, OSError) as exc:
+                self.say(f"warning: could not remove obsolete accounts ({exc}); the next "
+                         "successful switch tries again")
             self._clear_journal()
             checkpoint("done")
             result.seconds = time.monotonic() - t0
             return result
 
     def repair(self) -> bool:
-        """Converge after a crashed switch; True when there was something to repair."""
+        """Converge after a crashed or failed switch; True when there was something to
+        repair. DeployError (the journal kept) when the recorded current generation
+        cannot be restored: the message says what is left and offers ``--abandon``."""
         with profile_lock(self.settings, out=self.out, wait=self.options.wait_for_lock):
-            return self._recover()
+            return self._recover(strict=True)
+
+    def abandon(self) -> list[str] | None:
+        """``repair --abandon``: drop the journal without restoring anything; what runs
+        keeps running. Returns what the interrupted switch may have left running
+        (None when there was no journal); ``doctor`` lists such processes as strays."""
+        with profile_lock(self.settings, out=self.out, wait=self.options.wait_for_lock):
+            data = self._read_journal()
+            if data is None:
+                return None
+            interrupted = self._journal_generation(data)
+            current = self.current()
+            keep = ({p.hash for p in current.processes}
+                    if current is not None and interrupted is not None
+                    and current.backend == interrupted.backend else set())
+            left = []
+            if interrupted is not None and interrupted.path != (current.path if current else None):
+                act = self.activator(interrupted.backend)
+                for p in interrupted.processes:
+                    if p.hash in keep:
+                        continue
+                    try:
+                        st = act.status(interrupted, p)
+                    except Exception as exc:
+                        left.append(f"{p.name} ({interrupted.backend}) may still run: "
+                                    f"cannot tell ({_describe(exc)})")
+                        continue
+                    if st.running:
+                        left.append(f"{p.name} ({interrupted.backend}) still runs"
+                                    + (f" (pid {st.pid})" if st.pid else ""))
+            self._clear_journal()
+            return left
+
+    def _read_journal(self) -> dict[str, Any] | None:
+        """The journal's content, {} when it is unreadable, None when there is none."""
+        try:
+            with open(self.journal_path) as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    @staticmethod
+    def _journal_generation(data: dict[str, Any]) -> Generation | None:
+        """The generation the journalled switch was activating, if it can still be read."""
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            if data.get("new"):
+                return load_generation(data["new"])
+        return None
 
     def _write_journal(self, old: Generation | None, new: Generation) -> None:
         data = {"pid": os.getpid(), "old": old.path if old else None, "new": new.path,
                 "time": time.time()}
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.stops_path)
-        fsutil.write_atomic(self.journal_path, json.dumps(data), fsutil.PRIVATE, fsync=True)
+        with storage("write the switch journal", self.journal_path):
+            for notes in (self.stops_path, self.starts_path):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(notes)
+            fsutil.write_atomic(self.journal_path, json.dumps(data), fsutil.PRIVATE,
+                                fsync=True)
+        self._journaled = True
 
     def _clear_journal(self) -> None:
-        for path in (self.journal_path, self.stops_path):
+        for path in (self.journal_path, self.stops_path, self.starts_path):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+        self._journaled = False
 
     @property
     def stops_path(self) -> str:
@@ -264,57 +392,186 @@ class Engine:
         and would die right after repair found it 'running'. Only while a journal
         exists (a switch or its undo); a killed process loses no written line."""
         if os.path.exists(self.journal_path):
-            fd = fsutil.open_file(self.stops_path, fsutil.PRIVATE, os.O_WRONLY | os.O_APPEND)
-            with open(fd, "a", closefd=True) as f:
-                f.write(name + "\n")
+            self._append_note(self.stops_path, name)
 
-    def _recover(self) -> bool:
-        """A journal left behind means a switch died half-way: return to the recorded
-        current generation (stop what only the interrupted one had, start what is missing)."""
+    @property
+    def starts_path(self) -> str:
+        """What of the new generation an in-flight switch may have started: the line
+        ``prepared`` once its backend was set up (a manager may spawn programs then),
+        ``start NAME`` before each start."""
+        return self.journal_path + ".starts"
+
+    def _note_start(self, line: str) -> None:
+        """Append ``line`` to the start notes (only while a journal exists)."""
+        if self._forward and os.path.exists(self.journal_path):
+            self._append_note(self.starts_path, line)
+
+    def _append_note(self, path: str, line: str) -> None:
+        """Append one line to a journal note. A switch going forward fails when it
+        cannot (a full disk: better undone than unrecoverable after a crash); an
+        undo or a repair goes on without the note rather than stay half-way."""
         try:
-            with open(self.journal_path) as f:
-                data = json.load(f)
+            with storage("write the switch journal", path):
+                fd = fsutil.open_file(path, fsutil.PRIVATE, os.O_WRONLY | os.O_APPEND)
+                with open(fd, "a", closefd=True) as f:
+                    f.write(line + "\n")
+        except StorageError:
+            if self._forward:
+                raise
+
+    def _start_notes(self) -> set[str] | None:
+        """The start notes: ``prepared`` and ``start NAME`` lines; None when they cannot
+        be read (then anything may have started)."""
+        try:
+            with open(self.starts_path) as f:
+                return {line.rstrip("\n") for line in f if line.strip()}
         except FileNotFoundError:
+            return set()
+        except OSError:
+            return None
+
+    def _recover(self, *, strict: bool = False) -> bool:
+        """A journal left behind means a switch died (or failed and could not undo)
+        half-way: return to the recorded current generation. Processes of the
+        current generation that do not start fail ``repair`` (``strict``) but not
+        a switch, which goes on (it may be the fix); anything of the interrupted
+        generation that may still run keeps the journal and fails both."""
+        data = self._read_journal()
+        if data is None:
             return False
-        except (OSError, ValueError):
-            data = {}
+        self._journaled = True
         self.say("a previous switch was interrupted: restoring the current generation")
         self._settle()
         current = self.current()
-        target = current or Generation(self._journal_backend(data), "", ())
-        interrupted = None
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            if data.get("new"):
-                interrupted = load_generation(data["new"])
-        if interrupted is not None:
-            keep = {p.hash for p in target.processes}
-            act_i = self.activator(interrupted.backend)
-            act_i.prepare(interrupted, target if target.backend == interrupted.backend else None)
-            for p in reversed(interrupted.processes):
-                if p.hash not in keep and act_i.status(interrupted, p).running:
-                    self.say(f"stopping {p.name} (of the interrupted switch)")
-                    act_i.stop_and_wait(interrupted, p)
+        interrupted = self._journal_generation(data)
+        backend = interrupted.backend if interrupted is not None else "sysvinit"
+        target = current or Generation(backend, "", ())
+        if interrupted is not None and interrupted.path == target.path:
+            interrupted = None  # it had been recorded: it is the target itself
+        # Not recorded yet: what it began to stop is the target's. Finish those
+        # stops (the signal may already be sent), so they start again below.
+        noted = (self._noted_stops() if current is not None and current.path == data.get("old")
+                 else set())
+        unsafe, down = self._restore(target, interrupted, noted, "the interrupted switch")
+        if unsafe:
+            raise DeployError(self._left_message(
+                "a previous switch was interrupted and the current generation could not be "
+                "restored", unsafe + down))
+        self._clear_journal()
+        if down:
+            message = ("the interrupted switch was undone, but processes of the current "
+                       "generation are not running:\n" + "\n".join(f"  {d}" for d in down))
+            if strict:
+                raise DeployError(message + "\nsee 'procmgmt status'; a switch to a fixed "
+                                  "model starts them")
+            for line in message.splitlines():
+                self.say(line)
+        return True
+
+    def _left_message(self, head: str, left: list[str]) -> str:
+        return (head + "; what is left:\n" + "\n".join(f"  {line}" for line in left) + "\n"
+                "the journal is kept: fix the cause and run 'procmgmt repair' again, or run "
+                "'procmgmt repair --abandon' to keep what runs as it is (then 'procmgmt "
+                "doctor' lists the processes no generation explains)")
+
+    def _restore(self, target: Generation, failed: Generation | None, noted: set[str],
+                 failed_label: str) -> tuple[list[str], list[str]]:
+        """Make exactly ``target`` (the recorded current generation, maybe empty) run,
+        with its own backend and its own files, never ``failed``'s: the failed
+        generation's backend may be unusable (systemd without root) and its files
+        unreadable for the manager (a program file supervisord rejects).
+
+        1. ``target``'s backend is set up with ``target``'s files (a supervisord
+           rereads *its* program files);
+        2. what only ``failed`` had and still runs is stopped (by ``failed``'s
+           activator only when the backends differ, without setting it up);
+        3. the stops noted in the journal are finished (``noted``), then
+        4. every process of ``target`` that is not running is started.
+
+        Returns what could not be done, one line each, in two lists: processes of
+        ``failed`` that may still run (nothing records them: the journal must
+        stay), and processes of ``target`` that are not running (the recorded
+        generation with a process down: ``status`` shows it, and the next
+        switch, which may well fix it, must not be blocked)."""
+        self._forward = False
+        unsafe: list[str] = []
+        down: list[str] = []
+        number = self.profile.current_number()
+        label = f"generation {number}" if number is not None and target.processes \
+            else "the previous generation"
+        same = failed is not None and failed.backend == target.backend
+        act = self.activator(target.backend)
+        prepared = True
         if target.processes:
-            act = self.activator(target.backend)
-            for p in target.processes:
-                service_files.prepare(self.settings, p)
-            act.prepare(target, None)
-            if current is not None and current.path == data.get("old"):
-                # Not recorded yet: what it began to stop is the target's. Finish those
-                # stops (the signal may already be sent), so they start again below.
-                noted = self._noted_stops()
+            try:
+                for p in target.processes:
+                    service_files.prepare(self.settings, p)
+                act.prepare(target, failed if same else None)
+            except Exception as exc:
+                prepared = False
+                down.append(f"{target.backend} could not be set up with {label}'s files: "
+                            f"{_describe(exc)}")
+        if failed is not None:
+            act_f = act if same else self.activator(failed.backend)
+            keep = {p.hash for p in target.processes} if same else set()
+            # A process of the same name under the same manager is the target's own
+            # unless the switch began to start the failed generation's version.
+            shared = {p.name for p in target.processes} if same else set()
+            notes = self._start_notes()
+            running = []
+            for p in failed.processes:
+                if p.hash in keep or (p.name in shared and notes is not None
+                                      and f"start {p.name}" not in notes):
+                    continue
+                try:
+                    if act_f.status(failed, p).running:
+                        running.append(p)
+                except Exception as exc:
+                    if notes is not None and not notes:
+                        continue  # its backend was never set up: nothing of it runs
+                    unsafe.append(f"{p.name} of {failed_label} ({failed.backend}) may still "
+                                f"run: its status cannot be read ({_describe(exc)})")
+            if running:
+                self.say(f"stopping what only {failed_label} had: "
+                         + ", ".join(p.name for p in running))
+                out = self._stop_all(act_f, failed, running)
+                for name, err in out.failed.items():
+                    unsafe.append(f"{name} of {failed_label} ({failed.backend}) may still run: "
+                                f"{_describe(err)}")
+        if target.processes and prepared:
+            try:
                 for p in reversed(target.processes):
                     if p.name in noted and act.status(target, p).running:
                         self.say(f"stopping {p.name} (its stop was interrupted)")
                         act.stop_and_wait(target, p)
-            dead = [p for p in target.processes if not act.status(target, p).running]
-            self._start_all(act, target, dead, _Timeline())
-            act.finish(target, None)
-        elif interrupted is not None:
-            self.activator(interrupted.backend).finish(
-                Generation(interrupted.backend, "", ()), interrupted)
-        self._clear_journal()
-        return True
+                dead = [p for p in target.processes if not act.status(target, p).running]
+            except Exception as exc:
+                down.append(f"the processes of {label} ({target.backend}) cannot be checked: "
+                            f"{_describe(exc)}")
+                dead = []
+            out = self._start_all(act, target, dead, _Timeline())
+            for name, err in out.failed.items():
+                down.append(f"{name} of {label} ({target.backend}) is not running: "
+                            f"{_describe(err)}")
+            for p in dead:
+                if p.name not in out.failed and p.name not in out.done:
+                    down.append(f"{p.name} of {label} ({target.backend}) is not running: "
+                                "not started, a process it depends on did not start")
+        elif target.processes:
+            down.append(f"the processes of {label} ({target.backend}) that are not running "
+                        "could not be started")
+        cleanups: list[tuple[Activator, Generation, Generation | None]] = [
+            (act, target, failed if same else None)]
+        if failed is not None and not same:
+            cleanups.append((self.activator(failed.backend),
+                             Generation(failed.backend, "", ()), failed))
+        for act_x, gen, prev in cleanups:
+            try:
+                act_x.finish(gen, prev)
+            except Exception as exc:
+                # Nothing of it runs any more; what is left over is a manager's file.
+                self.say(f"warning: could not clean up {gen.backend}: {_describe(exc)}")
+        return unsafe, down
 
     def _noted_stops(self) -> set[str]:
         try:
@@ -343,17 +600,51 @@ class Engine:
             self.say(f"  still running after {SETTLE_TIMEOUT:g} s, going on: pids "
                      + " ".join(map(str, pids)))
 
-    @staticmethod
-    def _journal_backend(data: dict[str, Any]) -> str:
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            return load_generation(data["new"]).backend
-        return "sysvinit"
+    # --- signals -------------------------------------------------------------------
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        """SIGINT and SIGTERM during a switch. Before the journal exists nothing was
+        changed: stop at once. After it, the first signal is a failure like any
+        other (what is in flight finishes, then the undo); a second one stops at
+        once and leaves the journal. Only the main thread can handle signals."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        self._interrupts = 0
+
+        def handler(signum: int, frame: object) -> None:
+            self._interrupts += 1
+            if not self._journaled or self._interrupts > 1:
+                raise KeyboardInterrupt
+            name = signal.Signals(signum).name
+            # os.write: no lock a print in the interrupted code might hold.
+            with contextlib.suppress(OSError):
+                os.write(2, f"procmgmt: {name}: finishing what is in flight, then restoring "
+                            "the previous generation (interrupt again to stop at once and "
+                            "leave it to 'procmgmt repair')\n".encode())
+
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+    def _interrupted(self) -> bool:
+        return self._interrupts > 0 and self._journaled
+
+    def _check_interrupt(self) -> None:
+        """Between steps: a pending first SIGINT/SIGTERM fails the switch here."""
+        if self._interrupted():
+            raise _SwitchInterruptedError
 
     # --- activation ----------------------------------------------------------------
 
     def _activate(self, old: Generation | None, new: Generation, plan: Plan) -> SwitchResult:
         init_state(self.settings)
         # Users and groups that are new come first: processes may run as them.
+        fail_point("accounts")
         accounts.create_new(old, new, self.settings, self.say)
         act_new = self.activator(new.backend)
         same = old is not None and old.backend == new.backend
@@ -362,8 +653,16 @@ class Engine:
         # as prepare hands it the new configuration.
         for p in plan.start:
             service_files.prepare(self.settings, p)
+        # The first step that changes what runs or what a manager reads: from here
+        # on a crash or a failure needs the journal to find its way back.
+        self._write_journal(old, new)
+        self._forward = True
+        checkpoint("journaled")
+        fail_point("prepare")
         act_new.prepare(new, old if same else None)
+        self._note_start("prepared")
         checkpoint("prepared")
+        self._check_interrupt()
         revive = [p for p in plan.keep if not act_new.status(new, p).running]
         if revive:
             self.say("found not running, starting again: " + ", ".join(p.name for p in revive))
@@ -374,38 +673,74 @@ class Engine:
 
         stopped: list[DeployedProcess] = []
         if old is not None and plan.stop:
-            out = self._stop_all(act_old, old, plan.stop)
+            out = self._stop_all(act_old, old, plan.stop, cancel=self._interrupted)
             stopped = [p for p in plan.stop if p.name in set(out.done)]
             if not out.ok:
-                self._fail(out, old, new, act_old, act_new, stopped, [], same)
-        out = self._start_all(act_new, new, to_start, timeline)
-        started = [p for p in to_start if p.name in set(out.done) | set(out.failed)]
+                raise _RunFailedError(out)
+        out = self._start_all(act_new, new, to_start, timeline, cancel=self._interrupted)
         self._save_timeline(timeline)
         if not out.ok:
-            self._fail(out, old, new, act_old, act_new, stopped, started, same)
+            raise _RunFailedError(out)
+        fail_point("finish")
         act_new.finish(new, old if same else None)
         if old is not None and not same:
             act_old.finish(Generation(old.backend, "", ()), old)
-        # ... and those no longer needed go last, once nothing runs as them.
-        accounts.delete_obsolete(old, new, self.settings, self.say)
         result.started = [p.name for p in to_start if p.name in set(out.done)]
         result.stopped = [p.name for p in stopped]
         return result
 
-    def _fail(self, out: Outcome, old: Generation | None, new: Generation, act_old: Activator,
-              act_new: Activator, stopped: list[DeployedProcess],
-              started: list[DeployedProcess], same: bool) -> None:
-        reasons = [f"{name}: {exc}" for name, exc in out.failed.items()]
-        if self.options.rollback_on_failure:
-            self._undo(old, new, act_old, act_new, stopped, started, same)
-            accounts.undo_created(old, self.settings, self.say)
-            self._clear_journal()
-            tail = "the previous generation was restored"
+    def _fail(self, old: Generation | None, new: Generation, exc: BaseException) -> NoReturn:
+        """A switch failed (or was interrupted once): put the previous generation back,
+        drop the journal, and raise the error. Before the journal was written nothing
+        had changed: just raise. When restoring is impossible the journal stays and
+        the error says what is left."""
+        interrupted = isinstance(exc, _SwitchInterruptedError) or (
+            isinstance(exc, _RunFailedError) and exc.outcome.cancelled and self._interrupted())
+        if interrupted:
+            reasons = "interrupted"
+        elif isinstance(exc, _RunFailedError):
+            reasons = "; ".join(f"{name}: {_describe(e)}"
+                                for name, e in exc.outcome.failed.items())
         else:
-            tail = "left as it is (--no-rollback); run 'procmgmt repair' to restore"
-        raise DeployError("switch failed: " + "; ".join(reasons) + f"; {tail}")
+            reasons = _describe(exc)
+        exit_code = exc.exit_code if isinstance(exc, ProcmgmtError) else 1
+        if not self._journaled:
+            if isinstance(exc, ProcmgmtError) or not isinstance(exc, Exception):
+                raise exc
+            if isinstance(exc, OSError):
+                raise storage_error(exc) from None
+            raise exc  # a bug: the CLI logs its traceback
+        if not self.options.rollback_on_failure:
+            raise DeployError(f"switch failed: {reasons}; left as it is (--no-rollback); "
+                              "run 'procmgmt repair' to restore")
+        self.say(("interrupted" if interrupted else "switch failed")
+                 + ": restoring the previous generation")
+        target = old or Generation(new.backend, "", ())
+        unsafe, down = self._restore(target, new if new.path != target.path else None, set(),
+                                     "the new generation")
+        if unsafe:
+            raise DeployError(self._left_message(f"switch failed: {reasons}; the previous "
+                                                 "generation could not be restored",
+                                                 unsafe + down))
+        self._clear_journal()
+        # The accounts this switch created are not needed by what runs now.
+        accounts.undo_created(old, self.settings, self.say)
+        if down:
+            raise DeployError(f"switch failed: {reasons}; the previous generation was restored "
+                              "except for processes that are not running:\n"
+                              + "\n".join(f"  {d}" for d in down)
+                              + "\nsee 'procmgmt status'")
+        if interrupted:
+            raise InterruptError("interrupted: the previous generation was restored")
+        if not isinstance(exc, (ProcmgmtError, OSError, _RunFailedError)):
+            self.say(f"switch failed: {_describe(exc)}; the previous generation was restored")
+            raise exc  # a bug: the CLI logs its traceback
+        err = DeployError(f"switch failed: {reasons}; the previous generation was restored")
+        err.exit_code = exit_code
+        raise err from None
 
-    def _stop_all(self, act: Activator, gen: Generation, procs: list[DeployedProcess]) -> Outcome:
+    def _stop_all(self, act: Activator, gen: Generation, procs: list[DeployedProcess],
+                  cancel: Callable[[], bool] | None = None) -> Outcome:
         by_name = {p.name: p for p in procs}
         deps = {p.name: list(p.dependencies) for p in gen.processes}
         waits = reverse_waits(deps)
@@ -415,6 +750,7 @@ class Engine:
             self.progress.count("stopping")
             self._note_stop(name)
             checkpoint("stopping")
+            fail_point("stop")
             with self._serial(act):
                 probe = act.stop(gen, by_name[name])
             if probe is None:
@@ -434,10 +770,13 @@ class Engine:
 
             return stopped
 
-        return run_dag([p.name for p in procs], waits, stop, self.options.max_parallel)
+        # Stops in progress finish even when cancelled: a process left half-way down
+        # would die after the undo found it running.
+        return run_dag([p.name for p in procs], waits, stop, self.options.max_parallel,
+                       cancel=cancel)
 
     def _start_all(self, act: Activator, gen: Generation, procs: list[DeployedProcess],
-                   timeline: _Timeline) -> Outcome:
+                   timeline: _Timeline, cancel: Callable[[], bool] | None = None) -> Outcome:
         by_name = {p.name: p for p in procs}
         waits = {p.name: set(p.dependencies) for p in procs}
 
@@ -472,6 +811,8 @@ class Engine:
 
             try:
                 service_files.prepare(self.settings, p)
+                self._note_start(f"start {name}")
+                fail_point("start")
                 with self._serial(act):
                     started = act.start(gen, p)
             except Exception:
@@ -504,6 +845,7 @@ class Engine:
                 inner = phase[0]
                 assert inner is not None
                 try:
+                    fail_point("ready")
                     ready = inner()
                 except Exception:
                     failed()
@@ -521,7 +863,9 @@ class Engine:
 
             return probe
 
-        return run_dag([p.name for p in procs], waits, start, self.options.max_parallel)
+        # A readiness wait is abandoned when cancelled: the undo stops the process.
+        return run_dag([p.name for p in procs], waits, start, self.options.max_parallel,
+                       cancel=cancel, drain=False)
 
     def start_processes(self, act: Activator, gen: Generation,
                         procs: list[DeployedProcess]) -> Outcome:
@@ -566,27 +910,3 @@ class Engine:
             fsutil.write_atomic(self.timeline_path,
                                 json.dumps(timeline.to_json(), indent=1, sort_keys=True),
                                 fsutil.PRIVATE)
-
-    def _undo(self, old: Generation | None, new: Generation, act_old: Activator,
-              act_new: Activator, stopped: list[DeployedProcess],
-              started: list[DeployedProcess], same: bool) -> None:
-        """Put the previous generation back after a failed start."""
-        self.say("switch failed: restoring the previous generation")
-        if started:
-            out = self._stop_all(act_new, new, started)
-            for name, error in out.failed.items():
-                self.say(f"  could not stop {name}: {error}")
-        if old is None:
-            act_new.finish(Generation(new.backend, "", ()), None)
-            return
-        try:
-            act_old.prepare(old, new if same else None)
-        except Exception as exc:
-            self.say(f"  could not prepare the previous generation: {exc}")
-        order = {p.name: i for i, p in enumerate(old.processes)}
-        again = sorted(stopped, key=lambda p: order.get(p.name, 0))
-        out = self._start_all(act_old, old, again, _Timeline())
-        for name, error in out.failed.items():
-            self.say(f"  could not restart {name}: {error}")
-        if not same:
-            act_new.finish(Generation(new.backend, "", ()), None)

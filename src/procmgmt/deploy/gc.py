@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from procmgmt import fsutil
 from procmgmt.deploy import store
 from procmgmt.deploy.build import load_generation
+from procmgmt.errors import storage
 from procmgmt.settings import Settings
 
 _LINK = re.compile(r"^.+-\d+-link$")
@@ -24,8 +25,10 @@ _LINK = re.compile(r"^.+-\d+-link$")
 @contextmanager
 def store_lock(settings: Settings, exclusive: bool) -> Iterator[None]:
     """Shared (build) or exclusive (gc) lock of the store."""
-    fsutil.ensure_dir(settings.procmgmt_dir)
-    fd = fsutil.open_file(os.path.join(settings.procmgmt_dir, "store.lock"), fsutil.PRIVATE)
+    path = os.path.join(settings.procmgmt_dir, "store.lock")
+    with storage("open the store lock", path):
+        fsutil.ensure_dir(settings.procmgmt_dir)
+        fd = fsutil.open_file(path, fsutil.PRIVATE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         yield

@@ -16,7 +16,11 @@ given order, each waiting for the previous one to be ready (the original's
 behaviour, kept for comparison and for managers that need it).
 
 After the first failure nothing new is scheduled; work already under way
-finishes, and every failure is reported.
+finishes, and every failure is reported. The same holds once ``cancel()``
+says so (an interrupted switch), except that with ``drain=False`` pending
+probes are abandoned: a readiness wait is not worth finishing when the
+process is about to be stopped again, while a stop in progress is (whoever
+restores the previous generation must not find it half-way down).
 """
 
 from __future__ import annotations
@@ -41,19 +45,24 @@ class Outcome:
 
     done: list[str] = field(default_factory=list)
     failed: dict[str, BaseException] = field(default_factory=dict)
+    #: Names never finished because the run was cancelled (not started, or abandoned).
+    cancelled: list[str] = field(default_factory=list)
     #: name -> (began, finished) on the monotonic clock
     times: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        """True when nothing failed."""
-        return not self.failed
+        """True when nothing failed and nothing was cancelled."""
+        return not self.failed and not self.cancelled
 
 
 def run_dag(order: Sequence[str], waits_for: Mapping[str, set[str]],
-            action: Action, max_parallel: int) -> Outcome:
+            action: Action, max_parallel: int, *, cancel: Callable[[], bool] | None = None,
+            drain: bool = True) -> Outcome:
     """Run ``action(name)`` for every name; a name waits for ``waits_for[name]`` (within
-    ``order``) to finish. ``order`` is the preferred order among the runnable ones."""
+    ``order``) to finish. ``order`` is the preferred order among the runnable ones.
+    Once ``cancel()`` is true nothing new begins (and, unless ``drain``, pending
+    probes are abandoned); what never finished is listed in ``Outcome.cancelled``."""
     pending = list(order)
     names = set(order)
     blockers = {n: {d for d in waits_for.get(n, set()) if d in names and d != n} for n in order}
@@ -81,7 +90,11 @@ def run_dag(order: Sequence[str], waits_for: Mapping[str, set[str]],
 
     with ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
         while pending or running or probing:
-            if not outcome.failed:
+            stopping = cancel is not None and cancel()
+            if stopping and not drain and probing:
+                outcome.cancelled.extend(probing)
+                probing.clear()
+            if not outcome.failed and not stopping:
                 for name in list(pending):
                     busy = len(running) + (len(probing) if sequential else 0)
                     if busy >= max(1, max_parallel):
@@ -119,6 +132,8 @@ def run_dag(order: Sequence[str], waits_for: Mapping[str, set[str]],
                 if ready:
                     del probing[name]
                     finish(name, None)
+    if cancel is not None and cancel():
+        outcome.cancelled.extend(pending)
     return outcome
 
 

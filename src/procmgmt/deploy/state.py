@@ -17,6 +17,7 @@ before the service starts.
 from __future__ import annotations
 
 from procmgmt import fsutil
+from procmgmt.errors import storage
 from procmgmt.settings import Settings
 
 
@@ -33,7 +34,8 @@ def init_state(settings: Settings) -> list[str]:
     created: list[str] = []
 
     def mk(path: str, mode: int = fsutil.DIR) -> None:
-        created.extend(fsutil.ensure_dir(path, mode))
+        with storage("create the directory", path):
+            created.extend(fsutil.ensure_dir(path, mode))
 
     mk(settings.state_dir)
     if settings.tmp_dir != "/tmp":
