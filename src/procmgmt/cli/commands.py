@@ -12,7 +12,7 @@ from procmgmt import fsutil
 from procmgmt.backends import backend_names, get_backend
 from procmgmt.backends.base import Generation
 from procmgmt.cli.main import command, configure, fmt_time, model_arg, model_path
-from procmgmt.deploy import store
+from procmgmt.deploy import handstop, store
 from procmgmt.deploy.build import build, evaluate, load_generation, render
 from procmgmt.deploy.engine import DEFAULT_MAX_PARALLEL, Engine, Options, profile_lock
 from procmgmt.deploy.gc import collect, store_lock
@@ -299,9 +299,11 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     act = Engine(settings).activator(gen.backend)
     if args.json:
         rows = []
+        held = handstop.held(settings, gen)
         for p in gen.processes:
             st = act.status(gen, p)
-            rows.append({"name": p.name, "running": st.running, "pid": st.pid,
+            state = "running" if st.running else "stopped by hand" if p.name in held else "down"
+            rows.append({"name": p.name, "state": state, "running": st.running, "pid": st.pid,
                          "detail": st.detail, "metadata": dict(p.metadata)})
         print(json.dumps({"generation": profile.current_number(), "backend": gen.backend,
                           "processes": rows, "settings": settings.dirs()}, indent=2))
@@ -309,9 +311,10 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     print(f"generation {profile.current_number()} ({gen.backend}), "
           f"{len(gen.processes)} processes")
     down = 0
+    held = handstop.held(settings, gen)
     for p in gen.processes:
         st = act.status(gen, p)
-        state = "up" if st.running else "DOWN"
+        state = "up" if st.running else "stopped by hand" if p.name in held else "DOWN"
         down += 0 if st.running else 1
         pid = f"pid {st.pid}" if st.pid else ""
         print(f"  {p.name:<30} {state:<5} {pid} {st.detail}".rstrip())
@@ -409,6 +412,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 from procmgmt.cli import agnostic as _agnostic  # noqa: E402  (generate-config, -P none)
 from procmgmt.cli import chainload as _chainload  # noqa: E402,F401  (registers chainload-user)
+from procmgmt.cli import control as _control  # noqa: E402,F401  (registers start, stop, restart)
 from procmgmt.cli import doctor as _doctor  # noqa: E402,F401  (registers doctor)
 from procmgmt.cli import idassign  # noqa: E402, F401  (registers id-assign)
 from procmgmt.cli import inspect as _inspect  # noqa: E402,F401  (registers analyze, graph)

@@ -35,7 +35,7 @@ from procmgmt import fsutil, service_files
 from procmgmt import readiness as rd
 from procmgmt.backends import get_backend
 from procmgmt.backends.base import Activator, DeployedProcess, Generation
-from procmgmt.deploy import accounts, preflight
+from procmgmt.deploy import accounts, handstop, preflight
 from procmgmt.deploy.build import load_generation
 from procmgmt.deploy.doctor import store_commands
 from procmgmt.deploy.plan import Plan, compute_plan
@@ -364,7 +364,9 @@ class Engine:
             service_files.prepare(self.settings, p)
         act_new.prepare(new, old if same else None)
         checkpoint("prepared")
-        revive = [p for p in plan.keep if not act_new.status(new, p).running]
+        held = handstop.kept_by_switch(self.settings, plan.keep)  # 'procmgmt stop'ped
+        revive = [p for p in plan.keep
+                  if p.name not in held and not act_new.status(new, p).running]
         if revive:
             self.say("found not running, starting again: " + ", ".join(p.name for p in revive))
         start_names = {p.name for p in plan.start} | {p.name for p in revive}
