@@ -8,6 +8,12 @@ Model: tests/e2e/models/chatty.py (base; app needs base; solo).
 from __future__ import annotations
 
 import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,3 +127,64 @@ def test_unknown_process_name(deployed: Runner) -> None:
     assert proc.returncode == 2
     assert "no process 'sol'" in proc.stderr and "did you mean 'solo'?" in proc.stderr
     assert pids(deployed) == before
+
+
+@pytest.mark.e2e
+def test_logs_last_lines(deployed: Runner) -> None:
+    """-n N: the last N lines of each named process, stdout and stderr, prefixed with its
+    name (no colour when not on a terminal)."""
+    wait_lines(deployed, "app", 6)
+    out = deployed("logs", "-n", "4", "solo", "app").stdout
+    assert "\033" not in out
+    lines = out.splitlines()
+    assert [ln.split(" |")[0].strip() for ln in lines] == ["solo"] * 4 + ["app"] * 4
+    assert any(" | solo out " in ln for ln in lines) and any(" | solo err " in ln for ln in lines)
+    every = deployed("logs", "-n", "1").stdout.splitlines()
+    assert sorted(ln.split(" |")[0].strip() for ln in every) == ["app", "base", "solo"]
+
+
+def wait_lines(run: Runner, name: str, count: int, timeout: float = 10.0) -> None:
+    """Wait until ``name`` has written ``count`` lines."""
+    deadline = time.monotonic() + timeout
+    while len(run("logs", "-n", str(count), name).stdout.splitlines()) < count:
+        assert time.monotonic() < deadline, f"{name} wrote fewer than {count} lines"
+        time.sleep(0.1)
+
+
+def read_until(proc: subprocess.Popen[str], wanted: str, timeout: float) -> list[str]:
+    """Lines of ``proc``'s stdout up to and including one containing ``wanted``."""
+    assert proc.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                break
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line.rstrip("\n"))
+            if wanted in line:
+                return seen
+    raise AssertionError(f"no line with {wanted!r} within {timeout} s; got {seen[-10:]}")
+
+
+@pytest.mark.e2e
+def test_logs_follow_across_restart(deployed: Runner) -> None:
+    """logs -f keeps printing the process's lines after a restart (its counter starts
+    again at 0) and no other process's lines when names are given."""
+    run = deployed
+    wait_lines(run, "solo", 10)  # past its 'out 0': an 'out 0' later is the new process's
+    argv = [sys.executable, "-m", "procmgmt", "logs", "-f", "-n", "0", "solo",
+            "--state-dir", str(run.state_dir), "-P", run.backend]
+    follower = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, bufsize=1)
+    try:
+        read_until(follower, "solo out ", timeout=10)
+        run("restart", "solo")
+        after = read_until(follower, "solo out 0", timeout=10)
+        after += read_until(follower, "solo err 1", timeout=10)
+        assert all(ln.startswith("solo | solo ") for ln in after)
+    finally:
+        os.kill(follower.pid, signal.SIGTERM)
+        follower.wait(timeout=10)

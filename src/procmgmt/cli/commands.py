@@ -416,3 +416,4 @@ from procmgmt.cli import control as _control  # noqa: E402,F401  (registers star
 from procmgmt.cli import doctor as _doctor  # noqa: E402,F401  (registers doctor)
 from procmgmt.cli import idassign  # noqa: E402, F401  (registers id-assign)
 from procmgmt.cli import inspect as _inspect  # noqa: E402,F401  (registers analyze, graph)
+from procmgmt.cli import logs as _logs  # noqa: E402,F401  (registers logs)
