@@ -353,3 +353,18 @@ def trusted_pid(path: str, expected: int | None, marker: str, *,
     if pid is None:
         return Verdict(path, None, ABSENT, f"no pid in {path}")
     return check_pid(path, pid, expected, marker)
+
+
+def uptime(pid: int) -> float | None:
+    """Seconds ``pid`` has been running: its start time (``/proc/PID/stat`` field 22,
+    clock ticks after boot) against the time since boot (``/proc/uptime``). None
+    without procfs or when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
+            fields = f.read().rsplit(")", 1)[-1].split()
+        with open("/proc/uptime", encoding="ascii") as f:
+            since_boot = float(f.read().split()[0])
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0.0, since_boot - started)

@@ -427,7 +427,7 @@ def webapps_scenario(sc: Scenario, mode: Mode) -> None:
     sc.check(f"{m}.switch1.links", links == sorted(unit(n) for n in FIRST_NAMES)
              and "/store/" in link_target, links=links, target=link_target)
     st = procmgmt(sc, mode, "status")
-    sc.check(f"{m}.status", st.returncode == 0 and st.stdout.count(" up ") == 2
+    sc.check(f"{m}.status", st.returncode == 0 and st.stdout.count(" running ") == 2
              and f"pid {first['webapp1']}" in st.stdout, out=st.stdout, err=st.stderr)
     # A directory the service user owns: deleting the user must not delete it.
     data = Path(mode.state_dir or "/nonexistent") / "lib" / "webapp-data"

@@ -188,3 +188,42 @@ def test_logs_follow_across_restart(deployed: Runner) -> None:
     finally:
         os.kill(follower.pid, signal.SIGTERM)
         follower.wait(timeout=10)
+
+
+@pytest.mark.e2e
+def test_status_fields_and_exit_codes(deployed: Runner) -> None:
+    """Per process state, PID, uptime and log; the summary; exit 0 when all run, 3 when
+    one is stopped by hand or down (killed behind procmgmt's back)."""
+    run = deployed
+    time.sleep(1.2)
+    code, rows = status(run)
+    assert code == 0
+    for row in rows.values():
+        assert row["state"] == "running" and isinstance(row["pid"], int)
+        assert os.path.exists(f"/proc/{row['pid']}")
+        uptime = row["uptime_seconds"]
+        assert isinstance(uptime, float) and 1.0 <= uptime < 120
+        log = row["log"]
+        assert isinstance(log, list) and len(log) == 1 and Path(str(log[0])).is_file()
+    text = run("status").stdout
+    assert text.splitlines()[-1] == "3 processes, 3 up"
+
+    run("stop", "solo")
+    proc = run("status", check=False)
+    assert proc.returncode == 3
+    assert proc.stdout.splitlines()[-1] == "3 processes, 2 up, 1 stopped by hand"
+    if run.backend == "supervisord":
+        return  # it restarts a killed program itself: 'down' is sysvinit's case here
+    victim = rows["app"]["pid"]
+    assert isinstance(victim, int)
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while status(run)[1]["app"]["state"] != "down":
+        assert time.monotonic() < deadline, "a killed process is not reported down"
+        time.sleep(0.1)
+    proc = run("status", check=False)
+    assert proc.returncode == 3
+    assert proc.stdout.splitlines()[-1] == "3 processes, 1 up, 1 stopped by hand, 1 down"
+    data = json.loads(run("status", "--json", check=False).stdout)
+    assert data["summary"] == "3 processes, 1 up, 1 stopped by hand, 1 down"
+    assert [r["state"] for r in data["processes"]] == ["running", "stopped by hand", "down"]

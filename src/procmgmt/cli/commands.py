@@ -12,7 +12,7 @@ from procmgmt import fsutil
 from procmgmt.backends import backend_names, get_backend
 from procmgmt.backends.base import Generation
 from procmgmt.cli.main import command, configure, fmt_time, model_arg, model_path
-from procmgmt.deploy import handstop, store
+from procmgmt.deploy import store
 from procmgmt.deploy.build import build, evaluate, load_generation, render
 from procmgmt.deploy.engine import DEFAULT_MAX_PARALLEL, Engine, Options, profile_lock
 from procmgmt.deploy.gc import collect, store_lock
@@ -284,8 +284,11 @@ def _cfg_status(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-@command("status", "show which processes of the current generation run, with their PIDs")
+@command("status", "state, PID, uptime and log of each process of the current generation "
+                   "(exit 3 unless all run)")
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from procmgmt.deploy import status
+
     profile = Profile(settings)
     path = profile.current_path()
     if not path:
@@ -296,29 +299,25 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             print(f"nothing deployed in profile {settings.profile!r}")
         return 0
     gen = load_generation(path)
-    act = Engine(settings).activator(gen.backend)
+    rows = status.rows(settings, gen, Engine(settings).activator(gen.backend))
     if args.json:
-        rows = []
-        held = handstop.held(settings, gen)
-        for p in gen.processes:
-            st = act.status(gen, p)
-            state = "running" if st.running else "stopped by hand" if p.name in held else "down"
-            rows.append({"name": p.name, "state": state, "running": st.running, "pid": st.pid,
-                         "detail": st.detail, "metadata": dict(p.metadata)})
         print(json.dumps({"generation": profile.current_number(), "backend": gen.backend,
-                          "processes": rows, "settings": settings.dirs()}, indent=2))
-        return 0 if all(r["running"] for r in rows) else 3
-    print(f"generation {profile.current_number()} ({gen.backend}), "
-          f"{len(gen.processes)} processes")
-    down = 0
-    held = handstop.held(settings, gen)
-    for p in gen.processes:
-        st = act.status(gen, p)
-        state = "up" if st.running else "stopped by hand" if p.name in held else "DOWN"
-        down += 0 if st.running else 1
-        pid = f"pid {st.pid}" if st.pid else ""
-        print(f"  {p.name:<30} {state:<5} {pid} {st.detail}".rstrip())
-    return 3 if down else 0
+                          "processes": [r.to_json() for r in rows],
+                          "summary": status.summary(rows), "settings": settings.dirs()},
+                         indent=2))
+        return status.exit_status(rows)
+    print(f"generation {profile.current_number()} ({gen.backend})")
+    width = max((len(r.name) for r in rows), default=0)
+    for r in rows:
+        if r.state == status.RUNNING:
+            what = (f"pid {r.pid:<8}" if r.pid else " " * 12) + (
+                f" uptime {status.duration(r.uptime):<7}" if r.uptime is not None else "")
+        else:
+            what = r.detail if r.state == status.DOWN else ""
+        log = f"  log {', '.join(r.log)}" if r.log else ""
+        print(f"  {r.name:<{width}}  {r.state:<15}  {what}{log}".rstrip())
+    print(status.summary(rows))
+    return status.exit_status(rows)
 
 
 @configure("init-state")
