@@ -7,35 +7,85 @@ Model: tests/e2e/models/chatty.py (base; app needs base; solo).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import pwd
 import selectors
+import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.e2e.util import Runner, kill_leftovers, ordered, start_lines, stop_lines
+from tests import _lanes
+from tests.e2e.util import (
+    Runner,
+    kill_leftovers,
+    ordered,
+    other_user_tree,
+    start_lines,
+    stop_lines,
+)
 
 BACKENDS = ["sysvinit", "supervisord"]
 MODEL = Path(__file__).parent / "models" / "chatty.py"
 
 
-@pytest.fixture(params=BACKENDS)
-def deployed(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runner]:
-    """The chatty model deployed with the backend (undeployed and checked afterwards)."""
-    state = tmp_path / "state"
-    run = Runner(state, request.param, json.dumps({}), cwd=tmp_path)
+@pytest.fixture(params=[
+    *BACKENDS,
+    *[pytest.param(f"{b}-user", marks=pytest.mark.root("creates a throw-away user; the "
+                                                         "other params run as this user"))
+      for b in BACKENDS]])
+def deployed(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployed]:
+    """The chatty model deployed with the backend, as this user (user changes off) or,
+    ``-user``, by a throw-away unprivileged user; undeployed and checked afterwards."""
+    backend, _, as_user = str(request.param).partition("-")
+    if not as_user:
+        state = tmp_path / "state"
+        yield from _deployed(Deployed(state, backend, json.dumps({}), cwd=tmp_path, model=MODEL))
+        return
+    python = _lanes.require_system_python()
+    root = Path("/tmp") / f"procmgmt-ops-{os.getpid()}-{backend}"
+    root.mkdir(mode=0o755)
     try:
-        run("switch", MODEL)
+        with other_user_tree(root) as (user, tree, pythonpath):
+            model = tree / "models" / MODEL.name
+            model.parent.mkdir(mode=0o755)
+            shutil.copyfile(MODEL, model)
+            model.chmod(0o644)
+            state = root / "state"
+            state.mkdir(mode=0o755)
+            pw = pwd.getpwnam(user)
+            os.chown(state, pw.pw_uid, pw.pw_gid)
+            yield from _deployed(Deployed(state, backend, json.dumps({}), python=python,
+                                          pythonpath=pythonpath, user=user, cwd=tree,
+                                          model=model))
+    finally:
+        for dirpath, _, _ in os.walk(root):
+            os.chmod(dirpath, 0o755)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+class Deployed(Runner):
+    """A runner that knows the model file deployed (a copy for another user)."""
+
+    def __init__(self, *args: Any, model: Path, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.model = model
+
+
+def _deployed(run: Deployed) -> Iterator[Deployed]:
+    try:
+        run("switch", run.model)
         yield run
     finally:
         run("switch", "--undeploy", check=False)
-        kill_leftovers(str(state))
+        kill_leftovers(str(run.state_dir))
 
 
 def status(run: Runner) -> tuple[int, dict[str, dict[str, object]]]:
@@ -50,7 +100,7 @@ def pids(run: Runner) -> dict[str, object]:
 
 
 @pytest.mark.e2e
-def test_restart_stop_start_one_process(deployed: Runner) -> None:
+def test_restart_stop_start_one_process(deployed: Deployed) -> None:
     """restart changes only that PID; stop leaves it stopped by hand (exit 3, others
     untouched) and a no-op switch does not start it again; start brings it back."""
     run = deployed
@@ -72,7 +122,7 @@ def test_restart_stop_start_one_process(deployed: Runner) -> None:
     text = run("status", check=False).stdout
     assert "stopped by hand" in text
 
-    out = run("switch", MODEL).stdout
+    out = run("switch", run.model).stdout
     assert "found not running" not in out and start_lines(out) == []
     assert status(run)[1]["solo"]["state"] == "stopped by hand"
 
@@ -84,7 +134,7 @@ def test_restart_stop_start_one_process(deployed: Runner) -> None:
 
 
 @pytest.mark.e2e
-def test_dependents_refusal_and_order(deployed: Runner) -> None:
+def test_dependents_refusal_and_order(deployed: Deployed) -> None:
     """Stopping a dependency refuses naming its dependents (nothing stops); with
     --with-dependents they stop first; starting the dependent starts its dependency."""
     run = deployed
@@ -107,12 +157,13 @@ def test_dependents_refusal_and_order(deployed: Runner) -> None:
 
 
 @pytest.mark.e2e
-def test_switch_that_changes_it_starts_it(deployed: Runner) -> None:
+def test_switch_that_changes_it_starts_it(deployed: Deployed) -> None:
     """A process stopped by hand runs again after a switch that changes it."""
     run = deployed
     run("stop", "solo")
-    changed = Runner(run.state_dir, run.backend, json.dumps({"tag": "v2"}), cwd=run.cwd)
-    out = changed("switch", MODEL).stdout
+    changed = copy.copy(run)
+    changed.extra_params = json.dumps({"tag": "v2"})
+    out = changed("switch", run.model).stdout
     assert start_lines(out) == ["solo"]
     code, rows = status(changed)
     assert code == 0 and rows["solo"]["state"] == "running"
@@ -120,7 +171,7 @@ def test_switch_that_changes_it_starts_it(deployed: Runner) -> None:
 
 
 @pytest.mark.e2e
-def test_unknown_process_name(deployed: Runner) -> None:
+def test_unknown_process_name(deployed: Deployed) -> None:
     """A misspelled name: exit 2, did you mean, nothing changed."""
     before = pids(deployed)
     proc = deployed("stop", "sol", check=False)
@@ -130,7 +181,7 @@ def test_unknown_process_name(deployed: Runner) -> None:
 
 
 @pytest.mark.e2e
-def test_logs_last_lines(deployed: Runner) -> None:
+def test_logs_last_lines(deployed: Deployed) -> None:
     """-n N: the last N lines of each named process, stdout and stderr, prefixed with its
     name (no colour when not on a terminal)."""
     wait_lines(deployed, "app", 6)
@@ -171,14 +222,14 @@ def read_until(proc: subprocess.Popen[str], wanted: str, timeout: float) -> list
 
 
 @pytest.mark.e2e
-def test_logs_follow_across_restart(deployed: Runner) -> None:
+def test_logs_follow_across_restart(deployed: Deployed) -> None:
     """logs -f keeps printing the process's lines after a restart (its counter starts
     again at 0) and no other process's lines when names are given."""
     run = deployed
     wait_lines(run, "solo", 10)  # past its 'out 0': an 'out 0' later is the new process's
-    argv = [sys.executable, "-m", "procmgmt", "logs", "-f", "-n", "0", "solo",
-            "--state-dir", str(run.state_dir), "-P", run.backend]
-    follower = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, bufsize=1)
+    argv, env = run.command("logs", "-f", "-n", "0", "solo")
+    follower = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, bufsize=1, env=env,
+                                cwd=run.cwd)
     try:
         read_until(follower, "solo out ", timeout=10)
         run("restart", "solo")
@@ -191,7 +242,7 @@ def test_logs_follow_across_restart(deployed: Runner) -> None:
 
 
 @pytest.mark.e2e
-def test_status_fields_and_exit_codes(deployed: Runner) -> None:
+def test_status_fields_and_exit_codes(deployed: Deployed) -> None:
     """Per process state, PID, uptime and log; the summary; exit 0 when all run, 3 when
     one is stopped by hand or down (killed behind procmgmt's back)."""
     run = deployed

@@ -152,6 +152,17 @@ class Runner:
 
     def __call__(self, *args: str | Path, check: bool = True,
                  timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        argv, env = self.command(*args)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout,
+                              cwd=self.cwd, check=False)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"procmgmt {args[0]} failed ({proc.returncode}):\n"
+                                 f"{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def command(self, *args: str | Path) -> tuple[list[str], dict[str, str]]:
+        """The argv and environment of ``procmgmt ARGS`` (for a process run in the
+        background, e.g. ``logs -f``)."""
         argv = [self.python, "-m", "procmgmt", str(args[0]),
                 "--state-dir", str(self.state_dir), "-P", self.backend,
                 "--force-disable-user-change", "--extra-params", self.extra_params,
@@ -165,12 +176,7 @@ class Runner:
                        PATH="/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
             env.pop("XDG_STATE_HOME", None)
             argv = ["runuser", "-u", self.user, "--", *argv]
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout,
-                              cwd=self.cwd, check=False)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"procmgmt {args[0]} failed ({proc.returncode}):\n"
-                                 f"{proc.stdout}\n{proc.stderr}")
-        return proc
+        return argv, env
 
 
 @contextlib.contextmanager
