@@ -7,6 +7,7 @@ Model: tests/e2e/models/chatty.py (base; app needs base; solo).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -40,14 +41,33 @@ MODEL = Path(__file__).parent / "models" / "chatty.py"
     *BACKENDS,
     *[pytest.param(f"{b}-user", marks=pytest.mark.root("creates a throw-away user; the "
                                                          "other params run as this user"))
+      for b in BACKENDS],
+    *[pytest.param(f"{b}-root", marks=pytest.mark.root("creates the account 'solo' runs as"))
       for b in BACKENDS]])
 def deployed(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployed]:
-    """The chatty model deployed with the backend, as this user (user changes off) or,
-    ``-user``, by a throw-away unprivileged user; undeployed and checked afterwards."""
-    backend, _, as_user = str(request.param).partition("-")
-    if not as_user:
-        state = tmp_path / "state"
+    """The chatty model deployed with the backend, as this user (user changes off);
+    ``-user``: by a throw-away unprivileged user; ``-root``: as root with user changes,
+    ``solo`` running as its own account. Undeployed and checked afterwards."""
+    backend, _, mode = str(request.param).partition("-")
+    state = tmp_path / "state"
+    if not mode:
         yield from _deployed(Deployed(state, backend, json.dumps({}), cwd=tmp_path, model=MODEL))
+        return
+    if mode == "root":
+        account = f"pmops{os.getpid() % 100000}"
+        # The account must reach its log file: not under pytest's 0700 tmp dir.
+        state = Path("/tmp") / f"procmgmt-ops-root-{os.getpid()}-{backend}"
+        state.mkdir(mode=0o755)
+        try:
+            yield from _deployed(Deployed(state, backend, json.dumps({"user": account}),
+                                          cwd=tmp_path, model=MODEL, user_change=True))
+        finally:
+            for dirpath, _, _ in os.walk(state):
+                os.chmod(dirpath, 0o755)
+            shutil.rmtree(state, ignore_errors=True)
+            with contextlib.suppress(KeyError):
+                pwd.getpwnam(account)
+                raise AssertionError(f"the account {account} was left behind")
         return
     python = _lanes.require_system_python()
     root = Path("/tmp") / f"procmgmt-ops-{os.getpid()}-{backend}"
@@ -258,6 +278,9 @@ def test_status_fields_and_exit_codes(deployed: Deployed) -> None:
         assert isinstance(log, list) and len(log) == 1 and Path(str(log[0])).is_file()
     text = run("status").stdout
     assert text.splitlines()[-1] == "3 processes, 3 up"
+    if run.user_change:  # as root: solo runs as its own account, the others as root
+        assert os.stat(f"/proc/{rows['solo']['pid']}").st_uid != 0
+        assert os.stat(f"/proc/{rows['base']['pid']}").st_uid == 0
 
     run("stop", "solo")
     proc = run("status", check=False)

@@ -141,7 +141,8 @@ class Runner:
 
     def __init__(self, state_dir: Path, backend: str, extra_params: str,
                  python: str = sys.executable, pythonpath: str | None = None,
-                 user: str | None = None, cwd: Path | None = None) -> None:
+                 user: str | None = None, cwd: Path | None = None,
+                 user_change: bool = False) -> None:
         self.state_dir = state_dir
         self.backend = backend
         self.extra_params = extra_params
@@ -149,6 +150,9 @@ class Runner:
         self.pythonpath = pythonpath
         self.user = user
         self.cwd = cwd
+        #: Let procmgmt create accounts and switch users (root): no
+        #: --force-disable-user-change.
+        self.user_change = user_change
 
     def __call__(self, *args: str | Path, check: bool = True,
                  timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -165,7 +169,8 @@ class Runner:
         background, e.g. ``logs -f``)."""
         argv = [self.python, "-m", "procmgmt", str(args[0]),
                 "--state-dir", str(self.state_dir), "-P", self.backend,
-                "--force-disable-user-change", "--extra-params", self.extra_params,
+                *([] if self.user_change else ["--force-disable-user-change"]),
+                "--extra-params", self.extra_params,
                 *[str(a) for a in args[1:]]]
         env = dict(os.environ)
         if self.pythonpath:
