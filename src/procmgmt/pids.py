@@ -355,16 +355,16 @@ def trusted_pid(path: str, expected: int | None, marker: str, *,
     return check_pid(path, pid, expected, marker)
 
 
-def uptime(pid: int) -> float | None:
-    """Seconds ``pid`` has been running: its start time (``/proc/PID/stat`` field 22,
-    clock ticks after boot) against the time since boot (``/proc/uptime``). None
+def started_at(pid: int) -> float | None:
+    """When ``pid`` started, in seconds since the epoch: the boot time (``btime`` of
+    ``/proc/stat``) plus its start time (``/proc/PID/stat`` field 22, clock ticks
+    after boot). The same value on every call, unlike a computed uptime. None
     without procfs or when the process is gone."""
     try:
         with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
             fields = f.read().rsplit(")", 1)[-1].split()
-        with open("/proc/uptime", encoding="ascii") as f:
-            since_boot = float(f.read().split()[0])
-        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
+        with open("/proc/stat", encoding="ascii", errors="replace") as f:
+            btime = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+        return btime + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
         return None
-    return max(0.0, since_boot - started)

@@ -15,7 +15,7 @@ from procmgmt.deploy.status import (
     exit_status,
     summary,
 )
-from procmgmt.pids import uptime
+from procmgmt.pids import started_at
 
 
 def _rows(*states: str) -> list[Row]:
@@ -38,17 +38,23 @@ def test_duration() -> None:
     assert [duration(s) for s in (5, 125, 3720, 277200)] == ["5s", "2m05s", "1h02m", "3d05h"]
 
 
-def test_uptime_of_a_real_process() -> None:
-    """A child started now has an uptime near 0 that grows; a gone pid has none."""
+def test_started_at_of_a_real_process() -> None:
+    """A child started now started within a second of the clock, the same value on
+    every call (status --json stays comparable); its row's uptime grows; a gone pid
+    has none."""
+    before = time.time()
     child = subprocess.Popen(["sleep", "30"])
     try:
-        first = uptime(child.pid)
-        assert first is not None and 0 <= first < 5
-        time.sleep(0.3)
-        second = uptime(child.pid)
-        assert second is not None and second >= first + 0.2
+        first = started_at(child.pid)
+        assert first is not None and before - 1.5 <= first <= time.time() + 1.5
+        time.sleep(0.2)
+        assert started_at(child.pid) == first
+        row = Row("c", RUNNING, child.pid, first, ())
+        up = row.uptime(now=first + 2.5)
+        assert up == 2.5
     finally:
         child.kill()
         child.wait()
-    assert uptime(os.getpid()) is not None
-    assert uptime(2**22 + 12345) is None
+    assert started_at(os.getpid()) is not None
+    assert started_at(2**22 + 12345) is None
+    assert Row("c", DOWN, None, None, ()).uptime() is None

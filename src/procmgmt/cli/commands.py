@@ -310,8 +310,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     width = max((len(r.name) for r in rows), default=0)
     for r in rows:
         if r.state == status.RUNNING:
+            up = r.uptime()
             what = (f"pid {r.pid:<8}" if r.pid else " " * 12) + (
-                f" uptime {status.duration(r.uptime):<7}" if r.uptime is not None else "")
+                f" uptime {status.duration(up):<7}" if up is not None else "")
         else:
             what = r.detail if r.state == status.DOWN else ""
         log = f"  log {', '.join(r.log)}" if r.log else ""

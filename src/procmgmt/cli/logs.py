@@ -40,6 +40,10 @@ def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
         if not source.files and not source.journal:
             print(f"procmgmt: {name}: the {gen.backend} backend keeps no log of it",
                   file=sys.stderr)
+        for path in source.files:
+            if os.path.exists(path) and not os.access(path, os.R_OK):
+                print(f"procmgmt: {name}: cannot read {path} (run as its owner or root)",
+                      file=sys.stderr)
     colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     printer = Printer(sys.stdout, [name for name, _ in sources], colour)
     stream(sources, args.lines, args.follow, printer)

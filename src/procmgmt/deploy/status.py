@@ -10,12 +10,13 @@ unit and an LSB ``status`` a stopped service: 0 only when every process runs,
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from procmgmt.backends.base import Activator, Generation
 from procmgmt.deploy import handstop
-from procmgmt.pids import uptime
+from procmgmt.pids import started_at
 from procmgmt.settings import Settings
 
 RUNNING = "running"
@@ -30,18 +31,25 @@ class Row:
     name: str
     state: str
     pid: int | None
-    uptime: float | None
+    #: When the process started (seconds since the epoch), None when not running.
+    started_at: float | None
     #: Where its output is: log files, or a ``journalctl`` command.
     log: tuple[str, ...]
     #: The manager's own words (supervisord's state, "no pid in ...").
     detail: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    def uptime(self, now: float | None = None) -> float | None:
+        """Seconds since it started (None when not running)."""
+        if self.started_at is None:
+            return None
+        return max(0.0, (time.time() if now is None else now) - self.started_at)
+
     def to_json(self) -> dict[str, Any]:
         """The row as ``status --json`` prints it."""
         return {"name": self.name, "state": self.state, "running": self.state == RUNNING,
                 "pid": self.pid,
-                "uptime_seconds": None if self.uptime is None else round(self.uptime, 1),
+                "started_at": None if self.started_at is None else round(self.started_at, 2),
                 "log": list(self.log), "detail": self.detail, "metadata": self.metadata}
 
 
@@ -56,7 +64,7 @@ def rows(settings: Settings, gen: Generation, act: Activator) -> list[Row]:
         source = act.log_source(gen, p)
         log = source.files or ((f"journalctl {' '.join(source.journal)}",)
                                if source.journal else ())
-        out.append(Row(p.name, state, pid, uptime(pid) if pid else None, log, st.detail,
+        out.append(Row(p.name, state, pid, started_at(pid) if pid else None, log, st.detail,
                        dict(p.metadata)))
     return out
 
