@@ -64,5 +64,8 @@ def _cfg_restart(p: argparse.ArgumentParser) -> None:
 @command("restart", "stop and start processes of the current generation, wait until ready")
 def cmd_restart(args: argparse.Namespace, settings: Settings) -> int:
     result = Control(settings, options=engine_options(args)).restart(args.names, args.all_)
-    _report("restarted", result.started, [], "")
+    named = set(args.names)
+    _report("restarted", [n for n in result.started if args.all_ or n in named],
+            [n for n in result.started if not args.all_ and n not in named],
+            "started first (needed)")
     return 0
