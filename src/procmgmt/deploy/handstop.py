@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterable
 
+from procmgmt import fsutil
 from procmgmt.backends.base import DeployedProcess, Generation
 from procmgmt.settings import Settings
 
@@ -57,19 +57,10 @@ def _write(settings: Settings, entries: dict[str, str]) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         return
-    os.makedirs(settings.profiles_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{settings.profile}.stopped.", dir=settings.profiles_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.writelines(f"{name} {h}\n" for name, h in sorted(entries.items()))
-            f.flush()
-            os.fchmod(f.fileno(), 0o644)  # explicit: not the caller's umask
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    fsutil.ensure_dir(settings.profiles_dir)
+    # 0644, not the caller's umask: status run by anyone reads it; only we write it.
+    fsutil.write_atomic(path, "".join(f"{name} {h}\n" for name, h in sorted(entries.items())),
+                        fsutil.FILE, fsync=True)
 
 
 def mark(settings: Settings, procs: Iterable[DeployedProcess]) -> None:
