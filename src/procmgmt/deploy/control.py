@@ -164,6 +164,7 @@ class Control:
         result.started = [p.name for p in down if p.name in outcome.done]
         handstop.clear(self.settings, result.started + result.unchanged)
         self.engine.progress.close()
+        act.finish(gen, None)  # e.g. systemd's daemon-reload after its links changed
         _raise_failures("start", outcome)
         return result
 
@@ -177,6 +178,7 @@ class Control:
             handstop.mark(self.settings, [p for p in procs if p.name in
                                           set(result.stopped) | set(result.unchanged)])
         self.engine.progress.close()
+        act.finish(gen, None)
         _raise_failures("stop", outcome)
         return result
 
