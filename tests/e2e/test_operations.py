@@ -192,6 +192,26 @@ def test_switch_that_changes_it_starts_it(deployed: Deployed) -> None:
 
 
 @pytest.mark.e2e
+def test_failed_start_names_the_process(deployed: Deployed) -> None:
+    """A process that dies at once: start exits 1 naming it, and it is down (no longer
+    stopped by hand); the others keep their PIDs."""
+    run = deployed
+    before = pids(run)
+    run("stop", "solo")
+    flag = run.state_dir / "fail-solo"
+    flag.write_text("")
+    try:
+        proc = run("start", "solo", check=False)
+    finally:
+        flag.unlink()
+    assert proc.returncode == 1
+    assert "could not start solo" in proc.stderr and "Traceback" not in proc.stderr
+    code, rows = status(run)
+    assert code == 3 and rows["solo"]["state"] == "down"
+    assert rows["base"]["pid"] == before["base"] and rows["app"]["pid"] == before["app"]
+
+
+@pytest.mark.e2e
 def test_unknown_process_name(deployed: Deployed) -> None:
     """A misspelled name: exit 2, did you mean, nothing changed."""
     before = pids(deployed)

@@ -162,7 +162,9 @@ class Control:
         result = ControlResult(unchanged=[p.name for p in targets if p not in down])
         outcome = self.engine.start_processes(act, gen, down)
         result.started = [p.name for p in down if p.name in outcome.done]
-        handstop.clear(self.settings, result.started + result.unchanged)
+        # Asked to run: no longer stopped by hand, even when the start failed (it is
+        # then down, and the next switch tries again).
+        handstop.clear(self.settings, result.started + list(outcome.failed) + result.unchanged)
         self.engine.progress.close()
         act.finish(gen, None)  # e.g. systemd's daemon-reload after its links changed
         _raise_failures("start", outcome)
