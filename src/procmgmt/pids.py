@@ -353,3 +353,18 @@ def trusted_pid(path: str, expected: int | None, marker: str, *,
     if pid is None:
         return Verdict(path, None, ABSENT, f"no pid in {path}")
     return check_pid(path, pid, expected, marker)
+
+
+def started_at(pid: int) -> float | None:
+    """When ``pid`` started, in seconds since the epoch: the boot time (``btime`` of
+    ``/proc/stat``) plus its start time (``/proc/PID/stat`` field 22, clock ticks
+    after boot). The same value on every call, unlike a computed uptime. None
+    without procfs or when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
+            fields = f.read().rsplit(")", 1)[-1].split()
+        with open("/proc/stat", encoding="ascii", errors="replace") as f:
+            btime = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+        return btime + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None

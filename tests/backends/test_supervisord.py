@@ -827,3 +827,15 @@ def test_a_wedged_supervisord_is_reported_not_waited_for_forever(deployment: Dep
         assert _supervisords_reading(dep.activator.conf) == [first]
     finally:
         os.kill(first, signal.SIGCONT)
+
+
+def test_log_files_in_the_manifest() -> None:
+    """The manifest names the program's log files for 'procmgmt logs': stdout's (stderr
+    goes there too), and stderr's own when an override separates them."""
+    _, extra = _render(SIMPLE)["webapp"]
+    assert extra["log_file"] == "/srv/pm/log/webapp.log" and "stderr_log_file" not in extra
+    native = {"stdout_logfile": "/l/out.log", "redirect_stderr": False,
+              "stderr_logfile": "/l/err.log"}
+    spec = _spec()
+    extra = SupervisordBackend().manifest_extra(native, spec, _ctx(spec))
+    assert (extra["log_file"], extra["stderr_log_file"]) == ("/l/out.log", "/l/err.log")

@@ -1,4 +1,4 @@
-# expect: unknown_keyword\.py:6: evaluating the model failed: TypeError: .*unexpected keyword argument 'comand'
+# expect: unknown_keyword\.py:6: evaluating the model failed: Process\(\) has no parameter 'comand' \(its parameters: name, description, initialize, process, .*\)
 from procmgmt import Process
 
 

@@ -175,3 +175,18 @@ def test_bad_extra_params(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
     rc, _, err = run(capsys, "build", "--state-dir", str(tmp_path), "--extra-params", "{port",
                      str(EXAMPLES / "webapps" / "processes.py"))
     assert_one_clear_line(rc, err, "--extra-params")
+
+
+@pytest.mark.parametrize(("argv", "needles"), [
+    (["stauts"], ["unknown command 'stauts'; did you mean 'status'?"]),
+    (["swich", "x.py"], ["unknown command 'swich'; did you mean 'switch'?"]),
+    (["status", "--jsn"], ["unrecognized arguments: --jsn; did you mean '--json'?"]),
+    (["switch", "--dry-rn", "x.py"], ["did you mean '--dry-run'?"]),
+    (["graph", "--format", "dott", "x.py"], ["invalid choice: 'dott'", "did you mean 'dot'?"]),
+])
+def test_did_you_mean(capsys: pytest.CaptureFixture[str], argv: list[str],
+                      needles: list[str]) -> None:
+    """A misspelled command, option or choice gets the closest valid one, exit 2."""
+    rc, _, err = run(capsys, *argv)
+    assert_one_clear_line(rc, err, *needles)
+    assert rc == 2

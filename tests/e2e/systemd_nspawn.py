@@ -343,6 +343,48 @@ def ports_of(names: Sequence[str], base: int) -> dict[str, int]:
     return {n: base + (0 if n == "webapp" else int(n.removeprefix("webapp"))) for n in names}
 
 
+def status_rows(sc: Scenario, mode: Mode) -> tuple[int, dict[str, dict[str, Any]]]:
+    """Exit status and name -> row of ``procmgmt status --json``."""
+    st = procmgmt(sc, mode, "status", "--json")
+    try:
+        rows = {r["name"]: r for r in json.loads(st.stdout)["processes"]}
+    except (ValueError, KeyError, TypeError):
+        rows = {}
+    return st.returncode, rows
+
+
+def day_two(sc: Scenario, mode: Mode, first: dict[str, int]) -> None:
+    """restart, stop, start of one process (``webapp``; ``webapp1`` keeps its PID) and
+    its journal through ``procmgmt logs``. Leaves both running as before."""
+    m = mode.name
+    r = procmgmt(sc, mode, "restart", "webapp")
+    _, rows = status_rows(sc, mode)
+    pid = rows.get("webapp", {}).get("pid")
+    sc.check(f"{m}.day2.restart", r.returncode == 0 and pid not in (None, first["webapp"])
+             and rows.get("webapp1", {}).get("pid") == first["webapp1"],
+             out=r.stdout, err=r.stderr, rows=rows)
+    r = procmgmt(sc, mode, "stop", "webapp")
+    code, rows = status_rows(sc, mode)
+    sc.check(f"{m}.day2.stopped_by_hand", r.returncode == 0 and code == 3
+             and rows.get("webapp", {}).get("state") == "stopped by hand"
+             and rows.get("webapp1", {}).get("pid") == first["webapp1"],
+             out=r.stdout, err=r.stderr, rows=rows)
+    r = procmgmt(sc, mode, "start", "webapp")
+    code, rows = status_rows(sc, mode)
+    sc.check(f"{m}.day2.start", r.returncode == 0 and code == 0
+             and rows.get("webapp", {}).get("state") == "running",
+             out=r.stdout, err=r.stderr, rows=rows)
+    http_get(ports_of(["webapp1"], mode.port_base)["webapp1"])  # a request it logs
+    lines: list[str] = []
+    for _ in range(20):  # the journal may take a moment
+        lines = procmgmt(sc, mode, "logs", "-n", "20", "webapp1").stdout.splitlines()
+        if any("GET /" in ln for ln in lines):
+            break
+        time.sleep(0.1)
+    sc.check(f"{m}.day2.logs", any(ln.startswith("webapp1 | ") and "GET /" in ln
+                                   for ln in lines), lines=lines)
+
+
 def webapps_scenario(sc: Scenario, mode: Mode) -> None:
     """switch, switch to advanced, rollback, undeploy, delete generations: in ``mode``.
 
@@ -427,8 +469,9 @@ def webapps_scenario(sc: Scenario, mode: Mode) -> None:
     sc.check(f"{m}.switch1.links", links == sorted(unit(n) for n in FIRST_NAMES)
              and "/store/" in link_target, links=links, target=link_target)
     st = procmgmt(sc, mode, "status")
-    sc.check(f"{m}.status", st.returncode == 0 and st.stdout.count(" up ") == 2
+    sc.check(f"{m}.status", st.returncode == 0 and st.stdout.count(" running ") == 2
              and f"pid {first['webapp1']}" in st.stdout, out=st.stdout, err=st.stderr)
+    day_two(sc, mode, first)
     # A directory the service user owns: deleting the user must not delete it.
     data = Path(mode.state_dir or "/nonexistent") / "lib" / "webapp-data"
     owner = account_ids("webapp") if mode.manages_accounts else None

@@ -61,7 +61,7 @@ def webapps_checks(mode: str) -> list[str]:
         "switch1.rc", "switch1.links", "status", "switch2.rc", "switch2.webapp1_kept",
         "switch2.ordering", "switch2.start_order", "rollback.rc", "rollback.webapp1_kept",
         "undeploy.rc", "undeploy.none_active", "delete_all.rc", "list_generations.empty",
-        "completed")]
+        "completed", "day2.restart", "day2.stopped_by_hand", "day2.start", "day2.logs")]
     names += [f"{mode}.switch1.{n}.active" for n in ns.FIRST_NAMES]
     names += [f"{mode}.switch2.webapp.inactive"]
     names += [f"{mode}.switch2.{n}.active" for n in ns.ADVANCED_NAMES]

@@ -141,7 +141,8 @@ class Runner:
 
     def __init__(self, state_dir: Path, backend: str, extra_params: str,
                  python: str = sys.executable, pythonpath: str | None = None,
-                 user: str | None = None, cwd: Path | None = None) -> None:
+                 user: str | None = None, cwd: Path | None = None,
+                 user_change: bool = False) -> None:
         self.state_dir = state_dir
         self.backend = backend
         self.extra_params = extra_params
@@ -149,12 +150,27 @@ class Runner:
         self.pythonpath = pythonpath
         self.user = user
         self.cwd = cwd
+        #: Let procmgmt create accounts and switch users (root): no
+        #: --force-disable-user-change.
+        self.user_change = user_change
 
     def __call__(self, *args: str | Path, check: bool = True,
                  timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        argv, env = self.command(*args)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout,
+                              cwd=self.cwd, check=False)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"procmgmt {args[0]} failed ({proc.returncode}):\n"
+                                 f"{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def command(self, *args: str | Path) -> tuple[list[str], dict[str, str]]:
+        """The argv and environment of ``procmgmt ARGS`` (for a process run in the
+        background, e.g. ``logs -f``)."""
         argv = [self.python, "-m", "procmgmt", str(args[0]),
                 "--state-dir", str(self.state_dir), "-P", self.backend,
-                "--force-disable-user-change", "--extra-params", self.extra_params,
+                *([] if self.user_change else ["--force-disable-user-change"]),
+                "--extra-params", self.extra_params,
                 *[str(a) for a in args[1:]]]
         env = dict(os.environ)
         if self.pythonpath:
@@ -165,12 +181,7 @@ class Runner:
                        PATH="/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
             env.pop("XDG_STATE_HOME", None)
             argv = ["runuser", "-u", self.user, "--", *argv]
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout,
-                              cwd=self.cwd, check=False)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"procmgmt {args[0]} failed ({proc.returncode}):\n"
-                                 f"{proc.stdout}\n{proc.stderr}")
-        return proc
+        return argv, env
 
 
 @contextlib.contextmanager

@@ -160,6 +160,17 @@ class ProcessStatus:
 
 
 @dataclass(frozen=True)
+class LogSource:
+    """Where the manager keeps a process's output (stdout and stderr), for ``logs``."""
+
+    #: Files the output is appended to (one, or stdout's and stderr's).
+    files: tuple[str, ...] = ()
+    #: ``journalctl`` arguments that select the process's journal (systemd), e.g.
+    #: ``("-u", "web.service")``; empty when the output is in files.
+    journal: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Tool:
     """A program or file an activator needs on this machine (checked by the pre-flight
     of a switch, before anything is stopped)."""
@@ -294,6 +305,13 @@ class Activator(ABC):
         except OSError:
             return ""
         return ("last lines of " + str(path) + ":\n    " + "\n    ".join(lines)) if lines else ""
+
+    def log_source(self, gen: Generation, proc: DeployedProcess) -> LogSource:
+        """Where ``proc``'s output goes, for ``procmgmt logs``: by default the log file
+        the manifest records (``extra["log_file"]``, the one :meth:`diagnose` reads).
+        A backend whose manager keeps the output elsewhere says where."""
+        path = proc.extra.get("log_file")
+        return LogSource(files=(str(path),) if path else ())
 
     def finish(self, new: Generation, old: Generation | None) -> None:  # noqa: B027
         """After all stops and starts succeeded (e.g. shut an idle manager down)."""

@@ -77,6 +77,7 @@ from procmgmt.backends.base import (
     DeployedProcess,
     File,
     Generation,
+    LogSource,
     ProcessStatus,
 )
 from procmgmt.errors import DeployError, UsageError
@@ -430,6 +431,9 @@ class SupervisordBackend(Backend):
         if isinstance(native.get("stdout_logfile"), str):
             # procmgmt creates it first, without following a symlink (supervisord would).
             extra["log_file"] = native["stdout_logfile"]
+        stderr = native.get("stderr_logfile")
+        if not _truthy(native.get("redirect_stderr", False)) and isinstance(stderr, str):
+            extra["stderr_log_file"] = stderr  # an override keeps stderr apart
         if native.get(PROXY_KEY):
             extra["proxy"] = proxy_file(spec.name)
             extra["wraps_daemon"] = _proxy.wraps_daemon(native.get(PROXY_KEY))
@@ -1251,6 +1255,21 @@ class SupervisordActivator(Activator):
             return ""
         lines = [ln for ln in str(text).splitlines() if ln.strip()][-10:]
         return ("last lines of its log:\n    " + "\n    ".join(lines)) if lines else ""
+
+    def log_source(self, gen: Generation, proc: DeployedProcess) -> LogSource:
+        """The program's log files as its manifest records them (they stay where they are
+        while it is stopped and supervisord forgets the program); otherwise (an override
+        with ``AUTO``) the ones supervisord reports."""
+        files = [str(f) for f in (proc.extra.get("log_file"), proc.extra.get("stderr_log_file"))
+                 if isinstance(f, str) and f.startswith("/")]
+        if not files:
+            try:
+                info = self.rpc().supervisor.getProcessInfo(f"{_group(proc)}:{_group(proc)}")
+            except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
+                info = {}
+            files = [str(info[k]) for k in ("stdout_logfile", "stderr_logfile")
+                     if str(info.get(k) or "").startswith("/")]
+        return LogSource(files=tuple(dict.fromkeys(files)))
 
     def status(self, gen: Generation, proc: DeployedProcess) -> ProcessStatus:
         """Running (RUNNING or STARTING) and the pid supervisord tracks (the proxy's,

@@ -92,6 +92,7 @@ from procmgmt.backends.base import (
     DeployedProcess,
     File,
     Generation,
+    LogSource,
     ProcessStatus,
     Tool,
 )
@@ -804,6 +805,11 @@ class SystemdActivator(Activator):
         pid = int(props.get("MainPID") or 0) or None
         return ProcessStatus(proc.name, active in ("active", "reloading"), pid,
                              detail=f"{unit} {active}/{props.get('SubState', '?')}")
+
+    def log_source(self, gen: Generation, proc: DeployedProcess) -> LogSource:
+        """systemd keeps a unit's stdout and stderr in the journal: ``journalctl -u``
+        (``--user-unit`` for the user's systemd)."""
+        return LogSource(journal=("--user-unit" if self.user else "-u", _unit_of(proc)))
 
     def activity(self, gen: Generation, proc: DeployedProcess, activity: str) -> int:
         """``reload`` goes to systemctl; the rest as for every activator."""

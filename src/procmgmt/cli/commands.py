@@ -284,8 +284,11 @@ def _cfg_status(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-@command("status", "show which processes of the current generation run, with their PIDs")
+@command("status", "state, PID, uptime and log of each process of the current generation "
+                   "(exit 3 unless all run)")
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from procmgmt.deploy import status
+
     profile = Profile(settings)
     path = profile.current_path()
     if not path:
@@ -296,26 +299,26 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             print(f"nothing deployed in profile {settings.profile!r}")
         return 0
     gen = load_generation(path)
-    act = Engine(settings).activator(gen.backend)
+    rows = status.rows(settings, gen, Engine(settings).activator(gen.backend))
     if args.json:
-        rows = []
-        for p in gen.processes:
-            st = act.status(gen, p)
-            rows.append({"name": p.name, "running": st.running, "pid": st.pid,
-                         "detail": st.detail, "metadata": dict(p.metadata)})
         print(json.dumps({"generation": profile.current_number(), "backend": gen.backend,
-                          "processes": rows, "settings": settings.dirs()}, indent=2))
-        return 0 if all(r["running"] for r in rows) else 3
-    print(f"generation {profile.current_number()} ({gen.backend}), "
-          f"{len(gen.processes)} processes")
-    down = 0
-    for p in gen.processes:
-        st = act.status(gen, p)
-        state = "up" if st.running else "DOWN"
-        down += 0 if st.running else 1
-        pid = f"pid {st.pid}" if st.pid else ""
-        print(f"  {p.name:<30} {state:<5} {pid} {st.detail}".rstrip())
-    return 3 if down else 0
+                          "processes": [r.to_json() for r in rows],
+                          "summary": status.summary(rows), "settings": settings.dirs()},
+                         indent=2))
+        return status.exit_status(rows)
+    print(f"generation {profile.current_number()} ({gen.backend})")
+    width = max((len(r.name) for r in rows), default=0)
+    for r in rows:
+        if r.state == status.RUNNING:
+            up = r.uptime()
+            what = (f"pid {r.pid:<8}" if r.pid else " " * 12) + (
+                f" uptime {status.duration(up):<7}" if up is not None else "")
+        else:
+            what = r.detail if r.state == status.DOWN else ""
+        log = f"  log {', '.join(r.log)}" if r.log else ""
+        print(f"  {r.name:<{width}}  {r.state:<15}  {what}{log}".rstrip())
+    print(status.summary(rows))
+    return status.exit_status(rows)
 
 
 @configure("init-state")
@@ -424,6 +427,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 from procmgmt.cli import agnostic as _agnostic  # noqa: E402  (generate-config, -P none)
 from procmgmt.cli import chainload as _chainload  # noqa: E402,F401  (registers chainload-user)
+from procmgmt.cli import control as _control  # noqa: E402,F401  (registers start, stop, restart)
 from procmgmt.cli import doctor as _doctor  # noqa: E402,F401  (registers doctor)
 from procmgmt.cli import idassign  # noqa: E402, F401  (registers id-assign)
 from procmgmt.cli import inspect as _inspect  # noqa: E402,F401  (registers analyze, graph)
+from procmgmt.cli import logs as _logs  # noqa: E402,F401  (registers logs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from procmgmt import __version__
 from procmgmt.cli.present import run_guarded
 from procmgmt.errors import UsageError
 from procmgmt.settings import FIELDS, Settings, resolve
+from procmgmt.suggest import did_you_mean
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 COMMANDS: dict[str, tuple[Handler, str]] = {}
@@ -27,9 +29,34 @@ class Parser(argparse.ArgumentParser):
     """argparse with one line per usage error: argparse's default prints the whole
     usage block (a dozen lines of settings options) before the actual mistake."""
 
+    #: Subcommand name -> its parser (set on the top-level parser).
+    subcommands: dict[str, argparse.ArgumentParser]
+
     def error(self, message: str) -> NoReturn:
-        """``procmgmt CMD: error: MESSAGE (see 'procmgmt CMD --help')``, exit 2."""
+        """``procmgmt CMD: error: MESSAGE (see 'procmgmt CMD --help')``, exit 2; a
+        misspelled command or choice gets the closest valid one."""
+        m = _INVALID_CHOICE.match(message)
+        if m:
+            word = m.group("word")
+            choices = re.findall(r"'([^']*)'", m.group("choices"))
+            hint = did_you_mean(word, choices)
+            if m.group("arg") == "COMMAND":
+                message = f"unknown command {word!r}" + (
+                    hint or f" (commands: {', '.join(choices)})")
+            else:
+                message += hint
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+    def unrecognized(self, extra: Sequence[str]) -> NoReturn:
+        """Arguments no option of this (sub)command takes, with the closest option."""
+        options = [s for action in self._actions for s in action.option_strings]
+        hint = next((h for a in extra if a.startswith("-")
+                     if (h := did_you_mean(a.split("=", 1)[0], options))), "")
+        self.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+
+
+_INVALID_CHOICE = re.compile(r"^argument (?P<arg>[^:]+): invalid choice: '(?P<word>[^']*)' "
+                             r"\(choose from (?P<choices>.*)\)$")
 
 
 def command(name: str, help_text: str) -> Callable[[Handler], Handler]:
@@ -86,8 +113,10 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"procmgmt {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     parent = settings_parser()
+    parser.subcommands = {}
     for name, (_, help_text) in COMMANDS.items():
         p = sub.add_parser(name, parents=[parent], help=help_text, description=help_text)
+        parser.subcommands[name] = p
         configure = CONFIGURE.get(name)
         if configure:
             configure(p)
@@ -123,7 +152,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        sub = parser.subcommands.get(args.command or "")
+        if isinstance(sub, Parser):
+            sub.unrecognized(extra)
+        parser.unrecognized(extra)
     if not args.command:
         parser.print_help()
         return 2

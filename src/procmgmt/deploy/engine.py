@@ -42,7 +42,7 @@ from procmgmt import fsutil, service_files
 from procmgmt import readiness as rd
 from procmgmt.backends import get_backend
 from procmgmt.backends.base import Activator, DeployedProcess, Generation
-from procmgmt.deploy import accounts, preflight
+from procmgmt.deploy import accounts, handstop, preflight
 from procmgmt.deploy.build import load_generation
 from procmgmt.deploy.doctor import store_commands
 from procmgmt.deploy.plan import Plan, compute_plan
@@ -544,7 +544,9 @@ class Engine:
                     if p.name in noted and act.status(target, p).running:
                         self.say(f"stopping {p.name} (its stop was interrupted)")
                         act.stop_and_wait(target, p)
-                dead = [p for p in target.processes if not act.status(target, p).running]
+                held = handstop.held(self.settings, target)  # stay stopped by hand
+                dead = [p for p in target.processes
+                        if p.name not in held and not act.status(target, p).running]
             except Exception as exc:
                 down.append(f"the processes of {label} ({target.backend}) cannot be checked: "
                             f"{_describe(exc)}")
@@ -663,7 +665,9 @@ class Engine:
         self._note_start("prepared")
         checkpoint("prepared")
         self._check_interrupt()
-        revive = [p for p in plan.keep if not act_new.status(new, p).running]
+        held = handstop.kept_by_switch(self.settings, plan.keep)  # 'procmgmt stop'ped
+        revive = [p for p in plan.keep
+                  if p.name not in held and not act_new.status(new, p).running]
         if revive:
             self.say("found not running, starting again: " + ", ".join(p.name for p in revive))
         start_names = {p.name for p in plan.start} | {p.name for p in revive}

@@ -31,9 +31,11 @@ case the time limit does not cover.
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import posix
+import re
 import signal
 import sys
 import sysconfig
@@ -46,6 +48,7 @@ from types import FrameType
 from typing import Any
 
 from procmgmt.errors import ModelLoadError, ProcmgmtError
+from procmgmt.suggest import did_you_mean
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: Frames in these directories are never "the user's line": the standard
@@ -140,7 +143,37 @@ def _reason(exc: BaseException, timeout: float | None) -> str:
                 "they never end the program")
     if isinstance(exc, RecursionError):
         return f"{describe(exc)} (endless recursion?)"
+    if isinstance(exc, TypeError):
+        return unknown_keyword(exc) or describe(exc)
     return describe(exc)
+
+
+_UNEXPECTED = re.compile(r"^(?P<cls>\w+)(?:\.__init__)?\(\) got an unexpected keyword "
+                         r"argument '(?P<kw>\w+)'$")
+
+
+def unknown_keyword(exc: TypeError) -> str | None:
+    """For a misspelled keyword of a class of procmgmt's model API (``Process``,
+    ``Credentials``, the readiness checks...): which parameter was meant. None for
+    any other TypeError (a function of the user's own: its name is all Python says)."""
+    from procmgmt import readiness
+    from procmgmt.model import credentials, process
+
+    m = _UNEXPECTED.match(str(exc))
+    if m is None:
+        return None
+    classes = {c.__name__: c for c in (process.Process, process.Instance, credentials.Credentials,
+                                       credentials.User, credentials.Group, readiness.TCP,
+                                       readiness.HTTP, readiness.Command, readiness.LogLine,
+                                       readiness.PidFile, readiness.Notify)}
+    cls = classes.get(m.group("cls"))
+    if cls is None:
+        return None
+    params = [name for name, p in inspect.signature(cls).parameters.items()
+              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    word = m.group("kw")
+    hint = did_you_mean(word, params) or f" (its parameters: {', '.join(params)})"
+    return f"{cls.__name__}() has no parameter {word!r}{hint}"
 
 
 def _write_stderr(text: str) -> None:

@@ -1,0 +1,102 @@
+"""What ``procmgmt status`` reports: per process its state, PID, uptime and log.
+
+States: ``running``; ``stopped by hand`` (``procmgmt stop``, recorded in
+:mod:`procmgmt.deploy.handstop`); ``down`` (not running although nothing asked
+for it: crashed, killed, or never came up). For the exit status a process
+stopped by hand counts as not up, as ``systemctl is-active`` counts an inactive
+unit and an LSB ``status`` a stopped service: 0 only when every process runs,
+3 otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from procmgmt.backends.base import Activator, Generation
+from procmgmt.deploy import handstop
+from procmgmt.pids import started_at
+from procmgmt.settings import Settings
+
+RUNNING = "running"
+STOPPED_BY_HAND = "stopped by hand"
+DOWN = "down"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One process's status."""
+
+    name: str
+    state: str
+    pid: int | None
+    #: When the process started (seconds since the epoch), None when not running.
+    started_at: float | None
+    #: Where its output is: log files, or a ``journalctl`` command.
+    log: tuple[str, ...]
+    #: The manager's own words (supervisord's state, "no pid in ...").
+    detail: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def uptime(self, now: float | None = None) -> float | None:
+        """Seconds since it started (None when not running)."""
+        if self.started_at is None:
+            return None
+        return max(0.0, (time.time() if now is None else now) - self.started_at)
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as ``status --json`` prints it."""
+        return {"name": self.name, "state": self.state, "running": self.state == RUNNING,
+                "pid": self.pid,
+                "started_at": None if self.started_at is None else round(self.started_at, 2),
+                "log": list(self.log), "detail": self.detail, "metadata": self.metadata}
+
+
+def rows(settings: Settings, gen: Generation, act: Activator) -> list[Row]:
+    """The status of every process of ``gen``, in start order."""
+    held = handstop.held(settings, gen)
+    out = []
+    for p in gen.processes:
+        st = act.status(gen, p)
+        state = RUNNING if st.running else STOPPED_BY_HAND if p.name in held else DOWN
+        pid = st.pid if st.running else None
+        source = act.log_source(gen, p)
+        log = source.files or ((f"journalctl {' '.join(source.journal)}",)
+                               if source.journal else ())
+        out.append(Row(p.name, state, pid, started_at(pid) if pid else None, log, st.detail,
+                       dict(p.metadata)))
+    return out
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """``1 process``, ``2 processes``."""
+    return f"{count} {word if count == 1 else (words or word + 's')}"
+
+
+def summary(rows: list[Row]) -> str:
+    """``3 processes, 1 up, 1 stopped by hand, 1 down`` (zero counts after 'up' left out)."""
+    parts = [plural(len(rows), "process", "processes"),
+             f"{sum(r.state == RUNNING for r in rows)} up"]
+    for state in (STOPPED_BY_HAND, DOWN):
+        n = sum(r.state == state for r in rows)
+        if n:
+            parts.append(f"{n} {state}")
+    return ", ".join(parts)
+
+
+def exit_status(rows: list[Row]) -> int:
+    """0 when every process runs, 3 otherwise (stopped by hand included)."""
+    return 0 if all(r.state == RUNNING for r in rows) else 3
+
+
+def duration(seconds: float) -> str:
+    """``45s``, ``2m05s``, ``1h02m``, ``3d04h``."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
