@@ -279,7 +279,7 @@ def fit_exponent(ns: Sequence[float], ts: Sequence[float]) -> float | None:
     return sum((x - mx) * (y - my) for x, y in pts) / sxx
 
 
-def free_port_block(count: int, lo: int = 30000, hi: int = 60000) -> int:
+def free_port_block(count: int, lo: int = 20000, hi: int = 32700) -> int:
     """The first port of ``count`` consecutive free ports on 127.0.0.1 (bounded search)."""
     base = lo
     for _ in range(200):

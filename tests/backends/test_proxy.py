@@ -47,7 +47,7 @@ VARIANTS = {
 
 def _free_port() -> int:
     for _ in range(100):
-        port = random.randint(20000, 60000)
+        port = random.randint(20000, 32700)
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))

@@ -108,7 +108,7 @@ def parse_with_supervisor(tmp_path: Path, programs: Mapping[str, str]) -> dict[s
 def _free_port_base(count: int) -> int:
     """A base port such that base..base+count-1 are all free on 127.0.0.1."""
     for _ in range(200):
-        base = random.randint(20000, 60000 - count)
+        base = random.randint(20000, 32700 - count)
         ok = True
         for port in range(base, base + count):
             with socket.socket() as s:

@@ -19,8 +19,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent.parent
 
 
-def free_port_block(count: int, start: int = 30000, end: int = 60000) -> int:
-    """A base port such that base .. base+count-1 are all free on 127.0.0.1."""
+def free_port_block(count: int, start: int = 20000, end: int = 32700) -> int:
+    """A base port such that base .. base+count-1 are all free on 127.0.0.1.
+
+    Below Linux's default ephemeral range (32768-60999): a port found free there
+    can be taken by any outgoing connection before the test's server binds it."""
     import random
 
     rng = random.Random(os.getpid() ^ int(time.time()))

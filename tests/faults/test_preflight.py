@@ -71,7 +71,7 @@ def _assert_untouched(run: Cli, state: Path, base: int, before: dict[str, int | 
 
 @pytest.fixture
 def foreign() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    port = free_port_block(1, start=40000)
+    port = free_port_block(1, start=27000)
     server = _foreign_server(port)
     try:
         yield port, server
@@ -173,7 +173,7 @@ def test_readiness_is_not_fooled_by_another_listener(backend: str, tmp_path: Pat
     pre-flight) holds the port claimant's TCP check probes. The connection succeeds,
     but the listener is not claimant's: the switch fails naming squatter's PID and
     command, and generation 1 is restored."""
-    squat = free_port_block(1, start=40000)
+    squat = free_port_block(1, start=27000)
     run, state, base = _cli(backend, tmp_path, squat_port=squat, problems=["squatter"])
     try:
         run("switch", SIMPLE)
