@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import stat
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 #: Environment variable every process procmgmt starts carries (``<state dir>:<profile>``).
 #: Defined here (not in :mod:`procmgmt.validate`) so the trust rule needs no model code.
 MARKER_DEPLOYMENT = "PROCMGMT_DEPLOYMENT"
+MARKER_PROCESS = "PROCMGMT_PROCESS"
 
 #: How a :class:`Verdict` ends.
 TRUSTED = "trusted"
@@ -259,6 +261,35 @@ def _writers(path: str, st: os.stat_result) -> set[int] | None:
     return {uid for uid in (st.st_uid, dst.st_uid) if uid != 0}
 
 
+_WORD_END = re.compile(rb"[\0\s;\"']")
+
+
+def cmdline_marker(pid: int, want: str) -> str | None:
+    """The process name of a process whose command line (or the title it rewrote
+    it to) holds ``PROCMGMT_DEPLOYMENT=<want>`` as a whole word; None if it does not."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    needle = f"{MARKER_DEPLOYMENT}={want}".encode()
+    at = raw.find(needle)
+    while at >= 0:
+        end = at + len(needle)
+        if (at == 0 or _WORD_END.match(raw, at - 1)) and \
+                (end == len(raw) or _WORD_END.match(raw, end)):
+            break
+        at = raw.find(needle, at + 1)
+    if at < 0:
+        return None
+    name = raw.find(f"{MARKER_PROCESS}=".encode())
+    if name < 0:
+        return "?"
+    value = raw[name + len(MARKER_PROCESS) + 1:]
+    stop = _WORD_END.search(value)
+    return (value[:stop.start()] if stop else value).decode(errors="replace") or "?"
+
+
 def _marker(pid: int, marker: str) -> str | None:
     """None when ``pid`` carries ``PROCMGMT_DEPLOYMENT=<marker>``; "unknown" when
     its environment cannot be read or was overwritten (daemons such as nginx,
@@ -274,6 +305,8 @@ def _marker(pid: int, marker: str) -> str | None:
     for e in entries:
         if e.startswith(MARKER_DEPLOYMENT.encode() + b"="):
             return f"belongs to another deployment ({e.decode(errors='replace')})"
+    if cmdline_marker(pid, marker) is not None:
+        return None  # wrote its title over its environment, marker passed on its command line
     return f"does not carry this deployment's marker {MARKER_DEPLOYMENT}"
 
 

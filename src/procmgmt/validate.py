@@ -21,7 +21,7 @@ from procmgmt.model.process import Instance, Process
 from procmgmt.model.spec import ProcessSpec, normalize_signal, to_spec
 from procmgmt.numbers import is_real, seconds_problem
 from procmgmt.ordering import find_cycle, ranks, start_order
-from procmgmt.pids import MARKER_DEPLOYMENT
+from procmgmt.pids import MARKER_DEPLOYMENT, MARKER_PROCESS
 from procmgmt.readiness import HTTP, TCP, LogLine, Notify, Readiness, notify_socket_path
 from procmgmt.settings import Settings
 
@@ -374,7 +374,6 @@ def _check_credentials(c: _Collector, model: Model) -> None:
 #: Environment variables procmgmt adds to every process: which deployment
 #: (:data:`procmgmt.pids.MARKER_DEPLOYMENT`, which the pid-file trust rule reads) and
 #: which process it belongs to. ``procmgmt doctor`` finds strays by them.
-MARKER_PROCESS = "PROCMGMT_PROCESS"
 
 
 def deployment_id(settings: Settings) -> str:

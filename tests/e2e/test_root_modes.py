@@ -123,7 +123,7 @@ def expected(rel: tuple[str, ...], st: os.stat_result, services: set[int]) -> st
                 return exact(stat.S_IFDIR, 0o755)
             if sub[2:] == ("supervisord.conf",):
                 return exact(stat.S_IFREG, 0o644)
-            if sub[2:] == ("external.json",):
+            if sub[2:] in (("external.json",), ("start.lock",)):
                 return exact(stat.S_IFREG, 0o600)
             if len(sub) == 4 and sub[2] in ("conf.d", "bin"):
                 return exact(stat.S_IFLNK, 0)

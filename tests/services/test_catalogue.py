@@ -34,8 +34,9 @@ import pytest
 
 from procmgmt.deploy.build import evaluate
 from procmgmt.deploy.doctor import marked_processes
+from procmgmt.pids import MARKER_DEPLOYMENT, MARKER_PROCESS
 from procmgmt.testing import Deployment, deployed
-from procmgmt.validate import MARKER_DEPLOYMENT, MARKER_PROCESS, deployment_id
+from procmgmt.validate import deployment_id
 from tests.conftest import golden_settings
 from tests.e2e.util import free_port_block
 

@@ -957,9 +957,9 @@ class SupervisordActivator(Activator):
     def _start_lock(self) -> Iterator[None]:
         """Held while deciding whether to start this profile's supervisord and starting
         it: two procmgmt commands must never both start one."""
-        os.makedirs(self.dir, mode=0o755, exist_ok=True)
-        fd = os.open(os.path.join(self.dir, "start.lock"),
-                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        fsutil.ensure_dir(self.dir)
+        # 0600: a lock others can open, they can hold (and so block every start).
+        fd = fsutil.open_file(os.path.join(self.dir, "start.lock"), fsutil.PRIVATE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import time
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ from dataclasses import dataclass
 from procmgmt.backends.base import Activator, Generation
 from procmgmt.pids import (
     MARKER_DEPLOYMENT,
+    MARKER_PROCESS,
+    cmdline_marker,
     expected_uid,
     pid_alive,
     protected_pids,
@@ -30,7 +31,7 @@ from procmgmt.pids import (
     trusted_pid,
 )
 from procmgmt.settings import Settings
-from procmgmt.validate import MARKER_PROCESS, deployment_id
+from procmgmt.validate import deployment_id
 
 
 @dataclass(frozen=True)
@@ -75,35 +76,6 @@ def _cmdline(pid: int) -> str:
 
 
 #: Bytes that end a ``NAME=value`` word in a command line or process title.
-_WORD_END = re.compile(rb"[\0\s;\"']")
-
-
-def _cmdline_marker(pid: int, want: str) -> str | None:
-    """The process name of a process whose command line (or the title it rewrote
-    it to) holds ``PROCMGMT_DEPLOYMENT=<want>`` as a whole word; None if it does not."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return None
-    needle = f"{MARKER_DEPLOYMENT}={want}".encode()
-    at = raw.find(needle)
-    while at >= 0:
-        end = at + len(needle)
-        if (at == 0 or _WORD_END.match(raw, at - 1)) and \
-                (end == len(raw) or _WORD_END.match(raw, end)):
-            break
-        at = raw.find(needle, at + 1)
-    if at < 0:
-        return None
-    name = raw.find(f"{MARKER_PROCESS}=".encode())
-    if name < 0:
-        return "?"
-    value = raw[name + len(MARKER_PROCESS) + 1:]
-    stop = _WORD_END.search(value)
-    return (value[:stop.start()] if stop else value).decode(errors="replace") or "?"
-
-
 def marked_processes(settings: Settings) -> dict[int, str]:
     """pid -> process name of every live process carrying this deployment's marker
     (in its environment, else in its command line)."""
@@ -117,7 +89,7 @@ def marked_processes(settings: Settings) -> dict[int, str]:
         if MARKER_DEPLOYMENT in env:
             name = env.get(MARKER_PROCESS, "?") if env[MARKER_DEPLOYMENT] == want else None
         else:
-            name = _cmdline_marker(pid, want)
+            name = cmdline_marker(pid, want)
         if name is not None and pid_alive(pid):
             found[pid] = name
     return found
