@@ -2,8 +2,37 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.resources
 import shlex
 from collections.abc import Iterable
+
+#: How the first line of every shipped ``.sh`` file starts: it tells
+#: shellcheck the dialect (and which variables the generated script sets,
+#: ``disable=SC2154``) when the file is linted on its own; the line is not
+#: part of the text that generated scripts embed.
+SHELLCHECK_DIRECTIVE = "# shellcheck shell=sh"
+
+
+@functools.cache
+def shell_file(package: str, name: str) -> str:
+    """The shell code kept in the package data file ``name`` of ``package``.
+
+    Shell lives in ``.sh`` files rather than Python string constants so that
+    it is linted once as what it is (shellcheck, dash -n, checkbashisms: see
+    tests/backends/test_shell_files.py) and read like any shell script. The
+    files hold static code only: what varies per process reaches it through
+    shell variables set by the generated script, never by text substitution.
+    Leading ``## `` lines are notes for whoever maintains the file (why the
+    code is as it is); they stay out of the generated scripts.
+    """
+    text = importlib.resources.files(package).joinpath(name).read_text(encoding="utf-8")
+    if not text.startswith(SHELLCHECK_DIRECTIVE):
+        raise ValueError(f"{package}/{name} must start with {SHELLCHECK_DIRECTIVE!r}")
+    lines = text.splitlines(keepends=True)[1:]
+    while lines and lines[0].startswith("##"):
+        del lines[0]
+    return "".join(lines)
 
 
 def quote(word: str) -> str:
@@ -22,47 +51,9 @@ def export_lines(environment: dict[str, str]) -> list[str]:
 
 
 #: ``procmgmt_pid_owned PID UID``: true when PID's real user is the numeric
-#: ``UID``; sets ``procmgmt_owner``. Generated scripts that run as root signal
-#: a pid from a pid file only after this check when the process runs as a
-#: user of its own: that user can write the pid file, and must not be able to
-#: choose what root signals (the rule of :func:`procmgmt.pids.trusted_pid`).
-#: /proc/PID/status where there is one (read by the shell: no fork), else
-#: ``ps -o ruid=``.
-PID_OWNED_SH = r"""# procmgmt_pid_owned PID UID: PID's real user is UID; sets procmgmt_owner.
-procmgmt_pid_owned() {
-    procmgmt_owner=
-    if [ -r "/proc/$1/status" ]; then
-        while read -r procmgmt_key procmgmt_value procmgmt_rest; do
-            if [ "$procmgmt_key" = Uid: ]; then
-                procmgmt_owner=$procmgmt_value
-                break
-            fi
-        done <"/proc/$1/status"
-        : "$procmgmt_rest"
-    else
-        procmgmt_owner=$(ps -o ruid= -p "$1" 2>/dev/null | tr -d ' ')
-    fi
-    [ -n "$procmgmt_owner" ] && [ "$procmgmt_owner" = "$2" ]
-}
-"""
+#: ``UID``; sets ``procmgmt_owner`` (sh/pid_owned.sh says why).
+PID_OWNED_SH = shell_file("procmgmt.backends", "sh/pid_owned.sh")
 
-
-#: ``procmgmt_make_piddir DIR USER``: the process's own pid directory, created
-#: again when a reboot emptied the runtime dir (procmgmt creates it before a
-#: switch starts the process; a boot or a supervisor restart does not go
-#: through procmgmt): 0755 and owned by USER (empty: the caller), in a
-#: parent nobody else can write. A symlink in its place or as its parent is
-#: refused (:meth:`procmgmt.settings.Settings.pid_dir`).
-MAKE_PIDDIR_SH = r"""# procmgmt_make_piddir DIR USER: the own pid directory DIR, owned by USER.
-procmgmt_make_piddir() {
-    if [ -L "$1" ] || [ -L "${1%/*}" ]; then
-        echo "$procmgmt_name: $1 or its parent is a symlink; refusing it" >&2
-        return 1
-    fi
-    [ ! -d "$1" ] || return 0
-    mkdir -p "$1" && chmod 0755 "${1%/*}" "$1" || return 1
-    if [ -n "$2" ]; then
-        chown "$2:$(id -g "$2")" "$1" || return 1
-    fi
-}
-"""
+#: ``procmgmt_make_piddir DIR USER``: the process's own pid directory
+#: (sh/make_piddir.sh says why).
+MAKE_PIDDIR_SH = shell_file("procmgmt.backends", "sh/make_piddir.sh")

@@ -94,13 +94,10 @@ from procmgmt.backends.base import (
 )
 from procmgmt.backends.launchd_schema import check_plist
 from procmgmt.errors import DeployError
-from procmgmt.model.spec import ProcessSpec, dependents_of
+from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec, dependents_of
 from procmgmt.settings import Settings
 
 DEFAULT_PREFIX = "org.procmgmt."
-#: Appended to a process's ``path`` entries (launchd's own default PATH is
-#: /usr/bin:/bin:/usr/sbin:/sbin; the proxy needs sh, ps, kill and sleep).
-SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 DAEMONS_DIR = "Library/LaunchDaemons"
 AGENTS_DIR = "Library/LaunchAgents"
 #: The shell the embedded proxy runs with.

@@ -81,16 +81,13 @@ from procmgmt.backends.base import (
     ProcessStatus,
 )
 from procmgmt.errors import DeployError, UsageError
-from procmgmt.model.spec import ProcessSpec, dependents_of
+from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec, dependents_of
 from procmgmt.pids import pid_alive
 from procmgmt.settings import Settings
 from procmgmt.testhooks import fail_point
 
 log = logging.getLogger(__name__)
 
-#: Appended to a process's ``path`` entries: PATH is set exactly (supervisord
-#: cannot refer to the inherited PATH) and ``nice``/``sleep`` must stay reachable.
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 #: Key order of rendered program sections (anything else follows, sorted).
 KEY_ORDER = (

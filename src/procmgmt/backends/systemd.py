@@ -97,7 +97,7 @@ from procmgmt.backends.base import (
     Tool,
 )
 from procmgmt.errors import DeployError, UsageError
-from procmgmt.model.spec import ProcessSpec
+from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec
 from procmgmt.settings import Settings
 from procmgmt.testhooks import fail_point
 
@@ -107,8 +107,6 @@ TARGET_DIR_ENV = "PROCMGMT_SYSTEMD_TARGET_DIR"
 DEFAULT_PREFIX = "procmgmt-"
 SYSTEM_TARGET_DIR = "/etc/systemd/system"
 UNIT_DIR = "etc/systemd/system"
-#: systemd's own PATH for services, appended to ``path`` (Environment= cannot say $PATH).
-FALLBACK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Section order in the unit file; other sections follow in model order.
 SECTION_ORDER = ("Unit", "Service", "Install")
 #: Seconds a started unit must stay active: Type=simple reports success at fork.
@@ -458,7 +456,7 @@ class SystemdBackend(Backend):
             del environment["NOTIFY_SOCKET"]
         path = spec.path_value()
         if path:
-            environment["PATH"] = f"{path}:{FALLBACK_PATH}"
+            environment["PATH"] = f"{path}:{SYSTEM_PATH}"
         if environment:
             service["Environment"] = environment
         if spec.directory:

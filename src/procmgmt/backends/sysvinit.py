@@ -60,7 +60,7 @@ from procmgmt.backends.base import (
 )
 from procmgmt.deploy.state import directory_mode
 from procmgmt.errors import DeployError
-from procmgmt.model.spec import ProcessSpec
+from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec
 from procmgmt.numbers import seconds_problem
 from procmgmt.settings import Settings
 
@@ -77,9 +77,6 @@ DEFAULT_START_TIMEOUT = 10
 DEFAULT_START_GRACE = 0.5
 #: Order of the standard activities in the ``case``; others follow sorted.
 STANDARD_ACTIVITIES = ("start", "stop", "reload", "restart", "status")
-#: Used when the script is run with an empty environment (as some inits do):
-#: an empty PATH followed by ":$PATH" would otherwise search the current directory.
-FALLBACK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Extra seconds the activator allows beyond the script's own timeouts.
 ACTIVATOR_SLACK = 60
 
@@ -642,7 +639,7 @@ def render_script(native: dict[str, Any]) -> str:
         lines.append(f"umask {umask_text}")
     path = native.get("path")
     prefix = f"{quote(str(path))}:" if path else ""
-    lines.append(f'PATH={prefix}"${{PATH:-{FALLBACK_PATH}}}"; export PATH')
+    lines.append(f'PATH={prefix}"${{PATH:-{SYSTEM_PATH}}}"; export PATH')
     env = {str(k): str(v) for k, v in environment.items()}
     if any(c in v for v in env.values() for c in "$`\\\"'"):
         # Single-quoted values are literal on purpose; shellcheck would

@@ -43,13 +43,11 @@ from procmgmt import readiness as rd
 from procmgmt.backends.base import Activator, DeployedProcess, Generation
 from procmgmt.deploy.plan import Plan
 from procmgmt.errors import DeployError, ProcmgmtError
+from procmgmt.model.spec import SYSTEM_PATH
 
 if TYPE_CHECKING:
     from procmgmt.deploy.engine import Engine
 
-#: Searched after a process's own ``path`` when an executable is a bare name (the
-#: generated scripts and supervisord fall back to these).
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Host names a readiness check may use for this machine.
 LOCAL_HOSTS = ("localhost", "0.0.0.0", "::", "::1", "")
 

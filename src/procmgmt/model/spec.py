@@ -18,6 +18,12 @@ from procmgmt.model.credentials import Credentials
 from procmgmt.model.process import Override, Process
 from procmgmt.settings import Settings
 
+#: The search path appended after a process's own ``path`` entries, and the
+#: one a generated script falls back to when it inherits no PATH at all (a
+#: boot-time init, launchd, cygrunsrv). One value for every backend so a
+#: program is found the same way whatever manager starts it.
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 
 @dataclass(frozen=True)
 class ProcessSpec:

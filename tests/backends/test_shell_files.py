@@ -1,0 +1,47 @@
+"""Every shell file the package ships is linted once, as the shell it is.
+
+Shell code lives in ``.sh`` package data (see
+:func:`procmgmt.backends._shell.shell_file`); this walks what the installed
+package holds, so a file that is not shipped, or one that a linter rejects,
+fails here rather than inside some generated script.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from importlib.resources.abc import Traversable
+
+import pytest
+
+from procmgmt.backends._shell import SHELLCHECK_DIRECTIVE
+from tests import _lanes
+
+
+def _shell_files(root: Traversable, prefix: str = "") -> dict[str, str]:
+    found: dict[str, str] = {}
+    for entry in root.iterdir():
+        name = f"{prefix}{entry.name}"
+        if entry.is_dir():
+            found.update(_shell_files(entry, f"{name}/"))
+        elif entry.name.endswith(".sh"):
+            found[name] = entry.read_text(encoding="utf-8")
+    return found
+
+
+FILES = _shell_files(importlib.resources.files("procmgmt"))
+
+
+def test_the_package_ships_its_shell_files() -> None:
+    assert "backends/sh/pid_owned.sh" in FILES
+    assert "backends/sh/make_piddir.sh" in FILES
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_shell_file_declares_its_dialect(name: str) -> None:
+    assert FILES[name].startswith(SHELLCHECK_DIRECTIVE), name
+
+
+def test_shell_files_lint_clean() -> None:
+    texts = list(FILES.values())
+    _lanes.assert_lints_clean(texts, _lanes.SHELLCHECK, _lanes.DASH_N, _lanes.SH_N,
+                              ("checkbashisms", "-f"))
