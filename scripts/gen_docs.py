@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""Regenerate the capability table in docs/backends.md from the backends' code.
+"""Regenerate the backend tables in docs/backends.md and README.md from the code.
 
-The table between ``<!-- capabilities:begin -->`` and
-``<!-- capabilities:end -->`` is what ``procmgmt backends`` prints (each
-registered backend's :class:`~procmgmt.backends.base.Capabilities`), so the
-docs cannot drift from the code: ``tests/unit/test_docs.py`` fails when the
-committed table differs from what this script writes.
+Each table sits between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->``
+markers and is built from the backend registry: the capability table and
+the backends' own settings in docs/backends.md (what ``procmgmt backends``
+and ``--help`` print), the short backend table in README.md. The docs
+cannot drift from the code: ``tests/unit/test_docs.py`` fails when a
+committed table differs from what this script writes, and a new backend
+appears in every table without editing any.
 
 Usage::
 
-    .venv/bin/python scripts/gen_docs.py          # rewrite docs/backends.md
+    .venv/bin/python scripts/gen_docs.py          # rewrite the files
     .venv/bin/python scripts/gen_docs.py --check  # exit 1 (with a diff) if stale
 """
 
@@ -18,29 +20,32 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "backends.md"
+README = REPO / "README.md"
 BEGIN = "<!-- capabilities:begin -->"
 END = "<!-- capabilities:end -->"
 COMMAND = ".venv/bin/python scripts/gen_docs.py"
 
 sys.path.insert(0, str(REPO / "src"))
 
-from procmgmt.backends import backend_names, get_backend  # noqa: E402
-from procmgmt.backends.table import capability_table  # noqa: E402
+from procmgmt.backends import backend_names, get_backend, registry  # noqa: E402
+from procmgmt.backends.table import (  # noqa: E402
+    capability_table,
+    render_table,
+    settings_table,
+)
+
+NOTE = f"<!-- Generated from the backend registry by `{COMMAND}`; do not edit by hand. -->"
 
 
 def generated_block() -> str:
-    """The text between the markers: a do-not-edit note, the table and each backend's notes."""
+    """The capability block: a do-not-edit note, the table and each backend's notes."""
     names = backend_names()
-    lines = [
-        f"<!-- Generated from Backend.capabilities by `{COMMAND}`; do not edit by hand. -->",
-        "",
-        capability_table(names, markdown=True),
-        "",
-    ]
+    lines = [NOTE, "", capability_table(names, markdown=True), ""]
     for name in names:
         notes = get_backend(name).capabilities.notes
         if notes:
@@ -48,41 +53,74 @@ def generated_block() -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+def settings_block() -> str:
+    """Every backend's own ``PROCMGMT_*`` variables (``Backend.own_settings``)."""
+    return "\n".join([NOTE, "", settings_table(backend_names(), markdown=True)]) + "\n"
+
+
+def readme_block() -> str:
+    """README's short table: what each backend prefers, how it orders, who deploys,
+    what our tests do with it."""
+    data = []
+    for name, cls in registry().items():
+        c = cls.capabilities
+        data.append((name, c.prefers.value if c.prefers else "-", c.ordering_detail,
+                     ", ".join(p.value for p in sorted(c.privileges, key=lambda p: p.value))
+                     if c.deploys else "does not deploy", c.tested.value))
+    table = render_table(("backend", "mode it prefers", "dependencies written as",
+                          "deploys as", "in our tests"), data, markdown=True)
+    return "\n".join([NOTE, "", table]) + "\n"
+
+
+def replace_block(text: str, marker: str, block: str, where: Path) -> str:
+    """``text`` with the block between the ``marker`` markers replaced by ``block``."""
+    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+    start, stop = text.find(begin), text.find(end)
+    if start < 0 or stop < 0 or stop < start:
+        raise ValueError(f"{where}: markers {begin} ... {end} not found (in that order)")
+    return text[: start + len(begin)] + "\n" + block + text[stop:]
+
+
 def regenerate(text: str) -> str:
-    """``text`` with the block between the markers replaced by :func:`generated_block`."""
-    start = text.find(BEGIN)
-    end = text.find(END)
-    if start < 0 or end < 0 or end < start:
-        raise ValueError(f"{DOC}: markers {BEGIN} ... {END} not found (in that order)")
-    return text[: start + len(BEGIN)] + "\n" + generated_block() + text[end:]
+    """docs/backends.md ``text`` with its generated blocks rewritten."""
+    text = replace_block(text, "capabilities", generated_block(), DOC)
+    return replace_block(text, "settings", settings_block(), DOC)
 
 
-def diff(old: str, new: str) -> str:
+def regenerate_readme(text: str) -> str:
+    """README.md ``text`` with its backend table rewritten."""
+    return replace_block(text, "backends", readme_block(), README)
+
+
+def diff(old: str, new: str, name: str = "docs/backends.md") -> str:
     """Unified diff between the committed and the generated doc."""
     return "".join(difflib.unified_diff(old.splitlines(keepends=True),
                                         new.splitlines(keepends=True),
-                                        "docs/backends.md (committed)",
-                                        "docs/backends.md (generated)"))
+                                        f"{name} (committed)", f"{name} (generated)"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Rewrite the doc, or with --check report whether it is current."""
+    """Rewrite the docs, or with --check report whether they are current."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true",
-                        help="do not write; exit 1 and print a diff when the table is stale")
+                        help="do not write; exit 1 and print a diff when a table is stale")
     args = parser.parse_args(argv)
-    old = DOC.read_text(encoding="utf-8")
-    new = regenerate(old)
-    if args.check:
-        if old != new:
-            sys.stdout.write(diff(old, new))
-            print(f"docs/backends.md is stale: run {COMMAND}", file=sys.stderr)
-            return 1
-        return 0
-    if old != new:
-        DOC.write_text(new, encoding="utf-8")
-        print(f"updated {DOC}")
-    return 0
+    files: list[tuple[Path, Callable[[str], str]]] = [(DOC, regenerate),
+                                                      (README, regenerate_readme)]
+    stale = 0
+    for path, rewrite in files:
+        old = path.read_text(encoding="utf-8")
+        new = rewrite(old)
+        if old == new:
+            continue
+        if args.check:
+            sys.stdout.write(diff(old, new, path.name))
+            print(f"{path.name} is stale: run {COMMAND}", file=sys.stderr)
+            stale = 1
+        else:
+            path.write_text(new, encoding="utf-8")
+            print(f"updated {path}")
+    return stale
 
 
 if __name__ == "__main__":

@@ -48,8 +48,6 @@ from procmgmt.readiness import KINDS, from_json
 from procmgmt.settings import Settings
 from procmgmt.validate import validate
 
-#: The ``-P`` value that selects agnostic JSON specs instead of a backend.
-NONE = "none"
 SPEC_SUFFIX = ".json"
 
 #: Spec keys (Process field names) and the camelCase names nix-processmgmt uses.

@@ -31,14 +31,41 @@ DEFAULT_MODEL_TIMEOUT = 60.0
 
 @dataclass(frozen=True)
 class SettingField:
-    """One setting: attribute name, long flag, environment variable, kind and help."""
+    """One setting: attribute name, long flag, environment variable, kind and help.
+
+    The shared settings (:data:`FIELDS`) have a flag and a :class:`Settings`
+    attribute. A backend's own settings (``Backend.own_settings``) are
+    environment variables only (``flag`` None): they are listed with the
+    others (``--help``, docs/backends.md), checked by :func:`resolve`, and a
+    backend reads them with :meth:`read`, never with ``os.environ.get``."""
 
     attr: str
-    flag: str
+    flag: str | None
     env: str
     kind: str  # "path", "bool", "str", "json", "seconds"
     help: str
     short: str | None = None
+    #: What :meth:`read` returns when the variable is unset (or empty, see keep_empty).
+    default: Any = None
+    #: An empty value is a value (a unit name prefix may be empty), not "unset".
+    keep_empty: bool = False
+
+    def describe_default(self) -> str:
+        """The default as a user writes it ("1"/"0" for a boolean), "" without one."""
+        if self.default is None:
+            return ""
+        if isinstance(self.default, bool):
+            return "1" if self.default else "0"
+        return str(self.default)
+
+    def read(self, environ: Mapping[str, str] | None = None) -> Any:
+        """The value of the variable in ``environ`` (default: this process's
+        environment), parsed like every setting of its kind; :attr:`default` when unset."""
+        env = os.environ if environ is None else environ
+        raw = env.get(self.env)
+        if raw is None or (raw == "" and not self.keep_empty):
+            return self.default
+        return _parse_value(self, raw, self.env)
 
 
 FIELDS: tuple[SettingField, ...] = (
@@ -78,6 +105,14 @@ FIELDS: tuple[SettingField, ...] = (
 )
 
 FIELDS_BY_ATTR = {f.attr: f for f in FIELDS}
+
+
+def backend_fields() -> dict[str, tuple[SettingField, ...]]:
+    """Backend name -> the settings it declares (``Backend.own_settings``), for every
+    registered backend that declares any: the rest of the one settings table."""
+    from procmgmt.backends import registry
+
+    return {name: cls.own_settings for name, cls in registry().items() if cls.own_settings}
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -224,7 +259,7 @@ def resolve(
     for f in FIELDS:
         value = cli.get(f.attr)
         if value is not None and not (f.kind == "bool" and value is False):
-            given[f.attr] = _parse_value(f, value, f.flag)
+            given[f.attr] = _parse_value(f, value, f.flag or f.env)
         elif env.get(f.env) not in (None, ""):
             given[f.attr] = _parse_value(f, env[f.env], f.env)
 
@@ -251,6 +286,9 @@ def resolve(
     values["profile"] = given.get("profile", DEFAULT_PROFILE)
     values["extra_params"] = given.get("extra_params", {})
     values["model_timeout"] = given.get("model_timeout", DEFAULT_MODEL_TIMEOUT)
+    for fields in backend_fields().values():
+        for f in fields:  # a bad value fails here, before anything is built or stopped
+            f.read(env)
     if "/" in values["profile"] or not values["profile"] or values["profile"].startswith("."):
         raise UsageError(f"--profile: {values['profile']!r} is not a valid profile name")
     uid, gid = os.geteuid(), os.getegid()

@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from procmgmt.backends import backend_names, capabilities_of
+from procmgmt.backends.base import PidFiles
 from procmgmt.errors import Problem, ValidationError
 from procmgmt.model.contain import user_code
 from procmgmt.model.credentials import Credentials, Group, User
@@ -48,12 +50,6 @@ MAX_ARG_STRLEN = 131072
 #: execve's limit for arguments and environment together when the system does not
 #: say (``sysconf(_SC_ARG_MAX)``; Linux: a quarter of the stack limit, 2 MiB by default).
 DEFAULT_ARG_MAX = 2 * 1024 * 1024
-
-KNOWN_BACKENDS = (
-    "sysvinit", "bsdrc", "systemd", "supervisord", "launchd", "cygrunsrv", "s6-rc", "docker",
-    "disnix",
-)
-
 
 def _is_str_list(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
@@ -184,9 +180,9 @@ def _check_process(c: _Collector, key: str, inst: Instance, members: set[int]) -
         add("overrides", "must be a dict of backend name -> dict or function")
     else:
         for backend, ov in p.overrides.items():
-            if backend not in KNOWN_BACKENDS:
+            if backend not in backend_names():
                 add(f"overrides.{backend}", f"unknown backend {backend!r}; known: "
-                    + ", ".join(KNOWN_BACKENDS))
+                    + ", ".join(backend_names()))
             elif not (isinstance(ov, Mapping) or callable(ov)):
                 add(f"overrides.{backend}", "must be a dict (merged) or a function (replaces)")
     if p.readiness is not None and not isinstance(p.readiness, Readiness):
@@ -313,6 +309,8 @@ def _check_conflicts(c: _Collector, model: Model, specs: dict[str, ProcessSpec],
                      settings: Settings) -> None:
     """Resources that must differ between instances: names, pid files, ports, dirs."""
     owners: dict[tuple[str, str], str] = {}
+    capabilities = capabilities_of(settings.process_manager)
+    pid_files = capabilities.pid_files if capabilities is not None else PidFiles.DAEMONS
 
     def claim(kind: str, value: Any, key: str, field: str, what: str) -> None:
         token = (kind, str(value))
@@ -330,7 +328,7 @@ def _check_conflicts(c: _Collector, model: Model, specs: dict[str, ProcessSpec],
             continue
         claim("name", spec.name, key, "name", "process name")
         needs_pid = spec.daemon is not None or spec.pid_file is not None
-        if needs_pid or settings.process_manager in ("sysvinit", "bsdrc"):
+        if needs_pid or pid_files is PidFiles.EVERY_PROCESS:
             claim("pid", spec.derived_pid_file(settings), key, "pid_file", "pid file")
         for mkey, value in inst.metadata.items():
             if value is None:

@@ -46,7 +46,16 @@ from procmgmt.backends._activation import (
     read_pid_file,
     subprocess_runner,
 )
-from procmgmt.backends.base import BuildContext, File, Generation
+from procmgmt.backends.base import (
+    BuildContext,
+    Coverage,
+    File,
+    Generation,
+    Ordering,
+    PidFiles,
+    ProcessMode,
+    Support,
+)
 from procmgmt.backends.bsdrc import (
     BSDRCActivator,
     BSDRCBackend,
@@ -153,9 +162,11 @@ def test_capabilities_match_the_brief() -> None:
     backend = get_backend("bsdrc")
     assert isinstance(backend, BSDRCBackend)
     caps = backend.capabilities
-    assert (caps.prefers, caps.dependencies, caps.user_switching, caps.user_mode,
-            caps.tested) == ("daemon", "native", True, True, "generated")
-    assert "rcorder" in caps.ordering
+    assert (caps.prefers, caps.dependencies, caps.user_switching, caps.unprivileged,
+            caps.tested) == (ProcessMode.DAEMON, Support.NATIVE, Support.NATIVE, True,
+                             Coverage.GENERATED)
+    assert caps.ordering is Ordering.EDGES and "rcorder" in caps.ordering_detail
+    assert caps.pid_files is PidFiles.EVERY_PROCESS
 
 
 def test_script_structure_daemon_mode(tmp_path: Path) -> None:
@@ -278,7 +289,7 @@ def test_validate_reports_what_rc_subr_cannot_represent(tmp_path: Path) -> None:
                     pid_file="/run/with space.pid", environment={"name": "x", "OK": "1"}),
     ]
     problems = BSDRCBackend().validate(specs, BuildContext(settings, {s.name: s for s in specs}))
-    fields = sorted((n, f) for n, f, _ in problems)
+    fields = sorted((p.instance, p.field) for p in problems)
     assert fields == [("a-b", "name"), ("a_b", "name"), ("c", "environment"), ("c", "pid_file")]
 
 

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 
 from procmgmt.backends import get_backend
 from procmgmt.backends._activation import CommandResult, subprocess_runner
-from procmgmt.backends.base import BuildContext, File
+from procmgmt.backends.base import BuildContext, File, Privilege, ProcessMode, Support
 from procmgmt.backends.cygrunsrv import (
     ENTRY,
     CygrunsrvActivator,
@@ -138,8 +138,9 @@ def test_capabilities() -> None:
     backend = get_backend("cygrunsrv")
     assert isinstance(backend, CygrunsrvBackend)
     caps = backend.capabilities
-    assert (caps.prefers, caps.dependencies, caps.user_switching) == ("foreground", "native",
-                                                                     False)
+    assert (caps.prefers, caps.dependencies, caps.user_switching) == (
+        ProcessMode.FOREGROUND, Support.NATIVE, Support.WARNED)
+    assert caps.privileges == {Privilege.ROOT}
 
 
 def test_foreground_params_in_order(tmp_path: Path) -> None:
@@ -214,7 +215,7 @@ def test_validate_reports_unpassable_arguments(tmp_path: Path) -> None:
              ProcessSpec(name="b", description="b", foreground="/bin/b",
                          environment={"X=Y": "1"})]
     problems = CygrunsrvBackend(environ={}).validate(specs, BuildContext(settings, {}))
-    assert sorted((n, f) for n, f, _ in problems) == [("a", "foreground_process_args"),
+    assert sorted((p.instance, p.field) for p in problems) == [("a", "foreground_process_args"),
                                                       ("b", "environment.X=Y")]
     model, real = evaluate(str(WEBAPPS / "processes.py"), settings)
     real = [dataclasses.replace(s, foreground_args=(*s.foreground_args, "a'b \"c\""))

@@ -35,7 +35,7 @@ import pytest
 
 from procmgmt.backends import get_backend
 from procmgmt.backends._activation import CommandResult, pid_alive, read_pid_file
-from procmgmt.backends.base import BuildContext, File
+from procmgmt.backends.base import BuildContext, Coverage, File, Ordering, ProcessMode, Support
 from procmgmt.backends.launchd import (
     LaunchdActivator,
     LaunchdBackend,
@@ -94,7 +94,8 @@ def test_capabilities_say_dependencies_are_emulated_by_the_proxy() -> None:
     assert isinstance(backend, LaunchdBackend)
     caps = backend.capabilities
     assert (caps.prefers, caps.dependencies, caps.ordering, caps.tested) == (
-        "foreground", "emulated", "proxy waits for dependency pid files", "generated")
+        ProcessMode.FOREGROUND, Support.EMULATED, Ordering.WAITS, Coverage.GENERATED)
+    assert caps.ordering_detail == "proxy waits for dependency pid files"
 
 
 def test_foreground_process_runs_directly_with_typed_keys(tmp_path: Path) -> None:
@@ -259,7 +260,7 @@ def test_carriage_return_and_control_characters_are_refused(tmp_path: Path) -> N
     spec = ProcessSpec(name="c", description="c", foreground="/bin/true",
                        environment={"A": "x\x01y"})
     problems = LaunchdBackend(environ={}).validate([spec], BuildContext(settings, {}))
-    assert [(n, f) for n, f, _ in problems] == [("c", "environment")]
+    assert [(p.instance, p.field) for p in problems] == [("c", "environment")]
     with pytest.raises(ValueError, match="read back"):
         render_plist({"Label": "x", "Program": "/bin/true", "WorkingDirectory": "a\rb"})
 

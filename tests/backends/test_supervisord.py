@@ -29,7 +29,14 @@ from hypothesis import strategies as st
 from supervisor.options import ServerOptions
 
 from procmgmt.backends import get_backend
-from procmgmt.backends.base import BuildContext, Generation
+from procmgmt.backends.base import (
+    BuildContext,
+    Coverage,
+    Generation,
+    Ordering,
+    ProcessMode,
+    Support,
+)
 from procmgmt.backends.supervisord import (
     SupervisordActivator,
     SupervisordBackend,
@@ -167,8 +174,10 @@ def test_capabilities() -> None:
     """The backend describes itself as the brief demands (procmgmt backends table)."""
     caps = SupervisordBackend.capabilities
     assert SupervisordBackend.name == "supervisord"
-    assert (caps.prefers, caps.dependencies, caps.user_switching, caps.user_mode,
-            caps.tested) == ("foreground", "native", True, True, "run")
+    assert (caps.prefers, caps.dependencies, caps.user_switching, caps.unprivileged,
+            caps.tested) == (ProcessMode.FOREGROUND, Support.NATIVE, Support.NATIVE, True,
+                             Coverage.RUN)
+    assert caps.ordering is Ordering.PRIORITY
 
 
 def test_priorities_follow_dependencies() -> None:
@@ -347,7 +356,7 @@ def test_validate_rejects_newlines() -> None:
     ctx = BuildContext(settings=golden_settings(False, "supervisord"),
                        specs={s.name: s for s in specs})
     problems = backend.validate(specs, ctx)
-    by_name = {name: (fieldname, message) for name, fieldname, message in problems}
+    by_name = {p.instance: (p.field, p.message) for p in problems}
     assert set(by_name) == {"a", "b", "c", "d"}
     assert by_name["a"][0] == "environment.X" and "line break" in by_name["a"][1]
     assert by_name["b"][0] == "foreground_process_args" and "line break" in by_name["b"][1]

@@ -424,9 +424,9 @@ def test_newline_in_environment_rejected(tmp_path: Path) -> None:
     specs = [_spec(environment={"GOOD": "a\tb", "BAD": "one\ntwo"}),
              _spec(name="other", environment={"ESC": "\x1b[0m"})]
     problems = SystemdBackend().validate(specs, _ctx(specs[0]))
-    assert [(p[0], p[1]) for p in problems] == [("svc", "environment.BAD"),
+    assert [(p.instance, p.field) for p in problems] == [("svc", "environment.BAD"),
                                                 ("other", "environment.ESC")]
-    assert "newline" in problems[0][2]
+    assert "newline" in problems[0].message
     model = tmp_path / "model.py"
     model.write_text(textwrap.dedent("""
         from procmgmt import Instance, Process
@@ -443,7 +443,7 @@ def test_newline_in_environment_rejected(tmp_path: Path) -> None:
 def test_validate_paths() -> None:
     """Relative working directories, pid files and executables with a slash are refused."""
     spec = _spec(directory="rel/dir", pid_file="x.pid", foreground="bin/x")
-    fields = [p[1] for p in SystemdBackend().validate([spec], _ctx(spec))]
+    fields = [p.field for p in SystemdBackend().validate([spec], _ctx(spec))]
     assert fields == ["directory", "pid_file", "process"]
 
 

@@ -330,8 +330,8 @@ def test_validate_chain_too_deep() -> None:
     """Rank 100 cannot be a two-digit sequence number; rank 99 still can."""
     ok, deep = _spec(name="ok", rank=99), _spec(name="deep", rank=100)
     problems = SysVInitBackend().validate([ok, deep], _ctx(ok))
-    assert [(p[0], p[1]) for p in problems] == [("deep", "dependencies")]
-    assert "two digits" in problems[0][2]
+    assert [(p.instance, p.field) for p in problems] == [("deep", "dependencies")]
+    assert "two digits" in problems[0].message
 
 
 def test_script_contents_for_every_option() -> None:

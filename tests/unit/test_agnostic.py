@@ -20,7 +20,7 @@ import pytest
 
 from procmgmt import Credentials, Group, Instance, Process, User
 from procmgmt.agnostic import SpecError, load_specs, spec_files
-from procmgmt.backends import backend_names, get_backend
+from procmgmt.backends import backend_names, deployable_names, get_backend
 from procmgmt.cli.main import main
 from procmgmt.deploy.build import evaluate, render
 from procmgmt.deploy.store import write_files
@@ -332,7 +332,7 @@ def test_build_none_writes_specs_into_the_store(tmp_path: Path,
     assert rc == 0, err
     entry = Path(out.strip())
     assert entry.parent == tmp_path / "state" / "lib" / "procmgmt" / "store"
-    assert entry.name.endswith("-agnostic")
+    assert entry.name.endswith("-none")
     assert sorted(p.name for p in entry.iterdir()) == [f"webapp{i}.json" for i in range(1, 7)]
     rc, out, err = run(capsys, "generate-config", "-P", "supervisord", "--state-dir", state,
                        str(entry / "webapp6.json"))
@@ -348,7 +348,7 @@ def test_generate_none_into_a_directory(tmp_path: Path,
     rc, out, err = run(capsys, "generate", "-P", "none", "--state-dir", str(tmp_path / "s"),
                        "-o", str(tmp_path / "out"), str(ADVANCED))
     assert rc == 0, err
-    assert "wrote 6 agnostic specs" in out
+    assert "wrote 6 files for 6 processes" in out
     assert json.loads((tmp_path / "out" / "webapp2.json").read_text())["dependencies"] == [
         "webapp1.json"]
 
@@ -359,6 +359,12 @@ def test_none_cannot_be_deployed(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert rc == 2 and "generate-config" in err
 
 
-def test_none_is_not_a_registered_backend() -> None:
-    """'none' never shows up in the backend table or the registry."""
-    assert "none" not in backend_names()
+def test_none_is_a_backend_that_does_not_deploy(capsys: pytest.CaptureFixture[str]) -> None:
+    """'none' is registered like every backend, and its capabilities (not its name)
+    keep it out of what can be deployed; the table says so."""
+    assert "none" in backend_names() and "none" not in deployable_names()
+    assert get_backend("none").capabilities.deploys is False
+    rc, out, _ = run(capsys, "backends")
+    assert rc == 0
+    assert any(line.split()[0] == "none" and "does not deploy" in line
+               for line in out.splitlines()[1:])

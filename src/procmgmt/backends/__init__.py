@@ -1,55 +1,88 @@
-"""Backend registry: built-in backends by name, plus ``procmgmt.backends`` entry points.
+"""Backend registry: every backend is found, none is listed by hand.
 
-Modules are imported lazily so that building for one backend never imports
-the others.
+A backend is a module or package directly under :mod:`procmgmt.backends`
+that defines a module-level ``BACKEND`` (its :class:`~procmgmt.backends.base.Backend`
+subclass), or a third-party one registered under the ``procmgmt.backends``
+entry point group (the entry point names the class, or a module defining
+``BACKEND``). Everything that used to list backends by name (model
+validation of ``overrides``, ``-P`` choices, the capability tables, the
+golden, ordering and injection tests) asks this registry, so adding a
+backend is adding one package (see docs/writing-a-backend.md).
+
+Modules whose name starts with ``_`` are helpers and are not imported here.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
-import importlib.util
+import pkgutil
 from importlib.metadata import entry_points
+from types import ModuleType
 
-from procmgmt.backends.base import Backend
+from procmgmt.backends.base import Backend, Capabilities
 from procmgmt.errors import UsageError
 
-#: name -> "module:Class" of the built-in backends.
-BUILTIN: dict[str, str] = {
-    "sysvinit": "procmgmt.backends.sysvinit:SysVInitBackend",
-    "supervisord": "procmgmt.backends.supervisord:SupervisordBackend",
-    "systemd": "procmgmt.backends.systemd:SystemdBackend",
-    "bsdrc": "procmgmt.backends.bsdrc:BSDRCBackend",
-    "launchd": "procmgmt.backends.launchd:LaunchdBackend",
-    "cygrunsrv": "procmgmt.backends.cygrunsrv:CygrunsrvBackend",
-}
+#: Entry point group of third-party backends.
+ENTRY_POINT_GROUP = "procmgmt.backends"
 
 
-def _available() -> dict[str, str]:
-    found = {}
-    for name, target in BUILTIN.items():
-        module = target.split(":")[0]
-        if importlib.util.find_spec(module) is not None:
-            found[name] = target
-    for ep in entry_points(group="procmgmt.backends"):
-        found.setdefault(ep.name, ep.value)
-    return found
+def _backend_class(obj: object, where: str) -> type[Backend]:
+    """``obj`` itself when it is a Backend subclass, else its ``BACKEND``."""
+    cls = getattr(obj, "BACKEND", obj) if isinstance(obj, ModuleType) else obj
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise UsageError(f"{where}: BACKEND must be a procmgmt.backends.base.Backend "
+                         f"subclass, got {cls!r}")
+    return cls
+
+
+@functools.cache
+def registry() -> dict[str, type[Backend]]:
+    """Backend name -> class: the built-in ones, then entry points (a built-in
+    name wins). Cached: discovery imports every backend module once."""
+    found: dict[str, type[Backend]] = {}
+    for info in pkgutil.iter_modules(__path__, prefix=f"{__name__}."):
+        if info.name.rpartition(".")[2].startswith("_"):
+            continue
+        module = importlib.import_module(info.name)
+        if hasattr(module, "BACKEND"):
+            cls = _backend_class(module, info.name)
+            found.setdefault(cls.name, cls)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in found:
+            continue
+        where = f"entry point {ep.name} = {ep.value} ({ENTRY_POINT_GROUP})"
+        try:
+            obj = ep.load()
+        except Exception as exc:  # a broken plugin names itself instead of a traceback
+            raise UsageError(f"{where}: cannot be loaded: {exc}") from exc
+        cls = _backend_class(obj, where)
+        if cls.name != ep.name:
+            raise UsageError(f"{where}: the class is named {cls.name!r}, not {ep.name!r}")
+        found[ep.name] = cls
+    return dict(sorted(found.items()))
 
 
 def backend_names() -> list[str]:
-    """Names of every backend that can be loaded."""
-    return sorted(_available())
+    """Names of every backend that can be loaded, sorted."""
+    return list(registry())
+
+
+def deployable_names() -> list[str]:
+    """Backends whose output can be deployed (all but generate-only ones such as ``none``)."""
+    return [name for name, cls in registry().items() if cls.capabilities.deploys]
+
+
+def capabilities_of(name: str) -> Capabilities | None:
+    """The capabilities of backend ``name``; None for a name no backend has."""
+    cls = registry().get(name)
+    return cls.capabilities if cls is not None else None
 
 
 def get_backend(name: str) -> Backend:
     """An instance of the backend called ``name``; a clear error if unknown."""
-    available = _available()
-    target = available.get(name)
-    if target is None:
-        raise UsageError(
-            f"unknown process manager {name!r}; choose one of: {', '.join(sorted(available))}"
-        )
-    module_name, _, cls_name = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), cls_name)
-    backend = cls()
-    assert isinstance(backend, Backend)
-    return backend
+    cls = registry().get(name)
+    if cls is None:
+        raise UsageError(f"unknown process manager {name!r}; choose one of: "
+                         f"{', '.join(backend_names())}")
+    return cls()

@@ -17,11 +17,17 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from enum import Enum
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from procmgmt.errors import Problem, UsageError
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.pids import pid_alive, read_pid_file
-from procmgmt.settings import Settings
+from procmgmt.settings import SettingField, Settings
+
+if TYPE_CHECKING:
+    from procmgmt.deploy.plan import Plan
+    from procmgmt.model.process import Process
 
 
 @dataclass(frozen=True)
@@ -40,25 +46,114 @@ class File:
             raise ValueError(f"{self.path}: generated paths are relative and stay inside")
 
 
+class ProcessMode(Enum):
+    """The mode a backend picks when a process offers both a daemon and a foreground
+    command (nix-processmgmt's table, section 1.1 of the reference)."""
+
+    DAEMON = "daemon"
+    FOREGROUND = "foreground"
+
+
+class Support(Enum):
+    """How a backend carries a feature of the model."""
+
+    #: The manager itself does it (systemd's After=, Type=notify).
+    NATIVE = "native"
+    #: procmgmt generates something that does it (a proxy that waits, an sh probe).
+    EMULATED = "emulated"
+    #: Not possible: the feature is dropped with a build warning, never silently.
+    WARNED = "no (warning)"
+    #: Not possible: validation refuses a model that uses it.
+    REFUSED = "refused"
+    #: Nothing runs, so the question does not arise (the ``none`` backend).
+    NOT_APPLICABLE = "n/a"
+
+
+class Ordering(Enum):
+    """How the generated files write the start order down."""
+
+    #: Sequence numbers in file names (sysvinit's ``S<NN>``/``K<NN>`` links).
+    SEQUENCE = "sequence numbers"
+    #: Numeric priorities the manager starts lowest first (supervisord).
+    PRIORITY = "priorities"
+    #: Each dependency named in the dependent's file (After=, REQUIRE, --dep).
+    EDGES = "declared dependencies"
+    #: Generated code in the dependent waits for its dependencies (launchd's proxy).
+    WAITS = "generated waits"
+    #: The files carry no order: procmgmt's engine starts processes in order.
+    ENGINE = "engine only"
+    #: Nothing is started (the ``none`` backend writes specs).
+    NONE = "none"
+
+
+class Privilege(Enum):
+    """Who can deploy with a backend."""
+
+    ROOT = "root"
+    UNPRIVILEGED = "unprivileged"
+
+
+class Coverage(Enum):
+    """What procmgmt's own test suite does with a backend on Linux."""
+
+    #: Real processes started by the real manager (or, for sysvinit, the scripts).
+    RUN = "run for real"
+    #: Run for real, with the manager inside a container (systemd in systemd-nspawn).
+    CONTAINER = "run for real in a container"
+    #: Generated and checked (parsers, linters, command plans), the manager not run.
+    GENERATED = "generated and validated"
+
+
+class PidFiles(Enum):
+    """Which processes the generated files track by a pid file; validation makes
+    sure no two processes share one of these."""
+
+    #: Every process, foreground ones too (init scripts find what they started by it).
+    EVERY_PROCESS = "every process"
+    #: Only daemons, and processes whose model names a pid file.
+    DAEMONS = "daemons"
+
+
+#: Readiness kinds the generated sh probes wait for (``procmgmt.readiness``);
+#: ``notify`` needs a socket the manager listens on, so only the engine (and
+#: systemd's Type=notify) waits for it.
+SH_READINESS: frozenset[str] = frozenset({"tcp", "http", "command", "logline", "pidfile"})
+
+
 @dataclass(frozen=True)
 class Capabilities:
-    """What a backend can express natively, shown by ``procmgmt backends``."""
+    """What a backend can express natively, shown by ``procmgmt backends`` and
+    generated into the docs tables; the rules that used to be keyed on backend
+    names (which backends need a pid file for every process, which can deploy)
+    read these fields instead."""
 
-    #: "daemon" or "foreground": the mode chosen when a process offers both.
-    prefers: str
-    #: How dependencies are honoured: "native", "emulated" or "none".
-    dependencies: str
-    #: How ordering is written down in the manager's terms.
-    ordering: str
+    #: The mode chosen when a process offers both (None: the backend does not choose).
+    prefers: ProcessMode | None
+    #: How dependencies are honoured.
+    dependencies: Support
+    #: How the start order is written down, and in the manager's own terms.
+    ordering: Ordering
+    ordering_detail: str
     #: Whether processes can run as another user.
-    user_switching: bool
-    #: Whether an unprivileged user can deploy with it.
-    user_mode: bool
-    #: "run" when our tests run it for real on Linux, "generated" when only validated.
-    tested: str
-    #: Readiness handling: "native", "emulated" or "none".
-    readiness: str = "emulated"
+    user_switching: Support
+    #: Who can deploy with it.
+    privileges: frozenset[Privilege]
+    #: What our tests do with it.
+    tested: Coverage
+    #: How the manager's files carry readiness checks when it starts things alone.
+    readiness: Support
+    #: The readiness kinds (``Readiness.kind``) the generated files wait for.
+    readiness_kinds: frozenset[str]
+    #: Which processes need a pid file of their own.
+    pid_files: PidFiles = PidFiles.DAEMONS
+    #: False when nothing can deploy its output (``none``: specs for later translation).
+    deploys: bool = True
     notes: str = ""
+
+    @property
+    def unprivileged(self) -> bool:
+        """An ordinary user can deploy with it."""
+        return Privilege.UNPRIVILEGED in self.privileges
 
 
 @dataclass
@@ -70,6 +165,21 @@ class BuildContext:
     specs: Mapping[str, ProcessSpec]
     #: Warnings collected while translating (never silently dropped features).
     warnings: list[str] = field(default_factory=list)
+    #: Process name -> where the model defines it: (instance key, file, line).
+    origins: Mapping[str, tuple[str, str | None, int | None]] = field(default_factory=dict)
+    #: Process name -> the model's own (validated, not normalized) Process, for a
+    #: backend that writes the model's properties as given (``none``).
+    processes: Mapping[str, Process] = field(default_factory=dict)
+
+    def problem(self, name: str, field_name: str, message: str) -> Problem:
+        """A :class:`Problem` about process ``name``, located like model validation's
+        (instance key, model file and line) so backend and model problems read alike."""
+        key, file, line = self.origins.get(name, (name, None, None))
+        return Problem(message, key, field_name, file, line)
+
+    def problems(self, rows: Iterable[tuple[str, str, str]]) -> list[Problem]:
+        """:meth:`problem` for every (process name, field, message) row."""
+        return [self.problem(*row) for row in rows]
 
     def warn(self, spec: ProcessSpec, backend: str, message: str) -> None:
         """Record that ``backend`` cannot honour something of ``spec``."""
@@ -313,6 +423,17 @@ class Activator(ABC):
         path = proc.extra.get("log_file")
         return LogSource(files=(str(path),) if path else ())
 
+    def apply(self, new: Generation, old: Generation | None, plan: Plan) -> bool:
+        """Take the whole plan of a switch between two generations of this backend.
+
+        A manager that diffs configurations itself (``supervisorctl update``,
+        ``s6-rc-update``) stops what ``plan.stop`` names and starts what
+        ``plan.start`` names in one step, and returns True once the manager
+        reports them started; the engine then only runs the readiness checks.
+        The default returns False: the engine stops and starts process by
+        process, in dependency order, through :meth:`stop` and :meth:`start`."""
+        return False
+
     def finish(self, new: Generation, old: Generation | None) -> None:  # noqa: B027
         """After all stops and starts succeeded (e.g. shut an idle manager down)."""
 
@@ -322,6 +443,9 @@ class Backend(ABC):
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
+    #: The backend's own ``PROCMGMT_*`` settings: they join the settings table
+    #: (``--help``, docs/settings) and are read through :meth:`SettingField.read`.
+    own_settings: ClassVar[tuple[SettingField, ...]] = ()
 
     @abstractmethod
     def translate(self, spec: ProcessSpec, ctx: BuildContext) -> dict[str, Any]:
@@ -340,16 +464,13 @@ class Backend(ABC):
         """Generation-level files (base configs); none by default."""
         return []
 
-    def validate(self, specs: Sequence[ProcessSpec],
-                 ctx: BuildContext) -> list[tuple[str, str, str]]:
-        """Backend-specific problems as (process name, field, message): values the
-        format cannot represent. Empty by default."""
+    def validate(self, specs: Sequence[ProcessSpec], ctx: BuildContext) -> list[Problem]:
+        """Backend-specific problems: values the format cannot represent, located
+        with :meth:`BuildContext.problem` like model validation's. Empty by default."""
         return []
 
     def activator(self, settings: Settings) -> Activator:
         """The activator; backends that only generate raise UsageError here."""
-        from procmgmt.errors import UsageError
-
         raise UsageError(
             f"the {self.name} backend only generates files on this platform; "
             "use 'procmgmt generate' and install them on a machine that runs it"

@@ -68,20 +68,27 @@ from procmgmt.backends._activation import (
 )
 from procmgmt.backends._shell import PID_OWNED_SH, quote
 from procmgmt.backends.base import (
+    SH_READINESS,
     Activator,
     Backend,
     BuildContext,
     Capabilities,
+    Coverage,
     DeployedProcess,
     File,
     Generation,
+    Ordering,
+    PidFiles,
+    Privilege,
+    ProcessMode,
     ProcessStatus,
+    Support,
     Tool,
 )
 from procmgmt.backends.rcorder import RcScript, dependency_graph, parse_file, rcorder, violations
-from procmgmt.errors import DeployError
+from procmgmt.errors import DeployError, Problem
 from procmgmt.model.spec import ProcessSpec
-from procmgmt.settings import Settings
+from procmgmt.settings import SettingField, Settings
 
 #: rc.subr's default signals: sig_stop/sig_reload are written only when different.
 DEFAULT_STOP_SIGNAL = "TERM"
@@ -181,18 +188,37 @@ def var_prefix(name: str) -> str:
     return prefix if _IDENTIFIER.match(prefix) else f"_{prefix}"
 
 
+#: The backend's own settings (environment variables, listed by ``--help``).
+ENABLE_AT_BOOT_SETTING = SettingField(
+    "bsdrc_enable_at_boot", None, "PROCMGMT_BSDRC_ENABLE_AT_BOOT", "bool",
+    "install the scripts into BSDRC_TARGET_DIR and enable them in BSDRC_RC_CONF, so "
+    "they also start at boot", default=False)
+TARGET_DIR_SETTING = SettingField(
+    "bsdrc_target_dir", None, "PROCMGMT_BSDRC_TARGET_DIR", "path",
+    "where boot mode installs the scripts",
+    default=DEFAULT_TARGET_DIR)
+RC_CONF_SETTING = SettingField(
+    "bsdrc_rc_conf", None, "PROCMGMT_BSDRC_RC_CONF", "path",
+    "the rc.conf boot mode enables the scripts in",
+    default=DEFAULT_RC_CONF)
+
+
 class BSDRCBackend(Backend):
     """FreeBSD rc.d scripts (rc.subr), ordered by rcorder over PROVIDE/REQUIRE."""
 
     name = "bsdrc"
+    own_settings = (ENABLE_AT_BOOT_SETTING, TARGET_DIR_SETTING, RC_CONF_SETTING)
     capabilities = Capabilities(
-        prefers="daemon",
-        dependencies="native",
-        ordering="rcorder over PROVIDE/REQUIRE",
-        user_switching=True,
-        user_mode=True,
-        tested="generated",
-        readiness="emulated",
+        prefers=ProcessMode.DAEMON,
+        dependencies=Support.NATIVE,
+        ordering=Ordering.EDGES,
+        ordering_detail="rcorder over PROVIDE/REQUIRE",
+        user_switching=Support.NATIVE,
+        privileges=frozenset({Privilege.ROOT, Privilege.UNPRIVILEGED}),
+        tested=Coverage.GENERATED,
+        readiness=Support.EMULATED,
+        readiness_kinds=SH_READINESS,
+        pid_files=PidFiles.EVERY_PROCESS,
         notes="rc.subr scripts; foreground-only processes run under daemon(8); readiness: "
               "start_postcmd waits for the declared check (generated sh probes; Notify only "
               "by the engine); checked on "
@@ -290,8 +316,7 @@ class BSDRCBackend(Backend):
             "rc_subr": script.rc_subr,
         }
 
-    def validate(self, specs: Sequence[ProcessSpec],
-                 ctx: BuildContext) -> list[tuple[str, str, str]]:
+    def validate(self, specs: Sequence[ProcessSpec], ctx: BuildContext) -> list[Problem]:
         """What rc.subr cannot represent.
 
         rc.subr expands pidfile, command, procname, ``_chdir`` and
@@ -334,7 +359,7 @@ class BSDRCBackend(Backend):
                                      "itself (rc.subr loads the environment file into the "
                                      "script's shell): rename it"))
             problems += _ready_sh.spec_problems(spec)
-        return problems
+        return ctx.problems(problems)
 
     def activator(self, settings: Settings) -> Activator:
         """Drives the scripts with ``onestart``/``onestop`` (or boot mode, see the activator)."""
@@ -803,10 +828,6 @@ def unset_rc_conf(path: str, var: str) -> bool:
     return True
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "yes", "true", "on")
-
-
 class BSDRCActivator(Activator):
     """Runs the generated scripts on a FreeBSD host.
 
@@ -836,9 +857,9 @@ class BSDRCActivator(Activator):
         #: Injected runners decide the environment themselves (set
         #: PROCMGMT_READY_WAIT=0 to leave readiness to the engine, as the default does).
         self.runner: Runner = runner or _engine_runner
-        self.enable_at_boot = _truthy(env.get("PROCMGMT_BSDRC_ENABLE_AT_BOOT"))
-        self.target_dir = env.get("PROCMGMT_BSDRC_TARGET_DIR") or DEFAULT_TARGET_DIR
-        self.rc_conf = env.get("PROCMGMT_BSDRC_RC_CONF") or DEFAULT_RC_CONF
+        self.enable_at_boot = bool(ENABLE_AT_BOOT_SETTING.read(env))
+        self.target_dir = str(TARGET_DIR_SETTING.read(env))
+        self.rc_conf = str(RC_CONF_SETTING.read(env))
         self.start_timeout = start_timeout
 
     def required_tools(self, gen: Generation) -> list[Tool]:
@@ -967,3 +988,6 @@ class BSDRCActivator(Activator):
         if result.output:
             print(result.output, end="" if result.output.endswith("\n") else "\n")
         return result.returncode
+
+
+BACKEND = BSDRCBackend

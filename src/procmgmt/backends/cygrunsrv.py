@@ -75,19 +75,26 @@ from procmgmt.backends._activation import (
     subprocess_runner,
 )
 from procmgmt.backends.base import (
+    SH_READINESS,
     Activator,
     Backend,
     BuildContext,
     Capabilities,
+    Coverage,
     DeployedProcess,
     File,
     Generation,
+    Ordering,
+    PidFiles,
+    Privilege,
+    ProcessMode,
     ProcessStatus,
+    Support,
     Tool,
 )
-from procmgmt.errors import DeployError
+from procmgmt.errors import DeployError, Problem
 from procmgmt.model.spec import ProcessSpec, dependents_of
-from procmgmt.settings import Settings
+from procmgmt.settings import SettingField, Settings
 
 DEFAULT_PREFIX = "procmgmt-"
 #: Replaced by the store entry's path when the service is installed.
@@ -226,18 +233,31 @@ def render_params(native: Mapping[str, Any]) -> list[str]:
     return params
 
 
+#: The backend's own settings (environment variables, listed by ``--help``).
+PREFIX_SETTING = SettingField(
+    "cygrunsrv_prefix", None, "PROCMGMT_CYGRUNSRV_PREFIX", "str",
+    "service name prefix", default=DEFAULT_PREFIX)
+PROGRAM_SETTING = SettingField(
+    "cygrunsrv", None, "PROCMGMT_CYGRUNSRV", "str",
+    "the cygrunsrv executable (a name is looked up on PATH)", default=CYGRUNSRV)
+
+
 class CygrunsrvBackend(Backend):
     """cygrunsrv params files; dependencies are Windows service dependencies."""
 
     name = "cygrunsrv"
+    own_settings = (PREFIX_SETTING, PROGRAM_SETTING)
     capabilities = Capabilities(
-        prefers="foreground",
-        dependencies="native",
-        ordering="--dep: the service control manager starts dependencies first",
-        user_switching=False,
-        user_mode=False,
-        tested="generated",
-        readiness="emulated",
+        prefers=ProcessMode.FOREGROUND,
+        dependencies=Support.NATIVE,
+        ordering=Ordering.EDGES,
+        ordering_detail="--dep: the service control manager starts dependencies first",
+        user_switching=Support.WARNED,
+        privileges=frozenset({Privilege.ROOT}),
+        tested=Coverage.GENERATED,
+        readiness=Support.EMULATED,
+        readiness_kinds=SH_READINESS,
+        pid_files=PidFiles.DAEMONS,
         notes="readiness: a dependent's proxy waits until dependencies that declare a "
               "check pass it (generated sh probes; Notify: only the engine waits); "
               "params checked against cygrunsrv's option rules and argument splitting; the "
@@ -246,7 +266,7 @@ class CygrunsrvBackend(Backend):
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
-        self.prefix = env.get("PROCMGMT_CYGRUNSRV_PREFIX") or DEFAULT_PREFIX
+        self.prefix = str(PREFIX_SETTING.read(env))
 
     def translate(self, spec: ProcessSpec, ctx: BuildContext) -> dict[str, Any]:
         """The native model: cygrunsrv option names as keys (``args`` a list,
@@ -336,8 +356,7 @@ class CygrunsrvBackend(Backend):
                 "proxy": bool(native.get(PROXY_KEY)),
                 "wraps_daemon": _proxy.wraps_daemon(native.get(PROXY_KEY))}
 
-    def validate(self, specs: Sequence[ProcessSpec],
-                 ctx: BuildContext) -> list[tuple[str, str, str]]:
+    def validate(self, specs: Sequence[ProcessSpec], ctx: BuildContext) -> list[Problem]:
         """Names cygrunsrv cannot install, arguments its splitter cannot pass,
         environment names with ``=``."""
         problems: list[tuple[str, str, str]] = []
@@ -358,7 +377,7 @@ class CygrunsrvBackend(Backend):
                 if "=" in key or "\0" in key + value:
                     problems.append((spec.name, f"environment.{key}", "cygrunsrv --env "
                                      "cannot hold a name with '=' or a NUL character"))
-        return problems
+        return ctx.problems(problems)
 
     def activator(self, settings: Settings) -> CygrunsrvActivator:
         """Runs cygrunsrv (``PROCMGMT_CYGRUNSRV`` names the executable)."""
@@ -389,7 +408,7 @@ class CygrunsrvActivator(Activator):
                  environ: Mapping[str, str] | None = None) -> None:
         super().__init__(settings)
         env = os.environ if environ is None else environ
-        self.program = env.get("PROCMGMT_CYGRUNSRV") or CYGRUNSRV
+        self.program = str(PROGRAM_SETTING.read(env))
         self.runner: Runner = runner or subprocess_runner
 
     def required_tools(self, gen: Generation) -> list[Tool]:
@@ -471,3 +490,6 @@ __all__ = [
     "quote_arg",
     "split_args",
 ]
+
+
+BACKEND = CygrunsrvBackend

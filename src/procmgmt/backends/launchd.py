@@ -82,20 +82,27 @@ from procmgmt.backends._activation import (
     subprocess_runner,
 )
 from procmgmt.backends.base import (
+    SH_READINESS,
     Activator,
     Backend,
     BuildContext,
     Capabilities,
+    Coverage,
     DeployedProcess,
     File,
     Generation,
+    Ordering,
+    PidFiles,
+    Privilege,
+    ProcessMode,
     ProcessStatus,
+    Support,
     Tool,
 )
 from procmgmt.backends.launchd_schema import check_plist
-from procmgmt.errors import DeployError
+from procmgmt.errors import DeployError, Problem
 from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec, dependents_of
-from procmgmt.settings import Settings
+from procmgmt.settings import SettingField, Settings
 
 DEFAULT_PREFIX = "org.procmgmt."
 DAEMONS_DIR = "Library/LaunchDaemons"
@@ -175,18 +182,32 @@ def render_plist(job: Mapping[str, Any]) -> tuple[str, list[str]]:
     return data.decode("utf-8"), report.warnings
 
 
+#: The backend's own settings (environment variables, listed by ``--help``).
+PREFIX_SETTING = SettingField(
+    "launchd_prefix", None, "PROCMGMT_LAUNCHD_PREFIX", "str",
+    "job label prefix", default=DEFAULT_PREFIX)
+TARGET_DIR_SETTING = SettingField(
+    "launchd_target_dir", None, "PROCMGMT_LAUNCHD_TARGET_DIR", "path",
+    "where plists are installed (default /Library/LaunchDaemons as root, "
+    "~/Library/LaunchAgents otherwise)")
+
+
 class LaunchdBackend(Backend):
     """launchd property lists; dependencies emulated by the proxy's wait."""
 
     name = "launchd"
+    own_settings = (PREFIX_SETTING, TARGET_DIR_SETTING)
     capabilities = Capabilities(
-        prefers="foreground",
-        dependencies="emulated",
-        ordering="proxy waits for dependency pid files",
-        user_switching=True,
-        user_mode=True,
-        tested="generated",
-        readiness="emulated",
+        prefers=ProcessMode.FOREGROUND,
+        dependencies=Support.EMULATED,
+        ordering=Ordering.WAITS,
+        ordering_detail="proxy waits for dependency pid files",
+        user_switching=Support.NATIVE,
+        privileges=frozenset({Privilege.ROOT, Privilege.UNPRIVILEGED}),
+        tested=Coverage.GENERATED,
+        readiness=Support.EMULATED,
+        readiness_kinds=SH_READINESS,
+        pid_files=PidFiles.DAEMONS,
         notes="plists checked with plistlib, xmllint and a launchd key schema; the proxy's "
               "dependency wait (running, then the dependency's declared readiness check "
               "as generated sh probes) runs for real on Linux; launchctl is not run here",
@@ -194,7 +215,7 @@ class LaunchdBackend(Backend):
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
-        self.prefix = env.get("PROCMGMT_LAUNCHD_PREFIX") or DEFAULT_PREFIX
+        self.prefix = str(PREFIX_SETTING.read(env))
 
     def uses_proxy(self, spec: ProcessSpec, ctx: BuildContext) -> bool:
         """Daemon-only, initialize, dependencies, or a dependency of others."""
@@ -305,8 +326,7 @@ class LaunchdBackend(Backend):
             extra["log_file"] = native["StandardOutPath"]
         return extra
 
-    def validate(self, specs: Sequence[ProcessSpec],
-                 ctx: BuildContext) -> list[tuple[str, str, str]]:
+    def validate(self, specs: Sequence[ProcessSpec], ctx: BuildContext) -> list[Problem]:
         """Labels must be file-name and service-target safe; plist strings must be
         XML text (no control characters but tab and newline, no carriage return);
         a dependency's readiness check must be expressible in sh."""
@@ -330,7 +350,7 @@ class LaunchdBackend(Backend):
                     problems.append((spec.name, fieldname,
                                      f"{value!r} contains {bad[0]!r}, which an XML plist "
                                      "cannot hold"))
-        return problems
+        return ctx.problems(problems)
 
     def activator(self, settings: Settings) -> LaunchdActivator:
         """launchctl-driven activation (macOS; on Linux only with an injected runner)."""
@@ -381,7 +401,7 @@ class LaunchdActivator(Activator):
         home = env.get("HOME") or os.path.expanduser("~")
         default_dir = ("/" + DAEMONS_DIR if self.uid == 0
                        else os.path.join(home, AGENTS_DIR))
-        self.target_dir = env.get("PROCMGMT_LAUNCHD_TARGET_DIR") or default_dir
+        self.target_dir = TARGET_DIR_SETTING.read(env) or default_dir
         self.domain = "system" if self.uid == 0 else f"gui/{self.uid}"
         self.start_timeout = start_timeout
 
@@ -484,3 +504,6 @@ class LaunchdActivator(Activator):
 
 
 __all__ = ["LaunchdActivator", "LaunchdBackend", "parse_print", "render_plist"]
+
+
+BACKEND = LaunchdBackend

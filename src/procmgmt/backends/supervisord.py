@@ -70,20 +70,27 @@ from procmgmt import fsutil
 from procmgmt.backends import _proxy, _ready_sh
 from procmgmt.backends._activation import pid_verdict
 from procmgmt.backends.base import (
+    SH_READINESS,
     Activator,
     Backend,
     BuildContext,
     Capabilities,
+    Coverage,
     DeployedProcess,
     File,
     Generation,
     LogSource,
+    Ordering,
+    PidFiles,
+    Privilege,
+    ProcessMode,
     ProcessStatus,
+    Support,
 )
-from procmgmt.errors import DeployError, UsageError
+from procmgmt.errors import DeployError, Problem, UsageError
 from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec, dependents_of
 from procmgmt.pids import pid_alive
-from procmgmt.settings import Settings
+from procmgmt.settings import SettingField, Settings
 from procmgmt.testhooks import fail_point
 
 log = logging.getLogger(__name__)
@@ -322,18 +329,28 @@ def _nice_command() -> str:
     return shutil.which("nice") or "nice"
 
 
+#: The backend's own settings (environment variables, listed by ``--help``).
+EXTERNAL_CONF_SETTING = SettingField(
+    "supervisord_conf", None, "PROCMGMT_SUPERVISORD_CONF", "path",
+    "the config file of a running supervisord to deploy into, instead of procmgmt's own")
+
+
 class SupervisordBackend(Backend):
     """Generates supervisord program sections; deploys with a procmgmt-owned supervisord."""
 
     name = "supervisord"
+    own_settings = (EXTERNAL_CONF_SETTING,)
     capabilities = Capabilities(
-        prefers="foreground",
-        dependencies="native",
-        ordering="priority = 1 + max priority of the dependencies",
-        user_switching=True,
-        user_mode=True,
-        tested="run",
-        readiness="emulated",
+        prefers=ProcessMode.FOREGROUND,
+        dependencies=Support.NATIVE,
+        ordering=Ordering.PRIORITY,
+        ordering_detail="priority = 1 + max priority of the dependencies",
+        user_switching=Support.NATIVE,
+        privileges=frozenset({Privilege.ROOT, Privilege.UNPRIVILEGED}),
+        tested=Coverage.RUN,
+        readiness=Support.EMULATED,
+        readiness_kinds=SH_READINESS,
+        pid_files=PidFiles.DAEMONS,
         notes="daemon-only processes run under a generated foreground proxy; readiness: "
               "a dependent's proxy waits until dependencies that declare a check pass "
               "it (generated sh probes; Notify: only the engine waits)",
@@ -436,8 +453,7 @@ class SupervisordBackend(Backend):
             extra["wraps_daemon"] = _proxy.wraps_daemon(native.get(PROXY_KEY))
         return extra
 
-    def validate(self, specs: Sequence[ProcessSpec],
-                 ctx: BuildContext) -> list[tuple[str, str, str]]:
+    def validate(self, specs: Sequence[ProcessSpec], ctx: BuildContext) -> list[Problem]:
         """Spec values that supervisord's config format cannot represent."""
         problems: list[tuple[str, str, str]] = []
         settings = ctx.settings
@@ -492,7 +508,7 @@ class SupervisordBackend(Backend):
                 add("name", f"log file {spec.log_file(settings)!r} {problem}")
             if _dependents(spec, ctx.specs):
                 problems.extend(_ready_sh.spec_problems(spec))
-        return problems
+        return ctx.problems(problems)
 
     def activator(self, settings: Settings) -> SupervisordActivator:
         """A supervisord per (state dir, profile), started on demand."""
@@ -697,7 +713,7 @@ class SupervisordActivator(Activator):
         self.record_file = os.path.join(self.dir, "external.json")
         self.external: ExternalSupervisord | None = None
         self._use_external(external if external is not None
-                           else os.environ.get(EXTERNAL_CONF_ENV) or None)
+                           else EXTERNAL_CONF_SETTING.read())
         self._snapshot = _Snapshot(self._fetch_table)
         #: Groups supervisord added (and autostarted) itself when it booted with them.
         self._booted: set[str] = set()
@@ -1410,3 +1426,6 @@ __all__ = [
     "encode_word",
     "run_stateless",
 ]
+
+
+BACKEND = SupervisordBackend

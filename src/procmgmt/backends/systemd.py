@@ -85,20 +85,27 @@ from procmgmt import fsutil
 from procmgmt import readiness as rd
 from procmgmt.backends import _ready_sh
 from procmgmt.backends.base import (
+    SH_READINESS,
     Activator,
     Backend,
     BuildContext,
     Capabilities,
+    Coverage,
     DeployedProcess,
     File,
     Generation,
     LogSource,
+    Ordering,
+    PidFiles,
+    Privilege,
+    ProcessMode,
     ProcessStatus,
+    Support,
     Tool,
 )
-from procmgmt.errors import DeployError, UsageError
+from procmgmt.errors import DeployError, Problem, UsageError
 from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec
-from procmgmt.settings import Settings
+from procmgmt.settings import SettingField, Settings
 from procmgmt.testhooks import fail_point
 
 PREFIX_ENV = "PROCMGMT_SYSTEMD_PREFIX"
@@ -117,8 +124,6 @@ DEFAULT_START_TIMEOUT = 90
 SYSTEMCTL_TIMEOUT = 120
 STATUS_LINES = 20
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
 _UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\-]+\.service")
 _KEY = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _SECTION = re.compile(r"[A-Za-z][A-Za-z0-9 _.-]*")
@@ -130,24 +135,14 @@ _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r",
 
 # --- quoting ---------------------------------------------------------------------
 
-def _env_flag(environ: Mapping[str, str], name: str) -> bool:
-    raw = environ.get(name, "").strip().lower()
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise UsageError(f"{name}: expected 1 or 0, got {environ[name]!r}")
-
-
 def user_mode(environ: Mapping[str, str] | None = None) -> bool:
     """True when ``PROCMGMT_SYSTEMD_USER`` asks for the user manager."""
-    return _env_flag(os.environ if environ is None else environ, USER_ENV)
+    return bool(USER_SETTING.read(environ))
 
 
 def unit_prefix(environ: Mapping[str, str] | None = None) -> str:
     """The unit name prefix (``PROCMGMT_SYSTEMD_PREFIX``, default ``procmgmt-``)."""
-    env = os.environ if environ is None else environ
-    prefix = env.get(PREFIX_ENV, DEFAULT_PREFIX)
+    prefix = str(PREFIX_SETTING.read(environ))
     if not re.fullmatch(r"[A-Za-z0-9:_.\\-]*", prefix):
         raise UsageError(f"{PREFIX_ENV}: {prefix!r} contains characters a unit name cannot")
     return prefix
@@ -388,18 +383,37 @@ def _resolve_executable(exe: str, spec: ProcessSpec) -> str:
     return exe
 
 
+#: The backend's own settings (environment variables, listed by ``--help``).
+PREFIX_SETTING = SettingField(
+    "systemd_prefix", None, PREFIX_ENV, "str",
+    "unit name prefix (may be empty)", default=DEFAULT_PREFIX,
+    keep_empty=True)
+USER_SETTING = SettingField(
+    "systemd_user", None, USER_ENV, "bool",
+    "1: deploy into the user's manager (systemctl --user) instead of the system one",
+    default=False)
+TARGET_DIR_SETTING = SettingField(
+    "systemd_target_dir", None, TARGET_DIR_ENV, "path",
+    f"where units are linked (default {SYSTEM_TARGET_DIR}, or "
+    "$XDG_CONFIG_HOME/systemd/user with SYSTEMD_USER)")
+
+
 class SystemdBackend(Backend):
     """One ``<prefix><name>.service`` unit per process."""
 
     name = "systemd"
+    own_settings = (PREFIX_SETTING, USER_SETTING, TARGET_DIR_SETTING)
     capabilities = Capabilities(
-        prefers="foreground",
-        dependencies="native",
-        ordering="Wants= + After=",
-        user_switching=True,
-        user_mode=True,
-        tested="run",
-        readiness="native",
+        prefers=ProcessMode.FOREGROUND,
+        dependencies=Support.NATIVE,
+        ordering=Ordering.EDGES,
+        ordering_detail="Wants= + After=",
+        user_switching=Support.NATIVE,
+        privileges=frozenset({Privilege.ROOT, Privilege.UNPRIVILEGED}),
+        tested=Coverage.CONTAINER,
+        readiness=Support.NATIVE,
+        readiness_kinds=SH_READINESS | {"notify"},
+        pid_files=PidFiles.DAEMONS,
         notes="readiness: Notify is Type=notify (foreground processes), other checks a "
               "generated sh wait in ExecStartPost=, so After= dependents start when ready; "
               "real systemd inside systemd-nspawn; user mode with systemctl --user "
@@ -538,8 +552,7 @@ class SystemdBackend(Backend):
                and isinstance(spec.readiness, rd.Notify) else {}),
         }
 
-    def validate(self, specs: Sequence[ProcessSpec],
-                 ctx: BuildContext) -> list[tuple[str, str, str]]:
+    def validate(self, specs: Sequence[ProcessSpec], ctx: BuildContext) -> list[Problem]:
         """Values a unit file cannot carry: control characters in Environment=,
         relative paths, a store path the prestart line cannot quote."""
         problems: list[tuple[str, str, str]] = []
@@ -579,7 +592,7 @@ class SystemdBackend(Backend):
                                  f"the store dir {ctx.settings.store_dir!r} contains a quote, "
                                  "backslash, $, % or control character, which the "
                                  "ExecStartPre=/ExecStartPost= line cannot carry"))
-        return problems
+        return ctx.problems(problems)
 
     def activator(self, settings: Settings) -> Activator:
         """Links units into the target dir and drives ``systemctl``."""
@@ -591,9 +604,9 @@ class SystemdBackend(Backend):
 def target_dir(environ: Mapping[str, str] | None = None) -> str:
     """Where units are linked: ``PROCMGMT_SYSTEMD_TARGET_DIR`` or the mode's default."""
     env = os.environ if environ is None else environ
-    explicit = env.get(TARGET_DIR_ENV)
+    explicit = TARGET_DIR_SETTING.read(env)
     if explicit:
-        return os.path.abspath(explicit)
+        return str(explicit)
     if user_mode(env):
         config = env.get("XDG_CONFIG_HOME") or os.path.join(
             env.get("HOME") or os.path.expanduser("~"), ".config")
@@ -831,3 +844,6 @@ class SystemdActivator(Activator):
 def units_in(names: Iterable[str], prefix: str | None = None) -> list[str]:
     """Unit names of process names (helper for callers and tests)."""
     return [unit_name(n, prefix) for n in names]
+
+
+BACKEND = SystemdBackend

@@ -49,17 +49,24 @@ from procmgmt.backends._shell import (
     quote,
 )
 from procmgmt.backends.base import (
+    SH_READINESS,
     Activator,
     Backend,
     BuildContext,
     Capabilities,
+    Coverage,
     DeployedProcess,
     File,
     Generation,
+    Ordering,
+    PidFiles,
+    Privilege,
+    ProcessMode,
     ProcessStatus,
+    Support,
 )
 from procmgmt.deploy.state import directory_mode
-from procmgmt.errors import DeployError
+from procmgmt.errors import DeployError, Problem
 from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec
 from procmgmt.numbers import seconds_problem
 from procmgmt.settings import Settings
@@ -365,13 +372,16 @@ class SysVInitBackend(Backend):
 
     name = "sysvinit"
     capabilities = Capabilities(
-        prefers="daemon",
-        dependencies="native",
-        ordering="rcN.d S/K sequence numbers, LSB Should-Start",
-        user_switching=True,
-        user_mode=True,
-        tested="run",
-        readiness="emulated",
+        prefers=ProcessMode.DAEMON,
+        dependencies=Support.NATIVE,
+        ordering=Ordering.SEQUENCE,
+        ordering_detail="rcN.d S/K sequence numbers, LSB Should-Start",
+        user_switching=Support.NATIVE,
+        privileges=frozenset({Privilege.ROOT, Privilege.UNPRIVILEGED}),
+        tested=Coverage.RUN,
+        readiness=Support.EMULATED,
+        readiness_kinds=SH_READINESS,
+        pid_files=PidFiles.EVERY_PROCESS,
         notes="self-contained POSIX sh scripts; foreground processes are daemonized "
               "by the script (setsid, log file, pid file); readiness: start returns once "
               "the declared check passes (generated sh probes; Notify only by the engine)",
@@ -486,17 +496,16 @@ class SysVInitBackend(Backend):
             and "stop" not in (native.get("remove_activities") or []),
         }
 
-    def validate(self, specs: Sequence[ProcessSpec],
-                 ctx: BuildContext) -> list[tuple[str, str, str]]:
+    def validate(self, specs: Sequence[ProcessSpec], ctx: BuildContext) -> list[Problem]:
         """A dependency chain deeper than the two-digit sequence numbers allow; a
         readiness declaration the generated sh check cannot express."""
-        return [
+        return ctx.problems([
             (spec.name, "dependencies",
              f"dependency chain is {spec.rank + 1} levels deep; init script sequence "
              f"numbers are two digits ({MIN_SEQUENCE}-{MAX_SEQUENCE})")
             for spec in specs
             if spec.rank + MIN_SEQUENCE > MAX_SEQUENCE
-        ] + [row for spec in specs for row in _ready_sh.spec_problems(spec)]
+        ] + [row for spec in specs for row in _ready_sh.spec_problems(spec)])
 
     def activator(self, settings: Settings) -> Activator:
         """Runs the scripts directly: no init system is involved."""
@@ -930,3 +939,6 @@ class SysVInitActivator(Activator):
                                   umask=fsutil.SERVICE_UMASK, check=False).returncode
         except OSError as exc:
             raise DeployError(f"{proc.name}: cannot run {script} {activity}: {exc}") from None
+
+
+BACKEND = SysVInitBackend

@@ -1,34 +1,65 @@
-"""The capability table of ``procmgmt backends`` and docs/backends.md, from the code."""
+"""The tables of ``procmgmt backends``, docs/backends.md and the README, from the code.
+
+Every cell comes from a registered backend's typed
+:class:`~procmgmt.backends.base.Capabilities` or its declared settings, so
+a new backend appears in all of them without editing any.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from procmgmt.backends import get_backend
+from procmgmt.backends import registry
+from procmgmt.backends.base import Capabilities, Privilege
 
 COLUMNS = ("backend", "prefers", "dependencies", "ordering", "user switching",
-           "unprivileged", "readiness", "tested here")
+           "deploys as", "readiness", "pid files", "tested here")
+SETTING_COLUMNS = ("backend", "variable", "kind", "default", "meaning")
+
+
+def _privileges(c: Capabilities) -> str:
+    if not c.deploys:
+        return "does not deploy"
+    return ", ".join(p.value for p in Privilege if p in c.privileges)
+
+
+def capability_row(name: str, c: Capabilities) -> tuple[str, ...]:
+    """One backend's cells, in :data:`COLUMNS` order."""
+    return (name, c.prefers.value if c.prefers else "-", c.dependencies.value,
+            f"{c.ordering.value}: {c.ordering_detail}", c.user_switching.value,
+            _privileges(c), c.readiness.value, c.pid_files.value, c.tested.value)
 
 
 def rows(names: Sequence[str]) -> list[tuple[str, ...]]:
     """One row per backend."""
-    out: list[tuple[str, ...]] = []
-    for name in names:
-        c = get_backend(name).capabilities
-        out.append((name, c.prefers, c.dependencies, c.ordering,
-                    "yes" if c.user_switching else "no (warning)",
-                    "yes" if c.user_mode else "no", c.readiness,
-                    "run for real" if c.tested == "run" else "generated and validated"))
-    return out
+    found = registry()
+    return [capability_row(name, found[name].capabilities) for name in names]
+
+
+def setting_rows(names: Sequence[str]) -> list[tuple[str, ...]]:
+    """One row per declared backend setting (``Backend.own_settings``)."""
+    found = registry()
+    return [(name, f.env, f.kind, f.describe_default(), f.help)
+            for name in names for f in found[name].own_settings]
+
+
+def render_table(columns: Sequence[str], data: Sequence[Sequence[str]],
+                 markdown: bool = False) -> str:
+    """A plain-text (or Markdown) table."""
+    if markdown:
+        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in data]
+        return "\n".join(lines)
+    widths = [max(len(str(r[i])) for r in [columns, *data]) for i in range(len(columns))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join(fmt.format(*r).rstrip() for r in [columns, *data])
 
 
 def capability_table(names: Sequence[str], markdown: bool = False) -> str:
-    """A plain-text (or Markdown) table."""
-    data = rows(names)
-    if markdown:
-        lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-        lines += ["| " + " | ".join(r) + " |" for r in data]
-        return "\n".join(lines)
-    widths = [max(len(str(r[i])) for r in [COLUMNS, *data]) for i in range(len(COLUMNS))]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join(fmt.format(*r).rstrip() for r in [COLUMNS, *data])
+    """The capability table of ``names``."""
+    return render_table(COLUMNS, rows(names), markdown)
+
+
+def settings_table(names: Sequence[str], markdown: bool = False) -> str:
+    """The backends' own settings."""
+    return render_table(SETTING_COLUMNS, setting_rows(names), markdown)

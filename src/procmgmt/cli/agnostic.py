@@ -1,11 +1,9 @@
-"""``-P none`` and ``generate-config``: agnostic JSON specs out, native files back in.
+"""``generate-config``: agnostic JSON specs (``-P none``) back into native files.
 
-``none`` is not a backend (nothing can deploy it, and ``procmgmt backends``
-must not list it): ``build``/``generate`` hand over to :func:`build_none`
-and :func:`generate_none` when ``-P none`` is given, like nix-processmgmt's
-``processManager = null``. ``generate-config`` is the counterpart of
-``nixproc-generate-config``: one spec (plus its dependencies) to the files
-of a real backend, in a directory (``-o``) or in the store.
+The counterpart of ``nixproc-generate-config``: one spec (plus its
+dependencies) to the files of a real backend, in a directory (``-o``) or in
+the store. Writing specs is the ``none`` backend's job
+(:mod:`procmgmt.backends.none`), through ``build``/``generate`` like any other.
 """
 
 from __future__ import annotations
@@ -15,19 +13,16 @@ import os
 import sys
 
 from procmgmt import fsutil
-from procmgmt.agnostic import NONE, load_specs, spec_files
-from procmgmt.backends import get_backend
+from procmgmt.agnostic import load_specs
+from procmgmt.backends import capabilities_of, get_backend
 from procmgmt.backends.base import File
 from procmgmt.cli.main import command, configure
 from procmgmt.deploy import store
-from procmgmt.deploy.build import evaluate, render
+from procmgmt.deploy.build import render
 from procmgmt.deploy.gc import store_lock
 from procmgmt.errors import UsageError
 from procmgmt.settings import FIELDS_BY_ATTR, Settings
 from procmgmt.validate import validate
-
-#: Store entry holding the specs of ``build -P none``.
-SPECS_ENTRY = "agnostic"
 
 
 def _write_dir(out: str, files: list[File]) -> None:
@@ -38,30 +33,6 @@ def _write_dir(out: str, files: list[File]) -> None:
         if os.path.lexists(target):
             os.unlink(target)
     store.write_files(out, files)
-
-
-def build_none(settings: Settings, path: str) -> str:
-    """``build -P none``: the model's specs as one store entry; its path.
-
-    One entry for all specs (not one per process as in Nix) because
-    dependencies are relative file names: the directory is self-contained
-    and can be copied to another machine. It is no GC root: ``procmgmt gc``
-    deletes it, so copy what you keep (or use ``generate -P none -o DIR``).
-    """
-    model, _ = evaluate(path, settings)
-    files = spec_files(model, settings)
-    with store_lock(settings, exclusive=False):
-        return store.add(settings.store_dir, SPECS_ENTRY, NONE, files)
-
-
-def generate_none(settings: Settings, path: str, out: str) -> int:
-    """``generate -P none -o OUT``: the model's specs written into a directory."""
-    model, _ = evaluate(path, settings)
-    files = spec_files(model, settings)
-    out = os.path.abspath(out)
-    _write_dir(out, files)
-    print(f"wrote {len(files)} agnostic specs to {out}")
-    return 0
 
 
 # --- generate-config ---------------------------------------------------------------
@@ -81,9 +52,10 @@ def _explicit_process_manager(args: argparse.Namespace) -> str:
         FIELDS_BY_ATTR["process_manager"].env)
     if not value:
         raise UsageError("no process manager given: pass -P BACKEND (see 'procmgmt backends')")
-    if value == NONE:
-        raise UsageError("-P none writes specs; generate-config translates them: pass a "
-                         "backend such as -P sysvinit")
+    capabilities = capabilities_of(str(value))
+    if capabilities is not None and not capabilities.deploys:
+        raise UsageError(f"-P {value} writes no deployable files and generate-config "
+                         "translates specs into them: pass a backend such as -P sysvinit")
     return str(value)
 
 

@@ -13,7 +13,7 @@ from procmgmt.backends import backend_names, get_backend
 from procmgmt.backends.base import Generation
 from procmgmt.cli.main import command, configure, fmt_time, model_arg, model_path
 from procmgmt.deploy import store
-from procmgmt.deploy.build import build, evaluate, load_generation, render
+from procmgmt.deploy.build import build, build_files, evaluate, load_generation, render
 from procmgmt.deploy.engine import DEFAULT_MAX_PARALLEL, Engine, Options, profile_lock
 from procmgmt.deploy.gc import collect, store_lock
 from procmgmt.deploy.profile import Profile
@@ -23,10 +23,9 @@ from procmgmt.settings import Settings
 
 
 def _build(settings: Settings, path: str | None) -> Generation:
-    if settings.process_manager == "none":
-        raise UsageError("-P none only writes agnostic JSON specs ('procmgmt build -P none'); "
-                         "translate them with 'procmgmt generate-config -P BACKEND' to deploy")
-    get_backend(settings.process_manager)  # unknown backend: fail before evaluating
+    backend = get_backend(settings.process_manager)  # unknown backend: fail before evaluating
+    if not backend.capabilities.deploys:
+        backend.activator(settings)  # a backend that cannot deploy says why (UsageError)
     model, specs = evaluate(path, settings)
     with store_lock(settings, exclusive=False):
         gen = build(model, specs, settings)
@@ -46,8 +45,10 @@ def _cfg_build(p: argparse.ArgumentParser) -> None:
 @command("build", "render the model for a backend into the store and print the generation path")
 def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     init_state(settings)
-    if settings.process_manager == "none" and not args.undeploy:  # agnostic JSON specs
-        print(_agnostic.build_none(settings, model_path(args)))
+    if not get_backend(settings.process_manager).capabilities.deploys and not args.undeploy:
+        model, specs = evaluate(model_path(args), settings)
+        with store_lock(settings, exclusive=False):
+            print(build_files(model, specs, settings))
         return 0
     gen = _build(settings, None if args.undeploy else model_path(args))
     print(gen.path)
@@ -210,8 +211,6 @@ def _cfg_generate(p: argparse.ArgumentParser) -> None:
 
 @command("generate", "write the native files of one backend into a directory (no deployment)")
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
-    if settings.process_manager == "none":  # agnostic JSON specs
-        return _agnostic.generate_none(settings, model_path(args), args.output)
     backend = get_backend(settings.process_manager)
     model, specs = evaluate(model_path(args), settings)
     result = render(model, specs, settings, backend)
@@ -425,7 +424,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         delete_obsolete(gen, None, claim, say)
 
 
-from procmgmt.cli import agnostic as _agnostic  # noqa: E402  (generate-config, -P none)
+from procmgmt.cli import agnostic as _agnostic  # noqa: E402,F401  (registers generate-config)
 from procmgmt.cli import chainload as _chainload  # noqa: E402,F401  (registers chainload-user)
 from procmgmt.cli import control as _control  # noqa: E402,F401  (registers start, stop, restart)
 from procmgmt.cli import doctor as _doctor  # noqa: E402,F401  (registers doctor)

@@ -11,14 +11,16 @@ import argparse
 import os
 import re
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from procmgmt import __version__
+from procmgmt.backends import backend_names, deployable_names
 from procmgmt.cli.present import run_guarded
 from procmgmt.errors import UsageError
-from procmgmt.settings import FIELDS, Settings, resolve
+from procmgmt.settings import FIELDS, Settings, backend_fields, resolve
 from procmgmt.suggest import did_you_mean
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -74,8 +76,11 @@ def settings_parser() -> Parser:
     parent = Parser(add_help=False)
     group = parent.add_argument_group("settings (each also read from its PROCMGMT_* variable)")
     for f in FIELDS:
+        assert f.flag is not None, f"{f.attr}: a shared setting has a flag"
         flags = [f.flag] + ([f.short] if f.short else [])
         help_text = f"{f.help} [{f.env}]"
+        if f.attr == "process_manager":
+            help_text += f"; one of {', '.join(backend_names())}"
         if f.kind == "bool":
             group.add_argument(*flags, dest=f.attr, action="store_true", default=None,
                                help=help_text)
@@ -83,6 +88,13 @@ def settings_parser() -> Parser:
             metavar = f.attr.upper()
             group.add_argument(*flags, dest=f.attr, metavar=metavar, default=None,
                                help=help_text)
+    for name, fields in backend_fields().items():
+        parent.add_argument_group(
+            f"{name} backend settings (environment variables)",
+            "\n".join(textwrap.fill(
+                f"{f.env}: {f.help}" + (f" (default {f.describe_default()})"
+                                        if f.describe_default() else ""),
+                width=78, initial_indent="  ", subsequent_indent="      ") for f in fields))
     return parent
 
 
@@ -107,15 +119,16 @@ def build_parser() -> Parser:
 
     parser = Parser(
         prog="procmgmt",
-        description="Describe processes once in Python; deploy them with sysvinit, "
-                    "supervisord, systemd, BSD rc, launchd or cygrunsrv as generations.",
+        description="Describe processes once in Python; deploy them as generations with "
+                    f"{', '.join(deployable_names())}.",
     )
     parser.add_argument("--version", action="version", version=f"procmgmt {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     parent = settings_parser()
     parser.subcommands = {}
     for name, (_, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, parents=[parent], help=help_text, description=help_text)
+        p = sub.add_parser(name, parents=[parent], help=help_text, description=help_text,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.subcommands[name] = p
         configure = CONFIGURE.get(name)
         if configure:

@@ -76,19 +76,21 @@ def render(model: Model, specs: Sequence[ProcessSpec], settings: Settings,
            backend: Backend | None = None) -> RenderResult:
     """Render every spec with the settings' backend (pure: no file is written)."""
     backend = backend or get_backend(settings.process_manager)
-    ctx = BuildContext(settings=settings, specs={s.name: s for s in specs})
     by_name = {inst.process.effective_name: (key, inst) for key, inst in model.instances.items()}
+    origins = {str(pname): (key, *(inst.origin if inst.origin[0] else (model.file, None)))
+               for pname, (key, inst) in by_name.items()}
+    ctx = BuildContext(settings=settings, specs={s.name: s for s in specs}, origins=origins,
+                       processes={str(pname): inst.process
+                                  for pname, (_, inst) in by_name.items()})
 
     def problem(pname: str, fieldname: str, message: str) -> Problem:
-        key, inst = by_name.get(pname, (pname, None))
-        file, line = (inst.origin if inst is not None and inst.origin[0]
-                      else (model.file, None))
-        return Problem(message, key, fieldname, file, line)
+        found = ctx.problem(pname, fieldname, message)
+        return found if pname in origins else dataclasses.replace(found, file=model.file)
 
     problems = backend.validate(specs, ctx)
     if problems:
-        raise ValidationError([problem(pname, fieldname, f"{backend.name}: {message}")
-                               for pname, fieldname, message in problems])
+        raise ValidationError([dataclasses.replace(p, message=f"{backend.name}: {p.message}")
+                               for p in problems])
     rendered = []
     current = specs[0] if specs else None
     try:
@@ -115,6 +117,20 @@ def render(model: Model, specs: Sequence[ProcessSpec], settings: Settings,
         )]) from None
     gen_files = backend.generation_files(specs, ctx)
     return RenderResult(backend, rendered, gen_files, ctx.warnings)
+
+
+def build_files(model: Model, specs: Sequence[ProcessSpec], settings: Settings) -> str:
+    """The store path of one entry holding every file the settings' backend renders.
+
+    For a backend whose output is not deployed (``none``: agnostic specs that
+    refer to each other by relative file name) one self-contained directory
+    is what the user copies elsewhere; it is no GC root (``procmgmt gc``
+    deletes it), there is no generation. The caller holds the store lock."""
+    result = render(model, specs, settings)
+    files = [f for r in result.processes for f in r.files] + result.generation_files
+    name = result.backend.name
+    with storage("write the store entry of the " + name + " backend", settings.store_dir):
+        return store.add(settings.store_dir, name, name, files)
 
 
 def _credentials_json(spec: ProcessSpec, settings: Settings) -> dict[str, Any]:
