@@ -281,6 +281,16 @@ def read_cygrunsrv(files: Sequence[File], case: Case, tmp: Path) -> Parsed:
     return Parsed(argv, env, directory, pid_file)
 
 
+def read_none(files: Sequence[File], case: Case, tmp: Path) -> Parsed:
+    """The agnostic spec is JSON of the model's own properties: the program the
+    case's mode runs, then ``args``."""
+    data = json.loads(_file(files, r"[^/]+\.json"))
+    program = data["daemon"] if case.mode == "daemon" else data["foreground_process"]
+    return Parsed([program, *data.get("args", [])],
+                  {str(k): str(v) for k, v in data.get("environment", {}).items()},
+                  data.get("directory"), data.get("pid_file"))
+
+
 READERS: dict[str, Callable[[Sequence[File], Case, Path], Parsed]] = {
     "sysvinit": read_sysvinit,
     "bsdrc": read_bsdrc,
@@ -288,6 +298,7 @@ READERS: dict[str, Callable[[Sequence[File], Case, Path], Parsed]] = {
     "supervisord": read_supervisord,
     "launchd": read_launchd,
     "cygrunsrv": read_cygrunsrv,
+    "none": read_none,
 }
 
 

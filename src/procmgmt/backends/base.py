@@ -423,16 +423,23 @@ class Activator(ABC):
         path = proc.extra.get("log_file")
         return LogSource(files=(str(path),) if path else ())
 
-    def apply(self, new: Generation, old: Generation | None, plan: Plan) -> bool:
-        """Take the whole plan of a switch between two generations of this backend.
+    def apply(self, new: Generation, old: Generation | None, plan: Plan) -> None:
+        """Take the whole plan of a switch (a first deployment, or between two
+        generations of this backend) in one step.
 
         A manager that diffs configurations itself (``supervisorctl update``,
         ``s6-rc-update``) stops what ``plan.stop`` names and starts what
-        ``plan.start`` names in one step, and returns True once the manager
-        reports them started; the engine then only runs the readiness checks.
-        The default returns False: the engine stops and starts process by
-        process, in dependency order, through :meth:`stop` and :meth:`start`."""
-        return False
+        ``plan.start`` names, and returns once the manager reports them
+        started; the engine then runs each started process's readiness check
+        in dependency order, as for every backend, and undoes a failure
+        through :meth:`stop` and :meth:`start`. Not implemented by default:
+        the engine stops and starts process by process, in dependency order."""
+        raise NotImplementedError
+
+    @property
+    def applies_plans(self) -> bool:
+        """True when this activator implements :meth:`apply`."""
+        return type(self).apply is not Activator.apply
 
     def finish(self, new: Generation, old: Generation | None) -> None:  # noqa: B027
         """After all stops and starts succeeded (e.g. shut an idle manager down)."""

@@ -43,6 +43,7 @@ from procmgmt import readiness as rd
 from procmgmt.backends import get_backend
 from procmgmt.backends.base import Activator, DeployedProcess, Generation
 from procmgmt.deploy import accounts, handstop, preflight
+from procmgmt.deploy.applied import Applied
 from procmgmt.deploy.build import load_generation
 from procmgmt.deploy.doctor import store_commands
 from procmgmt.deploy.plan import Plan, compute_plan
@@ -676,12 +677,18 @@ class Engine:
         result = SwitchResult(plan)
 
         stopped: list[DeployedProcess] = []
-        if old is not None and plan.stop:
+        act_start = act_new
+        if (old is None or same) and act_new.applies_plans:
+            self._apply(act_new, new, old, plan)  # the manager diffs and switches itself
+            stopped = list(plan.stop)
+            act_start = Applied(act_new, {p.name for p in plan.start})
+            self._act_locks[id(act_start)] = self._act_locks[id(act_new)]  # one manager
+        elif old is not None and plan.stop:
             out = self._stop_all(act_old, old, plan.stop, cancel=self._interrupted)
             stopped = [p for p in plan.stop if p.name in set(out.done)]
             if not out.ok:
                 raise _RunFailedError(out)
-        out = self._start_all(act_new, new, to_start, timeline, cancel=self._interrupted)
+        out = self._start_all(act_start, new, to_start, timeline, cancel=self._interrupted)
         self._save_timeline(timeline)
         if not out.ok:
             raise _RunFailedError(out)
@@ -692,6 +699,18 @@ class Engine:
         result.started = [p.name for p in to_start if p.name in set(out.done)]
         result.stopped = [p.name for p in stopped]
         return result
+
+    def _apply(self, act: Activator, new: Generation, old: Generation | None,
+               plan: Plan) -> None:
+        """Offer the whole plan to ``act`` (:meth:`Activator.apply`). What it may stop
+        and start is noted first, as the per-process loops note each one, so that
+        an undo or ``repair`` after a failure inside the manager finds them."""
+        for p in plan.stop:
+            self._note_stop(p.name)
+        for p in plan.start:
+            self._note_start(f"start {p.name}")
+        with self._serial(act):
+            act.apply(new, old, plan)
 
     def _fail(self, old: Generation | None, new: Generation, exc: BaseException) -> NoReturn:
         """A switch failed (or was interrupted once): put the previous generation back,
