@@ -1,9 +1,10 @@
-"""docs/backends.md: its capability table is generated from the code and must be current.
+"""docs/backends.md and README.md: their backend tables are generated from the code.
 
-The block between the markers is what ``scripts/gen_docs.py`` writes from
-every registered backend's ``Capabilities``; a backend added or changed
-without regenerating fails here with the command to run. Every registered
-backend must also have its own prose section.
+The blocks between the markers are what ``scripts/gen_docs.py`` writes from
+the backend registry (each backend's ``Capabilities`` and declared
+settings); a backend added or changed without regenerating fails here with
+the command to run. Every registered backend must also have its own prose
+section.
 """
 
 from __future__ import annotations
@@ -38,6 +39,32 @@ def test_capability_table_is_current() -> None:
     if committed != expected:
         pytest.fail("docs/backends.md's capability table is out of date; regenerate it with\n"
                     f"    {gen.COMMAND}\nand review the diff:\n{gen.diff(committed, expected)}")
+
+
+def test_readme_backend_table_is_current() -> None:
+    """README's backend table equals what the registry generates now."""
+    gen = gen_docs()
+    committed = gen.README.read_text(encoding="utf-8")
+    expected = gen.regenerate_readme(committed)
+    if committed != expected:
+        pytest.fail("README.md's backend table is out of date; regenerate it with\n"
+                    f"    {gen.COMMAND}\nand review the diff:\n"
+                    f"{gen.diff(committed, expected, 'README.md')}")
+    block = committed[committed.index("<!-- backends:begin -->"):
+                      committed.index("<!-- backends:end -->")]
+    rows = [line for line in block.splitlines() if line.startswith("| ")][1:]
+    assert [r.split("|")[1].strip() for r in rows] == backend_names()
+
+
+def test_a_stale_readme_is_detected() -> None:
+    """A hand edit of README's generated table is noticed."""
+    gen = gen_docs()
+    committed = gen.README.read_text(encoding="utf-8")
+    tampered = committed.replace("| sysvinit | daemon |", "| sysvinit | foreground |", 1)
+    assert tampered != committed
+    assert gen.regenerate_readme(tampered) == committed
+    with pytest.raises(ValueError, match="markers"):
+        gen.regenerate_readme("# no markers here\n")
 
 
 def test_table_lists_every_registered_backend_with_its_capabilities() -> None:

@@ -104,3 +104,43 @@ def test_bad_profile_name(tmp_path: object) -> None:
     """A profile name cannot be a path."""
     with pytest.raises(UsageError, match="profile"):
         resolve({"state_dir": str(tmp_path), "profile": "../x"}, {})
+
+
+def test_backend_settings_join_the_table() -> None:
+    """Every PROCMGMT_* variable a built-in backend reads is declared by it, so --help
+    and the docs list it; none is read with os.environ.get in a backend."""
+    import re
+    from pathlib import Path
+
+    import procmgmt.backends
+    from procmgmt.settings import backend_fields
+
+    declared = {f.env for fields in backend_fields().values() for f in fields}
+    assert {"PROCMGMT_SYSTEMD_PREFIX", "PROCMGMT_SYSTEMD_USER", "PROCMGMT_SYSTEMD_TARGET_DIR",
+            "PROCMGMT_BSDRC_ENABLE_AT_BOOT", "PROCMGMT_BSDRC_TARGET_DIR",
+            "PROCMGMT_BSDRC_RC_CONF", "PROCMGMT_SUPERVISORD_CONF", "PROCMGMT_LAUNCHD_PREFIX",
+            "PROCMGMT_LAUNCHD_TARGET_DIR", "PROCMGMT_CYGRUNSRV_PREFIX",
+            "PROCMGMT_CYGRUNSRV"} <= declared
+    root = Path(procmgmt.backends.__file__).parent
+    ad_hoc = [f"{p.relative_to(root)}: {m.group(0)}" for p in sorted(root.rglob("*.py"))
+              for m in re.finditer(r"(?:\.get\(|environ\[)\s*[\"']PROCMGMT_\w+",
+                                   p.read_text(encoding="utf-8"))]
+    assert ad_hoc == []
+
+
+def test_a_bad_backend_setting_fails_at_resolve() -> None:
+    """A backend variable with a value of the wrong kind is refused up front, named."""
+    with pytest.raises(UsageError, match="PROCMGMT_SYSTEMD_USER: expected a boolean"):
+        resolve({"state_dir": "/srv/pm"}, {"PROCMGMT_SYSTEMD_USER": "perhaps"})
+    assert resolve({"state_dir": "/srv/pm"}, {"PROCMGMT_SYSTEMD_USER": "1"}).state_dir == "/srv/pm"
+
+
+def test_backend_settings_are_in_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """--help lists each backend's variables under its own heading."""
+    from procmgmt.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["switch", "--help"])
+    out = capsys.readouterr().out
+    assert "systemd backend settings (environment variables):" in out
+    assert "PROCMGMT_SYSTEMD_TARGET_DIR" in out and "PROCMGMT_BSDRC_RC_CONF" in out
