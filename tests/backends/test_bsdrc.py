@@ -47,7 +47,7 @@ from procmgmt.backends._activation import (
     subprocess_runner,
 )
 from procmgmt.backends.base import BuildContext, File, Generation
-from procmgmt.backends.bsdrc import (
+from procmgmt.backends.bsdrc.backend import (
     BSDRCActivator,
     BSDRCBackend,
     RcScriptModel,
@@ -56,7 +56,7 @@ from procmgmt.backends.bsdrc import (
     unset_rc_conf,
     var_prefix,
 )
-from procmgmt.backends.rcorder import (
+from procmgmt.backends.bsdrc.rcorder import (
     RcScript,
     dependency_graph,
     is_valid_order,

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from procmgmt.backends import get_backend
 from procmgmt.backends.base import BuildContext, File, Generation
-from procmgmt.backends.systemd import (
+from procmgmt.backends.systemd.backend import (
     SystemdActivator,
     SystemdBackend,
     environment_assignment,

@@ -264,7 +264,7 @@ def path_problem(path: str) -> str | None:
 
 #: ``Section Key`` lines of every directive systemd knows in a ``.service`` unit,
 #: generated from the installed systemd by scripts/systemd_directives.py.
-DIRECTIVES_FILE = "systemd_directives.txt"
+DIRECTIVES_FILE = "directives.txt"
 #: systemd's convention for extensions: keys and sections starting with ``X-``
 #: are kept and ignored by systemd, never reported as unknown.
 EXTENSION_PREFIX = "X-"
@@ -273,7 +273,7 @@ EXTENSION_PREFIX = "X-"
 @functools.cache
 def known_directives() -> dict[str, frozenset[str]]:
     """Section -> the keys systemd knows there."""
-    text = (resources.files("procmgmt.backends") / DIRECTIVES_FILE).read_text(encoding="utf-8")
+    text = (resources.files("procmgmt.backends.systemd") / DIRECTIVES_FILE).read_text(encoding="utf-8")
     table: dict[str, set[str]] = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):

@@ -47,7 +47,7 @@ parameters) and are never written. ``plistlib`` renders the types (bool,
 integer, real, string, array, dict, date); a None anywhere is an error that
 names the key (the original wrote an empty key), and the result must read
 back equal (``plistlib`` turns ``\\r`` into ``\\n``, for instance) and pass
-:mod:`procmgmt.backends.launchd_schema` (unknown keys: warnings; wrong types:
+:mod:`procmgmt.backends.launchd.schema` (unknown keys: warnings; wrong types:
 errors).
 
 **Activation** (:class:`LaunchdActivator`, for macOS; on Linux only with an
@@ -92,7 +92,7 @@ from procmgmt.backends.base import (
     ProcessStatus,
     Tool,
 )
-from procmgmt.backends.launchd_schema import check_plist
+from procmgmt.backends.launchd.schema import check_plist
 from procmgmt.errors import DeployError
 from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec, dependents_of
 from procmgmt.settings import Settings
