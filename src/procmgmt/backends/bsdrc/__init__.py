@@ -7,7 +7,6 @@ files of this package), :mod:`.parse` reads the header of an rc script,
 rc.conf and :mod:`.activator` drives the scripts.
 """
 
-from procmgmt.backends.bsdrc.backend import BSDRCActivator
-from procmgmt.backends.bsdrc.backend import BSDRCBackend
+from procmgmt.backends.bsdrc.backend import BSDRCActivator, BSDRCBackend
 
 __all__ = ["BSDRCActivator", "BSDRCBackend"]

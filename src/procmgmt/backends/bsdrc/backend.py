@@ -78,7 +78,13 @@ from procmgmt.backends.base import (
     ProcessStatus,
     Tool,
 )
-from procmgmt.backends.bsdrc.rcorder import RcScript, dependency_graph, parse_file, rcorder, violations
+from procmgmt.backends.bsdrc.rcorder import (
+    RcScript,
+    dependency_graph,
+    parse_file,
+    rcorder,
+    violations,
+)
 from procmgmt.errors import DeployError
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings

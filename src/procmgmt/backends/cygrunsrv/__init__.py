@@ -5,7 +5,6 @@ its cygrunsrv options, :mod:`.args` encodes ``--args`` as cygrunsrv splits
 it, :mod:`.activator` drives ``cygrunsrv``.
 """
 
-from procmgmt.backends.cygrunsrv.backend import CygrunsrvActivator
-from procmgmt.backends.cygrunsrv.backend import CygrunsrvBackend
+from procmgmt.backends.cygrunsrv.backend import CygrunsrvActivator, CygrunsrvBackend
 
 __all__ = ["CygrunsrvActivator", "CygrunsrvBackend"]

@@ -5,7 +5,6 @@ checks the property list against :mod:`.schema`, :mod:`.activator` drives
 ``launchctl``.
 """
 
-from procmgmt.backends.launchd.backend import LaunchdActivator
-from procmgmt.backends.launchd.backend import LaunchdBackend
+from procmgmt.backends.launchd.backend import LaunchdActivator, LaunchdBackend
 
 __all__ = ["LaunchdActivator", "LaunchdBackend"]

@@ -6,7 +6,6 @@ accepts (``directives.txt``), :mod:`.activator` links units and drives
 ``systemctl``.
 """
 
-from procmgmt.backends.systemd.backend import SystemdActivator
-from procmgmt.backends.systemd.backend import SystemdBackend
+from procmgmt.backends.systemd.backend import SystemdActivator, SystemdBackend
 
 __all__ = ["SystemdActivator", "SystemdBackend"]

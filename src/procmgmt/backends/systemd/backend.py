@@ -273,7 +273,7 @@ EXTENSION_PREFIX = "X-"
 @functools.cache
 def known_directives() -> dict[str, frozenset[str]]:
     """Section -> the keys systemd knows there."""
-    text = (resources.files("procmgmt.backends.systemd") / DIRECTIVES_FILE).read_text(encoding="utf-8")
+    text = resources.files(__package__ or "").joinpath(DIRECTIVES_FILE).read_text(encoding="utf-8")
     table: dict[str, set[str]] = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):

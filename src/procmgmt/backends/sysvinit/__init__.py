@@ -5,7 +5,7 @@ files, :mod:`.script` builds the init script's text (its shell helpers are
 the ``.sh`` files of this package), :mod:`.activator` runs the scripts.
 """
 
-from procmgmt.backends.sysvinit.backend import SysVInitActivator
+from procmgmt.backends.sysvinit.activator import SysVInitActivator
 from procmgmt.backends.sysvinit.backend import SysVInitBackend
 
 __all__ = ["SysVInitActivator", "SysVInitBackend"]
