@@ -6,6 +6,7 @@ accepts (``directives.txt``), :mod:`.activator` links units and drives
 ``systemctl``.
 """
 
-from procmgmt.backends.systemd.backend import SystemdActivator, SystemdBackend
+from procmgmt.backends.systemd.activator import SystemdActivator
+from procmgmt.backends.systemd.backend import SystemdBackend
 
 __all__ = ["SystemdActivator", "SystemdBackend"]
