@@ -32,7 +32,8 @@ import pytest
 
 from procmgmt.backends import backend_names, get_backend
 from procmgmt.backends.base import File
-from procmgmt.backends.bsdrc.rcorder import dependency_graph, parse_header, rcorder
+from procmgmt.backends.bsdrc.parse import parse_header
+from procmgmt.backends.bsdrc.rcorder import dependency_graph, rcorder
 from procmgmt.deploy.build import RenderResult, evaluate, render
 from procmgmt.settings import Settings
 from tests.conftest import EXAMPLES, golden_settings

@@ -7,6 +7,7 @@ files of this package), :mod:`.parse` reads the header of an rc script,
 rc.conf and :mod:`.activator` drives the scripts.
 """
 
-from procmgmt.backends.bsdrc.backend import BSDRCActivator, BSDRCBackend
+from procmgmt.backends.bsdrc.activator import BSDRCActivator
+from procmgmt.backends.bsdrc.backend import BSDRCBackend
 
 __all__ = ["BSDRCActivator", "BSDRCBackend"]
