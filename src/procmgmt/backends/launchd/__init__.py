@@ -5,6 +5,7 @@ checks the property list against :mod:`.schema`, :mod:`.activator` drives
 ``launchctl``.
 """
 
-from procmgmt.backends.launchd.backend import LaunchdActivator, LaunchdBackend
+from procmgmt.backends.launchd.activator import LaunchdActivator
+from procmgmt.backends.launchd.backend import LaunchdBackend
 
 __all__ = ["LaunchdActivator", "LaunchdBackend"]
