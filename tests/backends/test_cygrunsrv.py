@@ -34,16 +34,10 @@ from hypothesis import strategies as st
 from procmgmt.backends import get_backend
 from procmgmt.backends._activation import CommandResult, subprocess_runner
 from procmgmt.backends.base import BuildContext, File
-from procmgmt.backends.cygrunsrv.backend import (
-    ENTRY,
-    CygrunsrvActivator,
-    CygrunsrvBackend,
-    arg_problem,
-    join_args,
-    parse_query,
-    quote_arg,
-    split_args,
-)
+from procmgmt.backends.cygrunsrv import CygrunsrvActivator, CygrunsrvBackend
+from procmgmt.backends.cygrunsrv.activator import parse_query
+from procmgmt.backends.cygrunsrv.args import arg_problem, join_args, quote_arg, split_args
+from procmgmt.backends.cygrunsrv.params import ENTRY
 from procmgmt.deploy.build import build, evaluate, render
 from procmgmt.deploy.engine import Engine, Options
 from procmgmt.errors import DeployError, ValidationError

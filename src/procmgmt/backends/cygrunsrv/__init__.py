@@ -5,6 +5,7 @@ its cygrunsrv options, :mod:`.args` encodes ``--args`` as cygrunsrv splits
 it, :mod:`.activator` drives ``cygrunsrv``.
 """
 
-from procmgmt.backends.cygrunsrv.backend import CygrunsrvActivator, CygrunsrvBackend
+from procmgmt.backends.cygrunsrv.activator import CygrunsrvActivator
+from procmgmt.backends.cygrunsrv.backend import CygrunsrvBackend
 
 __all__ = ["CygrunsrvActivator", "CygrunsrvBackend"]
