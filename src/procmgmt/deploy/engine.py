@@ -291,6 +291,8 @@ class Engine:
                 finally:
                     self.progress.close()
             except KeyboardInterrupt:
+                if not self._journaled:  # interrupted before the journal: as a failure there
+                    accounts.undo_created(old, self.settings, self.say)
                 raise
             except BaseException as exc:
                 self._fail(old, new, exc)
@@ -654,6 +656,7 @@ class Engine:
         act_old = self.activator(old.backend) if old is not None else act_new
         # Pid directories and logs first: a supervisor may open the logs as soon
         # as prepare hands it the new configuration.
+        fail_point("files")
         for p in plan.start:
             service_files.prepare(self.settings, p)
         # The first step that changes what runs or what a manager reads: from here
@@ -728,6 +731,9 @@ class Engine:
             reasons = _describe(exc)
         exit_code = exc.exit_code if isinstance(exc, ProcmgmtError) else 1
         if not self._journaled:
+            # Nothing runs differently yet, but the accounts may already be made
+            # (a log file that cannot be prepared fails after them): they go too.
+            accounts.undo_created(old, self.settings, self.say)
             if isinstance(exc, ProcmgmtError) or not isinstance(exc, Exception):
                 raise exc
             if isinstance(exc, OSError):
