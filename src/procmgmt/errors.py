@@ -74,6 +74,36 @@ class GenerationError(UserError):
     """A generation that was asked for does not exist (or cannot be used)."""
 
 
+class CycleError(UserError):
+    """A dependency cycle; ``cycle`` lists the names, first == last.
+
+    Validation reports a cycle of a model as a located :class:`Problem`; this is
+    what the ordering functions raise when they are handed a cyclic graph."""
+
+    def __init__(self, cycle: list[str]) -> None:
+        self.cycle = cycle
+        super().__init__(" -> ".join(cycle))
+
+
+class ManifestError(GenerationError, ValueError):
+    """A generation's ``manifest.json`` is damaged (or from a newer procmgmt): names
+    the file, the field (``processes[2].rank``) and what to do, instead of a
+    ``KeyError`` traceback. Also a ``ValueError``, as the JSON decoder's error
+    was, so code that skips unreadable generations (journal recovery) still does."""
+
+    #: What helps with a damaged manifest: the store entry cannot be repaired in place.
+    FIX = ("the file is damaged: build and deploy the model again ('procmgmt switch "
+           "MODEL'), or switch to another generation ('procmgmt switch "
+           "--switch-generation N')")
+
+    def __init__(self, file: str, field: str | None, message: str,
+                 fix: str | None = None) -> None:
+        self.file = file
+        self.field = field
+        where = f"{file}: {field}" if field else file
+        super().__init__(f"generation manifest {where}: {message}; {fix or self.FIX}")
+
+
 class DeployError(ProcmgmtError):
     """Activating a generation failed; the previous deployment is restored."""
 

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from procmgmt.backends import get_backend
-from procmgmt.backends.base import BuildContext, File, Generation
+from procmgmt.backends.base import BuildContext, File
 from procmgmt.backends.systemd import (
     SystemdActivator,
     SystemdBackend,
@@ -35,6 +35,7 @@ from procmgmt.backends.systemd import (
 from procmgmt.deploy import store
 from procmgmt.deploy.build import build, evaluate, render
 from procmgmt.errors import DeployError, UsageError, ValidationError
+from procmgmt.manifest import Generation
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
 from tests import _lanes

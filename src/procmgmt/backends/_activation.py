@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from procmgmt import fsutil
-from procmgmt.backends.base import DeployedProcess, ProcessStatus
+from procmgmt.backends.base import ProcessStatus
+from procmgmt.manifest import DeployedProcess
 from procmgmt.pids import (
     ABSENT,
     Verdict,

@@ -72,14 +72,13 @@ from procmgmt.backends.base import (
     Backend,
     BuildContext,
     Capabilities,
-    DeployedProcess,
     File,
-    Generation,
     ProcessStatus,
     Tool,
 )
 from procmgmt.backends.rcorder import RcScript, dependency_graph, parse_file, rcorder, violations
 from procmgmt.errors import DeployError
+from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
 

@@ -86,15 +86,14 @@ from procmgmt.backends.base import (
     Backend,
     BuildContext,
     Capabilities,
-    DeployedProcess,
     File,
-    Generation,
     ProcessStatus,
     Tool,
 )
 from procmgmt.backends.launchd_schema import check_plist
 from procmgmt.errors import DeployError
-from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec, dependents_of
+from procmgmt.manifest import DeployedProcess, Generation
+from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec
 from procmgmt.settings import Settings
 
 DEFAULT_PREFIX = "org.procmgmt."
@@ -118,10 +117,6 @@ def label_of(name: str, prefix: str) -> str:
 def plist_path(label: str, privileged: bool) -> str:
     """Where the plist lives in the store entry (the same layout as on macOS)."""
     return f"{DAEMONS_DIR if privileged else AGENTS_DIR}/{label}.plist"
-
-
-def _dependents(spec: ProcessSpec, ctx: BuildContext) -> list[str]:
-    return dependents_of(ctx.specs, spec.name)
 
 
 def find_none(value: Any, where: str = "") -> str | None:
@@ -199,7 +194,7 @@ class LaunchdBackend(Backend):
     def uses_proxy(self, spec: ProcessSpec, ctx: BuildContext) -> bool:
         """Daemon-only, initialize, dependencies, or a dependency of others."""
         return (spec.foreground is None or bool(spec.initialize.strip())
-                or bool(spec.dependencies) or bool(_dependents(spec, ctx)))
+                or bool(spec.dependencies) or bool(ctx.dependents(spec.name)))
 
     def translate(self, spec: ProcessSpec, ctx: BuildContext) -> dict[str, Any]:
         """The job dictionary; the proxy's parameters (if any) under ``_proxy``."""
@@ -233,7 +228,7 @@ class LaunchdBackend(Backend):
                 "pid_file_timeout": _proxy.DEFAULT_PID_FILE_TIMEOUT,
                 "kill_after": _proxy.DEFAULT_KILL_AFTER,
                 "stop_signal": spec.stop_signal,
-                **_proxy.readiness_options(spec, ctx.specs, settings, pid_waits=True),
+                **_proxy.readiness_options(spec, ctx, settings, pid_waits=True),
             }
             if user and chainload:
                 ctx.warn(spec, self.name, f"initialize runs as root, then the proxy drops to "
@@ -312,7 +307,7 @@ class LaunchdBackend(Backend):
         a dependency's readiness check must be expressible in sh."""
         problems: list[tuple[str, str, str]] = []
         for spec in specs:
-            if _dependents(spec, ctx):
+            if ctx.dependents(spec.name):
                 problems += _ready_sh.spec_problems(spec)
             label = label_of(spec.name, self.prefix)
             if not _LABEL.match(label):

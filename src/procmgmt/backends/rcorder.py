@@ -53,10 +53,6 @@ class RcScript:
         return os.path.basename(self.path)
 
 
-class RcorderError(Exception):
-    """Scripts that cannot be ordered: a circular dependency."""
-
-
 @dataclass
 class RcOrder:
     """rcorder's answer: the order plus its diagnostics."""

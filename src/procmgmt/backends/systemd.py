@@ -89,14 +89,13 @@ from procmgmt.backends.base import (
     Backend,
     BuildContext,
     Capabilities,
-    DeployedProcess,
     File,
-    Generation,
     LogSource,
     ProcessStatus,
     Tool,
 )
 from procmgmt.errors import DeployError, UsageError
+from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec
 from procmgmt.settings import Settings
 from procmgmt.testhooks import fail_point

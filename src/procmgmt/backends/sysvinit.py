@@ -53,13 +53,12 @@ from procmgmt.backends.base import (
     Backend,
     BuildContext,
     Capabilities,
-    DeployedProcess,
     File,
-    Generation,
     ProcessStatus,
 )
 from procmgmt.deploy.state import directory_mode
 from procmgmt.errors import DeployError
+from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec
 from procmgmt.numbers import seconds_problem
 from procmgmt.settings import Settings

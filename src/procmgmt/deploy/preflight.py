@@ -40,9 +40,10 @@ from typing import TYPE_CHECKING, Any
 
 from procmgmt import listeners
 from procmgmt import readiness as rd
-from procmgmt.backends.base import Activator, DeployedProcess, Generation
+from procmgmt.backends.base import Activator
 from procmgmt.deploy.plan import Plan
 from procmgmt.errors import DeployError, ProcmgmtError
+from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.model.spec import SYSTEM_PATH
 
 if TYPE_CHECKING:
