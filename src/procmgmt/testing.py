@@ -43,13 +43,9 @@ from procmgmt.deploy.build import build, evaluate
 from procmgmt.deploy.engine import Engine
 from procmgmt.deploy.profile import Profile
 from procmgmt.deploy.state import init_state
-from procmgmt.errors import ProcmgmtError
+from procmgmt.errors import LeftoverProcessesError, ProcmgmtError
 from procmgmt.manifest import load_generation
 from procmgmt.settings import Settings, resolve
-
-
-class LeftoverProcessesError(ProcmgmtError):
-    """Processes of the deployment still run after undeploy."""
 
 
 @dataclass

@@ -16,10 +16,10 @@ from typing import Any
 from procmgmt.backends import get_backend
 from procmgmt.backends.base import Backend, BuildContext, File
 from procmgmt.deploy import store
-from procmgmt.errors import Problem, ValidationError, storage
+from procmgmt.errors import Problem, UserCodeError, ValidationError, storage
 from procmgmt.ids import check_assigned, credentials_with_ids, missing_assignments
 from procmgmt.manifest import MANIFEST, DeployedProcess, Generation, dumps, load_generation
-from procmgmt.model.contain import UserCodeError, user_code
+from procmgmt.model.contain import user_code
 from procmgmt.model.loader import Model, empty_model, load_model
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
