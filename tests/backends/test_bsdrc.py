@@ -46,7 +46,7 @@ from procmgmt.backends._activation import (
     read_pid_file,
     subprocess_runner,
 )
-from procmgmt.backends.base import BuildContext, File, Generation
+from procmgmt.backends.base import BuildContext, File
 from procmgmt.backends.bsdrc import BSDRCActivator, BSDRCBackend
 from procmgmt.backends.bsdrc.model import RcScriptModel, var_prefix
 from procmgmt.backends.bsdrc.parse import RcScript, parse_header
@@ -57,6 +57,7 @@ from procmgmt.deploy.build import build, evaluate, render
 from procmgmt.deploy.engine import Engine, Options
 from procmgmt.deploy.profile import Profile
 from procmgmt.errors import DeployError, ValidationError
+from procmgmt.manifest import Generation
 from procmgmt.model.loader import Model
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.ordering import start_order
