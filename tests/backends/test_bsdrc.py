@@ -50,7 +50,6 @@ from procmgmt.backends.base import (
     BuildContext,
     Coverage,
     File,
-    Generation,
     Ordering,
     PidFiles,
     ProcessMode,
@@ -66,6 +65,7 @@ from procmgmt.deploy.build import build, evaluate, render
 from procmgmt.deploy.engine import Engine, Options
 from procmgmt.deploy.profile import Profile
 from procmgmt.errors import DeployError, ValidationError
+from procmgmt.manifest import Generation
 from procmgmt.model.loader import Model
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.ordering import start_order

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from procmgmt.backends.base import Activator, DeployedProcess, Generation, ProcessStatus
+from procmgmt.backends.base import Activator, ProcessStatus
 from procmgmt.deploy.build import build, evaluate
 from procmgmt.deploy.engine import Engine, Options
 from procmgmt.deploy.plan import Plan
 from procmgmt.deploy.profile import Profile
 from procmgmt.errors import ProcmgmtError
+from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.settings import Settings
 from tests.backends._helpers import tmp_settings
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from procmgmt.backends._activation import CommandResult
-from procmgmt.backends.base import DeployedProcess, Generation
 from procmgmt.backends.systemd import SystemdActivator
 from procmgmt.errors import DeployError
+from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.settings import Settings, resolve
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from procmgmt.backends._activation import TIMED_OUT, CommandResult
-from procmgmt.backends.base import DeployedProcess, Generation
 from procmgmt.backends.sysvinit import SysVInitActivator
 from procmgmt.errors import DeployError
+from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.settings import resolve
 
 OK = CommandResult(0)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import IO
 
 from procmgmt import fsutil
-from procmgmt.backends.base import DeployedProcess, ProcessStatus
+from procmgmt.backends.base import ProcessStatus
+from procmgmt.manifest import DeployedProcess
 from procmgmt.pids import (
     ABSENT,
     Verdict,

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from procmgmt.backends.base import Activator, DeployedProcess, Generation, LogSource, ProcessStatus
+from procmgmt.backends.base import Activator, LogSource, ProcessStatus
+from procmgmt.manifest import DeployedProcess, Generation
 
 
 class Applied(Activator):

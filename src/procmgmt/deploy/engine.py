@@ -41,10 +41,9 @@ from typing import Any, NoReturn, TextIO
 from procmgmt import fsutil, service_files
 from procmgmt import readiness as rd
 from procmgmt.backends import get_backend
-from procmgmt.backends.base import Activator, DeployedProcess, Generation
+from procmgmt.backends.base import Activator
 from procmgmt.deploy import accounts, handstop, preflight
 from procmgmt.deploy.applied import Applied
-from procmgmt.deploy.build import load_generation
 from procmgmt.deploy.doctor import store_commands
 from procmgmt.deploy.plan import Plan, compute_plan
 from procmgmt.deploy.profile import Profile
@@ -60,6 +59,7 @@ from procmgmt.errors import (
     storage,
     storage_error,
 )
+from procmgmt.manifest import DeployedProcess, Generation, load_generation
 from procmgmt.pids import expected_uid
 from procmgmt.settings import Settings
 from procmgmt.testhooks import CRASH_ENV, checkpoint, fail_point

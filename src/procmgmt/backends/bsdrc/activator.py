@@ -16,8 +16,6 @@ from procmgmt.backends._activation import (
 )
 from procmgmt.backends.base import (
     Activator,
-    DeployedProcess,
-    Generation,
     ProcessStatus,
     Tool,
 )
@@ -26,6 +24,7 @@ from procmgmt.backends.bsdrc.parse import RcScript, parse_file
 from procmgmt.backends.bsdrc.rcconf import set_rc_conf, unset_rc_conf
 from procmgmt.backends.bsdrc.rcorder import dependency_graph, rcorder, violations
 from procmgmt.errors import DeployError
+from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.settings import SettingField, Settings
 
 #: Activator defaults (environment variables override them).

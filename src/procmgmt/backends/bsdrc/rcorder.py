@@ -30,10 +30,6 @@ from dataclasses import dataclass, field
 from procmgmt.backends.bsdrc.parse import RcScript, parse_file
 
 
-class RcorderError(Exception):
-    """Scripts that cannot be ordered: a circular dependency."""
-
-
 @dataclass
 class RcOrder:
     """rcorder's answer: the order plus its diagnostics."""

@@ -23,13 +23,12 @@ from procmgmt.backends._activation import (
 )
 from procmgmt.backends.base import (
     Activator,
-    DeployedProcess,
-    Generation,
     ProcessStatus,
     Tool,
 )
 from procmgmt.backends.cygrunsrv.params import DEFAULT_PREFIX, ENTRY, service_name
 from procmgmt.errors import DeployError
+from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.settings import SettingField, Settings
 
 CYGRUNSRV = "cygrunsrv"

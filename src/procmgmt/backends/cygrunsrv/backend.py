@@ -52,7 +52,7 @@ from procmgmt.backends.cygrunsrv.params import (
     service_name,
 )
 from procmgmt.errors import Problem
-from procmgmt.model.spec import ProcessSpec, dependents_of
+from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
 
 #: Native-model key of the proxy parameters (never rendered).
@@ -66,17 +66,13 @@ def proxy_file(name: str) -> str:
     return f"bin/{name}-proxy"
 
 
-def _dependents(spec: ProcessSpec, specs: Mapping[str, ProcessSpec]) -> list[str]:
-    return dependents_of(specs, spec.name)
-
-
-def _uses_proxy(spec: ProcessSpec, specs: Mapping[str, ProcessSpec]) -> bool:
+def _uses_proxy(spec: ProcessSpec, ctx: BuildContext) -> bool:
     """Daemon-only, initialize, umask or nice (cygrunsrv has no options for them),
     or readiness needs it: a dependency declares a readiness check (the proxy
     waits until it passes: the service control manager waits only until it
     runs) or dependents check this process's log line or pid file."""
     return (spec.foreground is None or bool(spec.initialize.strip()) or spec.umask is not None
-            or spec.nice is not None or _proxy.readiness_needs_proxy(spec, specs))
+            or spec.nice is not None or _proxy.readiness_needs_proxy(spec, ctx))
 
 
 class CygrunsrvBackend(Backend):
@@ -124,13 +120,13 @@ class CygrunsrvBackend(Backend):
             # cygrunsrv appends :/bin itself.
             env["PATH"] = f"{path}:/usr/local/bin:/usr/bin"
         native: dict[str, Any] = {"service": service}
-        if _uses_proxy(spec, ctx.specs):
+        if _uses_proxy(spec, ctx):
             wrap = spec.foreground is None
             exe = spec.daemon if wrap else spec.foreground
             assert exe is not None, "validation guarantees a daemon or a foreground process"
             args = spec.daemon_args if wrap else spec.foreground_args
             native["path"] = f"{ENTRY}/{proxy_file(spec.name)}"
-            write_pid = _proxy.readiness_pid_file(spec, ctx.specs)
+            write_pid = _proxy.readiness_pid_file(spec, ctx)
             native[PROXY_KEY] = {
                 "name": spec.name,
                 "command": [exe, *args],
@@ -138,7 +134,7 @@ class CygrunsrvBackend(Backend):
                 "pid_file": spec.derived_pid_file(settings) if wrap or write_pid else None,
                 "pid_dir": spec.own_pid_dir(settings) if wrap or write_pid else None,
                 "write_pid_file": write_pid,
-                **_proxy.readiness_options(spec, ctx.specs, settings, pid_waits=False),
+                **_proxy.readiness_options(spec, ctx, settings, pid_waits=False),
                 "initialize": spec.initialize,
                 "directory": spec.directory,
                 "umask": spec.umask,
@@ -202,9 +198,9 @@ class CygrunsrvBackend(Backend):
             if not _SERVICE.match(service):
                 problems.append((spec.name, "name", f"service name {service!r} may only "
                                  "contain letters, digits and . _ @ -"))
-            if _dependents(spec, ctx.specs):
+            if ctx.dependents(spec.name):
                 problems += _ready_sh.spec_problems(spec)
-            if not _uses_proxy(spec, ctx.specs):
+            if not _uses_proxy(spec, ctx):
                 for arg in spec.foreground_args:
                     problem = arg_problem(arg)
                     if problem:

@@ -28,13 +28,12 @@ from procmgmt.backends._activation import (
 )
 from procmgmt.backends.base import (
     Activator,
-    DeployedProcess,
-    Generation,
     ProcessStatus,
     Tool,
 )
 from procmgmt.backends.launchd.plist import AGENTS_DIR, DAEMONS_DIR, DEFAULT_PREFIX, label_of
 from procmgmt.errors import DeployError
+from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.settings import SettingField, Settings
 
 #: Seconds the activator waits for a started job to run.

@@ -77,7 +77,7 @@ from procmgmt.backends.base import (
 from procmgmt.backends.launchd.activator import PREFIX_SETTING, SETTINGS, LaunchdActivator
 from procmgmt.backends.launchd.plist import label_of, plist_path, render_plist
 from procmgmt.errors import Problem
-from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec, dependents_of
+from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec
 from procmgmt.settings import Settings
 
 #: The shell the embedded proxy runs with.
@@ -85,10 +85,6 @@ PROXY_SHELL = "/bin/sh"
 #: Native-model key of the proxy parameters (never rendered).
 PROXY_KEY = "_proxy"
 _LABEL = re.compile(r"^[A-Za-z0-9._-]+$")
-
-
-def _dependents(spec: ProcessSpec, ctx: BuildContext) -> list[str]:
-    return dependents_of(ctx.specs, spec.name)
 
 
 class LaunchdBackend(Backend):
@@ -119,7 +115,7 @@ class LaunchdBackend(Backend):
     def uses_proxy(self, spec: ProcessSpec, ctx: BuildContext) -> bool:
         """Daemon-only, initialize, dependencies, or a dependency of others."""
         return (spec.foreground is None or bool(spec.initialize.strip())
-                or bool(spec.dependencies) or bool(_dependents(spec, ctx)))
+                or bool(spec.dependencies) or bool(ctx.dependents(spec.name)))
 
     def translate(self, spec: ProcessSpec, ctx: BuildContext) -> dict[str, Any]:
         """The job dictionary; the proxy's parameters (if any) under ``_proxy``."""
@@ -153,7 +149,7 @@ class LaunchdBackend(Backend):
                 "pid_file_timeout": _proxy.DEFAULT_PID_FILE_TIMEOUT,
                 "kill_after": _proxy.DEFAULT_KILL_AFTER,
                 "stop_signal": spec.stop_signal,
-                **_proxy.readiness_options(spec, ctx.specs, settings, pid_waits=True),
+                **_proxy.readiness_options(spec, ctx, settings, pid_waits=True),
             }
             if user and chainload:
                 ctx.warn(spec, self.name, f"initialize runs as root, then the proxy drops to "
@@ -231,7 +227,7 @@ class LaunchdBackend(Backend):
         a dependency's readiness check must be expressible in sh."""
         problems: list[tuple[str, str, str]] = []
         for spec in specs:
-            if _dependents(spec, ctx):
+            if ctx.dependents(spec.name):
                 problems += _ready_sh.spec_problems(spec)
             label = label_of(spec.name, self.prefix)
             if not _LABEL.match(label):

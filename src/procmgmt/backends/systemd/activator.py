@@ -22,14 +22,13 @@ from procmgmt.backends._activation import (
 )
 from procmgmt.backends.base import (
     Activator,
-    DeployedProcess,
-    Generation,
     LogSource,
     ProcessStatus,
     Tool,
 )
 from procmgmt.backends.systemd.naming import UNIT_DIR, USER_ENV, target_dir, unit_name, user_mode
 from procmgmt.errors import DeployError, UsageError
+from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.settings import Settings
 from procmgmt.testhooks import fail_point
 

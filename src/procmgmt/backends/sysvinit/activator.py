@@ -26,12 +26,11 @@ from procmgmt.backends._activation import (
 )
 from procmgmt.backends.base import (
     Activator,
-    DeployedProcess,
-    Generation,
     ProcessStatus,
 )
 from procmgmt.backends.sysvinit.script import DEFAULT_START_TIMEOUT, DEFAULT_STOP_TIMEOUT
 from procmgmt.errors import DeployError
+from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.settings import Settings
 
 #: Extra seconds the activator allows beyond the script's own timeouts.
