@@ -17,8 +17,9 @@ from __future__ import annotations
 import functools
 import importlib
 import pkgutil
+from collections.abc import Mapping
 from importlib.metadata import entry_points
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 
 from procmgmt.backends.base import Backend, Capabilities
 from procmgmt.errors import UsageError
@@ -37,9 +38,10 @@ def _backend_class(obj: object, where: str) -> type[Backend]:
 
 
 @functools.cache
-def registry() -> dict[str, type[Backend]]:
-    """Backend name -> class: the built-in ones, then entry points (a built-in
-    name wins). Cached: discovery imports every backend module once."""
+def registry() -> Mapping[str, type[Backend]]:
+    """Backend name -> class, sorted by name: the built-in ones, then entry points
+    (a built-in name wins). Cached (read-only): discovery imports every backend
+    module once."""
     found: dict[str, type[Backend]] = {}
     for info in pkgutil.iter_modules(__path__, prefix=f"{__name__}."):
         if info.name.rpartition(".")[2].startswith("_"):
@@ -60,7 +62,7 @@ def registry() -> dict[str, type[Backend]]:
         if cls.name != ep.name:
             raise UsageError(f"{where}: the class is named {cls.name!r}, not {ep.name!r}")
         found[ep.name] = cls
-    return dict(sorted(found.items()))
+    return MappingProxyType(dict(sorted(found.items())))
 
 
 def backend_names() -> list[str]:
