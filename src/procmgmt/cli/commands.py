@@ -111,7 +111,7 @@ def cmd_switch(args: argparse.Namespace, settings: Settings) -> int:
 
     options = engine_options(args)
     if args.rollback or args.switch_generation is not None:
-        switcher = Switcher(settings, options)
+        switcher = Switcher(settings, options, out=sys.stdout)
         if args.rollback:
             switched = switcher.rollback(dry_run=args.dry_run)
         else:
@@ -129,8 +129,8 @@ def cmd_switch(args: argparse.Namespace, settings: Settings) -> int:
     settings = keep_current_backend(settings)
     if args.assign_ids:
         settings = _assign_ids(args, settings)
-    switched = Switcher(settings, options).deploy(None if args.undeploy else model_path(args),
-                                                  dry_run=args.dry_run)
+    switcher = Switcher(settings, options, out=sys.stdout)
+    switched = switcher.deploy(None if args.undeploy else model_path(args), dry_run=args.dry_run)
     if args.dry_run:
         _print_plan(switched.plan)
         return 0
@@ -204,7 +204,7 @@ def cmd_run_activity(args: argparse.Namespace, settings: Settings) -> int:
         raise GenerationError("nothing is deployed in profile "
                               f"{settings.profile!r} (see 'procmgmt switch MODEL')")
     gen = load_generation(path)
-    engine = Engine(settings, options=engine_options(args))
+    engine = Engine(settings, out=sys.stdout, options=engine_options(args))
     act = engine.activator(gen.backend)
     if args.activity == "start":
         init_state(settings)
@@ -305,7 +305,7 @@ def _cfg_repair(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_repair(args: argparse.Namespace, settings: Settings) -> int:
-    engine = Engine(settings)
+    engine = Engine(settings, out=sys.stdout)
     if args.abandon:
         left = engine.abandon()
         if left is None:

@@ -43,8 +43,8 @@ class Subcommands:
         """Register subcommand ``name``; ``configure`` adds its own arguments."""
         if name in self.parsers:
             raise ValueError(f"subcommand {name!r} registered twice")
-        p: argparse.ArgumentParser = self._action.add_parser(name, parents=[self._parent], help=help_text,
-                                    description=help_text)
+        p: argparse.ArgumentParser = self._action.add_parser(
+            name, parents=[self._parent], help=help_text, description=help_text)
         p.set_defaults(**{HANDLER: handler})
         if configure is not None:
             configure(p)

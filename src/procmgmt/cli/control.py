@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from procmgmt.cli.common import Subcommands, activation_args, engine_options
 from procmgmt.deploy.control import Control, ControlResult
@@ -19,6 +20,11 @@ def _names(p: argparse.ArgumentParser, verb: str) -> None:
                    help="fail at once if a switch holds the profile lock")
 
 
+def _control(args: argparse.Namespace, settings: Settings) -> Control:
+    """The library side, reporting progress on stdout."""
+    return Control(settings, out=sys.stdout, options=engine_options(args))
+
+
 def _report(verb: str, done: list[str], unchanged: list[str], already: str) -> None:
     if done:
         print(f"{verb}: {', '.join(done)}")
@@ -31,7 +37,7 @@ def _cfg_start(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
-    result = Control(settings, options=engine_options(args)).start(args.names, args.all_)
+    result = _control(args, settings).start(args.names, args.all_)
     _report("started", result.started, result.unchanged, "already running")
     return 0
 
@@ -43,7 +49,7 @@ def _cfg_stop(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
-    result: ControlResult = Control(settings, options=engine_options(args)).stop(
+    result: ControlResult = _control(args, settings).stop(
         args.names, args.all_, with_dependents=args.with_dependents)
     _report("stopped", result.stopped, result.unchanged, "already stopped")
     return 0
@@ -54,7 +60,7 @@ def _cfg_restart(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_restart(args: argparse.Namespace, settings: Settings) -> int:
-    result = Control(settings, options=engine_options(args)).restart(args.names, args.all_)
+    result = _control(args, settings).restart(args.names, args.all_)
     named = set(args.names)
     _report("restarted", [n for n in result.started if args.all_ or n in named],
             [n for n in result.started if not args.all_ and n not in named],

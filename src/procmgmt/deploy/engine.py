@@ -30,7 +30,6 @@ import fcntl
 import json
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -48,7 +47,7 @@ from procmgmt.deploy.doctor import store_commands
 from procmgmt.deploy.options import Options
 from procmgmt.deploy.plan import Plan, compute_plan
 from procmgmt.deploy.profile import Profile
-from procmgmt.deploy.progress import Progress
+from procmgmt.deploy.progress import Progress, Silent
 from procmgmt.deploy.scheduler import Outcome, reverse_waits, run_dag
 from procmgmt.deploy.state import init_state
 from procmgmt.errors import (
@@ -165,7 +164,7 @@ class Engine:
                  options: Options | None = None) -> None:
         self._settings = settings
         self.profile = Profile(settings)
-        self._out = out if out is not None else sys.stdout
+        self._out = out if out is not None else Silent()
         self._options = options or Options()
         self._activators: dict[str, Activator] = {}
         self._act_locks: dict[int, threading.Lock] = {}
@@ -190,7 +189,7 @@ class Engine:
 
     @property
     def out(self) -> TextIO:
-        """Where progress lines go (the caller's choice; stdout by default)."""
+        """Where progress lines go: the caller's choice; none are kept without one."""
         return self._out
 
     # --- small helpers -------------------------------------------------------------
