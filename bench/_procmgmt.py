@@ -7,10 +7,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from procmgmt.backends.base import Generation
 from procmgmt.deploy.engine import Engine, SwitchResult
 from procmgmt.deploy.options import DEFAULT_MAX_PARALLEL, Options
 from procmgmt.deploy.switch import Switcher
+from procmgmt.manifest import Generation
 
 
 @dataclass

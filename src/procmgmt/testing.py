@@ -39,15 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from procmgmt.deploy.build import load_generation
 from procmgmt.deploy.engine import Engine
 from procmgmt.deploy.switch import Switcher
-from procmgmt.errors import ProcmgmtError
+from procmgmt.errors import LeftoverProcessesError, ProcmgmtError
+from procmgmt.manifest import load_generation
 from procmgmt.settings import Settings, resolve
-
-
-class LeftoverProcessesError(ProcmgmtError):
-    """Processes of the deployment still run after undeploy."""
 
 
 @dataclass

@@ -9,8 +9,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from procmgmt.backends.base import Generation
 from procmgmt.deploy.switch import Switcher
+from procmgmt.manifest import Generation
 from procmgmt.settings import Settings
 
 

@@ -36,6 +36,17 @@ def test_the_package_ships_its_shell_files() -> None:
     assert "backends/sh/make_piddir.sh" in FILES
 
 
+@pytest.mark.parametrize("name", [
+    "backends/sysvinit/helpers.sh",
+    "backends/sysvinit/start_head.sh",
+    "backends/sysvinit/start_daemon.sh",
+    "backends/sysvinit/start_foreground.sh",
+    "backends/bsdrc/helpers.sh",
+])
+def test_the_backend_packages_ship_their_shell_files(name: str) -> None:
+    assert name in FILES
+
+
 @pytest.mark.parametrize("name", sorted(FILES))
 def test_shell_file_declares_its_dialect(name: str) -> None:
     assert FILES[name].startswith(SHELLCHECK_DIRECTIVE), name

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from procmgmt.deploy import store
-from procmgmt.deploy.build import load_generation
 from procmgmt.deploy.gc import collect
 from procmgmt.deploy.options import Options
 from procmgmt.deploy.profile import Profile
 from procmgmt.deploy.switch import Switcher
+from procmgmt.manifest import load_generation
 from procmgmt.settings import Settings, resolve
 from tests.faults import MODELS, Cli, assert_generations_consistent, cleanup, marked
 

@@ -74,14 +74,13 @@ from procmgmt.backends.base import (
     Backend,
     BuildContext,
     Capabilities,
-    DeployedProcess,
     File,
-    Generation,
     LogSource,
     ProcessStatus,
 )
 from procmgmt.errors import DeployError, UsageError
-from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec, dependents_of
+from procmgmt.manifest import DeployedProcess, Generation
+from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec
 from procmgmt.pids import pid_alive
 from procmgmt.settings import Settings
 from procmgmt.testhooks import fail_point
@@ -290,12 +289,7 @@ def _truthy(value: Any) -> bool:
     return str(value).strip().lower() not in ("false", "0", "no", "off", "none", "")
 
 
-def _dependents(spec: ProcessSpec, specs: Mapping[str, ProcessSpec]) -> list[str]:
-    return dependents_of(specs, spec.name)
-
-
-def _uses_proxy(spec: ProcessSpec, settings: Settings,
-                specs: Mapping[str, ProcessSpec]) -> bool:
+def _uses_proxy(spec: ProcessSpec, settings: Settings, ctx: BuildContext) -> bool:
     """Proxy when the process only daemonizes, has an initialize, needs root
     before dropping to its user (a negative nice level), or readiness needs it:
     a dependency declares a readiness check (the proxy waits until it passes:
@@ -304,7 +298,7 @@ def _uses_proxy(spec: ProcessSpec, settings: Settings,
     user = spec.effective_user(settings)
     return (spec.foreground is None or bool(spec.initialize.strip())
             or (user is not None and spec.nice is not None and spec.nice < 0)
-            or _proxy.readiness_needs_proxy(spec, specs))
+            or _proxy.readiness_needs_proxy(spec, ctx))
 
 
 def program_file(name: str) -> str:
@@ -354,14 +348,14 @@ class SupervisordBackend(Backend):
         if path:
             env["PATH"] = f"{path}:{SYSTEM_PATH}"
         native: dict[str, Any] = {}
-        if _uses_proxy(spec, settings, ctx.specs):
+        if _uses_proxy(spec, settings, ctx):
             wrap = spec.foreground is None
             exe = spec.daemon if wrap else spec.foreground
             assert exe is not None, "validation guarantees a daemon or a foreground process"
             args = spec.daemon_args if wrap else spec.foreground_args
             root_first = bool(spec.initialize.strip()) or (spec.nice is not None and spec.nice < 0)
             native["command"] = [Raw(f"{_HERE}/../{proxy_file(spec.name)}")]
-            write_pid = _proxy.readiness_pid_file(spec, ctx.specs)
+            write_pid = _proxy.readiness_pid_file(spec, ctx)
             native[PROXY_KEY] = {
                 "name": spec.name,
                 "command": [exe, *args],
@@ -379,7 +373,7 @@ class SupervisordBackend(Backend):
                 "pid_file_timeout": _proxy.DEFAULT_PID_FILE_TIMEOUT,
                 "kill_after": _proxy.DEFAULT_KILL_AFTER,
                 "stop_signal": spec.stop_signal,
-                **_proxy.readiness_options(spec, ctx.specs, settings, pid_waits=False),
+                **_proxy.readiness_options(spec, ctx, settings, pid_waits=False),
             }
             if user and not root_first:
                 native["user"] = user
@@ -458,7 +452,7 @@ class SupervisordBackend(Backend):
                     "length and answers nothing meanwhile (3 MB take minutes); pass large "
                     "data in a file instead")
             command_size = sum(len(w) + 3 for w in (spec.foreground or "", *spec.foreground_args))
-            if command_size > VALUE_MAX and not _uses_proxy(spec, settings, ctx.specs):
+            if command_size > VALUE_MAX and not _uses_proxy(spec, settings, ctx):
                 add("foreground_process_args", f"the command is about {command_size} "
                     f"characters, more than the {VALUE_MAX} procmgmt allows in supervisord's "
                     "command= (parsed in time growing with the square of its length)")
@@ -466,7 +460,7 @@ class SupervisordBackend(Backend):
                 problem = env_problem("PATH", f"{spec.path_value()}:{SYSTEM_PATH}")
                 if problem:
                     add("path", problem)
-            if _uses_proxy(spec, settings, ctx.specs):
+            if _uses_proxy(spec, settings, ctx):
                 # The proxy is a shell script: only NUL is impossible there.
                 for fieldname, words in (("daemon_args", (spec.daemon or "", *spec.daemon_args)),
                                          ("foreground_process_args",
@@ -490,7 +484,7 @@ class SupervisordBackend(Backend):
             problem = value_problem(spec.log_file(settings))
             if problem:
                 add("name", f"log file {spec.log_file(settings)!r} {problem}")
-            if _dependents(spec, ctx.specs):
+            if ctx.dependents(spec.name):
                 problems.extend(_ready_sh.spec_problems(spec))
         return problems
 

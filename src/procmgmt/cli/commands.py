@@ -24,7 +24,7 @@ from procmgmt.cli.common import (
     model_path,
 )
 from procmgmt.deploy import store
-from procmgmt.deploy.build import evaluate, load_generation, render
+from procmgmt.deploy.build import evaluate, render
 from procmgmt.deploy.engine import Engine, profile_lock
 from procmgmt.deploy.gc import collect
 from procmgmt.deploy.plan import Plan
@@ -32,6 +32,7 @@ from procmgmt.deploy.profile import Profile
 from procmgmt.deploy.state import init_state
 from procmgmt.deploy.switch import Switcher, assign_ids, build_model, keep_current_backend
 from procmgmt.errors import GenerationError, UsageError
+from procmgmt.manifest import load_generation
 from procmgmt.settings import Settings
 
 # --- build -------------------------------------------------------------------------

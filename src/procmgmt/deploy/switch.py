@@ -28,8 +28,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from procmgmt.backends import get_backend
-from procmgmt.backends.base import Generation
-from procmgmt.deploy.build import build, evaluate, load_generation
+from procmgmt.deploy.build import build, evaluate
 from procmgmt.deploy.engine import Engine, SwitchResult
 from procmgmt.deploy.gc import store_lock
 from procmgmt.deploy.options import Options
@@ -37,6 +36,7 @@ from procmgmt.deploy.plan import Plan
 from procmgmt.deploy.profile import Profile
 from procmgmt.deploy.state import init_state
 from procmgmt.errors import UsageError
+from procmgmt.manifest import Generation, load_generation
 from procmgmt.model.loader import Model
 from procmgmt.settings import Settings
 
