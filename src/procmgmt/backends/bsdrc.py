@@ -59,7 +59,7 @@ from typing import Any
 
 from procmgmt import fsutil
 from procmgmt import readiness as rd
-from procmgmt.backends import _activation, _ready_sh
+from procmgmt.backends import _activation
 from procmgmt.backends._activation import (
     CommandResult,
     Runner,
@@ -79,6 +79,7 @@ from procmgmt.backends.base import (
     Tool,
 )
 from procmgmt.backends.rcorder import RcScript, dependency_graph, parse_file, rcorder, violations
+from procmgmt.backends.shared import ready as _ready_sh
 from procmgmt.errors import DeployError
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings

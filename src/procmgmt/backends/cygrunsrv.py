@@ -67,7 +67,6 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from procmgmt.backends import _proxy, _ready_sh
 from procmgmt.backends._activation import (
     CommandResult,
     Runner,
@@ -85,6 +84,8 @@ from procmgmt.backends.base import (
     ProcessStatus,
     Tool,
 )
+from procmgmt.backends.shared import proxy as _proxy
+from procmgmt.backends.shared import ready as _ready_sh
 from procmgmt.errors import DeployError
 from procmgmt.model.spec import ProcessSpec, dependents_of
 from procmgmt.settings import Settings

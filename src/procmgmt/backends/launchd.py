@@ -74,7 +74,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from procmgmt import fsutil
-from procmgmt.backends import _proxy, _ready_sh
 from procmgmt.backends._activation import (
     CommandResult,
     Runner,
@@ -93,6 +92,8 @@ from procmgmt.backends.base import (
     Tool,
 )
 from procmgmt.backends.launchd_schema import check_plist
+from procmgmt.backends.shared import proxy as _proxy
+from procmgmt.backends.shared import ready as _ready_sh
 from procmgmt.errors import DeployError
 from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec, dependents_of
 from procmgmt.settings import Settings

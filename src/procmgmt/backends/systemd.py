@@ -83,7 +83,6 @@ from typing import Any
 
 from procmgmt import fsutil
 from procmgmt import readiness as rd
-from procmgmt.backends import _ready_sh
 from procmgmt.backends.base import (
     Activator,
     Backend,
@@ -96,6 +95,7 @@ from procmgmt.backends.base import (
     ProcessStatus,
     Tool,
 )
+from procmgmt.backends.shared import ready as _ready_sh
 from procmgmt.errors import DeployError, UsageError
 from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec
 from procmgmt.settings import Settings

@@ -34,13 +34,12 @@ from typing import IO, Any
 
 from procmgmt import fsutil
 from procmgmt import readiness as rd
-from procmgmt.backends import _activation, _ready_sh
+from procmgmt.backends import _activation
 from procmgmt.backends._activation import (
     pid_alive,
     pid_file_status,
     pid_verdict,
 )
-from procmgmt.backends._proxy import _msg
 from procmgmt.backends._shell import (
     MAKE_PIDDIR_SH,
     PID_OWNED_SH,
@@ -48,6 +47,7 @@ from procmgmt.backends._shell import (
     export_lines,
     quote,
 )
+from procmgmt.backends._shell import in_double_quotes as _msg
 from procmgmt.backends.base import (
     Activator,
     Backend,
@@ -58,6 +58,7 @@ from procmgmt.backends.base import (
     Generation,
     ProcessStatus,
 )
+from procmgmt.backends.shared import ready as _ready_sh
 from procmgmt.deploy.state import directory_mode
 from procmgmt.errors import DeployError
 from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec

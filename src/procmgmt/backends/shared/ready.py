@@ -69,7 +69,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from procmgmt import readiness as rd
-from procmgmt.backends._shell import command_line, quote
+from procmgmt.backends._shell import command_line, in_double_quotes, quote
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
 
@@ -390,7 +390,7 @@ def record_offset_lines(log_path: str, marker: str) -> list[str]:
         "# Dependents check this process's log line only after this size (this start).",
         f"procmgmt_ready_log_size=$({{ wc -c < {quote(log_path)}; }} 2>/dev/null | tr -d ' ')",
         f"if ! echo \"${{procmgmt_ready_log_size:-0}}\" > {quote(marker)}; then",
-        f"    echo \"$procmgmt_name: cannot write {_msg(marker)}\" >&2",
+        f"    echo \"$procmgmt_name: cannot write {in_double_quotes(marker)}\" >&2",
         "    exit 1",
         "fi",
     ]
@@ -421,11 +421,6 @@ def ready_script(name: str, check: rd.Readiness, *, pid_file: str | None,
         ]
     lines += [*wait_lines(name, check, pid_file=pid_file, offset_file=offset_file), ""]
     return "\n".join(lines)
-
-
-def _msg(text: str) -> str:
-    """``text`` safe inside a double-quoted ``echo`` argument."""
-    return "".join("\\" + ch if ch in '"$`\\' else ch for ch in text)
 
 
 def dependency_waits(spec: ProcessSpec, specs: Mapping[str, ProcessSpec],

@@ -11,7 +11,7 @@ user. The proxy fills both gaps:
   names a live process, which gives managers without dependencies (launchd)
   a start order even when they start everything at once; then
   (``wait_ready``) until each dependency that declares a readiness check
-  passes it (the generated sh probes of :mod:`procmgmt.backends._ready_sh`),
+  passes it (the generated sh probes of :mod:`procmgmt.backends.shared.ready`),
   so a dependent starts only once its dependencies are *ready*, also when
   the manager starts things without procmgmt (boot, ``procmgmt run``, a
   supervisord restart); during procmgmt's own switch the dependencies are
@@ -47,16 +47,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from procmgmt import readiness as rd
-from procmgmt.backends import _ready_sh
 from procmgmt.backends._shell import (
     MAKE_PIDDIR_SH,
     PID_OWNED_SH,
     command_line,
     export_lines,
+    in_double_quotes,
     quote,
 )
+from procmgmt.backends.shared import ready
 from procmgmt.model.spec import ProcessSpec, dependents_of
 from procmgmt.settings import Settings
+
+#: Key of the proxy's parameters in a backend's native model (a plain dict of
+#: :class:`ProxyOptions` fields, patched by overrides; never rendered as a key).
+PROXY_KEY = "_proxy"
 
 #: Seconds to wait for a daemon's pid file before giving up.
 DEFAULT_PID_FILE_TIMEOUT = 10
@@ -128,12 +133,12 @@ def readiness_options(spec: ProcessSpec, specs: Mapping[str, ProcessSpec],
     options: dict[str, Any] = {
         "wait_for": {d.name: d.derived_pid_file(settings) for d in deps} if pid_waits else {},
         "wait_timeout": DEFAULT_WAIT_TIMEOUT,
-        "wait_ready": _ready_sh.dependency_waits(spec, specs, settings),
+        "wait_ready": ready.dependency_waits(spec, specs, settings),
         "record_log_offset": {},
     }
     check = spec.readiness
     if isinstance(check, rd.LogLine) and _has_dependents(spec, specs):
-        options["record_log_offset"] = {check.path: _ready_sh.log_offset_file(spec, settings)}
+        options["record_log_offset"] = {check.path: ready.log_offset_file(spec, settings)}
     return options
 
 
@@ -142,7 +147,7 @@ def readiness_needs_proxy(spec: ProcessSpec, specs: Mapping[str, ProcessSpec]) -
     is needed when a dependency declares an sh-checkable readiness check (to wait
     for it), or when dependents check this process's LogLine (the proxy records
     the log size at start) or its own pid file (:func:`readiness_pid_file`)."""
-    if any(_ready_sh.checkable(specs[d].readiness) for d in spec.dependencies if d in specs):
+    if any(ready.checkable(specs[d].readiness) for d in spec.dependencies if d in specs):
         return True
     return _has_dependents(spec, specs) and (
         isinstance(spec.readiness, rd.LogLine) or readiness_pid_file(spec, specs))
@@ -153,6 +158,22 @@ def readiness_pid_file(spec: ProcessSpec, specs: Mapping[str, ProcessSpec]) -> b
     wait for a PidFile check without a path, which names that pid file."""
     return (spec.foreground is not None and _has_dependents(spec, specs)
             and isinstance(spec.readiness, rd.PidFile) and not spec.readiness.path)
+
+
+def uses_proxy(spec: ProcessSpec, specs: Mapping[str, ProcessSpec], *,
+               manager_lacks: bool = False) -> bool:
+    """Whether ``spec`` runs through the proxy: it only daemonizes, it has an
+    ``initialize`` snippet (run before dropping to the user), readiness needs it
+    (:func:`readiness_needs_proxy`), or ``manager_lacks``: the backend's manager
+    cannot do something the process asks for (cygrunsrv: umask, nice; supervisord:
+    a negative nice level before dropping to the user; launchd: any ordering)."""
+    return (spec.foreground is None or bool(spec.initialize.strip()) or manager_lacks
+            or readiness_needs_proxy(spec, specs))
+
+
+def proxy_file(name: str) -> str:
+    """Where a process's proxy script lives, relative to its store entry."""
+    return f"bin/{name}-proxy"
 
 
 def wraps_daemon(native_proxy: Any) -> bool:
@@ -178,9 +199,10 @@ def user_lookup_lines(user: str) -> list[str]:
     """Lines that look up ``user``'s primary group into ``$procmgmt_proxy_gid`` (at run
     time: the user may only be created during activation), failing clearly."""
     q = quote(user)
+    shown = in_double_quotes(user)
     return [
         f"if ! procmgmt_proxy_gid=$(id -g {q}); then",
-        f"    echo \"$procmgmt_name: cannot switch to user {_msg(user)}: no such user\" >&2",
+        f"    echo \"$procmgmt_name: cannot switch to user {shown}: no such user\" >&2",
         "    exit 1",
         "fi",
     ]
@@ -189,14 +211,6 @@ def user_lookup_lines(user: str) -> list[str]:
 def _assign(text: str) -> str:
     """A single-quoted assignment value (always quoted: no word looks like a command)."""
     return "'" + text.replace("'", "'\\''") + "'"
-
-
-def _msg(text: str) -> str:
-    """``text`` safe inside a double-quoted ``echo`` argument."""
-    out = []
-    for ch in text:
-        out.append("\\" + ch if ch in '"$`\\' else ch)
-    return "".join(out)
 
 
 def command_words(opts: ProxyOptions) -> str:
@@ -241,11 +255,11 @@ def check_options(opts: ProxyOptions) -> list[str]:
         except (TypeError, ValueError) as exc:
             problems.append(f"wait_ready.{dep}: {exc}")
             continue
-        if not _ready_sh.checkable(check):
+        if not ready.checkable(check):
             problems.append(f"wait_ready.{dep}: no readiness check that sh can probe")
         else:
             problems += [f"wait_ready.{dep}: {field_} {msg}"
-                         for field_, msg in _ready_sh.problems(check)]
+                         for field_, msg in ready.problems(check)]
     if any("\0" in t for pair in opts.record_log_offset.items() for t in pair):
         problems.append("a NUL character cannot be in a log or marker file name")
     return problems
@@ -292,7 +306,7 @@ def generate(opts: ProxyOptions) -> str:
         lines.append(f"umask {opts.umask}")
     lines += export_lines(dict(opts.environment))
     for log_path, marker in sorted(opts.record_log_offset.items()):
-        lines += _ready_sh.record_offset_lines(log_path, marker)
+        lines += ready.record_offset_lines(log_path, marker)
     if opts.user:
         lines += user_lookup_lines(opts.user)
     if opts.pid_dir:
@@ -367,12 +381,12 @@ def wait_for_lines(opts: ProxyOptions) -> list[str]:
     for name, pid_file in sorted(opts.wait_for.items()):
         lines.append(f"procmgmt_wait_for_dependency {_assign(name)} {_assign(pid_file)}")
     checks = {dep: rd.from_json(w.get("readiness")) for dep, w in opts.wait_ready.items()}
-    ready = {dep: c for dep, c in checks.items() if c is not None}
-    if ready:
-        lines += ["", _ready_sh.library(list(ready.values())).rstrip("\n")]
-    for dep, check in sorted(ready.items()):
+    probed = {dep: c for dep, c in checks.items() if c is not None}
+    if probed:
+        lines += ["", ready.library(list(probed.values())).rstrip("\n")]
+    for dep, check in sorted(probed.items()):
         wait = opts.wait_ready[dep]
-        lines += _ready_sh.wait_lines(
+        lines += ready.wait_lines(
             f"{opts.name}: dependency {dep}", check,
             pid_file=str(wait.get("pid_file") or "") or None,
             offset_file=str(wait.get("log_offset_file") or ""))
