@@ -46,7 +46,7 @@ options for them); ``directory`` is ``--chdir``, or the proxy's after
 ``initialize``. A process whose dependency declares a readiness check runs
 through the proxy too: ``--dep`` makes the service control manager wait only
 until the dependency *runs*, the proxy then waits until its check passes
-(:mod:`procmgmt.backends._ready_sh`). cygrunsrv runs services as LocalSystem: a process ``user``
+(:mod:`procmgmt.backends.shared.ready`). cygrunsrv runs services as LocalSystem: a process ``user``
 and ``credentials`` are not supported and produce build warnings (the
 ``--user``/``--passwd`` options need a Windows account and its password).
 
@@ -86,6 +86,7 @@ from procmgmt.backends.base import (
 )
 from procmgmt.backends.shared import proxy as _proxy
 from procmgmt.backends.shared import ready as _ready_sh
+from procmgmt.backends.shared.proxy import PROXY_KEY, proxy_file
 from procmgmt.errors import DeployError
 from procmgmt.model.spec import ProcessSpec, dependents_of
 from procmgmt.settings import Settings
@@ -95,8 +96,6 @@ DEFAULT_PREFIX = "procmgmt-"
 ENTRY = "@ENTRY@"
 CYGRUNSRV = "cygrunsrv"
 DEFAULT_TERMSIG = "TERM"
-#: Native-model key of the proxy parameters (never rendered).
-PROXY_KEY = "_proxy"
 #: Windows service names: no slashes; we keep to a portable set.
 _SERVICE = re.compile(r"^[A-Za-z0-9._@-]{1,256}$")
 _SIGNAL = re.compile(r"^(?:[A-Z][A-Z0-9]*|[0-9]+)$")
@@ -165,11 +164,6 @@ def params_file(service: str) -> str:
     return f"cygrunsrv/{service}.json"
 
 
-def proxy_file(name: str) -> str:
-    """Where a process's proxy lives in the store entry."""
-    return f"bin/{name}-proxy"
-
-
 def _dependents(spec: ProcessSpec, specs: Mapping[str, ProcessSpec]) -> list[str]:
     return dependents_of(specs, spec.name)
 
@@ -179,8 +173,8 @@ def _uses_proxy(spec: ProcessSpec, specs: Mapping[str, ProcessSpec]) -> bool:
     or readiness needs it: a dependency declares a readiness check (the proxy
     waits until it passes: the service control manager waits only until it
     runs) or dependents check this process's log line or pid file."""
-    return (spec.foreground is None or bool(spec.initialize.strip()) or spec.umask is not None
-            or spec.nice is not None or _proxy.readiness_needs_proxy(spec, specs))
+    return _proxy.uses_proxy(spec, specs,
+                             manager_lacks=spec.umask is not None or spec.nice is not None)
 
 
 def render_params(native: Mapping[str, Any]) -> list[str]:
