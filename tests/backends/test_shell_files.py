@@ -34,6 +34,10 @@ FILES = _shell_files(importlib.resources.files("procmgmt"))
 def test_the_package_ships_its_shell_files() -> None:
     assert "backends/sh/pid_owned.sh" in FILES
     assert "backends/sh/make_piddir.sh" in FILES
+    for kind in ("common", "last", "tcp", "http", "pidfile", "log", "command"):
+        assert f"backends/shared/sh/ready_{kind}.sh" in FILES
+    for part in ("wait_for", "daemon_head", "daemon_tail"):
+        assert f"backends/shared/sh/proxy_{part}.sh" in FILES
 
 
 @pytest.mark.parametrize("name", sorted(FILES))
