@@ -26,11 +26,12 @@ One check per declaration, each a shell function that probes once, returns
     ``ExecStartPre=`` marker file for systemd; a marker file written by the
     dependency's proxy for proxy waits) and ``tail -c +N | grep -E`` looks
     at the rest. A log that shrank (rotated, truncated) is read from its
-    start. Python ``re`` patterns are translated to POSIX ERE
-    (:func:`ere`); patterns without an ERE equivalent (lookarounds,
-    backreferences, ``\b``, ``\A``, possessive quantifiers, inline flags
-    other than a leading ``(?i)``...) are refused by validation
-    (:func:`problems`) instead of being approximated.
+    start. Patterns are translated to POSIX ERE by
+    :func:`procmgmt.backends.shared.ere.ere`, which reads a documented subset
+    of Python's syntax that means the same in both; anything outside it
+    (lookarounds, backreferences, ``\b``, ``\A``, possessive quantifiers,
+    inline flags other than a leading ``(?i)``...) is refused by validation
+    (:func:`problems`, with its offset) instead of being approximated.
 ``TCP``
     fallback chain, first available wins (chosen once per script run):
     ``nc -z`` when ``nc`` is installed and its help mentions ``-z``
@@ -62,7 +63,6 @@ used. On timeout it prints ``<name>: not ready within <timeout> s (<check>):
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -70,6 +70,7 @@ from typing import Any
 
 from procmgmt import readiness as rd
 from procmgmt.backends._shell import command_line, in_double_quotes, quote, shell_file
+from procmgmt.backends.shared.ere import UntranslatableError, ere
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
 
@@ -77,8 +78,6 @@ from procmgmt.settings import Settings
 #: procmgmt's engine probes readiness itself during a switch, for all processes
 #: at once, instead of each script waiting in turn.
 READY_WAIT_ENV = "PROCMGMT_READY_WAIT"
-#: POSIX RE_DUP_MAX: the largest bound of ``{m,n}`` every ERE implementation takes.
-RE_DUP_MAX = 255
 #: Seconds one probe of an HTTP or TCP check may take.
 PROBE_TIMEOUT = 2
 
@@ -92,183 +91,6 @@ _PIDFILE = shell_file("procmgmt.backends.shared", "sh/ready_pidfile.sh")
 _LOG = shell_file("procmgmt.backends.shared", "sh/ready_log.sh")
 _COMMAND = shell_file("procmgmt.backends.shared", "sh/ready_command.sh")
 
-_ERE_SPECIAL = set(".[\\()*+?{|^$")
-
-
-class UntranslatableError(ValueError):
-    """A Python regular expression without a POSIX ERE equivalent."""
-
-
-# --- Python re -> POSIX ERE -----------------------------------------------------------
-
-def _parser() -> Any:
-    """CPython's regex parser (``re._parser``): the translation works on the parse
-    tree, so every syntax detail (escapes, classes, quantifiers) is read exactly as
-    ``re`` reads it instead of by a second, hand-written parser."""
-    return importlib.import_module("re._parser")
-
-
-def ere(pattern: str) -> tuple[str, bool]:
-    """``(ERE, ignore_case)`` matching the same lines as ``re.search(pattern, line)``.
-
-    Lazy quantifiers become greedy: whether *some* match exists does not
-    depend on greediness. A leading ``(?i)`` becomes ``grep -i``. Raises
-    :class:`UntranslatableError` for everything ERE cannot say.
-    """
-    import re
-
-    try:
-        tree = _parser().parse(pattern, 0)
-    except re.error as exc:
-        raise UntranslatableError(f"invalid regular expression: {exc}") from None
-    flags = int(tree.state.flags)
-    ignore_case = bool(flags & re.IGNORECASE)
-    unsupported = flags & ~(re.IGNORECASE | re.UNICODE | re.MULTILINE | re.DOTALL
-                            | re.VERBOSE)
-    if unsupported:
-        raise UntranslatableError("inline flags other than i, m, s and x have no ERE equivalent")
-    text = _seq(list(tree))
-    if not text:
-        raise UntranslatableError("an empty pattern matches before any line is written; "
-                             "give a pattern that a line must contain")
-    return text, ignore_case
-
-
-def _name(op: Any) -> str:
-    return str(getattr(op, "name", op))
-
-
-def _literal(code: int) -> str:
-    ch = chr(code)
-    if ch in "\n\r\0":
-        raise UntranslatableError("a line break or NUL cannot occur within a log line")
-    return "\\" + ch if ch in _ERE_SPECIAL else ch
-
-
-def _seq(items: list[tuple[Any, Any]]) -> str:
-    return "".join(_item(op, av) for op, av in items)
-
-
-def _atom(items: list[tuple[Any, Any]]) -> str:
-    """``items`` as something a quantifier may follow."""
-    if len(items) == 1 and _name(items[0][0]) in ("LITERAL", "NOT_LITERAL", "ANY", "IN"):
-        return _item(*items[0])
-    if len(items) == 1 and _name(items[0][0]) == "SUBPATTERN":
-        return _item(*items[0])
-    body = _seq(items)
-    if not body:
-        raise UntranslatableError("a quantifier on an empty group has no ERE equivalent")
-    return f"({body})"
-
-
-def _item(op: Any, av: Any) -> str:
-    name = _name(op)
-    if name == "LITERAL":
-        return _literal(av)
-    if name == "NOT_LITERAL":
-        return _bracket([("LITERAL", av)], negate=True)
-    if name == "ANY":
-        return "."
-    if name == "IN":
-        negate = bool(av) and _name(av[0][0]) == "NEGATE"
-        return _bracket([(_name(o), a) for o, a in (av[1:] if negate else av)], negate)
-    if name == "AT":
-        where = _name(av)
-        if where in ("AT_BEGINNING", "AT_BEGINNING_LINE"):
-            return "^"
-        if where in ("AT_END", "AT_END_LINE"):
-            return "$"
-        raise UntranslatableError({"AT_BOUNDARY": r"\b", "AT_NON_BOUNDARY": r"\B",
-                              "AT_BEGINNING_STRING": r"\A", "AT_END_STRING": r"\Z"}.get(
-                                  where, where) + " has no POSIX ERE equivalent")
-    if name == "BRANCH":
-        _, branches = av
-        parts = [_seq(list(b)) for b in branches]
-        if any(not p for p in parts):
-            raise UntranslatableError("an empty alternative has no portable ERE equivalent")
-        return "(" + "|".join(parts) + ")"
-    if name == "SUBPATTERN":
-        _, add_flags, del_flags, sub = av
-        if add_flags or del_flags:
-            raise UntranslatableError("inline flags on a group, e.g. (?i:...), have no ERE "
-                                 "equivalent")
-        body = _seq(list(sub))
-        if not body:
-            raise UntranslatableError("an empty group has no portable ERE equivalent")
-        return f"({body})"
-    if name in ("MAX_REPEAT", "MIN_REPEAT"):
-        low, high, sub = av
-        return _atom(list(sub)) + _quantifier(int(low), high)
-    if name in ("POSSESSIVE_REPEAT", "ATOMIC_GROUP"):
-        raise UntranslatableError("possessive quantifiers and atomic groups have no ERE equivalent")
-    if name in ("GROUPREF", "GROUPREF_EXISTS"):
-        raise UntranslatableError("backreferences have no POSIX ERE equivalent")
-    if name in ("ASSERT", "ASSERT_NOT"):
-        raise UntranslatableError("lookahead and lookbehind have no POSIX ERE equivalent")
-    raise UntranslatableError(f"{name} has no POSIX ERE equivalent")
-
-
-def _quantifier(low: int, high: Any) -> str:
-    unbounded = _name(high) == "MAXREPEAT" or int(high) >= 2 ** 31 - 1
-    if (low, unbounded) == (0, True):
-        return "*"
-    if (low, unbounded) == (1, True):
-        return "+"
-    if not unbounded and (low, int(high)) == (0, 1):
-        return "?"
-    if low > RE_DUP_MAX or (not unbounded and int(high) > RE_DUP_MAX):
-        raise UntranslatableError(f"repetition counts above {RE_DUP_MAX} are not portable in ERE")
-    if unbounded:
-        return f"{{{low},}}"
-    return f"{{{low}}}" if low == int(high) else f"{{{low},{int(high)}}}"
-
-
-_CATEGORIES = {"CATEGORY_DIGIT": "0-9", "CATEGORY_WORD": "[:alnum:]_",
-               "CATEGORY_SPACE": "[:space:]"}
-
-
-def _bracket(items: list[tuple[str, Any]], negate: bool) -> str:
-    """A POSIX bracket expression: ``]`` first, ``[`` and ``^`` late, ``-`` last;
-    backslash is an ordinary character inside brackets."""
-    if not items:
-        raise UntranslatableError("an empty character class has no ERE equivalent")
-    chars: set[str] = set()
-    parts: list[str] = []
-    for name, av in items:
-        if name == "LITERAL":
-            ch = chr(av)
-            if ch in "\n\r\0":
-                if negate:
-                    continue  # a line never contains it: excluding it changes nothing
-                raise UntranslatableError("a line break or NUL cannot occur within a log line")
-            chars.add(ch)
-        elif name == "RANGE":
-            lo, hi = chr(av[0]), chr(av[1])
-            if lo in "]-^[" or hi in "]-^[" or lo in "\n\r\0" or hi in "\n\r\0":
-                raise UntranslatableError(f"the range {lo!r}-{hi!r} cannot be written portably "
-                                     "in a POSIX bracket expression")
-            parts.append(f"{lo}-{hi}")
-        elif name == "CATEGORY" and _name(av) in _CATEGORIES:
-            parts.append(_CATEGORIES[_name(av)])
-        elif name == "CATEGORY" and not negate and len(items) == 1:
-            positive = _name(av).replace("CATEGORY_NOT_", "CATEGORY_")
-            if positive in _CATEGORIES:
-                return f"[^{_CATEGORIES[positive]}]"
-            raise UntranslatableError(f"{_name(av)} has no ERE equivalent")
-        else:
-            raise UntranslatableError(f"{name} {_name(av)} inside a character class has no ERE "
-                                 "equivalent")
-    first = ["]"] if "]" in chars else []
-    last = [c for c in "[^-" if c in chars]
-    middle = sorted(chars - {"]", "[", "^", "-"})
-    body = "".join(first + middle + parts + last)
-    if body.startswith("^") and not negate:
-        body = body[1:] + "^" if len(body) > 1 else "\\^"
-        if body == "\\^":
-            return body
-    if not body:
-        return "[^\n]" if not negate else "."  # only excluded line breaks: anything
-    return ("[^" if negate else "[") + body + "]"
 
 
 # --- validation -----------------------------------------------------------------------
@@ -288,7 +110,8 @@ def problems(check: Any) -> list[tuple[str, str]]:
             ere(check.pattern)
         except UntranslatableError as exc:
             out.append(("readiness.pattern", f"{check.pattern!r} cannot be checked by the "
-                        f"generated scripts: {exc} (grep -E); rewrite it in POSIX ERE terms"))
+                        f"generated scripts (grep -E): {exc}; keep to the subset in "
+                        "docs/backends.md (readiness)"))
     if isinstance(check, rd.Command):
         words = [check.command] if isinstance(check.command, str) else list(check.command)
         if not words or not words[0]:
