@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import subprocess
 import time
 import xmlrpc.client
@@ -208,27 +207,7 @@ class SupervisordActivator(Activator):
 
     def start_supervisord(self) -> None:
         """Start our supervisord (it daemonizes) and wait until it answers."""
-        env = embedded.environment()
-        proc = subprocess.Popen(embedded.command(self.conf), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                env=env, start_new_session=True, cwd="/",
-                                umask=fsutil.SERVICE_UMASK)
-        try:
-            _, err = proc.communicate(timeout=self.answer_timeout)
-        except subprocess.TimeoutExpired:
-            # Whatever of it runs (the foreground process, or a daemon it forked
-            # already) is ours from this call: leave none behind.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            for pid in self.profile_supervisords():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            proc.communicate()
-            raise DeployError(f"supervisord did not daemonize within {self.answer_timeout:g} s "
-                              f"(reading {self.conf})") from None
-        if proc.returncode != 0:
-            raise DeployError(f"supervisord failed to start (exit status {proc.returncode}): "
-                              f"{err.decode(errors='replace').strip()}")
+        embedded.start(self.conf, self.pid_file, self.answer_timeout)
         self._wait_answering()
 
     # -- Activator -----------------------------------------------------------

@@ -18,13 +18,15 @@ import logging
 import os
 import re
 import resource
+import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 
 from procmgmt import fsutil
 from procmgmt.backends.supervisord.control import UNIX_PATH_MAX
 from procmgmt.backends.supervisord.format import SAFE_WORD, encode_value, value_problem
-from procmgmt.errors import UsageError
+from procmgmt.errors import DeployError, UsageError
 from procmgmt.model.spec import SYSTEM_PATH
 from procmgmt.pids import pid_alive
 from procmgmt.settings import Settings
@@ -211,3 +213,30 @@ def warn_if_fds_short(conf: str, programs: int, profile: str) -> None:
         log.warning("supervisord of profile %s runs with minfds=%s but %d programs want "
                     "%d; it takes effect when supervisord restarts",
                     profile, m.group(1), programs, min_fds(programs))
+
+
+def start(conf: str, pid_file: str, timeout: float) -> None:
+    """Start the supervisord of ``conf`` and wait until it has daemonized (not
+    until it answers: the caller waits for that); nothing of it is left running
+    when it fails to daemonize within ``timeout``."""
+    env = environment()
+    proc = subprocess.Popen(command(conf), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env=env, start_new_session=True, cwd="/",
+                            umask=fsutil.SERVICE_UMASK)
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # Whatever of it runs (the foreground process, or a daemon it forked
+        # already) is ours from this call: leave none behind.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in find_running(pid_file, conf):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.communicate()
+        raise DeployError(f"supervisord did not daemonize within {timeout:g} s "
+                          f"(reading {conf})") from None
+    if proc.returncode != 0:
+        raise DeployError(f"supervisord failed to start (exit status {proc.returncode}): "
+                          f"{err.decode(errors='replace').strip()}")
