@@ -7,11 +7,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from procmgmt.backends.base import Generation
 from procmgmt.deploy.build import build, evaluate
 from procmgmt.deploy.engine import DEFAULT_MAX_PARALLEL, Engine, Options, SwitchResult
 from procmgmt.deploy.profile import Profile
 from procmgmt.deploy.state import init_state
+from procmgmt.manifest import Generation
 
 
 @dataclass

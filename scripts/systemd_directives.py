@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate src/procmgmt/backends/systemd_directives.txt from the installed systemd.
+"""Regenerate src/procmgmt/backends/systemd/directives.txt from the installed systemd.
 
 The systemd backend refuses override keys and sections systemd does not know
 (systemd itself would only log "Unknown key ..., ignoring" and run the unit
@@ -32,7 +32,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-OUTPUT = REPO / "src" / "procmgmt" / "backends" / "systemd_directives.txt"
+OUTPUT = REPO / "src" / "procmgmt" / "backends" / "systemd" / "directives.txt"
 SECTIONS = ("Unit", "Service", "Install")
 LIBRARY_GLOBS = ("/usr/lib/*/systemd/libsystemd-core-*.so", "/usr/lib/systemd/libsystemd-core-*.so",
                  "/lib/*/systemd/libsystemd-core-*.so")

@@ -39,7 +39,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from procmgmt.backends.base import File
-from procmgmt.errors import Problem, UserError, ValidationError
+from procmgmt.errors import Problem, SpecError, ValidationError
 from procmgmt.model.credentials import Credentials, Group, User
 from procmgmt.model.loader import Model
 from procmgmt.model.process import _UNSET, Instance, Process
@@ -95,10 +95,6 @@ _PLAIN = ("name", "description", "initialize", "process", "args", "daemon", "dae
           "directory", "umask", "nice", "user", "overrides", "stop_signal", "pid_file_program")
 #: A Nix store path's base name: 32 base-32 characters, a dash, the name.
 _STORE_BASENAME = re.compile(r"^[0-9a-z]{32}-(.+)$")
-
-
-class SpecError(UserError):
-    """An agnostic spec file that cannot be read: names the file (and key)."""
 
 
 def _known(table: Mapping[str, str]) -> str:

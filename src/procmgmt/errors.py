@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from procmgmt.readiness import Readiness
 
 
 class ProcmgmtError(Exception):
@@ -92,6 +96,117 @@ class StorageError(ProcmgmtError):
     """A file operation failed for a reason outside procmgmt: a full disk, a
     read-only file system, missing permissions. The message names the
     operation, the path and (when the disk is full) the space left."""
+
+
+# --- the errors of particular modules: every error procmgmt raises on purpose is
+# --- declared here, so its exit code and message style are reviewed in one place.
+
+
+class CycleError(UserError):
+    """A dependency cycle; ``cycle`` lists the names, first == last.
+
+    Validation reports a cycle of a model as a located :class:`Problem`; this is
+    what the ordering functions raise when they are handed a cyclic graph."""
+
+    def __init__(self, cycle: list[str]) -> None:
+        self.cycle = cycle
+        super().__init__(" -> ".join(cycle))
+
+
+class ManifestError(GenerationError, ValueError):
+    """A generation's ``manifest.json`` is damaged (or from a newer procmgmt): names
+    the file, the field (``processes[2].rank``) and what to do, instead of a
+    ``KeyError`` traceback. Also a ``ValueError``, as the JSON decoder's error
+    was, so code that skips unreadable generations (journal recovery) still does."""
+
+    #: What helps with a damaged manifest: the store entry cannot be repaired in place.
+    FIX = ("the file is damaged: build and deploy the model again ('procmgmt switch "
+           "MODEL'), or switch to another generation ('procmgmt switch "
+           "--switch-generation N')")
+
+    def __init__(self, file: str, field: str | None, message: str,
+                 fix: str | None = None) -> None:
+        self.file = file
+        self.field = field
+        where = f"{file}: {field}" if field else file
+        super().__init__(f"generation manifest {where}: {message}; {fix or self.FIX}")
+
+
+class UserCodeError(ModelLoadError):
+    """User code failed: where (the user's file and line) and why."""
+
+    def __init__(self, file: str | None, line: int | None, what: str, reason: str) -> None:
+        self.file = file
+        self.line = line
+        self.what = what
+        self.reason = reason
+        where = f"{file}:{line}" if file and line else (file or "")
+        text = f"{what} failed: {reason}" if what else reason
+        super().__init__(f"{where}: {text}" if where else text)
+
+
+class IdResourcesError(UserError):
+    """The ID resources file is unreadable or malformed."""
+
+
+class IdsFileError(UserError):
+    """The ids file is unreadable or malformed."""
+
+
+class IdRequirementError(UserError):
+    """An instance requires IDs from a resource the resources file does not define."""
+
+
+class IdsDepletedError(UserError):
+    """Every ID of a resource is in use: the range must be widened."""
+
+
+class IdsMissingError(UserError):
+    """A build needs IDs the ids file does not have: ``procmgmt id-assign`` must run first."""
+
+
+class SpecError(UserError):
+    """An agnostic spec file that cannot be read: names the file (and key)."""
+
+
+class PreflightError(DeployError):
+    """The pre-flight found problems; nothing was stopped or changed."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__(f"pre-flight found {len(problems)} problem"
+                         f"{'s' if len(problems) != 1 else ''}; nothing was stopped or "
+                         "changed:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+class ReadinessError(DeployError):
+    """A process did not become ready in time: names the process, the check and the last error."""
+
+    def __init__(self, name: str, check: Readiness, last_error: str, seconds: float) -> None:
+        self.name = name
+        self.check = check
+        self.last_error = last_error
+        super().__init__(f"{name} did not become ready within {seconds:.1f} s "
+                         f"({check.describe()}): {last_error}")
+
+
+class UnsafePathError(DeployError, OSError):
+    """A path procmgmt was to create is a symlink, or not what it must be.
+
+    Both a :class:`DeployError` (the command line prints it, no traceback) and an
+    :class:`OSError` (callers that tolerate a failing write keep doing so)."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(errno.ELOOP, f"{path} {problem}; procmgmt does not write "
+                         "through it: remove it and run the command again")
+        self.filename = path
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+class LeftoverProcessesError(ProcmgmtError):
+    """Processes of the deployment still run after undeploy."""
 
 
 def _free_space(path: str) -> str:

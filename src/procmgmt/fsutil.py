@@ -36,7 +36,7 @@ import errno
 import os
 import stat
 
-from procmgmt.errors import DeployError
+from procmgmt.errors import DeployError, UnsafePathError
 
 #: Directory that others (service users) traverse: the state dirs, the store.
 DIR = 0o755
@@ -55,21 +55,6 @@ STICKY_DIR = 0o1777
 #: manager or script creates is then never group- or world-writable, whatever the
 #: umask of whoever ran procmgmt. A model's own ``umask`` still applies on top.
 SERVICE_UMASK = 0o022
-
-
-class UnsafePathError(DeployError, OSError):
-    """A path procmgmt was to create is a symlink, or not what it must be.
-
-    Both a :class:`DeployError` (the command line prints it, no traceback) and an
-    :class:`OSError` (callers that tolerate a failing write keep doing so)."""
-
-    def __init__(self, path: str, problem: str) -> None:
-        super().__init__(errno.ELOOP, f"{path} {problem}; procmgmt does not write "
-                         "through it: remove it and run the command again")
-        self.filename = path
-
-    def __str__(self) -> str:
-        return str(self.strerror)
 
 
 def _dir_fd(path: str) -> int:

@@ -40,7 +40,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from procmgmt import fsutil
-from procmgmt.errors import UserError
+from procmgmt.errors import (
+    IdRequirementError,
+    IdResourcesError,
+    IdsDepletedError,
+    IdsFileError,
+    IdsMissingError,
+    UserError,
+)
 from procmgmt.model.credentials import Credentials
 from procmgmt.settings import Settings
 
@@ -57,26 +64,6 @@ Ids = Mapping[str, Mapping[str, int]]
 
 
 # --- errors ------------------------------------------------------------------------
-
-class IdResourcesError(UserError):
-    """The ID resources file is unreadable or malformed."""
-
-
-class IdsFileError(UserError):
-    """The ids file is unreadable or malformed."""
-
-
-class IdRequirementError(UserError):
-    """An instance requires IDs from a resource the resources file does not define."""
-
-
-class IdsDepletedError(UserError):
-    """Every ID of a resource is in use: the range must be widened."""
-
-
-class IdsMissingError(UserError):
-    """A build needs IDs the ids file does not have: ``procmgmt id-assign`` must run first."""
-
 
 # --- resources ---------------------------------------------------------------------
 

@@ -5,20 +5,20 @@ Every backend encodes the same two numbers in its own terms: the *rank*
 sysvinit sequence numbers and supervisord priorities are built from it) and
 a total *start order* sorted by (rank, name), so ties never depend on dict
 order. Stop order is the exact reverse.
+
+The sorting itself is the standard library's :class:`graphlib.TopologicalSorter`;
+what this module adds is determinism: ties are broken by name, and a cycle is
+reported as the first one a name-ordered depth-first search meets, so the same
+model always gives the same order and the same message.
 """
 
 from __future__ import annotations
 
+import graphlib
 import heapq
 from collections.abc import Iterable, Mapping
 
-
-class CycleError(Exception):
-    """A dependency cycle; ``cycle`` lists the names, first == last."""
-
-    def __init__(self, cycle: list[str]) -> None:
-        self.cycle = cycle
-        super().__init__(" -> ".join(cycle))
+from procmgmt.errors import CycleError
 
 
 def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
@@ -52,45 +52,35 @@ def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
 
 def ranks(graph: Mapping[str, Iterable[str]]) -> dict[str, int]:
     """Rank of every node; raises :class:`CycleError` on a cycle."""
-    cycle = find_cycle(graph)
-    if cycle:
-        raise CycleError(cycle)
     result: dict[str, int] = {}
-
-    def rank(node: str) -> int:
-        if node not in result:
-            deps = [d for d in graph[node] if d in graph]
-            result[node] = 1 + max(rank(d) for d in deps) if deps else 0
-        return result[node]
-
-    # Iterative deepening would avoid recursion, but ranks are computed in
-    # dependency order below so the recursion depth stays at one.
+    # In topological order every dependency's rank is known before it is needed.
     for node in topological_order(graph):
-        rank(node)
+        deps = [result[d] for d in graph[node] if d in graph]
+        result[node] = 1 + max(deps) if deps else 0
     return result
 
 
 def topological_order(graph: Mapping[str, Iterable[str]]) -> list[str]:
-    """Dependencies first; ties broken by name (Kahn's algorithm)."""
-    deps = {n: {d for d in graph[n] if d in graph} for n in graph}
-    dependents: dict[str, list[str]] = {n: [] for n in graph}
-    for n, ds in deps.items():
-        for d in ds:
-            dependents[d].append(n)
-    missing = {n: len(ds) for n, ds in deps.items()}
-    ready = [n for n, c in missing.items() if c == 0]
+    """Dependencies first; among the nodes ready at the same time, by name.
+
+    Dependencies on names outside ``graph`` are ignored (validation reports them)."""
+    sorter = graphlib.TopologicalSorter({n: {d for d in graph[n] if d in graph}
+                                         for n in graph})
+    try:
+        sorter.prepare()
+    except graphlib.CycleError:
+        # graphlib names whichever cycle its insertion order meets first; report
+        # the one find_cycle names, as validation does.
+        raise CycleError(find_cycle(graph) or []) from None
+    ready = list(sorter.get_ready())
     heapq.heapify(ready)
     order: list[str] = []
     while ready:
-        n = heapq.heappop(ready)
-        order.append(n)
-        for m in dependents[n]:
-            missing[m] -= 1
-            if missing[m] == 0:
-                heapq.heappush(ready, m)
-    if len(order) != len(graph):
-        cycle = find_cycle(graph) or []
-        raise CycleError(cycle)
+        node = heapq.heappop(ready)
+        order.append(node)
+        sorter.done(node)
+        for nxt in sorter.get_ready():
+            heapq.heappush(ready, nxt)
     return order
 
 

@@ -40,23 +40,12 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 from procmgmt import fsutil
-from procmgmt.errors import DeployError
+from procmgmt.errors import DeployError, ReadinessError
 from procmgmt.listeners import ownership_problem
 from procmgmt.pids import pid_alive, read_pid_file, report, trusted_pid
 
 DEFAULT_INTERVAL = 0.05
 DEFAULT_TIMEOUT = 30.0
-
-
-class ReadinessError(DeployError):
-    """A process did not become ready in time: names the process, the check and the last error."""
-
-    def __init__(self, name: str, check: Readiness, last_error: str, seconds: float) -> None:
-        self.name = name
-        self.check = check
-        self.last_error = last_error
-        super().__init__(f"{name} did not become ready within {seconds:.1f} s "
-                         f"({check.describe()}): {last_error}")
 
 
 @dataclass(frozen=True)

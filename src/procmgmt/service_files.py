@@ -26,8 +26,8 @@ import os
 import pwd
 import stat
 
-from procmgmt.backends.base import DeployedProcess
 from procmgmt.errors import DeployError
+from procmgmt.manifest import DeployedProcess
 from procmgmt.settings import Settings
 
 #: Mode of a service's own pid directory: the user writes, everyone may look.

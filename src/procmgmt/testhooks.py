@@ -24,12 +24,13 @@ import os
 #: started, activated, registered, done.
 CRASH_ENV = "PROCMGMT_CRASH_AT"
 
-#: Failure points: build (store write), accounts (account creation), prepare
+#: Failure points: build (store write), accounts (account creation), files (pid
+#: dirs and logs, after the accounts and before the journal), prepare
 #: (the backend's setup), reload (the manager reads the program files), stop,
 #: start, ready (a readiness check), finish, register (recording the generation).
 FAIL_ENV = "PROCMGMT_FAIL_AT"
-FAIL_POINTS = ("build", "accounts", "prepare", "reload", "stop", "start", "ready", "finish",
-               "register")
+FAIL_POINTS = ("build", "accounts", "files", "prepare", "reload", "stop", "start", "ready",
+               "finish", "register")
 
 
 def checkpoint(point: str) -> None:

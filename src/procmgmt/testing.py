@@ -39,16 +39,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from procmgmt.deploy.build import build, evaluate, load_generation
+from procmgmt.deploy.build import build, evaluate
 from procmgmt.deploy.engine import Engine
 from procmgmt.deploy.profile import Profile
 from procmgmt.deploy.state import init_state
-from procmgmt.errors import ProcmgmtError
+from procmgmt.errors import LeftoverProcessesError, ProcmgmtError
+from procmgmt.manifest import load_generation
 from procmgmt.settings import Settings, resolve
-
-
-class LeftoverProcessesError(ProcmgmtError):
-    """Processes of the deployment still run after undeploy."""
 
 
 @dataclass

@@ -9,10 +9,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from procmgmt.backends.base import Generation
-from procmgmt.deploy.build import build, evaluate, load_generation
+from procmgmt.deploy.build import build, evaluate
 from procmgmt.deploy.engine import Engine
 from procmgmt.deploy.profile import Profile
+from procmgmt.manifest import Generation, load_generation
 from procmgmt.model.loader import empty_model
 from procmgmt.settings import Settings
 

@@ -46,28 +46,18 @@ from procmgmt.backends._activation import (
     read_pid_file,
     subprocess_runner,
 )
-from procmgmt.backends.base import BuildContext, File, Generation
-from procmgmt.backends.bsdrc import (
-    BSDRCActivator,
-    BSDRCBackend,
-    RcScriptModel,
-    render_script,
-    set_rc_conf,
-    unset_rc_conf,
-    var_prefix,
-)
-from procmgmt.backends.rcorder import (
-    RcScript,
-    dependency_graph,
-    is_valid_order,
-    order_files,
-    parse_header,
-    rcorder,
-)
+from procmgmt.backends.base import BuildContext, File
+from procmgmt.backends.bsdrc import BSDRCActivator, BSDRCBackend
+from procmgmt.backends.bsdrc.model import RcScriptModel, var_prefix
+from procmgmt.backends.bsdrc.parse import RcScript, parse_header
+from procmgmt.backends.bsdrc.rcconf import set_rc_conf, unset_rc_conf
+from procmgmt.backends.bsdrc.rcorder import dependency_graph, is_valid_order, order_files, rcorder
+from procmgmt.backends.bsdrc.script import render_script
 from procmgmt.deploy.build import build, evaluate, render
 from procmgmt.deploy.engine import Engine, Options
 from procmgmt.deploy.profile import Profile
 from procmgmt.errors import DeployError, ValidationError
+from procmgmt.manifest import Generation
 from procmgmt.model.loader import Model
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.ordering import start_order

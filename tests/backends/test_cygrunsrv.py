@@ -5,7 +5,7 @@ cygrunsrv (Cygwin on Windows) is not available here. What these tests prove:
 
 - ``--args`` strings split back into exactly the intended argument vector
   under cygrunsrv's own rule (``eval_arglist`` in cygrunsrv.cc, written down
-  in :mod:`procmgmt.backends.cygrunsrv` and re-implemented as
+  in :mod:`procmgmt.backends.cygrunsrv.args` and re-implemented as
   :func:`split_args`), for hand-picked cases and as a property;
 - params files carry every option in cygrunsrv's vocabulary, user and
   credentials produce warnings, generated proxies pass shellcheck;
@@ -34,16 +34,10 @@ from hypothesis import strategies as st
 from procmgmt.backends import get_backend
 from procmgmt.backends._activation import CommandResult, subprocess_runner
 from procmgmt.backends.base import BuildContext, File
-from procmgmt.backends.cygrunsrv import (
-    ENTRY,
-    CygrunsrvActivator,
-    CygrunsrvBackend,
-    arg_problem,
-    join_args,
-    parse_query,
-    quote_arg,
-    split_args,
-)
+from procmgmt.backends.cygrunsrv import CygrunsrvActivator, CygrunsrvBackend
+from procmgmt.backends.cygrunsrv.activator import parse_query
+from procmgmt.backends.cygrunsrv.args import arg_problem, join_args, quote_arg, split_args
+from procmgmt.backends.cygrunsrv.params import ENTRY
 from procmgmt.deploy.build import build, evaluate, render
 from procmgmt.deploy.engine import Engine, Options
 from procmgmt.errors import DeployError, ValidationError

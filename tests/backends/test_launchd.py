@@ -36,13 +36,10 @@ import pytest
 from procmgmt.backends import get_backend
 from procmgmt.backends._activation import CommandResult, pid_alive, read_pid_file
 from procmgmt.backends.base import BuildContext, File
-from procmgmt.backends.launchd import (
-    LaunchdActivator,
-    LaunchdBackend,
-    parse_print,
-    render_plist,
-)
-from procmgmt.backends.launchd_schema import KNOWN_KEYS, check_plist
+from procmgmt.backends.launchd import LaunchdActivator, LaunchdBackend
+from procmgmt.backends.launchd.activator import parse_print
+from procmgmt.backends.launchd.plist import render_plist
+from procmgmt.backends.launchd.schema import KNOWN_KEYS, check_plist
 from procmgmt.deploy.build import build, evaluate, render
 from procmgmt.deploy.engine import Engine, Options
 from procmgmt.errors import ValidationError

@@ -8,7 +8,7 @@ back and the ordering they express is compared with the model's graph:
   in reverse), LSB ``Should-Start``;
 - supervisord: ``priority=``;
 - systemd: ``After=`` (with a matching ``Wants=``);
-- bsdrc: ``REQUIRE``, ordered by our rcorder (:mod:`procmgmt.backends.rcorder`);
+- bsdrc: ``REQUIRE``, ordered by our rcorder (:mod:`procmgmt.backends.bsdrc.rcorder`);
 - cygrunsrv: ``--dep`` in the service parameters;
 - launchd: the proxy's waits for the dependencies' pid files (launchd itself
   has no dependencies), each pid file being one the dependency's job writes.
@@ -32,7 +32,8 @@ import pytest
 
 from procmgmt.backends import backend_names, get_backend
 from procmgmt.backends.base import File
-from procmgmt.backends.rcorder import dependency_graph, parse_header, rcorder
+from procmgmt.backends.bsdrc.parse import parse_header
+from procmgmt.backends.bsdrc.rcorder import dependency_graph, rcorder
 from procmgmt.deploy.build import RenderResult, evaluate, render
 from procmgmt.settings import Settings
 from tests.conftest import EXAMPLES, golden_settings

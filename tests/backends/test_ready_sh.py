@@ -517,7 +517,7 @@ def test_supervisord_stateless_starts_dependent_when_dependency_is_ready(
     code = (
         "import sys\n"
         "from procmgmt.backends.supervisord import run_stateless\n"
-        "from procmgmt.deploy.build import load_generation\n"
+        "from procmgmt.manifest import load_generation\n"
         "from procmgmt.settings import resolve\n"
         f"s = resolve({{'state_dir': {settings.state_dir!r}, "
         "'force_disable_user_change': True}, environ={})\n"
@@ -560,11 +560,11 @@ def test_proxy_options_follow_the_dependencies() -> None:
                         readiness=rd.Notify())
     web = ProcessSpec(name="web", description="web", foreground="/bin/web",
                       dependencies=("db", "cache"), rank=1)
-    specs = {"db": db, "cache": cache, "web": web}
-    opts = proxy.readiness_options(web, specs, settings, pid_waits=False)
+    ctx = BuildContext(settings, {"db": db, "cache": cache, "web": web})
+    opts = proxy.readiness_options(web, ctx, settings, pid_waits=False)
     assert sorted(opts["wait_ready"]) == ["db"] and opts["wait_for"] == {}
     marker = ready.log_offset_file(db, settings)
     assert opts["wait_ready"]["db"]["log_offset_file"] == marker
-    assert proxy.readiness_options(db, specs, settings, pid_waits=False)[
+    assert proxy.readiness_options(db, ctx, settings, pid_waits=False)[
         "record_log_offset"] == {"/l/db.log": marker}
-    assert not proxy.readiness_needs_proxy(cache, specs)
+    assert not proxy.readiness_needs_proxy(cache, ctx)

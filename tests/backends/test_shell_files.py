@@ -34,10 +34,20 @@ FILES = _shell_files(importlib.resources.files("procmgmt"))
 def test_the_package_ships_its_shell_files() -> None:
     assert "backends/sh/pid_owned.sh" in FILES
     assert "backends/sh/make_piddir.sh" in FILES
-    for kind in ("common", "last", "tcp", "http", "pidfile", "log", "command"):
-        assert f"backends/shared/sh/ready_{kind}.sh" in FILES
-    for part in ("wait_for", "daemon_head", "daemon_tail"):
-        assert f"backends/shared/sh/proxy_{part}.sh" in FILES
+
+
+@pytest.mark.parametrize("name", [
+    "backends/sysvinit/helpers.sh",
+    "backends/sysvinit/start_head.sh",
+    "backends/sysvinit/start_daemon.sh",
+    "backends/sysvinit/start_foreground.sh",
+    "backends/bsdrc/helpers.sh",
+    *(f"backends/shared/sh/ready_{kind}.sh"
+      for kind in ("common", "last", "tcp", "http", "pidfile", "log", "command")),
+    *(f"backends/shared/sh/proxy_{part}.sh" for part in ("wait_for", "daemon_head", "daemon_tail")),
+])
+def test_the_backend_packages_ship_their_shell_files(name: str) -> None:
+    assert name in FILES
 
 
 @pytest.mark.parametrize("name", sorted(FILES))

@@ -29,13 +29,14 @@ from hypothesis import strategies as st
 from supervisor.options import ServerOptions
 
 from procmgmt.backends import get_backend
-from procmgmt.backends.base import BuildContext, Generation
+from procmgmt.backends.base import BuildContext
 from procmgmt.backends.supervisord import SupervisordActivator, SupervisordBackend
 from procmgmt.backends.supervisord.embedded import min_fds
 from procmgmt.backends.supervisord.external import read_external_config
 from procmgmt.backends.supervisord.format import encode_command, encode_environment, env_problem
 from procmgmt.deploy.build import build, evaluate, render
 from procmgmt.errors import DeployError, UsageError, ValidationError
+from procmgmt.manifest import Generation
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings, resolve
 from tests.conftest import EXAMPLES, golden_settings
@@ -590,7 +591,7 @@ def test_run_stateless(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         "from procmgmt.backends.supervisord import run_stateless\n"
-        "from procmgmt.deploy.build import load_generation\n"
+        "from procmgmt.manifest import load_generation\n"
         "from procmgmt.settings import resolve\n"
         f"s = resolve({{'state_dir': {dep.settings.state_dir!r}, "
         "'force_disable_user_change': True}, environ={})\n"

@@ -24,17 +24,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from procmgmt.backends import get_backend
-from procmgmt.backends.base import BuildContext, File, Generation
-from procmgmt.backends.systemd import (
-    SystemdActivator,
-    SystemdBackend,
-    environment_assignment,
-    exec_line,
-    render_unit,
-)
+from procmgmt.backends.base import BuildContext, File
+from procmgmt.backends.systemd import SystemdActivator, SystemdBackend
+from procmgmt.backends.systemd.unit import environment_assignment, exec_line, render_unit
 from procmgmt.deploy import store
 from procmgmt.deploy.build import build, evaluate, render
 from procmgmt.errors import DeployError, UsageError, ValidationError
+from procmgmt.manifest import Generation
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
 from tests import _lanes

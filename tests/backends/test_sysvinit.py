@@ -27,10 +27,11 @@ import pytest
 
 from procmgmt.backends import get_backend
 from procmgmt.backends._activation import pid_alive
-from procmgmt.backends.base import BuildContext, DeployedProcess, File, Generation
+from procmgmt.backends.base import BuildContext, File
 from procmgmt.backends.sysvinit import SysVInitActivator, SysVInitBackend
 from procmgmt.deploy.build import build, evaluate, render
 from procmgmt.errors import DeployError
+from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings, resolve
 from tests import _lanes

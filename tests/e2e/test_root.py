@@ -75,14 +75,15 @@ class Env:
         return self.root / "tree" / "examples" / "webapps"
 
     def run(self, *args: str | Path, unprivileged: bool = False,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
+            check: bool = True,
+            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """procmgmt as root on Debian's python, without --force-disable-user-change
-        unless ``unprivileged``."""
+        unless ``unprivileged``; ``extra_env`` adds environment variables (test hooks)."""
         argv = [self.python, "-m", "procmgmt", str(args[0]), "--state-dir", str(self.state),
                 "-P", self.backend, "--extra-params", json.dumps({"port_base": self.base}),
                 *(["--force-disable-user-change"] if unprivileged else []),
                 *[str(a) for a in args[1:]]]
-        env = {**os.environ, "PYTHONPATH": self.pythonpath}
+        env = {**os.environ, "PYTHONPATH": self.pythonpath, **(extra_env or {})}
         env.pop("PROCMGMT_FORCE_DISABLE_USER_CHANGE", None)
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=180,
                               cwd=self.root, check=False)

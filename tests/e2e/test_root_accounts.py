@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from procmgmt.testhooks import FAIL_ENV
 from tests.e2e.test_root import Env, account_names, root_env
 from tests.e2e.util import kill_uid, processes_mentioning
 
@@ -194,3 +195,29 @@ def test_failed_switch_removes_the_accounts_it_created(backend: str) -> None:
         assert env.pids()[SERVICE] == pid, "the previous generation keeps running"
         record = json.loads((env.state / "lib" / "procmgmt" / "accounts.json").read_text())
         assert NEWCOMER not in record["users"] and NEWCOMER not in record["groups"]
+
+
+@pytest.mark.parametrize("backend", ["sysvinit", "supervisord"])
+def test_switch_failing_before_its_journal_removes_the_accounts_it_created(
+        backend: str) -> None:
+    """A failure after the accounts were made but before anything changed what runs
+    (preparing the pid dirs and logs, where a planted symlink fails a switch) deletes
+    the new account: no journal, nothing restored, no account left for later."""
+    with accounts_env(backend) as (env, model):
+        env.run("switch", model)
+        pid = env.pids()[SERVICE]
+        proc = env.run("switch", model, "--extra-params",
+                       json.dumps({"port_base": env.base, "failing": True}), check=False,
+                       extra_env={FAIL_ENV: "files"})
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 1, out
+        assert f"injected failure ({FAIL_ENV}=files)" in proc.stderr, out
+        assert f"created user {NEWCOMER}" in proc.stdout, out
+        assert f"deleted user {NEWCOMER}" in proc.stdout, out
+        assert "restoring" not in proc.stdout, out
+        users, groups = account_names()
+        assert NEWCOMER not in users and NEWCOMER not in groups
+        assert env.pids()[SERVICE] == pid, "the previous generation keeps running"
+        record = json.loads((env.state / "lib" / "procmgmt" / "accounts.json").read_text())
+        assert NEWCOMER not in record["users"] and NEWCOMER not in record["groups"]
+        assert "nothing to repair" in env.run("repair").stdout

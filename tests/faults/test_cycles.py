@@ -20,10 +20,11 @@ from pathlib import Path
 import pytest
 
 from procmgmt.deploy import store
-from procmgmt.deploy.build import build, evaluate, load_generation
+from procmgmt.deploy.build import build, evaluate
 from procmgmt.deploy.engine import Engine, Options
 from procmgmt.deploy.gc import collect, store_lock
 from procmgmt.deploy.profile import Profile
+from procmgmt.manifest import load_generation
 from procmgmt.settings import Settings, resolve
 from tests.faults import MODELS, Cli, assert_generations_consistent, cleanup, marked
 

@@ -219,3 +219,27 @@ def test_a_state_dir_the_service_users_cannot_reach(backend: str) -> None:
         assert account_names() == (users, groups), "the failed switch created accounts"
         assert start_lines(proc.stdout) == [], proc.stdout
         assert "nothing deployed" in env.run("status", check=False).stdout
+
+
+def test_systemd_user_manager_without_a_bus_fails_at_the_preflight(tmp_path: Path) -> None:
+    """``-P systemd`` in user mode from a login without a session bus: the pre-flight
+    names the user manager it cannot reach and how to get one; nothing is created."""
+    from tests import _lanes
+
+    _lanes.require_tool("systemctl")
+    base = free_port_block(4)
+    state = tmp_path / "state"
+    run = Cli(state, "systemd", {"port_base": base}, cwd=tmp_path)
+    nowhere = tmp_path / "no-runtime-dir"
+    nowhere.mkdir()
+    proc = run("switch", SIMPLE, check=False, fresh=True,
+               env={"PROCMGMT_SYSTEMD_USER": "1", "XDG_RUNTIME_DIR": str(nowhere),
+                    "DBUS_SESSION_BUS_ADDRESS": f"unix:path={nowhere}/bus"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "pre-flight found" in proc.stderr, out
+    assert "cannot reach your user manager with systemctl" in proc.stderr, out
+    assert "loginctl enable-linger" in proc.stderr, out
+    assert "Traceback" not in out, out
+    assert not list(state.rglob("*.journal")), "a journal was written"
+    assert "starting" not in proc.stdout, out

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from procmgmt import readiness as rd
+from procmgmt.errors import ReadinessError
 from tests.e2e.util import free_port_block
 
 LISTENER = """
@@ -54,7 +55,7 @@ def test_tcp_slow_starter(slow_listener: tuple[int, subprocess.Popen[bytes]]) ->
 def test_tcp_never_ready() -> None:
     """A port nobody opens fails after the timeout naming the process, check and error."""
     port = free_port_block(1)
-    with pytest.raises(rd.ReadinessError) as info:
+    with pytest.raises(ReadinessError) as info:
         rd.wait_ready(rd.TCP(port=port, timeout=0.5), ctx("web"))
     msg = str(info.value)
     assert "web did not become ready within" in msg
@@ -67,7 +68,7 @@ def test_process_death_fails_at_once(slow_listener: tuple[int, subprocess.Popen[
     """With an 'alive' check, a dead process fails the wait without waiting the timeout."""
     port = free_port_block(1)
     started = time.monotonic()
-    with pytest.raises(rd.ReadinessError, match="crashed"):
+    with pytest.raises(ReadinessError, match="crashed"):
         rd.wait_ready(rd.TCP(port=port, timeout=30), ctx(), alive=lambda: "crashed")
     assert time.monotonic() - started < 5
 
@@ -99,7 +100,7 @@ def test_http_status(http_server: int) -> None:
     """HTTP is ready on the expected status only."""
     base = f"http://127.0.0.1:{http_server}"
     assert rd.wait_ready(rd.HTTP(url=f"{base}/ok", timeout=5), ctx()) < 5
-    with pytest.raises(rd.ReadinessError, match="status 503"):
+    with pytest.raises(ReadinessError, match="status 503"):
         rd.wait_ready(rd.HTTP(url=f"{base}/health", timeout=0.3), ctx())
     assert rd.wait_ready(rd.HTTP(url=f"{base}/health", status=503, timeout=5), ctx()) < 5
 
@@ -109,7 +110,7 @@ def test_command(tmp_path: Path) -> None:
     flag = tmp_path / "flag"
     threading.Timer(0.3, flag.touch).start()
     assert rd.wait_ready(rd.Command(command=["test", "-e", str(flag)], timeout=5), ctx()) > 0.1
-    with pytest.raises(rd.ReadinessError, match="exit status 3 nope"):
+    with pytest.raises(ReadinessError, match="exit status 3 nope"):
         rd.wait_ready(rd.Command(command="echo nope >&2; exit 3", timeout=0.3), ctx())
 
 
@@ -120,7 +121,7 @@ def test_log_line_only_counts_new_lines(tmp_path: Path) -> None:
     c = ctx()
     c.log_offsets[str(log)] = log.stat().st_size
     check = rd.LogLine(path=str(log), pattern=r"^ready to accept", timeout=0.3)
-    with pytest.raises(rd.ReadinessError, match="no line matching"):
+    with pytest.raises(ReadinessError, match="no line matching"):
         rd.wait_ready(check, c)
 
     def later() -> None:
@@ -135,7 +136,7 @@ def test_log_line_only_counts_new_lines(tmp_path: Path) -> None:
 def test_pid_file(tmp_path: Path) -> None:
     """PidFile needs a pid file naming a live process."""
     pid_file = tmp_path / "p.pid"
-    with pytest.raises(rd.ReadinessError, match="does not exist"):
+    with pytest.raises(ReadinessError, match="does not exist"):
         rd.wait_ready(rd.PidFile(timeout=0.2), ctx(pid_file=str(pid_file)))
     proc = subprocess.Popen(["sleep", "30"])
     try:
@@ -144,7 +145,7 @@ def test_pid_file(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
-    with pytest.raises(rd.ReadinessError, match="is not running"):
+    with pytest.raises(ReadinessError, match="is not running"):
         rd.wait_ready(rd.PidFile(timeout=0.2), ctx(pid_file=str(pid_file)))
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from procmgmt import listeners
 from procmgmt import readiness as rd
+from procmgmt.errors import ReadinessError
 from tests.e2e.util import free_port_block, wait_http
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/net/tcp"),
@@ -69,7 +70,7 @@ def test_a_foreign_listener_is_not_ready(kind: str, server: tuple[int, subproces
     assert why is not None
     assert f"port {port} is held by pid {_child(sh)} ({sys.executable} -m http.server" in why
     assert f"not by web (pid {stranger})" in why
-    with pytest.raises(rd.ReadinessError, match="held by pid"):
+    with pytest.raises(ReadinessError, match="held by pid"):
         rd.wait_ready(rd.TCP(port=port, timeout=0.3), ctx)
 
 

@@ -498,3 +498,27 @@ def test_privileged(service: str, backend: str) -> None:
             assert running and pid
             assert process_uid(pid) == pwd.getpwnam(name).pw_uid, \
                 f"{name} does not run as its own user"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_mariadb_interrupted_initialization(backend: str, tmp_path: Path) -> None:
+    """A first start cut off inside mariadb-install-db is redone, not taken for finished.
+
+    What an interrupted run leaves (a half-made staging dir with a ``mysql``
+    schema, an empty data dir from an older version) is planted before the
+    deploy; both instances must come up with their root account.
+    """
+    require("mariadb")
+    state = tmp_path / "state"
+    for name in ("mariadb1", "mariadb2"):
+        half = state / "db" / f"{name}.init" / "mysql"
+        half.mkdir(parents=True)
+        (half / "global_priv.frm").write_bytes(b"half-made")
+        (state / "db" / name).mkdir()
+    os.chmod(tmp_path, 0o755)
+    with deployed(MODEL, backend=backend, state_dir=state,
+                  extra_params=extra("mariadb", free_port_block(2), None)) as d:
+        for name, meta in d.instances.items():
+            check_instance("mariadb", name, meta)
+            assert not (state / "db" / f"{name}.init").exists(), "the staging dir stayed"

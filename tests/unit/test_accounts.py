@@ -22,12 +22,12 @@ from typing import Any
 import pytest
 
 from procmgmt.accounts_platform import Command, Darwin, FreeBSD, Platform, SystemView, for_platform
-from procmgmt.backends.base import DeployedProcess, Generation
 from procmgmt.cli.chainload import drop_to, lookup
 from procmgmt.deploy import accounts
 from procmgmt.deploy.accounts import Accounts, Record, diff, record_path
 from procmgmt.deploy.build import build, evaluate
 from procmgmt.errors import DeployError, UsageError, ValidationError
+from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.settings import Settings, resolve
 from tests.conftest import golden_settings
 

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 
 from procmgmt import Credentials, Group, Instance, Process, User
-from procmgmt.agnostic import SpecError, load_specs, spec_files
+from procmgmt.agnostic import load_specs, spec_files
 from procmgmt.backends import backend_names, get_backend
 from procmgmt.cli.main import main
 from procmgmt.deploy.build import evaluate, render
 from procmgmt.deploy.store import write_files
-from procmgmt.errors import ValidationError
+from procmgmt.errors import SpecError, ValidationError
 from procmgmt.model.loader import Model
 from procmgmt.readiness import TCP
 from procmgmt.settings import Settings

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from procmgmt import fsutil
-from procmgmt.errors import DeployError
+from procmgmt.errors import DeployError, UnsafePathError
 
 
 @pytest.fixture(params=[0o000, 0o077], ids=["umask000", "umask077"])
@@ -57,7 +57,7 @@ def test_ensure_dir_refuses_a_symlink_where_it_enforces(tmp_path: Path, umask: i
     link.symlink_to(real)
     assert fsutil.ensure_dir(str(link)) == []
     before = mode(real)
-    with pytest.raises(fsutil.UnsafePathError, match=f"{link} is a symbolic link"):
+    with pytest.raises(UnsafePathError, match=f"{link} is a symbolic link"):
         fsutil.ensure_dir(str(link), 0o700, enforce=True)
     assert mode(real) == before
     (tmp_path / "file").write_text("")
@@ -86,12 +86,12 @@ def test_open_file_never_follows_a_symlink(tmp_path: Path, umask: int) -> None:
     target = tmp_path / "victim"
     link = tmp_path / "planted.log"
     link.symlink_to(target)
-    with pytest.raises(fsutil.UnsafePathError, match=f"{link} is a symbolic link"):
+    with pytest.raises(UnsafePathError, match=f"{link} is a symbolic link"):
         fsutil.open_file(str(link), fsutil.LOG, os.O_WRONLY | os.O_APPEND)
     assert not target.exists()
     target.write_text("keep")
     target.chmod(0o644)
-    with pytest.raises(fsutil.UnsafePathError):
+    with pytest.raises(UnsafePathError):
         fsutil.open_file(str(link), fsutil.PRIVATE, exclusive=True)
     assert target.read_text() == "keep" and mode(target) == 0o644
 
@@ -100,7 +100,7 @@ def test_open_file_refuses_a_fifo_without_blocking(tmp_path: Path, umask: int) -
     """A FIFO planted where a file is expected is refused (and does not hang)."""
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    with pytest.raises(fsutil.UnsafePathError, match="not a regular file"):
+    with pytest.raises(UnsafePathError, match="not a regular file"):
         fsutil.open_file(str(fifo), fsutil.PRIVATE, os.O_WRONLY)
 
 

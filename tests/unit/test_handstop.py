@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from procmgmt.backends.base import DeployedProcess, Generation
 from procmgmt.deploy import handstop
 from procmgmt.deploy.control import dependencies, dependents
+from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.settings import resolve
 
 

@@ -147,8 +147,7 @@ def test_build_uses_the_assigned_ports(tmp_path: Path) -> None:
 def test_model_without_ids_fails_validation_not_silently(tmp_path: Path) -> None:
     """Building the lookup-based example without ids names every missing ID and says to
     run id-assign (instead of failing later on port 0)."""
-    from procmgmt.errors import ValidationError
-    from procmgmt.ids import IdsMissingError
+    from procmgmt.errors import IdsMissingError, ValidationError
 
     settings = dataclasses.replace(resolve({"state_dir": str(tmp_path)}, {}), ids={})
     with pytest.raises(ValidationError) as info:

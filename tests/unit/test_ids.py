@@ -13,14 +13,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procmgmt.errors import UserError
-from procmgmt.ids import (
-    IdAssignments,
+from procmgmt.errors import (
     IdRequirementError,
     IdResourcesError,
     IdsDepletedError,
     IdsFileError,
     IdsMissingError,
+    UserError,
+)
+from procmgmt.ids import (
+    IdAssignments,
     PlaceholderIds,
     Resource,
     assign,

@@ -61,9 +61,9 @@ def test_journal_command() -> None:
 
 def test_log_sources_per_backend(tmp_path: Path) -> None:
     """sysvinit: the manifest's log file; systemd: the unit's journal."""
-    from procmgmt.backends.base import DeployedProcess, Generation
     from procmgmt.backends.systemd import SystemdActivator
     from procmgmt.backends.sysvinit import SysVInitActivator
+    from procmgmt.manifest import DeployedProcess, Generation
     from procmgmt.settings import resolve
 
     settings = resolve({"state_dir": str(tmp_path)})

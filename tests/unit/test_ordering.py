@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from procmgmt.ordering import CycleError, find_cycle, ranks, start_order, topological_order
+from procmgmt.errors import CycleError
+from procmgmt.ordering import find_cycle, ranks, start_order, topological_order
 
 
 def test_ranks_are_one_more_than_deepest_dependency() -> None:
@@ -42,3 +43,26 @@ def test_cycle_is_named() -> None:
 def test_self_cycle() -> None:
     """A node depending on itself is a cycle of one."""
     assert find_cycle({"a": ["a"]}) == ["a", "a"]
+
+
+def test_ties_are_broken_by_name_among_the_ready_nodes() -> None:
+    """Topological order takes the smallest name among the nodes ready at that
+    moment (not the smallest rank first): b frees a before c is taken."""
+    g = {"c": [], "b": [], "a": ["b"]}
+    assert topological_order(g) == ["b", "a", "c"]
+    assert start_order(g) == ["b", "c", "a"]
+
+
+def test_cycle_error_names_the_name_ordered_cycle() -> None:
+    """Whatever cycle graphlib meets first, the error names the one a depth-first
+    search in name order finds, the same text validation reports."""
+    g = {"d": [], "c": ["b"], "b": ["a"], "a": ["c"], "x": ["x", "d"]}
+    with pytest.raises(CycleError) as info:
+        topological_order(g)
+    assert info.value.cycle == ["a", "c", "b", "a"]
+    assert str(info.value) == "a -> c -> b -> a"
+
+
+def test_unknown_dependencies_are_ignored() -> None:
+    """A dependency on a name outside the graph does not order or rank anything."""
+    assert ranks({"a": ["missing"], "b": ["a"]}) == {"a": 0, "b": 1}

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from procmgmt.backends import backend_names
-from procmgmt.deploy.build import MANIFEST, build, evaluate
+from procmgmt.deploy.build import build, evaluate
 from procmgmt.deploy.state import init_state
+from procmgmt.manifest import MANIFEST
 from procmgmt.settings import Settings, resolve
 from procmgmt.testing import deployed
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from procmgmt.backends.base import DeployedProcess, Generation
 from procmgmt.deploy.plan import compute_plan
+from procmgmt.manifest import DeployedProcess, Generation
 
 
 def gen(backend: str, *procs: tuple[str, str]) -> Generation:

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from procmgmt.backends.base import DeployedProcess, Generation, Tool, missing_tools
+from procmgmt.backends.base import Tool, missing_tools
 from procmgmt.backends.bsdrc import BSDRCActivator
 from procmgmt.backends.cygrunsrv import CygrunsrvActivator
 from procmgmt.backends.launchd import LaunchdActivator
 from procmgmt.backends.sysvinit import SysVInitActivator
 from procmgmt.deploy import preflight
+from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.settings import Settings, resolve
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from procmgmt.backends.systemd import directive_problems, known_directives
+from procmgmt.backends.systemd.directives import directive_problems, known_directives
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "systemd_directives.py"

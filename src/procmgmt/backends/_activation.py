@@ -8,13 +8,16 @@ pid file. Several activators need exactly these; keeping one copy means a fix
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import IO
 
 from procmgmt import fsutil
-from procmgmt.backends.base import DeployedProcess, ProcessStatus
+from procmgmt.backends.base import ProcessStatus
+from procmgmt.manifest import DeployedProcess
 from procmgmt.pids import (
     ABSENT,
     Verdict,
@@ -29,6 +32,8 @@ from procmgmt.validate import deployment_id
 
 #: Seconds one activation command may run before it counts as failed (124).
 COMMAND_TIMEOUT = 120.0
+#: Exit status of a command that :func:`subprocess_runner` ended after its timeout.
+TIMED_OUT = 124
 #: Lines of a failed command's output quoted in the error.
 ERROR_TAIL_LINES = 20
 
@@ -46,22 +51,36 @@ class CommandResult:
 Runner = Callable[[Sequence[str]], CommandResult]
 
 
-def subprocess_runner(argv: Sequence[str], env: Mapping[str, str] | None = None
-                      ) -> CommandResult:
+def subprocess_runner(argv: Sequence[str], env: Mapping[str, str] | None = None,
+                      timeout: float = COMMAND_TIMEOUT) -> CommandResult:
     """Run ``argv`` (with ``env``, default ours); output goes to a file, not a
-    pipe, so a daemon that keeps the script's stdout open cannot make us wait."""
-    with tempfile.TemporaryFile(mode="w+b") as out:
+    pipe, so a daemon that keeps the script's stdout open cannot make us wait.
+    A command still running after ``timeout`` seconds ends with status 124
+    (as with timeout(1)); one that cannot be executed with 127 (as in sh)."""
+    with _output_file() as out:
         try:
             rc = subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=out,
                                 env=None if env is None else dict(env),
-                                stderr=subprocess.STDOUT, timeout=COMMAND_TIMEOUT,
+                                stderr=subprocess.STDOUT, timeout=timeout,
                                 umask=fsutil.SERVICE_UMASK, check=False).returncode
         except subprocess.TimeoutExpired:
-            rc = 124
+            rc = TIMED_OUT
         except OSError as exc:
             return CommandResult(127, str(exc))
         out.seek(0)
         return CommandResult(rc, out.read().decode(errors="replace"))
+
+
+def _output_file() -> IO[bytes]:
+    """An anonymous file for a command's output: in memory (``memfd``) on Linux,
+    so running a thousand commands creates no thousand files in the tmp dir."""
+    memfd_create = getattr(os, "memfd_create", None)
+    if memfd_create is not None:
+        try:
+            return open(memfd_create("procmgmt-command", getattr(os, "MFD_CLOEXEC", 1)), "w+b")
+        except OSError:
+            pass
+    return tempfile.TemporaryFile(mode="w+b")
 
 
 def tail(text: str, lines: int = ERROR_TAIL_LINES) -> str:
@@ -95,6 +114,7 @@ def pid_file_status(proc: DeployedProcess, settings: Settings, *,
 __all__ = [
     "COMMAND_TIMEOUT",
     "ERROR_TAIL_LINES",
+    "TIMED_OUT",
     "CommandResult",
     "Runner",
     "pid_alive",

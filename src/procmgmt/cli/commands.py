@@ -10,15 +10,15 @@ import sys
 
 from procmgmt import fsutil
 from procmgmt.backends import backend_names, get_backend
-from procmgmt.backends.base import Generation
 from procmgmt.cli.main import command, configure, fmt_time, model_arg, model_path
 from procmgmt.deploy import store
-from procmgmt.deploy.build import build, evaluate, load_generation, render
+from procmgmt.deploy.build import build, evaluate, render
 from procmgmt.deploy.engine import DEFAULT_MAX_PARALLEL, Engine, Options, profile_lock
 from procmgmt.deploy.gc import collect, store_lock
 from procmgmt.deploy.profile import Profile
 from procmgmt.deploy.state import init_state
 from procmgmt.errors import GenerationError, UsageError
+from procmgmt.manifest import Generation, load_generation
 from procmgmt.settings import Settings
 
 

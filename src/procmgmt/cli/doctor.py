@@ -7,13 +7,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from procmgmt.backends.base import Generation
 from procmgmt.cli.main import command, configure
 from procmgmt.deploy.audit import audit
-from procmgmt.deploy.build import load_generation
 from procmgmt.deploy.doctor import find_strays, stop_strays
 from procmgmt.deploy.engine import Engine
 from procmgmt.deploy.profile import Profile
+from procmgmt.manifest import Generation, load_generation
 from procmgmt.settings import Settings
 
 

@@ -13,7 +13,8 @@ import os
 import sys
 
 from procmgmt.cli.main import command, configure, model_arg, model_path
-from procmgmt.ids import IdsFileError, assign_for_model, write_atomic
+from procmgmt.errors import IdsFileError
+from procmgmt.ids import assign_for_model, write_atomic
 from procmgmt.settings import Settings
 
 

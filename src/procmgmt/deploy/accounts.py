@@ -59,8 +59,8 @@ from typing import Any
 
 from procmgmt import fsutil
 from procmgmt.accounts_platform import NO_HOME, Command, Plan, Platform, SystemView, for_platform
-from procmgmt.backends.base import Generation
 from procmgmt.errors import DeployError
+from procmgmt.manifest import Generation
 from procmgmt.settings import Settings
 
 RECORD = "accounts.json"

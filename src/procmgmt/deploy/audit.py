@@ -31,9 +31,9 @@ import stat
 from dataclasses import dataclass
 
 from procmgmt.accounts_platform import SystemView
-from procmgmt.backends.base import Generation
 from procmgmt.deploy.accounts import GROUPS, USERS, Record, record_path
 from procmgmt.errors import DeployError
+from procmgmt.manifest import Generation
 from procmgmt.settings import Settings
 
 #: At most this many entries of the state dir are examined.

@@ -8,27 +8,23 @@ entry whose ``manifest.json`` tells the engine what runs where.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from procmgmt.backends import get_backend
-from procmgmt.backends.base import Backend, BuildContext, DeployedProcess, File, Generation
+from procmgmt.backends.base import Backend, BuildContext, File
 from procmgmt.deploy import store
-from procmgmt.errors import Problem, ValidationError, storage
+from procmgmt.errors import Problem, UserCodeError, ValidationError, storage
 from procmgmt.ids import check_assigned, credentials_with_ids, missing_assignments
-from procmgmt.model.contain import UserCodeError, user_code
+from procmgmt.manifest import MANIFEST, DeployedProcess, Generation, dumps, load_generation
+from procmgmt.model.contain import user_code
 from procmgmt.model.loader import Model, empty_model, load_model
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
 from procmgmt.testhooks import fail_point
 from procmgmt.validate import validate
-
-MANIFEST = "manifest.json"
-MANIFEST_FORMAT = 1
 
 
 @dataclass
@@ -133,48 +129,48 @@ def build(model: Model, specs: Sequence[ProcessSpec], settings: Settings) -> Gen
     name = result.backend.name
     meta_of = {inst.process.effective_name: _json_safe(inst.metadata)
                for inst in model.instances.values()}
-    procs: list[dict[str, Any]] = []
+    procs: list[DeployedProcess] = []
     for r in result.processes:
         with storage("write the store entry of " + r.spec.name, settings.store_dir):
             fail_point("build")
             path = store.add(settings.store_dir, r.spec.name, name, r.files)
-        procs.append({
-            "name": r.spec.name,
-            "hash": store.entry_hash(path),
-            "path": path,
-            "rank": r.spec.rank,
-            "dependencies": list(r.spec.dependencies),
-            "pid_file": r.spec.derived_pid_file(settings),
-            "user": r.spec.effective_user(settings),
-            "credentials": _credentials_json(r.spec, settings),
-            "readiness": _readiness_json(r.spec),
-            "extra": r.extra,
-            "metadata": meta_of.get(r.spec.name, {}),
-            "executables": [x for x in (r.spec.daemon, r.spec.foreground) if x],
-            "search_path": r.spec.path_value(),
-            "directory": r.spec.directory,
-        })
+        procs.append(DeployedProcess(
+            name=r.spec.name,
+            hash=store.entry_hash(path),
+            path=path,
+            rank=r.spec.rank,
+            dependencies=tuple(r.spec.dependencies),
+            pid_file=r.spec.derived_pid_file(settings),
+            user=r.spec.effective_user(settings),
+            credentials=_credentials_json(r.spec, settings),
+            readiness=_readiness_json(r.spec),
+            extra=r.extra,
+            metadata=meta_of.get(r.spec.name, {}),
+            executables=tuple(x for x in (r.spec.daemon, r.spec.foreground) if x),
+            search_path=r.spec.path_value(),
+            directory=r.spec.directory,
+        ))
     extras = None
     if result.generation_files:
         with storage(f"write the store entry of the {name} base files", settings.store_dir):
             extras = store.add(settings.store_dir, f"{name}-base", name,
                                result.generation_files)
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "backend": name,
-        "model": model.file,
-        "settings": {**settings.dirs(),
-                     "force_disable_user_change": settings.force_disable_user_change,
-                     "profile": settings.profile},
-        "processes": procs,
-        "extras": extras,
-        "warnings": result.warnings,
-    }
-    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    gen = Generation(
+        backend=name,
+        # Not stored: the manifest does not know where it will be.
+        path="",
+        processes=tuple(procs),
+        extras_path=extras,
+        settings={**settings.dirs(),
+                  "force_disable_user_change": settings.force_disable_user_change,
+                  "profile": settings.profile},
+        warnings=tuple(result.warnings),
+        model=model.file,
+    )
     # 0600 (read-only once stored): the manifest lists credentials, passwords included.
     with storage("write the generation's manifest", settings.store_dir):
         gen_path = store.add(settings.store_dir, f"{settings.profile}-generation",
-                             "generation", [File(MANIFEST, text, mode=0o600)])
+                             "generation", [File(MANIFEST, dumps(gen), mode=0o600)])
     return load_generation(gen_path)
 
 
@@ -187,23 +183,3 @@ def _json_safe(metadata: dict[str, Any]) -> dict[str, Any]:
 def _readiness_json(spec: ProcessSpec) -> Any:
     to_json = getattr(spec.readiness, "to_json", None)
     return to_json() if callable(to_json) else None
-
-
-def load_generation(path: str) -> Generation:
-    """Read a generation's manifest back."""
-    with open(os.path.join(path, MANIFEST), encoding="utf-8") as f:
-        data = json.load(f)
-    procs = tuple(
-        DeployedProcess(
-            name=p["name"], hash=p["hash"], path=p["path"], rank=p["rank"],
-            dependencies=tuple(p["dependencies"]), pid_file=p.get("pid_file"),
-            user=p.get("user"), extra=p.get("extra", {}), readiness=p.get("readiness"),
-            credentials=p.get("credentials", {}), metadata=p.get("metadata", {}),
-            executables=tuple(p.get("executables", ())), search_path=p.get("search_path"),
-            directory=p.get("directory"),
-        )
-        for p in data["processes"]
-    )
-    return Generation(backend=data["backend"], path=path, processes=procs,
-                      extras_path=data.get("extras"), settings=data.get("settings", {}),
-                      warnings=tuple(data.get("warnings", ())), model=data.get("model"))

@@ -25,12 +25,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from procmgmt.backends.base import Activator, DeployedProcess, Generation
+from procmgmt.backends.base import Activator
 from procmgmt.deploy import handstop
 from procmgmt.deploy.engine import Engine, Options, profile_lock
 from procmgmt.deploy.scheduler import Outcome
 from procmgmt.deploy.state import init_state
 from procmgmt.errors import DeployError, GenerationError, UsageError
+from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.settings import Settings
 from procmgmt.suggest import did_you_mean
 

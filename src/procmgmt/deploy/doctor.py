@@ -19,7 +19,8 @@ import signal
 import time
 from dataclasses import dataclass
 
-from procmgmt.backends.base import Activator, Generation
+from procmgmt.backends.base import Activator
+from procmgmt.manifest import Generation
 from procmgmt.pids import (
     MARKER_DEPLOYMENT,
     MARKER_PROCESS,

@@ -41,9 +41,8 @@ from typing import Any, NoReturn, TextIO
 from procmgmt import fsutil, service_files
 from procmgmt import readiness as rd
 from procmgmt.backends import get_backend
-from procmgmt.backends.base import Activator, DeployedProcess, Generation
+from procmgmt.backends.base import Activator
 from procmgmt.deploy import accounts, handstop, preflight
-from procmgmt.deploy.build import load_generation
 from procmgmt.deploy.doctor import store_commands
 from procmgmt.deploy.plan import Plan, compute_plan
 from procmgmt.deploy.profile import Profile
@@ -59,6 +58,7 @@ from procmgmt.errors import (
     storage,
     storage_error,
 )
+from procmgmt.manifest import DeployedProcess, Generation, load_generation
 from procmgmt.pids import expected_uid
 from procmgmt.settings import Settings
 from procmgmt.testhooks import CRASH_ENV, checkpoint, fail_point
@@ -290,6 +290,8 @@ class Engine:
                 finally:
                     self.progress.close()
             except KeyboardInterrupt:
+                if not self._journaled:  # interrupted before the journal: as a failure there
+                    accounts.undo_created(old, self.settings, self.say)
                 raise
             except BaseException as exc:
                 self._fail(old, new, exc)
@@ -653,6 +655,7 @@ class Engine:
         act_old = self.activator(old.backend) if old is not None else act_new
         # Pid directories and logs first: a supervisor may open the logs as soon
         # as prepare hands it the new configuration.
+        fail_point("files")
         for p in plan.start:
             service_files.prepare(self.settings, p)
         # The first step that changes what runs or what a manager reads: from here
@@ -709,6 +712,9 @@ class Engine:
             reasons = _describe(exc)
         exit_code = exc.exit_code if isinstance(exc, ProcmgmtError) else 1
         if not self._journaled:
+            # Nothing runs differently yet, but the accounts may already be made
+            # (a log file that cannot be prepared fails after them): they go too.
+            accounts.undo_created(old, self.settings, self.say)
             if isinstance(exc, ProcmgmtError) or not isinstance(exc, Exception):
                 raise exc
             if isinstance(exc, OSError):

@@ -15,8 +15,8 @@ from contextlib import contextmanager
 
 from procmgmt import fsutil
 from procmgmt.deploy import store
-from procmgmt.deploy.build import load_generation
-from procmgmt.errors import storage
+from procmgmt.errors import ManifestError, storage
+from procmgmt.manifest import load_generation
 from procmgmt.settings import Settings
 
 _LINK = re.compile(r"^.+-\d+-link$")
@@ -48,7 +48,7 @@ def live_paths(settings: Settings) -> set[str]:
         try:
             target = os.readlink(os.path.join(pdir, entry))
             gen = load_generation(target)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ManifestError):
             continue
         live.add(os.path.realpath(target))
         for p in gen.processes:

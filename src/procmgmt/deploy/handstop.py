@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterable
 
 from procmgmt import fsutil
-from procmgmt.backends.base import DeployedProcess, Generation
+from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.settings import Settings
 
 

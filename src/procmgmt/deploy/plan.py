@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from procmgmt.backends.base import DeployedProcess, Generation
+from procmgmt.manifest import DeployedProcess, Generation
 
 
 @dataclass

@@ -40,9 +40,10 @@ from typing import TYPE_CHECKING, Any
 
 from procmgmt import listeners
 from procmgmt import readiness as rd
-from procmgmt.backends.base import Activator, DeployedProcess, Generation
+from procmgmt.backends.base import Activator
 from procmgmt.deploy.plan import Plan
-from procmgmt.errors import DeployError, ProcmgmtError
+from procmgmt.errors import PreflightError, ProcmgmtError
+from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.model.spec import SYSTEM_PATH
 
 if TYPE_CHECKING:
@@ -50,16 +51,6 @@ if TYPE_CHECKING:
 
 #: Host names a readiness check may use for this machine.
 LOCAL_HOSTS = ("localhost", "0.0.0.0", "::", "::1", "")
-
-
-class PreflightError(DeployError):
-    """The pre-flight found problems; nothing was stopped or changed."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
-        super().__init__(f"pre-flight found {len(problems)} problem"
-                         f"{'s' if len(problems) != 1 else ''}; nothing was stopped or "
-                         "changed:\n" + "\n".join(f"  {p}" for p in problems))
 
 
 def check(engine: Engine, old: Generation | None, new: Generation, plan: Plan) -> None:
@@ -350,5 +341,5 @@ def directory_problems(procs: Iterable[DeployedProcess],
     return problems
 
 
-__all__ = ["PreflightError", "check", "declared_ports", "directory_problems",
-           "executable_problems", "port_problems", "resolve"]
+__all__ = ["check", "declared_ports", "directory_problems", "executable_problems",
+           "port_problems", "resolve"]

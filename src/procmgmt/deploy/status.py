@@ -14,8 +14,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from procmgmt.backends.base import Activator, Generation
+from procmgmt.backends.base import Activator
 from procmgmt.deploy import handstop
+from procmgmt.manifest import Generation
 from procmgmt.pids import started_at
 from procmgmt.settings import Settings
 

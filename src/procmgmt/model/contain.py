@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from procmgmt.errors import ModelLoadError, ProcmgmtError
+from procmgmt.errors import ProcmgmtError, UserCodeError
 from procmgmt.suggest import did_you_mean
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,25 +66,20 @@ _EXIT_MODEL_ERROR = 2
 _REAL_EXIT = posix._exit
 
 
-class UserCodeError(ModelLoadError):
-    """User code failed: where (the user's file and line) and why."""
-
-    def __init__(self, file: str | None, line: int | None, what: str, reason: str) -> None:
-        self.file = file
-        self.line = line
-        self.what = what
-        self.reason = reason
-        where = f"{file}:{line}" if file and line else (file or "")
-        text = f"{what} failed: {reason}" if what else reason
-        super().__init__(f"{where}: {text}" if where else text)
-
-
 class _Expired(BaseException):
-    """Raised in user code by the alarm: the time limit passed."""
+    """Raised in user code by the alarm: the time limit passed.
+
+    Control flow of this module, not an error of procmgmt (so not in
+    :mod:`procmgmt.errors`): a ``BaseException``, so that user code's
+    ``except Exception`` cannot swallow it; :func:`user_code` turns it into a
+    :class:`~procmgmt.errors.UserCodeError` that names the time limit."""
 
 
 class _Exited(BaseException):
-    """Raised by the stand-in for ``os._exit`` while user code runs."""
+    """Raised by the stand-in for ``os._exit`` while user code runs.
+
+    Control flow of this module like :class:`_Expired`: it unwinds user code
+    that tried to end the process, and :func:`user_code` reports the call."""
 
     def __init__(self, status: Any) -> None:
         super().__init__(status)

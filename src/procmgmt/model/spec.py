@@ -109,27 +109,6 @@ class ProcessSpec:
         return ":".join(entries)
 
 
-_DEPENDENTS_CACHE: list[tuple[Mapping[str, ProcessSpec], dict[str, list[str]]]] = []
-
-
-def dependents_of(specs: Mapping[str, ProcessSpec], name: str) -> list[str]:
-    """Names of the specs that depend on ``name``, sorted.
-
-    Backends ask this for every process; scanning all specs each time made
-    rendering quadratic (10,000 processes: 30 s). The index of the last
-    ``specs`` mapping is kept (with a reference, so its id cannot be reused).
-    """
-    if not _DEPENDENTS_CACHE or _DEPENDENTS_CACHE[0][0] is not specs:
-        index: dict[str, list[str]] = {}
-        for s in specs.values():
-            for d in s.dependencies:
-                index.setdefault(d, []).append(s.name)
-        for names in index.values():
-            names.sort()
-        _DEPENDENTS_CACHE[:] = [(specs, index)]
-    return list(_DEPENDENTS_CACHE[0][1].get(name, ()))
-
-
 def normalize_umask(value: int | str | None) -> str | None:
     """0o022 or "022" -> "0022"; None stays None (validation checks the range)."""
     if value is None:

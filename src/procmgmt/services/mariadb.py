@@ -12,8 +12,13 @@
 
 Paths (instance ``mariadb``): data ``<state_dir>/db/mariadb``, the socket
 ``<runtime_dir>/mariadb/mysqld.sock`` (``mariadb --no-defaults -S <socket>
--u root``), the server's own pid file ``<runtime_dir>/mariadb/mariadbd.pid``
-and the install log ``<log_dir>/mariadb/install-db.log``.
+-u root``), the server's own pid file ``<runtime_dir>/mariadb/mariadbd.pid``,
+its temporary directory ``<runtime_dir>/mariadb/tmp`` (its own, like
+MariaDB's default /tmp a tmpfs on most systems) and the install log
+``<log_dir>/mariadb/install-db.log``. The first start initializes
+``<state_dir>/db/mariadb.init`` and renames it into place only when
+``mariadb-install-db`` succeeded, so a failed first start is retried from
+scratch by the next one.
 
 Every command gets ``--no-defaults`` first: without it the server also
 reads /etc/mysql and ~/.my.cnf, and a system-wide setting (a socket path,
@@ -116,21 +121,35 @@ def mariadb(settings: Settings) -> Callable[..., Process]:
         server = program or _common.find_program("mariadbd", "/usr/sbin/mariadbd")
         install = _common.find_program("mariadb-install-db", "/usr/bin/mariadb-install-db")
         sock = os.path.join(dirs.runtime, "mysqld.sock")
+        # Each instance has its own temporary directory: two servers (or two
+        # mariadb-install-db runs) sharing /tmp collide on their temporary tables.
+        tmp = os.path.join(dirs.runtime, "tmp")
         extra = render_options(options or {})
         user_args = [f"--user={user_arg}"] if user_arg else []
         network = ["--port=" + str(port), "--bind-address=127.0.0.1"] if listen_tcp \
             else ["--skip-networking"]
-        args = ["--no-defaults", f"--datadir={dirs.data}", f"--socket={sock}",
+        args = ["--no-defaults", f"--datadir={dirs.data}", f"--socket={sock}", f"--tmpdir={tmp}",
                 f"--pid-file={os.path.join(dirs.runtime, 'mariadbd.pid')}", *network,
                 "--skip-name-resolve", *user_args, *extra]
+        # The initialization writes into a sibling staging directory that is renamed into
+        # place only once mariadb-install-db succeeded: a failed or interrupted run would
+        # otherwise leave a half-made ``mysql`` schema behind, which every later start
+        # takes for a finished one (a server without its root account).
+        staging = dirs.data + ".init"
         install_cmd = " ".join(shlex.quote(a) for a in [
-            install, "--no-defaults", f"--datadir={dirs.data}",
+            install, "--no-defaults", f"--datadir={staging}", f"--tmpdir={tmp}",
             "--auth-root-authentication-method=normal", "--skip-test-db", *user_args, *extra])
         initialize = chain(
-            make_dirs(dirs.data, owner=owner, mode="0750"),
             make_dirs(dirs.runtime, dirs.log, owner=owner, mode="0755"),
-            once(os.path.join(dirs.data, "mysql"),
-                 logged(install_cmd, os.path.join(dirs.log, "install-db.log"))),
+            make_dirs(tmp, owner=owner, mode="0700"),
+            once(os.path.join(dirs.data, "mysql"), chain(
+                f"rm -rf {shlex.quote(staging)}",
+                make_dirs(staging, owner=owner, mode="0750"),
+                logged(install_cmd, os.path.join(dirs.log, "install-db.log")),
+                # Only an empty data directory (made by an older version) is replaced.
+                f"{{ [ ! -e {shlex.quote(dirs.data)} ] || rmdir {shlex.quote(dirs.data)}; }}",
+                f"mv {shlex.quote(staging)} {shlex.quote(dirs.data)}")),
+            make_dirs(dirs.data, owner=owner, mode="0750"),
         )
         if readiness is None:
             admin = _common.find_program("mariadb-admin", "/usr/bin/mariadb-admin")

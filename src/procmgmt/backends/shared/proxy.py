@@ -56,8 +56,9 @@ from procmgmt.backends._shell import (
     quote,
     shell_file,
 )
+from procmgmt.backends.base import BuildContext
 from procmgmt.backends.shared import ready
-from procmgmt.model.spec import ProcessSpec, dependents_of
+from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
 
 #: Key of the proxy's parameters in a backend's native model (a plain dict of
@@ -129,17 +130,18 @@ class ProxyOptions:
     record_log_offset: Mapping[str, str] = field(default_factory=dict)
 
 
-def _has_dependents(spec: ProcessSpec, specs: Mapping[str, ProcessSpec]) -> bool:
-    return bool(dependents_of(specs, spec.name))
+def _has_dependents(spec: ProcessSpec, ctx: BuildContext) -> bool:
+    return bool(ctx.dependents(spec.name))
 
 
-def readiness_options(spec: ProcessSpec, specs: Mapping[str, ProcessSpec],
+def readiness_options(spec: ProcessSpec, ctx: BuildContext,
                       settings: Settings, *, pid_waits: bool) -> dict[str, Any]:
     """The ProxyOptions fields (as plain data) that make ``spec``'s proxy wait for its
     dependencies: with ``pid_waits`` each one running first (``wait_for``: pid
     files; for managers that do not order starts at all), then, where it declares
     an sh-checkable readiness check, ready (``wait_ready``); plus, when ``spec``
     itself has dependents and a LogLine check, the log size recorded at start."""
+    specs = ctx.specs
     deps = [specs[d] for d in spec.dependencies if d in specs]
     options: dict[str, Any] = {
         "wait_for": {d.name: d.derived_pid_file(settings) for d in deps} if pid_waits else {},
@@ -148,38 +150,38 @@ def readiness_options(spec: ProcessSpec, specs: Mapping[str, ProcessSpec],
         "record_log_offset": {},
     }
     check = spec.readiness
-    if isinstance(check, rd.LogLine) and _has_dependents(spec, specs):
+    if isinstance(check, rd.LogLine) and _has_dependents(spec, ctx):
         options["record_log_offset"] = {check.path: ready.log_offset_file(spec, settings)}
     return options
 
 
-def readiness_needs_proxy(spec: ProcessSpec, specs: Mapping[str, ProcessSpec]) -> bool:
+def readiness_needs_proxy(spec: ProcessSpec, ctx: BuildContext) -> bool:
     """For managers that order starts themselves (supervisord, cygrunsrv): the proxy
     is needed when a dependency declares an sh-checkable readiness check (to wait
     for it), or when dependents check this process's LogLine (the proxy records
     the log size at start) or its own pid file (:func:`readiness_pid_file`)."""
+    specs = ctx.specs
     if any(ready.checkable(specs[d].readiness) for d in spec.dependencies if d in specs):
         return True
-    return _has_dependents(spec, specs) and (
-        isinstance(spec.readiness, rd.LogLine) or readiness_pid_file(spec, specs))
+    return _has_dependents(spec, ctx) and (
+        isinstance(spec.readiness, rd.LogLine) or readiness_pid_file(spec, ctx))
 
 
-def readiness_pid_file(spec: ProcessSpec, specs: Mapping[str, ProcessSpec]) -> bool:
+def readiness_pid_file(spec: ProcessSpec, ctx: BuildContext) -> bool:
     """True when a foreground process's proxy must write its pid file: dependents
     wait for a PidFile check without a path, which names that pid file."""
-    return (spec.foreground is not None and _has_dependents(spec, specs)
+    return (spec.foreground is not None and _has_dependents(spec, ctx)
             and isinstance(spec.readiness, rd.PidFile) and not spec.readiness.path)
 
 
-def uses_proxy(spec: ProcessSpec, specs: Mapping[str, ProcessSpec], *,
-               manager_lacks: bool = False) -> bool:
+def uses_proxy(spec: ProcessSpec, ctx: BuildContext, *, manager_lacks: bool = False) -> bool:
     """Whether ``spec`` runs through the proxy: it only daemonizes, it has an
     ``initialize`` snippet (run before dropping to the user), readiness needs it
     (:func:`readiness_needs_proxy`), or ``manager_lacks``: the backend's manager
     cannot do something the process asks for (cygrunsrv: umask, nice; supervisord:
     a negative nice level before dropping to the user; launchd: any ordering)."""
     return (spec.foreground is None or bool(spec.initialize.strip()) or manager_lacks
-            or readiness_needs_proxy(spec, specs))
+            or readiness_needs_proxy(spec, ctx))
 
 
 def proxy_file(name: str) -> str:

@@ -29,16 +29,11 @@ from typing import Any
 
 from procmgmt import fsutil
 from procmgmt.backends._activation import pid_verdict
-from procmgmt.backends.base import (
-    Activator,
-    DeployedProcess,
-    Generation,
-    LogSource,
-    ProcessStatus,
-)
+from procmgmt.backends.base import Activator, LogSource, ProcessStatus
 from procmgmt.backends.supervisord import control, embedded, external, links
 from procmgmt.backends.supervisord.external import EXTERNAL_CONF_ENV, ExternalSupervisord
 from procmgmt.errors import DeployError, UsageError
+from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.pids import pid_alive
 from procmgmt.settings import Settings
 from procmgmt.testhooks import fail_point

@@ -18,7 +18,7 @@ Deploying is :mod:`.activator`'s job.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from procmgmt.backends.base import (
@@ -51,7 +51,7 @@ from procmgmt.backends.supervisord.format import (
     render_program,
     value_problem,
 )
-from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec, dependents_of
+from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec
 from procmgmt.settings import Settings
 
 
@@ -60,17 +60,12 @@ def _truthy(value: Any) -> bool:
     return str(value).strip().lower() not in ("false", "0", "no", "off", "none", "")
 
 
-def _dependents(spec: ProcessSpec, specs: Mapping[str, ProcessSpec]) -> list[str]:
-    return dependents_of(specs, spec.name)
-
-
-def _uses_proxy(spec: ProcessSpec, settings: Settings,
-                specs: Mapping[str, ProcessSpec]) -> bool:
+def _uses_proxy(spec: ProcessSpec, settings: Settings, ctx: BuildContext) -> bool:
     """The shared rule (:func:`procmgmt.backends.shared.proxy.uses_proxy`), plus what
     supervisord cannot do itself: a negative nice level for a process with a user
     (it needs root before dropping to that user)."""
     user = spec.effective_user(settings)
-    return uses_proxy(spec, specs, manager_lacks=user is not None
+    return uses_proxy(spec, ctx, manager_lacks=user is not None
                       and spec.nice is not None and spec.nice < 0)
 
 
@@ -111,14 +106,14 @@ class SupervisordBackend(Backend):
         if path:
             env["PATH"] = f"{path}:{SYSTEM_PATH}"
         native: dict[str, Any] = {}
-        if _uses_proxy(spec, settings, ctx.specs):
+        if _uses_proxy(spec, settings, ctx):
             wrap = spec.foreground is None
             exe = spec.daemon if wrap else spec.foreground
             assert exe is not None, "validation guarantees a daemon or a foreground process"
             args = spec.daemon_args if wrap else spec.foreground_args
             root_first = bool(spec.initialize.strip()) or (spec.nice is not None and spec.nice < 0)
             native["command"] = [Raw(f"{HERE}/../{proxy_file(spec.name)}")]
-            write_pid = readiness_pid_file(spec, ctx.specs)
+            write_pid = readiness_pid_file(spec, ctx)
             native[PROXY_KEY] = {
                 "name": spec.name,
                 "command": [exe, *args],
@@ -136,7 +131,7 @@ class SupervisordBackend(Backend):
                 "pid_file_timeout": DEFAULT_PID_FILE_TIMEOUT,
                 "kill_after": DEFAULT_KILL_AFTER,
                 "stop_signal": spec.stop_signal,
-                **readiness_options(spec, ctx.specs, settings, pid_waits=False),
+                **readiness_options(spec, ctx, settings, pid_waits=False),
             }
             if user and not root_first:
                 native["user"] = user
@@ -215,7 +210,7 @@ class SupervisordBackend(Backend):
                     "length and answers nothing meanwhile (3 MB take minutes); pass large "
                     "data in a file instead")
             command_size = sum(len(w) + 3 for w in (spec.foreground or "", *spec.foreground_args))
-            if command_size > VALUE_MAX and not _uses_proxy(spec, settings, ctx.specs):
+            if command_size > VALUE_MAX and not _uses_proxy(spec, settings, ctx):
                 add("foreground_process_args", f"the command is about {command_size} "
                     f"characters, more than the {VALUE_MAX} procmgmt allows in supervisord's "
                     "command= (parsed in time growing with the square of its length)")
@@ -223,7 +218,7 @@ class SupervisordBackend(Backend):
                 problem = env_problem("PATH", f"{spec.path_value()}:{SYSTEM_PATH}")
                 if problem:
                     add("path", problem)
-            if _uses_proxy(spec, settings, ctx.specs):
+            if _uses_proxy(spec, settings, ctx):
                 # The proxy is a shell script: only NUL is impossible there.
                 for fieldname, words in (("daemon_args", (spec.daemon or "", *spec.daemon_args)),
                                          ("foreground_process_args",
@@ -247,7 +242,7 @@ class SupervisordBackend(Backend):
             problem = value_problem(spec.log_file(settings))
             if problem:
                 add("name", f"log file {spec.log_file(settings)!r} {problem}")
-            if _dependents(spec, ctx.specs):
+            if ctx.dependents(spec.name):
                 problems.extend(spec_problems(spec))
         return problems
 

@@ -12,11 +12,11 @@ import fnmatch
 import os
 
 from procmgmt import fsutil
-from procmgmt.backends.base import Generation
 from procmgmt.backends.supervisord import external
 from procmgmt.backends.supervisord.external import ExternalSupervisord
 from procmgmt.backends.supervisord.format import program_file
 from procmgmt.errors import DeployError
+from procmgmt.manifest import Generation
 
 
 def link(gen: Generation | None, *, conf_d: str, bin_dir: str, ext: ExternalSupervisord | None,

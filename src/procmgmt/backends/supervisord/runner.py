@@ -13,11 +13,11 @@ import subprocess
 import xmlrpc.client
 
 from procmgmt import fsutil
-from procmgmt.backends.base import Generation
 from procmgmt.backends.supervisord import embedded
 from procmgmt.backends.supervisord.activator import SupervisordActivator
 from procmgmt.backends.supervisord.external import EXTERNAL_CONF_ENV
 from procmgmt.errors import DeployError, UsageError
+from procmgmt.manifest import Generation
 from procmgmt.settings import Settings
 
 

@@ -6,12 +6,7 @@ the model's dependency list. rcorder is not available on Linux, so this
 module re-implements the documented semantics (rcorder(8)) to check that
 what procmgmt renders orders the same way the model says:
 
-- A header block is a run of lines that start with exactly ``# PROVIDE:``,
-  ``# REQUIRE:``, ``# BEFORE:`` or ``# KEYWORD:`` (the historical plurals
-  ``REQUIRES``, ``PROVIDES`` and ``KEYWORDS`` are accepted too). Lines
-  before the block are skipped; the first line after the block that does
-  not follow the format ends parsing, so a header written further down the
-  file is silently ignored, as rcorder does.
+- Each script's header is read by :mod:`.parse`.
 - ``REQUIRE: x`` puts the file after every file that provides ``x``;
   ``BEFORE: x`` puts it before every file that provides ``x``.
 - A requirement nobody provides is a warning, not an error (FreeBSD's
@@ -29,32 +24,10 @@ the argument order; callers that need procmgmt's (rank, name) order compare
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-_HEADER = re.compile(r"^# (PROVIDES?|REQUIRES?|BEFORE|KEYWORDS?):(.*)$")
-
-
-@dataclass(frozen=True)
-class RcScript:
-    """The header facts of one rc script."""
-
-    path: str
-    provides: tuple[str, ...] = ()
-    requires: tuple[str, ...] = ()
-    before: tuple[str, ...] = ()
-    keywords: tuple[str, ...] = ()
-
-    @property
-    def name(self) -> str:
-        """The file's base name (how rcorder's diagnostics name it)."""
-        return os.path.basename(self.path)
-
-
-class RcorderError(Exception):
-    """Scripts that cannot be ordered: a circular dependency."""
+from procmgmt.backends.bsdrc.parse import RcScript, parse_file
 
 
 @dataclass
@@ -80,30 +53,6 @@ class RcOrder:
         out += [f"rcorder: Circular dependency on file `{c[0]}': " + " -> ".join(c)
                 for c in self.cycles]
         return out
-
-
-def parse_header(text: str, path: str = "<text>") -> RcScript:
-    """The PROVIDE/REQUIRE/BEFORE/KEYWORD block of one script's text."""
-    values: dict[str, list[str]] = {"PROVIDE": [], "REQUIRE": [], "BEFORE": [], "KEYWORD": []}
-    in_block = False
-    for line in text.splitlines():
-        m = _HEADER.match(line)
-        if m is None:
-            if in_block:
-                break
-            continue
-        in_block = True
-        key = m.group(1)
-        key = key[:-1] if key.endswith("S") and key != "BEFORE" else key
-        values[key].extend(m.group(2).split())
-    return RcScript(path, tuple(values["PROVIDE"]), tuple(values["REQUIRE"]),
-                    tuple(values["BEFORE"]), tuple(values["KEYWORD"]))
-
-
-def parse_file(path: str) -> RcScript:
-    """:func:`parse_header` of a file (undecodable bytes do not stop the header scan)."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return parse_header(f.read(), path)
 
 
 def rcorder(scripts: Sequence[RcScript], keep: Iterable[str] = (),

@@ -47,132 +47,36 @@ parameters) and are never written. ``plistlib`` renders the types (bool,
 integer, real, string, array, dict, date); a None anywhere is an error that
 names the key (the original wrote an empty key), and the result must read
 back equal (``plistlib`` turns ``\\r`` into ``\\n``, for instance) and pass
-:mod:`procmgmt.backends.launchd_schema` (unknown keys: warnings; wrong types:
+:mod:`procmgmt.backends.launchd.schema` (unknown keys: warnings; wrong types:
 errors).
 
-**Activation** (:class:`LaunchdActivator`, for macOS; on Linux only with an
-injected runner): the plist is copied into ``$PROCMGMT_LAUNCHD_TARGET_DIR``
-(default ``/Library/LaunchDaemons`` as root, ``~/Library/LaunchAgents``
-otherwise), then ``launchctl enable <domain>/<label>``, ``launchctl
-bootstrap <domain> <plist>`` and ``launchctl kickstart <domain>/<label>``;
-the domain is ``system`` as root, ``gui/<uid>`` otherwise. ``enable`` comes
-first because ``bootstrap`` refuses a service that was once disabled
-(launchd remembers that outside the plist). Stop: ``launchctl bootout
-<domain>/<label>`` and the copy is removed. Status parses ``launchctl print
-<domain>/<label>``.
+:mod:`.activator` copies the plists into place and drives ``launchctl``.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import plistlib
 import re
-import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from procmgmt import fsutil
-from procmgmt.backends._activation import (
-    CommandResult,
-    Runner,
-    pid_verdict,
-    subprocess_runner,
-)
 from procmgmt.backends.base import (
-    Activator,
     Backend,
     BuildContext,
     Capabilities,
-    DeployedProcess,
     File,
-    Generation,
-    ProcessStatus,
-    Tool,
 )
-from procmgmt.backends.launchd_schema import check_plist
+from procmgmt.backends.launchd.activator import LaunchdActivator
+from procmgmt.backends.launchd.plist import DEFAULT_PREFIX, label_of, plist_path, render_plist
 from procmgmt.backends.shared import proxy as _proxy
 from procmgmt.backends.shared import ready as _ready_sh
 from procmgmt.backends.shared.proxy import PROXY_KEY
-from procmgmt.errors import DeployError
-from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec, dependents_of
+from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec
 from procmgmt.settings import Settings
 
-DEFAULT_PREFIX = "org.procmgmt."
-DAEMONS_DIR = "Library/LaunchDaemons"
-AGENTS_DIR = "Library/LaunchAgents"
 #: The shell the embedded proxy runs with.
 PROXY_SHELL = "/bin/sh"
-#: Seconds the activator waits for a started job to run.
-DEFAULT_START_TIMEOUT = 10.0
-LAUNCHCTL = "launchctl"
 _LABEL = re.compile(r"^[A-Za-z0-9._-]+$")
-
-
-def label_of(name: str, prefix: str) -> str:
-    """The job label of process ``name``."""
-    return f"{prefix}{name}"
-
-
-def plist_path(label: str, privileged: bool) -> str:
-    """Where the plist lives in the store entry (the same layout as on macOS)."""
-    return f"{DAEMONS_DIR if privileged else AGENTS_DIR}/{label}.plist"
-
-
-def _dependents(spec: ProcessSpec, ctx: BuildContext) -> list[str]:
-    return dependents_of(ctx.specs, spec.name)
-
-
-def find_none(value: Any, where: str = "") -> str | None:
-    """The dotted path of the first None inside ``value`` (sorted keys), or None."""
-    if value is None:
-        return where or "<top>"
-    if isinstance(value, Mapping):
-        for key in sorted(value, key=str):
-            found = find_none(value[key], f"{where}.{key}" if where else str(key))
-            if found:
-                return found
-    elif isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            found = find_none(item, f"{where}[{i}]")
-            if found:
-                return found
-    return None
-
-
-def _equal(a: Any, b: Any) -> bool:
-    """Plist equality: tuples read back as lists, NaN equals NaN."""
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return type(a) is type(b) and bool(a == b)
-
-
-def render_plist(job: Mapping[str, Any]) -> tuple[str, list[str]]:
-    """The XML plist of a job dictionary and the schema warnings.
-
-    Raises ValueError for a None value (naming the key), a value plistlib
-    cannot write, a plist that would not read back equal, or a type error
-    against the launchd schema.
-    """
-    missing = find_none(job)
-    if missing:
-        raise ValueError(f"launchd key {missing} is None: remove the key or give it a value")
-    report = check_plist(job)
-    if report.errors:
-        raise ValueError("launchd plist: " + "; ".join(report.errors))
-    try:
-        data = plistlib.dumps(dict(job), fmt=plistlib.FMT_XML, sort_keys=True)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ValueError(f"launchd plist cannot be written: {exc}") from None
-    if not _equal(plistlib.loads(data), job):
-        raise ValueError("launchd plist does not read back as written (a string with a "
-                         "carriage return?)")
-    return data.decode("utf-8"), report.warnings
 
 
 class LaunchdBackend(Backend):
@@ -198,8 +102,8 @@ class LaunchdBackend(Backend):
 
     def uses_proxy(self, spec: ProcessSpec, ctx: BuildContext) -> bool:
         """Daemon-only, initialize, dependencies, or a dependency of others."""
-        return _proxy.uses_proxy(spec, ctx.specs, manager_lacks=bool(spec.dependencies)
-                                 or bool(_dependents(spec, ctx)))
+        return _proxy.uses_proxy(spec, ctx, manager_lacks=bool(spec.dependencies)
+                                 or bool(ctx.dependents(spec.name)))
 
     def translate(self, spec: ProcessSpec, ctx: BuildContext) -> dict[str, Any]:
         """The job dictionary; the proxy's parameters (if any) under ``_proxy``."""
@@ -233,7 +137,7 @@ class LaunchdBackend(Backend):
                 "pid_file_timeout": _proxy.DEFAULT_PID_FILE_TIMEOUT,
                 "kill_after": _proxy.DEFAULT_KILL_AFTER,
                 "stop_signal": spec.stop_signal,
-                **_proxy.readiness_options(spec, ctx.specs, settings, pid_waits=True),
+                **_proxy.readiness_options(spec, ctx, settings, pid_waits=True),
             }
             if user and chainload:
                 ctx.warn(spec, self.name, f"initialize runs as root, then the proxy drops to "
@@ -312,7 +216,7 @@ class LaunchdBackend(Backend):
         a dependency's readiness check must be expressible in sh."""
         problems: list[tuple[str, str, str]] = []
         for spec in specs:
-            if _dependents(spec, ctx):
+            if ctx.dependents(spec.name):
                 problems += _ready_sh.spec_problems(spec)
             label = label_of(spec.name, self.prefix)
             if not _LABEL.match(label):
@@ -335,152 +239,3 @@ class LaunchdBackend(Backend):
     def activator(self, settings: Settings) -> LaunchdActivator:
         """launchctl-driven activation (macOS; on Linux only with an injected runner)."""
         return LaunchdActivator(settings)
-
-
-# --- activation -------------------------------------------------------------------
-
-
-def parse_print(output: str) -> dict[str, str]:
-    """The top-level ``key = value`` lines of ``launchctl print <service>``.
-
-    The output is a nested, indented text block (``{ ... }`` sections such
-    as ``environment = {``); only the service's own first-level keys are
-    taken (``state``, ``pid``, ``last exit code``, ``path``...).
-    """
-    facts: dict[str, str] = {}
-    depth = 0
-    for raw in output.splitlines():
-        line = raw.strip()
-        if line.endswith("{"):
-            depth += 1
-            if depth == 1:
-                continue
-        if line == "}":
-            depth -= 1
-            continue
-        if depth == 1 and " = " in line:
-            key, _, value = line.partition(" = ")
-            facts.setdefault(key.strip(), value.strip())
-    return facts
-
-
-class LaunchdActivator(Activator):
-    """Copies plists into the target dir and drives them with launchctl.
-
-    Every command goes through ``runner`` (tests record the plan and answer
-    ``print`` with canned output).
-    """
-
-    def __init__(self, settings: Settings, runner: Runner | None = None,
-                 environ: Mapping[str, str] | None = None, uid: int | None = None,
-                 start_timeout: float = DEFAULT_START_TIMEOUT) -> None:
-        super().__init__(settings)
-        env = os.environ if environ is None else environ
-        self.runner: Runner = runner or subprocess_runner
-        self.uid = os.getuid() if uid is None else uid
-        home = env.get("HOME") or os.path.expanduser("~")
-        default_dir = ("/" + DAEMONS_DIR if self.uid == 0
-                       else os.path.join(home, AGENTS_DIR))
-        self.target_dir = env.get("PROCMGMT_LAUNCHD_TARGET_DIR") or default_dir
-        self.domain = "system" if self.uid == 0 else f"gui/{self.uid}"
-        self.start_timeout = start_timeout
-
-    def required_tools(self, gen: Generation) -> list[Tool]:
-        """launchctl (unless a runner stands in for it)."""
-        if self.runner is not subprocess_runner:
-            return []
-        return [Tool("launchctl", LAUNCHCTL, "the launchd backend deploys on macOS; on this "
-                     "machine deploy with another process manager (-P)")]
-
-    def label(self, proc: DeployedProcess) -> str:
-        """The job label recorded at build time."""
-        return str(proc.extra.get("label") or label_of(proc.name, DEFAULT_PREFIX))
-
-    def service(self, proc: DeployedProcess) -> str:
-        """``<domain>/<label>``: launchctl's service target."""
-        return f"{self.domain}/{self.label(proc)}"
-
-    def installed_plist(self, proc: DeployedProcess) -> str:
-        """The copy in the target dir."""
-        return os.path.join(self.target_dir, f"{self.label(proc)}.plist")
-
-    def _run(self, proc: DeployedProcess, *args: str, check: bool = True) -> CommandResult:
-        argv = [LAUNCHCTL, *args]
-        result = self.runner(argv)
-        if check and result.returncode != 0:
-            tail = result.output.strip()
-            raise DeployError(f"{proc.name}: '{' '.join(argv)}' failed (exit status "
-                              f"{result.returncode})" + (f": {tail}" if tail else ""))
-        return result
-
-    def _copy(self, proc: DeployedProcess) -> str:
-        """Copy the store plist into the target dir atomically (0644)."""
-        source = os.path.join(proc.path, str(proc.extra.get("plist")))
-        target = self.installed_plist(proc)
-        fsutil.ensure_dir(self.target_dir)
-        with open(source, "rb") as f:
-            data = f.read()
-        fd, tmp = tempfile.mkstemp(prefix=".procmgmt-", dir=self.target_dir)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return target
-
-    def start(self, gen: Generation, proc: DeployedProcess) -> None:
-        """Copy, (bootout a stale load of the label), enable, bootstrap, kickstart;
-        then wait until launchctl reports it running."""
-        target = self._copy(proc)
-        if self._run(proc, "print", self.service(proc), check=False).returncode == 0:
-            # Loaded already (an interrupted switch): reload so our plist counts.
-            self._run(proc, "bootout", self.service(proc))
-        self._run(proc, "enable", self.service(proc))
-        self._run(proc, "bootstrap", self.domain, target)
-        self._run(proc, "kickstart", self.service(proc))
-        deadline = time.monotonic() + self.start_timeout
-        while True:
-            st = self.status(gen, proc)
-            if st.running:
-                return
-            if time.monotonic() >= deadline:
-                raise DeployError(f"{proc.name}: launchd did not run {self.label(proc)} "
-                                  f"within {self.start_timeout:g} s ({st.detail})")
-            time.sleep(0.05)
-
-    def stop(self, gen: Generation, proc: DeployedProcess) -> None:
-        """``bootout`` (launchd sends SIGTERM, then SIGKILL after ExitTimeOut) and
-        remove the copy; a job that is not loaded is stopped already."""
-        result = self._run(proc, "bootout", self.service(proc), check=False)
-        if result.returncode != 0 and self.status(gen, proc).running:
-            raise DeployError(f"{proc.name}: 'launchctl bootout {self.service(proc)}' failed "
-                              f"(exit status {result.returncode}): {result.output.strip()}")
-        copy = self.installed_plist(proc)
-        if os.path.exists(copy):
-            os.unlink(copy)
-
-    def status(self, gen: Generation, proc: DeployedProcess) -> ProcessStatus:
-        """``launchctl print``: state and pid; the daemon's pid (from its pid file)
-        in the detail for a proxied process."""
-        result = self._run(proc, "print", self.service(proc), check=False)
-        if result.returncode != 0:
-            return ProcessStatus(proc.name, False, detail="not loaded")
-        facts = parse_print(result.output)
-        state = facts.get("state", "unknown")
-        pid_text = facts.get("pid", "")
-        pid = int(pid_text) if pid_text.isdigit() else None
-        detail = state
-        if proc.extra.get("proxy") and proc.pid_file:
-            verdict = pid_verdict(proc, self.settings)
-            if verdict.trusted:
-                detail += f" (program pid {verdict.pid})"
-            elif verdict.refused:
-                detail += f" ({verdict.detail})"
-        return ProcessStatus(proc.name, state == "running" and pid is not None, pid, detail)
-
-
-__all__ = ["LaunchdActivator", "LaunchdBackend", "parse_print", "render_plist"]

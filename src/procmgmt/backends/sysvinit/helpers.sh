@@ -1,0 +1,189 @@
+# shellcheck shell=sh disable=SC2154
+## The helpers every init script carries, after procmgmt_pid_owned and
+## procmgmt_make_piddir (backends/sh). They are the same in every script and use
+## only POSIX sh and utilities (kill, sleep, rm, cat, ps as a fallback); /proc is
+## used when present to see zombies and process groups. The script sets the
+## procmgmt_* variables they read before it defines them.
+
+# procmgmt_poll TENTHS CMD...: run CMD until it succeeds, for at most TENTHS
+# tenths of a second. The first tenth is polled every 10 ms (a SIGTERMed
+# process or a forking daemon is usually done within milliseconds), then
+# every 0.1 s. Fractional sleep is not POSIX: where sleep refuses it, whole
+# seconds are used instead.
+procmgmt_poll() {
+    procmgmt_left=$1
+    procmgmt_fast=10
+    shift
+    while ! "$@"; do
+        [ "$procmgmt_left" -gt 0 ] || return 1
+        if [ "$procmgmt_fast" -gt 0 ]; then
+            procmgmt_fast=$((procmgmt_fast - 1))
+            if sleep 0.01 2>/dev/null; then
+                [ "$procmgmt_fast" -gt 0 ] || procmgmt_left=$((procmgmt_left - 1))
+                continue
+            fi
+            procmgmt_fast=0
+        fi
+        if sleep 0.1 2>/dev/null; then
+            procmgmt_left=$((procmgmt_left - 1))
+        else
+            sleep 1
+            procmgmt_left=$((procmgmt_left - 10))
+        fi
+    done
+}
+
+# procmgmt_stat PID: set procmgmt_state and procmgmt_pgrp from /proc (Linux).
+# The command name may contain spaces and parentheses, so the fields are
+# taken after the last ")". The builtin read costs no fork; only a command
+# name with a line break in it needs cat.
+procmgmt_stat() {
+    procmgmt_state=
+    procmgmt_pgrp=
+    [ -r "/proc/$1/stat" ] || return 1
+    { read -r procmgmt_line <"/proc/$1/stat"; } 2>/dev/null || return 1
+    case "$procmgmt_line" in
+        *") "*) ;;
+        *) procmgmt_line=$(cat "/proc/$1/stat" 2>/dev/null) || return 1 ;;
+    esac
+    [ -n "$procmgmt_line" ] || return 1
+    procmgmt_line=${procmgmt_line##*") "}
+    read -r procmgmt_state procmgmt_ppid procmgmt_pgrp procmgmt_rest <<EOF
+$procmgmt_line
+EOF
+    : "$procmgmt_ppid" "$procmgmt_rest"
+}
+
+# procmgmt_alive PID: the process exists and is not a zombie (a zombie
+# still answers kill -0 until its parent, often init, reaps it).
+procmgmt_alive() {
+    if procmgmt_stat "$1"; then
+        [ "$procmgmt_state" != Z ]
+    else
+        kill -s 0 "$1" 2>/dev/null
+    fi
+}
+
+# procmgmt_refuse REASON: say once per pid why it is not trusted.
+procmgmt_refuse() {
+    [ "$procmgmt_refused" != "$procmgmt_pid" ] || return 0
+    procmgmt_refused=$procmgmt_pid
+    procmgmt_command=$(ps -o args= -p "$procmgmt_pid" 2>/dev/null) || :
+    echo "$procmgmt_name: warning: not trusting $procmgmt_pidfile: pid $procmgmt_pid" \
+        "$1 (command: $procmgmt_command); not signalling it, counting" \
+        "$procmgmt_name as not running" >&2
+}
+
+# procmgmt_trusted: procmgmt_pid may be signalled. Never PID 1, this script or
+# its parent; and when the process runs as a user of its own, who can write
+# its pid file, only a process of that user.
+procmgmt_trusted() {
+    case "$procmgmt_pid" in
+        1 | "$$" | "$PPID")
+            procmgmt_refuse "is PID 1, this script or its caller"
+            return 1
+            ;;
+    esac
+    [ -n "$procmgmt_user" ] || return 0
+    if [ -z "$procmgmt_uid" ]; then
+        procmgmt_uid=$(id -u "$procmgmt_user" 2>/dev/null) || procmgmt_uid=
+    fi
+    if [ -n "$procmgmt_uid" ] && procmgmt_pid_owned "$procmgmt_pid" "$procmgmt_uid"; then
+        return 0
+    fi
+    procmgmt_pid_owner=$procmgmt_owner
+    # su (the fallback user switch) stays as a root parent.
+    if [ "$procmgmt_pid_owner" = 0 ] && [ -n "$procmgmt_uid" ] &&
+        procmgmt_child_owned "$procmgmt_pid" "$procmgmt_uid"; then
+        return 0
+    fi
+    procmgmt_refuse "belongs to uid ${procmgmt_pid_owner:-unknown}, not to $procmgmt_user"
+    return 1
+}
+
+# procmgmt_child_owned PID UID: a child of PID runs as UID (Linux /proc).
+procmgmt_child_owned() {
+    for procmgmt_entry in /proc/[0-9]*; do
+        procmgmt_stat "${procmgmt_entry#/proc/}" || continue
+        [ "$procmgmt_ppid" = "$1" ] || continue
+        procmgmt_pid_owned "${procmgmt_entry#/proc/}" "$2" && return 0
+    done
+    return 1
+}
+
+# procmgmt_running: the pid file (no symlink) names a live, trusted process;
+# sets procmgmt_pid.
+procmgmt_running() {
+    procmgmt_pid=
+    if [ -L "$procmgmt_pidfile" ]; then
+        if [ "$procmgmt_refused" != symlink ]; then
+            procmgmt_refused=symlink
+            echo "$procmgmt_name: warning: not trusting $procmgmt_pidfile: it is a symlink" >&2
+        fi
+        return 1
+    fi
+    [ -r "$procmgmt_pidfile" ] || return 1
+    read -r procmgmt_pid 2>/dev/null <"$procmgmt_pidfile"
+    case "$procmgmt_pid" in
+        '' | 0* | 1 | *[!0-9]*) return 1 ;;
+    esac
+    procmgmt_alive "$procmgmt_pid" && procmgmt_trusted
+}
+
+
+procmgmt_exited() {
+    ! procmgmt_alive "$procmgmt_pid"
+}
+
+# procmgmt_pgid PID: set procmgmt_pgrp to the process group of PID (a
+# variable, not output: a command substitution would cost a fork).
+procmgmt_pgid() {
+    procmgmt_stat "$1" ||
+        procmgmt_pgrp=$(ps -o pgid= -p "$1" 2>/dev/null | tr -d ' ')
+}
+
+procmgmt_stop() {
+    if ! procmgmt_running; then
+        rm -f "$procmgmt_pidfile"
+        echo "$procmgmt_name is not running"
+        return 0
+    fi
+    # A pid that leads its own process group (started by our daemonizer
+    # with setsid, or a daemon that called setsid itself) is signalled as a
+    # group, so wrappers and children go too; otherwise only the pid.
+    procmgmt_target=$procmgmt_pid
+    procmgmt_pgid "$procmgmt_pid"
+    if [ "$procmgmt_pgrp" = "$procmgmt_pid" ]; then
+        procmgmt_target=-$procmgmt_pid
+    fi
+    echo "Stopping $procmgmt_name (pid $procmgmt_pid)"
+    kill -s "$procmgmt_stop_signal" -- "$procmgmt_target" 2>/dev/null
+    if ! procmgmt_poll $((procmgmt_stop_timeout * 10)) procmgmt_exited; then
+        echo "$procmgmt_name did not stop within $procmgmt_stop_timeout s; sending SIGKILL" >&2
+        kill -s KILL -- "$procmgmt_target" 2>/dev/null
+        if ! procmgmt_poll 50 procmgmt_exited; then
+            echo "$procmgmt_name: pid $procmgmt_pid survived SIGKILL" >&2
+            return 1
+        fi
+    fi
+    rm -f "$procmgmt_pidfile"
+    echo "$procmgmt_name stopped"
+}
+
+procmgmt_reload() {
+    if ! procmgmt_running; then
+        echo "$procmgmt_name is not running" >&2
+        return 7
+    fi
+    kill -s "$procmgmt_reload_signal" "$procmgmt_pid"
+}
+
+# LSB status: 0 running, 3 not running.
+procmgmt_status() {
+    if procmgmt_running; then
+        echo "$procmgmt_name is running (pid $procmgmt_pid)"
+        return 0
+    fi
+    echo "$procmgmt_name is not running"
+    return 3
+}

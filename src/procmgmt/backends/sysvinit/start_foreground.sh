@@ -1,0 +1,43 @@
+# shellcheck shell=sh disable=SC2154
+## The end of procmgmt_start for a foreground-only process, which the
+## script daemonizes; "$@" is the command the script set before.
+    # Check the pid and log files first: a process started without them
+    # could not be stopped or diagnosed. Where another user can write, a
+    # symlink would make root write wherever it points: it is refused, and
+    # the pid file is created exclusively (set -C: O_EXCL).
+    if [ -L "$procmgmt_logfile" ]; then
+        echo "$procmgmt_name: the log file $procmgmt_logfile is a symlink;" \
+            "refusing to write through it (remove it)" >&2
+        return 1
+    fi
+    if ! (set -C && true >"$procmgmt_pidfile") 2>/dev/null; then
+        echo "$procmgmt_name: cannot create the pid file $procmgmt_pidfile" >&2
+        return 1
+    fi
+    rm -f "$procmgmt_pidfile"
+    if ! true 2>/dev/null >>"$procmgmt_logfile"; then
+        echo "$procmgmt_name: cannot write the log file $procmgmt_logfile" >&2
+        return 1
+    fi
+    echo "Starting $procmgmt_name"
+    # Daemonize the foreground process: its own session (so stop can signal
+    # the whole process group), no terminal input, output to the log file.
+    if command -v setsid >/dev/null 2>&1; then
+        set -- setsid "$@"
+    fi
+    "$@" </dev/null >>"$procmgmt_logfile" 2>&1 &
+    procmgmt_pid=$!
+    if ! (set -C && echo "$procmgmt_pid" >"$procmgmt_pidfile") 2>/dev/null; then
+        echo "$procmgmt_name: $procmgmt_pidfile appeared while starting; stopping" \
+            "pid $procmgmt_pid again" >&2
+        kill -s KILL "$procmgmt_pid" 2>/dev/null
+        return 1
+    fi
+    # A process that dies at once (bad arguments, port taken) fails the start.
+    if procmgmt_poll "$procmgmt_start_grace" procmgmt_exited; then
+        rm -f "$procmgmt_pidfile"
+        echo "$procmgmt_name: exited right after starting; end of $procmgmt_logfile:" >&2
+        tail -n 5 "$procmgmt_logfile" >&2
+        return 1
+    fi
+    echo "$procmgmt_name started (pid $procmgmt_pid)"
