@@ -2,9 +2,10 @@
 
 One module per job: :mod:`.format` (values supervisord's parser reads back
 exactly), :mod:`.backend` (translate, render, validate), :mod:`.activator`
-(deploying a generation over XML-RPC, :mod:`.control`), :mod:`.embedded`
-(procmgmt's own supervisord), :mod:`.external` (deploying into someone
-else's) and :mod:`.runner` (``procmgmt run``).
+(deploying a generation over XML-RPC, :mod:`.control`, with the conf.d
+links of :mod:`.links`), :mod:`.embedded` (procmgmt's own supervisord),
+:mod:`.external` (deploying into someone else's) and :mod:`.runner`
+(``procmgmt run``).
 """
 
 from procmgmt.backends.supervisord.activator import SupervisordActivator
