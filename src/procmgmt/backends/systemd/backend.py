@@ -75,7 +75,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from procmgmt import readiness as rd
-from procmgmt.backends import _ready_sh
 from procmgmt.backends.base import (
     Activator,
     Backend,
@@ -83,6 +82,7 @@ from procmgmt.backends.base import (
     Capabilities,
     File,
 )
+from procmgmt.backends.shared import ready as _ready_sh
 from procmgmt.backends.systemd.activator import SystemdActivator
 from procmgmt.backends.systemd.directives import directive_problems
 from procmgmt.backends.systemd.naming import UNIT_DIR, UNIT_NAME, unit_name, unit_prefix, user_mode

@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from procmgmt import readiness as rd
-from procmgmt.backends import _ready_sh
 from procmgmt.backends.base import (
     Activator,
     Backend,
@@ -35,6 +34,7 @@ from procmgmt.backends.base import (
     Capabilities,
     File,
 )
+from procmgmt.backends.shared import ready as _ready_sh
 from procmgmt.backends.sysvinit.activator import SysVInitActivator
 from procmgmt.backends.sysvinit.script import (
     DEFAULT_START,
