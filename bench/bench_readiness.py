@@ -21,7 +21,7 @@ from bench import _model as mdl
 from bench import _procmgmt as pm
 from bench import _s6
 from bench import _util as u
-from procmgmt.deploy.engine import DEFAULT_MAX_PARALLEL
+from procmgmt.deploy.options import DEFAULT_MAX_PARALLEL
 
 NAME = "readiness"
 SIZES = {"quick": ((10, 2), 10), "full": ((100, 5), 100)}

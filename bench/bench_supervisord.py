@@ -41,7 +41,7 @@ def _rpc(sock: str) -> Any:
 
 
 def _hand_written(d: str, n: int, tag: str) -> tuple[str, str]:
-    from procmgmt.backends.supervisord import min_fds, min_procs
+    from procmgmt.backends.supervisord.embedded import min_fds, min_procs
 
     logs = os.path.join(d, "logs")
     os.makedirs(logs)

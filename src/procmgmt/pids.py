@@ -18,12 +18,12 @@ it, and treats a refused pid as "not running" after saying why.
 
 from __future__ import annotations
 
+import logging
 import os
 import pwd
 import re
 import stat
 import subprocess
-import sys
 from dataclasses import dataclass
 
 #: Environment variable every process procmgmt starts carries (``<state dir>:<profile>``).
@@ -125,25 +125,27 @@ class Verdict:
         return self.reason
 
     def warning(self) -> str:
-        """The warning printed when a pid is refused."""
+        """The warning logged when a pid is refused (the command line shows it as
+        ``procmgmt: warning: ...``)."""
         what = f"pid {self.pid} {self.reason} (owner {self.owner}, command {self.command!r})" \
             if self.pid is not None else f"it {self.reason} (owner {self.owner})"
-        return (f"procmgmt: warning: not trusting pid file {self.path}: {what}; "
+        return (f"not trusting pid file {self.path}: {what}; "
                 "it is not signalled and the service counts as not running")
 
+
+log = logging.getLogger(__name__)
 
 _REPORTED: set[tuple[str, int | None, str]] = set()
 
 
 def report(verdict: Verdict) -> Verdict:
-    """Print ``verdict``'s warning to stderr, once per pid file, pid and reason
-    (status and stop probes ask many times). Returns ``verdict``."""
+    """Log ``verdict``'s warning once per pid file, pid and reason (status and
+    stop probes ask many times). Returns ``verdict``."""
     if verdict.refused:
         key = (verdict.path, verdict.pid, verdict.reason)
         if key not in _REPORTED:
             _REPORTED.add(key)
-            sys.stderr.write(verdict.warning() + "\n")
-            sys.stderr.flush()
+            log.warning("%s", verdict.warning())
     return verdict
 
 

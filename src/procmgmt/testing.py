@@ -39,10 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from procmgmt.deploy.build import build, evaluate
 from procmgmt.deploy.engine import Engine
-from procmgmt.deploy.profile import Profile
-from procmgmt.deploy.state import init_state
+from procmgmt.deploy.switch import Switcher
 from procmgmt.errors import LeftoverProcessesError, ProcmgmtError
 from procmgmt.manifest import load_generation
 from procmgmt.settings import Settings, resolve
@@ -53,9 +51,15 @@ class Deployment:
     """A deployed model under test."""
 
     settings: Settings
-    engine: Engine
+    #: Deploys into the private state dir; its progress lines go to ``log``.
+    switcher: Switcher
+    log: io.StringIO
     instances: dict[str, dict[str, Any]] = field(default_factory=dict)
-    log: io.StringIO = field(default_factory=io.StringIO)
+
+    @property
+    def engine(self) -> Engine:
+        """The engine of the deployment (activators, timeline)."""
+        return self.switcher.engine
 
     def status(self) -> dict[str, tuple[bool, int | None]]:
         """name -> (running, pid) of the current generation."""
@@ -86,16 +90,9 @@ class Deployment:
 
 
 def _switch(d: Deployment, model: str | os.PathLike[str] | None) -> None:
-    m, specs = evaluate(None if model is None else str(model), d.settings)
-    init_state(d.settings)
-    gen = build(m, specs, d.settings)
-    profile = Profile(d.settings)
-
-    def register() -> int:
-        return profile.add(gen.path)
-
-    d.engine.switch(gen, register)
-    d.instances = {name: dict(inst.metadata) for name, inst in m.instances.items()}
+    built = d.switcher.build(None if model is None else str(model))
+    d.switcher.activate(built.generation)
+    d.instances = {name: dict(inst.metadata) for name, inst in built.model.instances.items()}
 
 
 def wait_port(port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None:
@@ -162,8 +159,8 @@ def deployed(model: str | os.PathLike[str], *, backend: str = "supervisord",
                            "extra_params": json.dumps(dict(extra_params or {}))}
     cli.update(settings_overrides or {})
     settings = resolve(cli, {})
-    d = Deployment(settings=settings, engine=Engine(settings))
-    d.engine.out = d.log
+    log = io.StringIO()
+    d = Deployment(settings=settings, switcher=Switcher(settings, out=log), log=log)
     marker = str(Path(state_dir).resolve())
     try:
         _switch(d, model)

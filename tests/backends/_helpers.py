@@ -9,11 +9,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from procmgmt.deploy.build import build, evaluate
-from procmgmt.deploy.engine import Engine
-from procmgmt.deploy.profile import Profile
-from procmgmt.manifest import Generation, load_generation
-from procmgmt.model.loader import empty_model
+from procmgmt.deploy.switch import Switcher
+from procmgmt.manifest import Generation
 from procmgmt.settings import Settings
 
 
@@ -32,30 +29,14 @@ def tmp_settings(root: Path, privileged: bool = False, *, manager: str,
     )
 
 
-def deploy(engine: Engine, settings: Settings, model_file: Path | None) -> Generation:
+def deploy(switcher: Switcher, model_file: Path | None) -> Generation:
     """Build ``model_file`` (None: undeploy) and switch to it, like 'procmgmt switch'."""
-    if model_file is None:
-        gen = build(empty_model(), [], settings)
-    else:
-        model, specs = evaluate(str(model_file), settings)
-        gen = build(model, specs, settings)
-    profile = Profile(settings)
-    engine.switch(gen, lambda: profile.add(gen.path))
-    return gen
+    return switcher.deploy(None if model_file is None else str(model_file)).generation
 
 
-def rollback(engine: Engine, settings: Settings) -> Generation:
+def rollback(switcher: Switcher) -> Generation:
     """Switch to the previous generation, like 'procmgmt switch --rollback'."""
-    profile = Profile(settings)
-    number = profile.previous_number()
-    gen = load_generation(profile.path_of(number))
-
-    def register() -> int:
-        profile.set_current(number)
-        return number
-
-    engine.switch(gen, register)
-    return gen
+    return switcher.rollback().generation
 
 
 def get_body(port: int, timeout: float = 10.0) -> str:

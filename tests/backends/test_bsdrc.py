@@ -62,8 +62,8 @@ from procmgmt.backends.bsdrc.rcconf import set_rc_conf, unset_rc_conf
 from procmgmt.backends.bsdrc.rcorder import dependency_graph, is_valid_order, order_files, rcorder
 from procmgmt.backends.bsdrc.script import render_script
 from procmgmt.deploy.build import build, evaluate, render
-from procmgmt.deploy.engine import Engine, Options
-from procmgmt.deploy.profile import Profile
+from procmgmt.deploy.options import Options
+from procmgmt.deploy.switch import Switcher
 from procmgmt.errors import DeployError, ValidationError
 from procmgmt.manifest import Generation
 from procmgmt.model.loader import Model
@@ -543,14 +543,14 @@ def rec() -> Iterator[Recorder]:
     recorder.close()
 
 
-def make_engine(settings: Settings, act: BSDRCActivator, monkeypatch: pytest.MonkeyPatch,
-                parallel: int = 1) -> Engine:
-    """An engine that gets ``act`` (runner injected) from the bsdrc backend. One
+def make_switcher(settings: Settings, act: BSDRCActivator,
+                  monkeypatch: pytest.MonkeyPatch, parallel: int = 1) -> Switcher:
+    """A switcher whose engine gets ``act`` (runner injected) from the bsdrc backend. One
     action at a time by default, so the command order is the documented one."""
     monkeypatch.setattr(BSDRCBackend, "activator", lambda self, settings: act)
-    return Engine(settings, out=io.StringIO(), options=Options(max_parallel=parallel,
-                  # the fake manager starts nothing that could become ready
-                  readiness_checks=False))
+    return Switcher(settings, out=io.StringIO(), options=Options(max_parallel=parallel,
+                    # the fake manager starts nothing that could become ready
+                    readiness_checks=False))
 
 
 def script_path(gen: Generation, name: str) -> str:
@@ -564,27 +564,27 @@ def test_command_plan_deploy_upgrade_rollback_undeploy(rec: Recorder, tmp_path: 
     """Default mode: onestart/onestop of the store scripts, exactly these, in this order."""
     settings = tmp_settings(tmp_path)
     act = BSDRCActivator(settings, runner=rec, environ={}, start_timeout=2)
-    engine = make_engine(settings, act, monkeypatch)
+    switcher = make_switcher(settings, act, monkeypatch)
 
-    g1 = deploy(engine, settings, WEBAPPS / "processes.py")
+    g1 = deploy(switcher, WEBAPPS / "processes.py")
     assert rec.calls == [(script_path(g1, "webapp"), "onestart"),
                          (script_path(g1, "webapp1"), "onestart")]
 
     rec.calls.clear()
-    g2 = deploy(engine, settings, WEBAPPS / "processes-advanced.py")
+    g2 = deploy(switcher, WEBAPPS / "processes-advanced.py")
     assert script_path(g1, "webapp1") == script_path(g2, "webapp1")  # unchanged: kept
     assert rec.calls == [(script_path(g1, "webapp"), "onestop")] + [
         (script_path(g2, n), "onestart")
         for n in ("webapp5", "webapp2", "webapp3", "webapp6", "webapp4")]
 
     rec.calls.clear()
-    rollback(engine, settings)
+    rollback(switcher)
     assert rec.calls == [(script_path(g2, n), "onestop")
                          for n in ("webapp4", "webapp6", "webapp3", "webapp2", "webapp5")] + [
         (script_path(g1, "webapp"), "onestart")]
 
     rec.calls.clear()
-    deploy(engine, settings, None)
+    deploy(switcher, None)
     assert rec.calls == [(script_path(g1, "webapp1"), "onestop"),
                          (script_path(g1, "webapp"), "onestop")]
 
@@ -604,9 +604,9 @@ def test_enable_at_boot_links_edits_rc_conf_and_cleans_up(rec: Recorder, tmp_pat
     rc_conf.chmod(0o640)
     boot_env = {"PROCMGMT_BSDRC_ENABLE_AT_BOOT": "1", "PROCMGMT_BSDRC_TARGET_DIR": str(target),
                 "PROCMGMT_BSDRC_RC_CONF": str(rc_conf)}
-    engine = make_engine(settings, BSDRCActivator(settings, runner=rec, environ=boot_env,
+    switcher = make_switcher(settings, BSDRCActivator(settings, runner=rec, environ=boot_env,
                                                   start_timeout=2), monkeypatch)
-    g1 = deploy(engine, settings, WEBAPPS / "processes.py")
+    g1 = deploy(switcher, WEBAPPS / "processes.py")
     assert rec.calls == [(str(target / "webapp"), "start"), (str(target / "webapp1"), "start")]
     for name in ("webapp", "webapp1"):
         assert os.readlink(target / name) == script_path(g1, name)
@@ -615,7 +615,7 @@ def test_enable_at_boot_links_edits_rc_conf_and_cleans_up(rec: Recorder, tmp_pat
     assert stat.S_IMODE(rc_conf.stat().st_mode) == 0o640
 
     rec.calls.clear()
-    g2 = deploy(engine, settings, WEBAPPS / "processes-advanced.py")
+    g2 = deploy(switcher, WEBAPPS / "processes-advanced.py")
     assert rec.calls[0] == (str(target / "webapp"), "stop")
     assert [c[1] for c in rec.calls[1:]] == ["start"] * 5
     assert sorted(os.listdir(target)) == [f"webapp{i}" for i in range(1, 7)]
@@ -624,10 +624,10 @@ def test_enable_at_boot_links_edits_rc_conf_and_cleans_up(rec: Recorder, tmp_pat
 
     # Undeploy in default mode: the links found are ours, so boot mode is undone anyway.
     rec.calls.clear()
-    engine = make_engine(settings, BSDRCActivator(settings, runner=rec, environ={
+    switcher = make_switcher(settings, BSDRCActivator(settings, runner=rec, environ={
         "PROCMGMT_BSDRC_TARGET_DIR": str(target), "PROCMGMT_BSDRC_RC_CONF": str(rc_conf)},
         start_timeout=2), monkeypatch)
-    deploy(engine, settings, None)
+    deploy(switcher, None)
     assert rec.calls == [(str(target / n), "stop") for n in
                          ("webapp4", "webapp6", "webapp3", "webapp2", "webapp5", "webapp1")]
     assert os.listdir(target) == []
@@ -642,10 +642,10 @@ def test_failed_start_raises_with_the_script_output(tmp_path: Path,
     def failing(argv: Sequence[str]) -> CommandResult:
         return CommandResult(1, "webapp: WARNING: failed to start webapp\n")
 
-    engine = make_engine(settings, BSDRCActivator(settings, runner=failing, environ={}),
+    switcher = make_switcher(settings, BSDRCActivator(settings, runner=failing, environ={}),
                          monkeypatch)
     with pytest.raises(DeployError, match="failed to start webapp"):
-        deploy(engine, settings, WEBAPPS / "processes.py")
+        deploy(switcher, WEBAPPS / "processes.py")
 
 
 def test_rc_conf_editing_is_sysrc_like(tmp_path: Path) -> None:
@@ -719,14 +719,13 @@ def test_scripts_run_for_real_with_the_fake_rc_subr(mode: str, boot: bool, tmp_p
            "PROCMGMT_BSDRC_TARGET_DIR": str(tmp_path / "rc.d"),
            "PROCMGMT_BSDRC_RC_CONF": str(rc_conf)}
     act = BSDRCActivator(settings, runner=fake_runner(rc_conf, bin_dir), environ=env)
-    engine = make_engine(settings, act, monkeypatch, parallel=4)
+    switcher = make_switcher(settings, act, monkeypatch, parallel=4)
 
     model, specs = evaluate(str(WEBAPPS / "processes.py"), settings)
     gen = build(model, [with_fake_rc_subr(s) for s in specs], settings)
-    profile = Profile(settings)
     pids: list[int] = []
     try:
-        engine.switch(gen, lambda: profile.add(gen.path))
+        switcher.activate(gen)
         for offset, proc in enumerate(gen.processes):
             text = Path(script_path(gen, proc.name)).read_text()
             assert ("/usr/sbin/daemon" in text) == (mode == "foreground")
@@ -739,7 +738,7 @@ def test_scripts_run_for_real_with_the_fake_rc_subr(mode: str, boot: bool, tmp_p
             assert r.returncode == 0 and f"is running as pid {st_.pid}" in r.output
         if boot:
             assert 'webapp_enable="YES"' in rc_conf.read_text()
-        deploy(engine, settings, None)
+        deploy(switcher, None)
         for proc in gen.processes:
             assert not act.status(gen, proc).running
             r = fake_runner(rc_conf, bin_dir)([script_path(gen, proc.name), "onestatus"])
@@ -768,7 +767,7 @@ def test_other_activities_use_the_one_prefix_unless_installed(rec: Recorder, tmp
     its exit status is returned."""
     settings = tmp_settings(tmp_path)
     act = BSDRCActivator(settings, runner=rec, environ={}, start_timeout=2)
-    gen = deploy(make_engine(settings, act, monkeypatch), settings, WEBAPPS / "processes.py")
+    gen = deploy(make_switcher(settings, act, monkeypatch), WEBAPPS / "processes.py")
     rec.calls.clear()
     assert act.activity(gen, gen.by_name()["webapp"], "reload") == 0
     assert rec.calls == [(script_path(gen, "webapp"), "onereload")]

@@ -39,7 +39,8 @@ from procmgmt.backends.cygrunsrv.activator import parse_query
 from procmgmt.backends.cygrunsrv.args import arg_problem, join_args, quote_arg, split_args
 from procmgmt.backends.cygrunsrv.params import ENTRY
 from procmgmt.deploy.build import build, evaluate, render
-from procmgmt.deploy.engine import Engine, Options
+from procmgmt.deploy.options import Options
+from procmgmt.deploy.switch import Switcher
 from procmgmt.errors import DeployError, ValidationError
 from procmgmt.model.credentials import Credentials, User
 from procmgmt.model.spec import ProcessSpec
@@ -306,13 +307,13 @@ class FakeCygrunsrv:
             self.log.unlink()
 
 
-def make_engine(settings: Settings, act: CygrunsrvActivator,
-                monkeypatch: pytest.MonkeyPatch) -> Engine:
-    """An engine that gets ``act`` from the cygrunsrv backend; one action at a time."""
+def make_switcher(settings: Settings, act: CygrunsrvActivator,
+                  monkeypatch: pytest.MonkeyPatch) -> Switcher:
+    """A switcher whose engine gets ``act`` from the cygrunsrv backend; one action at a time."""
     monkeypatch.setattr(CygrunsrvBackend, "activator", lambda self, settings: act)
-    return Engine(settings, out=io.StringIO(), options=Options(max_parallel=1,
-                  # the fake manager starts nothing that could become ready
-                  readiness_checks=False))
+    return Switcher(settings, out=io.StringIO(), options=Options(max_parallel=1,
+                    # the fake manager starts nothing that could become ready
+                    readiness_checks=False))
 
 
 def starts(*names: str) -> list[tuple[str, str]]:
@@ -333,9 +334,9 @@ def test_command_plan_deploy_upgrade_rollback_undeploy(tmp_path: Path,
     settings = tmp_settings(tmp_path, webapp_mode="daemon")
     fake = FakeCygrunsrv(tmp_path / "fake")
     act = CygrunsrvActivator(settings, runner=fake.runner, environ={})
-    engine = make_engine(settings, act, monkeypatch)
+    switcher = make_switcher(settings, act, monkeypatch)
 
-    g1 = deploy(engine, settings, WEBAPPS / "processes.py")
+    g1 = deploy(switcher, WEBAPPS / "processes.py")
     assert fake.plan() == starts("webapp", "webapp1")
     assert all(c[0] in ("--install", "--start", "--query") for c in fake.calls())
     installed = fake.installed()
@@ -350,7 +351,7 @@ def test_command_plan_deploy_upgrade_rollback_undeploy(tmp_path: Path,
     assert fake.running() == ["procmgmt-webapp", "procmgmt-webapp1"]
 
     fake.reset()
-    deploy(engine, settings, WEBAPPS / "processes-advanced.py")
+    deploy(switcher, WEBAPPS / "processes-advanced.py")
     assert fake.plan() == stops("webapp") + starts("webapp5", "webapp2", "webapp3", "webapp6",
                                                    "webapp4")
     deps = fake.installed()["procmgmt-webapp4"]
@@ -358,12 +359,12 @@ def test_command_plan_deploy_upgrade_rollback_undeploy(tmp_path: Path,
         "procmgmt-webapp2", "procmgmt-webapp3"]
 
     fake.reset()
-    rollback(engine, settings)
+    rollback(switcher)
     assert fake.plan() == stops("webapp4", "webapp6", "webapp3", "webapp2", "webapp5") + \
         starts("webapp")
 
     fake.reset()
-    deploy(engine, settings, None)
+    deploy(switcher, None)
     assert fake.plan() == stops("webapp1", "webapp")
     assert fake.installed() == {} and fake.running() == []
 

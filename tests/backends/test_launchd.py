@@ -41,7 +41,8 @@ from procmgmt.backends.launchd.activator import parse_print
 from procmgmt.backends.launchd.plist import render_plist
 from procmgmt.backends.launchd.schema import KNOWN_KEYS, check_plist
 from procmgmt.deploy.build import build, evaluate, render
-from procmgmt.deploy.engine import Engine, Options
+from procmgmt.deploy.options import Options
+from procmgmt.deploy.switch import Switcher
 from procmgmt.errors import ValidationError
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
@@ -381,13 +382,13 @@ class FakeLaunchctl:
         return [c for c in self.calls if c[0] != "print"]
 
 
-def make_engine(settings: Settings, act: LaunchdActivator,
-                monkeypatch: pytest.MonkeyPatch) -> Engine:
-    """An engine that gets ``act`` from the launchd backend; one action at a time."""
+def make_switcher(settings: Settings, act: LaunchdActivator,
+                  monkeypatch: pytest.MonkeyPatch) -> Switcher:
+    """A switcher whose engine gets ``act`` from the launchd backend; one action at a time."""
     monkeypatch.setattr(LaunchdBackend, "activator", lambda self, settings: act)
-    return Engine(settings, out=io.StringIO(), options=Options(max_parallel=1,
-                  # the fake manager starts nothing that could become ready
-                  readiness_checks=False))
+    return Switcher(settings, out=io.StringIO(), options=Options(max_parallel=1,
+                    # the fake manager starts nothing that could become ready
+                    readiness_checks=False))
 
 
 def starts(target: Path, *names: str) -> list[tuple[str, ...]]:
@@ -418,9 +419,9 @@ def test_command_plan_deploy_upgrade_rollback_undeploy(tmp_path: Path,
     fake = FakeLaunchctl()
     act = LaunchdActivator(settings, runner=fake, uid=501, start_timeout=2,
                            environ={"PROCMGMT_LAUNCHD_TARGET_DIR": str(target)})
-    engine = make_engine(settings, act, monkeypatch)
+    switcher = make_switcher(settings, act, monkeypatch)
 
-    g1 = deploy(engine, settings, WEBAPPS / "processes.py")
+    g1 = deploy(switcher, WEBAPPS / "processes.py")
     assert fake.plan() == starts(target, "webapp", "webapp1")
     for proc in g1.processes:
         copy = target / f"org.procmgmt.{proc.name}.plist"
@@ -429,18 +430,18 @@ def test_command_plan_deploy_upgrade_rollback_undeploy(tmp_path: Path,
         assert oct(copy.stat().st_mode & 0o777) == oct(0o644)
 
     fake.calls.clear()
-    deploy(engine, settings, WEBAPPS / "processes-advanced.py")
+    deploy(switcher, WEBAPPS / "processes-advanced.py")
     assert fake.plan() == stops("webapp1", "webapp") + starts(
         target, "webapp1", "webapp5", "webapp2", "webapp3", "webapp6", "webapp4")
     assert sorted(os.listdir(target)) == [f"org.procmgmt.webapp{i}.plist" for i in range(1, 7)]
 
     fake.calls.clear()
-    rollback(engine, settings)
+    rollback(switcher)
     assert fake.plan() == stops("webapp4", "webapp6", "webapp3", "webapp2", "webapp5",
                                 "webapp1") + starts(target, "webapp", "webapp1")
 
     fake.calls.clear()
-    deploy(engine, settings, None)
+    deploy(switcher, None)
     assert fake.plan() == stops("webapp1", "webapp")
     assert os.listdir(target) == [] and fake.loaded == {}
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from procmgmt.backends._activation import pid_alive
-from procmgmt.backends._proxy import ProxyOptions, check_options, generate
+from procmgmt.backends.shared.proxy import ProxyOptions, check_options, generate
 from tests import _lanes
 from tests.backends._helpers import get_body, session_members
 from tests.conftest import EXAMPLES

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import http.server
 import os
-import re
 import shutil
 import signal
 import socket
@@ -29,9 +28,9 @@ from typing import Any
 import pytest
 
 from procmgmt import readiness as rd
-from procmgmt.backends import _proxy, _ready_sh
 from procmgmt.backends.base import BuildContext
 from procmgmt.backends.bsdrc import BSDRCBackend
+from procmgmt.backends.shared import proxy, ready
 from procmgmt.backends.supervisord import SupervisordActivator, SupervisordBackend
 from procmgmt.backends.systemd import SystemdBackend
 from procmgmt.backends.sysvinit import SysVInitBackend
@@ -132,8 +131,8 @@ def later(delay: float, action: Any) -> threading.Timer:
 def wait_script(check: rd.Readiness, *, pid_file: str | None = None, offset: str = "",
                 preamble: str = "") -> str:
     """A script that waits for ``check`` (the library plus one wait call)."""
-    lines = ["#!/bin/sh", _ready_sh.library([check]).rstrip("\n"), preamble]
-    lines += _ready_sh.wait_lines("svc", check, pid_file=pid_file, offset=offset)
+    lines = ["#!/bin/sh", ready.library([check]).rstrip("\n"), preamble]
+    lines += ready.wait_lines("svc", check, pid_file=pid_file, offset=offset)
     return "\n".join(lines) + "\n"
 
 
@@ -167,45 +166,6 @@ def restricted_path(tmp_path: Path, tools: list[str]) -> str:
 
 #: What every check needs besides its probe tool.
 BASE_TOOLS = ["sleep", "date", "sed", "tail", "tr", "wc", "grep", "awk", "timeout", "ps"]
-
-
-# --------------------------------------------------------------------------- ERE
-
-@pytest.mark.parametrize("pattern, lines", [
-    (r"^ready on port \d+$", ["ready on port 5432", "ready on port x", "not ready on port 1"]),
-    (r"(?i)listening", ["LISTENING now", "listen ing"]),
-    (r"a.*?b", ["axxb", "ba"]),
-    (r"[\]\-^a]x", ["]x", "-x", "^x", "ax", "bx"]),
-    (r"[^\d]z", ["1z", "az"]),
-    (r"\w+@\S+", ["me@host", "@host", "me@ "]),
-    (r"\.\$\{\(", [".${(", "a${("]),
-    (r"(?:ab|cd){2}e", ["abcde", "abe"]),
-    (r"x{2,3}y", ["xy", "xxy", "xxxxy"]),
-    (r"[\[]:", ["[:", ":"]),
-    (r"\bword", []),
-])
-def test_ere_matches_the_same_lines_as_python(pattern: str, lines: list[str]) -> None:
-    """Translated patterns accept exactly the lines Python's re.search accepts
-    (grep -E decides); a pattern without ERE equivalent is refused instead."""
-    try:
-        ere, icase = _ready_sh.ere(pattern)
-    except _ready_sh.UntranslatableError:
-        assert pattern == r"\bword"
-        return
-    for line in lines:
-        grep = subprocess.run(["grep", "-E", "-q", *(["-i"] if icase else []), "-e", ere],
-                              input=line + "\n", text=True, check=False)
-        assert (grep.returncode == 0) == bool(re.search(pattern, line)), (pattern, ere, line)
-
-
-@pytest.mark.parametrize("pattern", [r"\bx", r"(?<=a)b", r"(a)\1", r"a++", r"(?i:a)b",
-                                     r"(a|)", r"\Aa", r"a\Z", r"x{1,300}", "a\nb", ""])
-def test_untranslatable_patterns_are_validation_problems(pattern: str) -> None:
-    """Lookarounds, backreferences, \\b, \\A/\\Z, possessive quantifiers, scoped flags,
-    empty alternatives, counts above RE_DUP_MAX, line breaks and the empty pattern are
-    refused with a readiness.pattern problem, never approximated."""
-    found = _ready_sh.problems(rd.LogLine(path="/x", pattern=pattern))
-    assert found and found[0][0] == "readiness.pattern"
 
 
 # --------------------------------------------------------------------------- checks
@@ -306,7 +266,7 @@ def test_log_line_only_counts_after_the_start(tmp_path: Path) -> None:
     log = tmp_path / "a log's file.log"
     log.write_text("old: ready on port 1\n")
     check = rd.LogLine(path=str(log), pattern=r"ready on port \d+$", timeout=10)
-    preamble = "\n".join(_ready_sh.offset_lines(check))
+    preamble = "\n".join(ready.offset_lines(check))
 
     def append() -> None:
         with open(log, "a") as f:
@@ -320,7 +280,7 @@ def test_log_line_only_counts_after_the_start(tmp_path: Path) -> None:
     assert 0.4 <= took < 5
     never = rd.LogLine(path=str(log), pattern="never written", timeout=0.3)
     rc, err, _ = run_sh(wait_script(never, offset='"$procmgmt_ready_offset"',
-                                    preamble="\n".join(_ready_sh.offset_lines(never))),
+                                    preamble="\n".join(ready.offset_lines(never))),
                         tmp_path)
     assert rc == 1 and "no line matching never written in" in err
 
@@ -350,9 +310,9 @@ def test_command_values_arrive_exactly(tmp_path: Path) -> None:
 
 def test_notify_is_not_checkable_from_sh() -> None:
     """Notify cannot be probed from sh: no check is generated for it."""
-    assert not _ready_sh.checkable(rd.Notify())
+    assert not ready.checkable(rd.Notify())
     with pytest.raises(ValueError, match="cannot be checked from sh"):
-        _ready_sh.check_call(rd.Notify(), pid_file=None)
+        ready.check_call(rd.Notify(), pid_file=None)
 
 
 # --------------------------------------------------------------------------- generators lint
@@ -382,7 +342,7 @@ def test_generated_scripts_are_shellcheck_and_dash_clean(tmp_path: Path,
             files, _ = backend.render_process(s, ctx)
             texts += [f.content for f in files
                       if f.content and f.content.startswith("#!/bin/sh")]
-    if _ready_sh.checkable(check):
+    if ready.checkable(check):
         assert any("procmgmt_ready_wait" in t for t in texts)
     lint(texts)
 
@@ -601,10 +561,10 @@ def test_proxy_options_follow_the_dependencies() -> None:
     web = ProcessSpec(name="web", description="web", foreground="/bin/web",
                       dependencies=("db", "cache"), rank=1)
     ctx = BuildContext(settings, {"db": db, "cache": cache, "web": web})
-    opts = _proxy.readiness_options(web, ctx, settings, pid_waits=False)
+    opts = proxy.readiness_options(web, ctx, settings, pid_waits=False)
     assert sorted(opts["wait_ready"]) == ["db"] and opts["wait_for"] == {}
-    marker = _ready_sh.log_offset_file(db, settings)
+    marker = ready.log_offset_file(db, settings)
     assert opts["wait_ready"]["db"]["log_offset_file"] == marker
-    assert _proxy.readiness_options(db, ctx, settings, pid_waits=False)[
+    assert proxy.readiness_options(db, ctx, settings, pid_waits=False)[
         "record_log_offset"] == {"/l/db.log": marker}
-    assert not _proxy.readiness_needs_proxy(cache, ctx)
+    assert not proxy.readiness_needs_proxy(cache, ctx)

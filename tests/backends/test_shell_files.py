@@ -42,6 +42,9 @@ def test_the_package_ships_its_shell_files() -> None:
     "backends/sysvinit/start_daemon.sh",
     "backends/sysvinit/start_foreground.sh",
     "backends/bsdrc/helpers.sh",
+    *(f"backends/shared/sh/ready_{kind}.sh"
+      for kind in ("common", "last", "tcp", "http", "pidfile", "log", "command")),
+    *(f"backends/shared/sh/proxy_{part}.sh" for part in ("wait_for", "daemon_head", "daemon_tail")),
 ])
 def test_the_backend_packages_ship_their_shell_files(name: str) -> None:
     assert name in FILES

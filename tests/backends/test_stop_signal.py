@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from procmgmt.backends import get_backend
-from procmgmt.backends._proxy import ProxyOptions, generate
+from procmgmt.backends.shared.proxy import ProxyOptions, generate
 from procmgmt.deploy.build import evaluate, render
 from procmgmt.errors import ValidationError
 from tests.conftest import golden_settings

@@ -36,15 +36,10 @@ from procmgmt.backends.base import (
     ProcessMode,
     Support,
 )
-from procmgmt.backends.supervisord import (
-    SupervisordActivator,
-    SupervisordBackend,
-    encode_command,
-    encode_environment,
-    env_problem,
-    min_fds,
-    read_external_config,
-)
+from procmgmt.backends.supervisord import SupervisordActivator, SupervisordBackend
+from procmgmt.backends.supervisord.embedded import min_fds
+from procmgmt.backends.supervisord.external import read_external_config
+from procmgmt.backends.supervisord.format import encode_command, encode_environment, env_problem
 from procmgmt.deploy.build import build, evaluate, render
 from procmgmt.errors import DeployError, UsageError, ValidationError
 from procmgmt.manifest import Generation

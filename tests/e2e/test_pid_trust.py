@@ -214,7 +214,7 @@ def test_supervisord_proxy_does_not_forward_to_a_foreign_pid() -> None:
     service user and writes a root process's PID into its pid file. The proxy
     must not adopt it (it would forward its stop signal to it as root): it
     reports the PID and gives up waiting for a pid of its own."""
-    from procmgmt.backends import _proxy
+    from procmgmt.backends.shared import proxy
 
     if os.geteuid() != 0:
         pytest.skip("needs root: the proxy drops to another user")
@@ -228,7 +228,7 @@ def test_supervisord_proxy_does_not_forward_to_a_foreign_pid() -> None:
         pid_dir.mkdir(mode=0o755)
         os.chown(pid_dir, atk.pw_uid, atk.pw_gid)
         pid_file = pid_dir / "svc.pid"
-        script = _proxy.generate(_proxy.ProxyOptions(
+        script = proxy.generate(proxy.ProxyOptions(
             name="svc", command=("/bin/sh", "-c", f"echo {sleeper.pid} > '{pid_file}'"),
             wrap_daemon=True, pid_file=str(pid_file), user=atk.pw_name,
             pid_file_timeout=2, initialize="true"))

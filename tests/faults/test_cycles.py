@@ -1,6 +1,6 @@
 """Many cycles of deploy, upgrade, rollback, undeploy: nothing leaks, no data is lost.
 
-50 cycles in-process (``deploy.build`` + ``Engine``, sysvinit, the cheap
+50 cycles in-process (``deploy.switch.Switcher``, sysvinit, the cheap
 processes of ``models/cheap.py``), then a few through the command line.
 After every undeploy no process carries the deployment's marker; the number
 of open file descriptors of this process (``/proc/self/fd``) is the same
@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from procmgmt.deploy import store
-from procmgmt.deploy.build import build, evaluate
-from procmgmt.deploy.engine import Engine, Options
-from procmgmt.deploy.gc import collect, store_lock
+from procmgmt.deploy.gc import collect
+from procmgmt.deploy.options import Options
 from procmgmt.deploy.profile import Profile
+from procmgmt.deploy.switch import Switcher
 from procmgmt.manifest import load_generation
 from procmgmt.settings import Settings, resolve
 from tests.faults import MODELS, Cli, assert_generations_consistent, cleanup, marked
@@ -41,41 +41,23 @@ def _settings(state: Path, variant: int) -> Settings:
                    environ={})
 
 
-def _engine(settings: Settings) -> Engine:
-    # A fresh engine per switch, as each CLI command makes one; a short grace keeps 200
+def _switcher(settings: Settings) -> Switcher:
+    # A fresh switcher per switch, as each CLI command makes one; a short grace keeps 200
     # switches quick (sleep does not crash: the grace only has to notice an early exit).
-    return Engine(settings, out=io.StringIO(), options=Options(start_grace=0.05))
+    return Switcher(settings, Options(start_grace=0.05), out=io.StringIO())
 
 
 def deploy(settings: Settings, model: Path | None) -> int:
     """Build ``model`` (None: the empty model) and switch to it as a new generation."""
-    m, specs = evaluate(None if model is None else str(model), settings)
-    with store_lock(settings, exclusive=False):
-        gen = build(m, specs, settings)
-    profile = Profile(settings)
-
-    def register() -> int:
-        cur = profile.current_number()
-        if cur is not None and profile.current_path() == gen.path:
-            return cur
-        return profile.add(gen.path)
-
-    number = _engine(settings).switch(gen, register).generation
+    number = _switcher(settings).deploy(None if model is None else str(model)).number
     assert number is not None
     return number
 
 
 def rollback(settings: Settings) -> int:
     """Switch to the generation before the current one."""
-    profile = Profile(settings)
-    number = profile.previous_number()
-    gen = load_generation(profile.path_of(number))
-
-    def register() -> int:
-        profile.set_current(number)
-        return number
-
-    _engine(settings).switch(gen, register)
+    number = _switcher(settings).rollback().number
+    assert number is not None
     return number
 
 

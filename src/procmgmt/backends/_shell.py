@@ -45,6 +45,12 @@ def command_line(argv: Iterable[str]) -> str:
     return " ".join(quote(a) for a in argv)
 
 
+def in_double_quotes(text: str) -> str:
+    """``text`` safe inside a double-quoted shell word (an ``echo`` message):
+    ``"``, ``$``, backquote and backslash escaped."""
+    return "".join("\\" + ch if ch in '"$`\\' else ch for ch in text)
+
+
 def export_lines(environment: dict[str, str]) -> list[str]:
     """``NAME='value'; export NAME`` lines, sorted by name (stable output)."""
     return [f"{k}={quote(v)}; export {k}" for k, v in sorted(environment.items())]

@@ -16,7 +16,7 @@ from procmgmt import fsutil
 from procmgmt.agnostic import load_specs
 from procmgmt.backends import capabilities_of, get_backend
 from procmgmt.backends.base import File
-from procmgmt.cli.main import command, configure
+from procmgmt.cli.common import Subcommands
 from procmgmt.deploy import store
 from procmgmt.deploy.build import render
 from procmgmt.deploy.gc import store_lock
@@ -37,7 +37,6 @@ def _write_dir(out: str, files: list[File]) -> None:
 
 # --- generate-config ---------------------------------------------------------------
 
-@configure("generate-config")
 def _cfg_generate_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", metavar="SPEC.json",
                    help="an agnostic spec (from 'procmgmt build -P none' or nix-processmgmt's "
@@ -59,8 +58,6 @@ def _explicit_process_manager(args: argparse.Namespace) -> str:
     return str(value)
 
 
-@command("generate-config", "translate an agnostic JSON spec (and its dependencies) into one "
-                            "backend's native files")
 def cmd_generate_config(args: argparse.Namespace, settings: Settings) -> int:
     backend = get_backend(_explicit_process_manager(args))
     settings = settings.with_process_manager(backend.name)
@@ -81,3 +78,11 @@ def cmd_generate_config(args: argparse.Namespace, settings: Settings) -> int:
         path = store.add(settings.store_dir, f"{top}-{backend.name}", backend.name, files)
     print(path)
     return 0
+
+
+def register(subparsers: Subcommands) -> None:
+    """Register generate-config."""
+    subparsers.add("generate-config",
+        "translate an agnostic JSON spec (and its dependencies) into one "
+        "backend's native files",
+        cmd_generate_config, _cfg_generate_config)

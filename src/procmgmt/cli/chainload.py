@@ -19,7 +19,7 @@ import argparse
 import os
 import pwd
 
-from procmgmt.cli.main import command, configure
+from procmgmt.cli.common import Subcommands
 from procmgmt.errors import ProcmgmtError, UsageError
 from procmgmt.settings import Settings
 
@@ -74,15 +74,12 @@ def exec_command(argv: list[str]) -> None:
                         126) from None
 
 
-@configure("chainload-user")
 def _cfg_chainload(p: argparse.ArgumentParser) -> None:
     p.add_argument("user", metavar="USER", help="user name (or uid) to become")
     p.add_argument("argv", metavar="CMD", nargs=argparse.REMAINDER,
                    help="the command and its arguments (after --)")
 
 
-@command("chainload-user", "become USER (initgroups, setgid, setuid) and exec CMD: "
-                           "root-run setup followed by a privilege drop")
 def cmd_chainload_user(args: argparse.Namespace, settings: Settings) -> int:
     argv = list(args.argv)
     if argv and argv[0] == "--":
@@ -94,3 +91,11 @@ def cmd_chainload_user(args: argparse.Namespace, settings: Settings) -> int:
     drop_to(pw)
     exec_command(argv)
     return 127  # not reached: exec_command replaces the process or raises
+
+
+def register(subparsers: Subcommands) -> None:
+    """Register chainload-user."""
+    subparsers.add("chainload-user",
+        "become USER (initgroups, setgid, setuid) and exec CMD: "
+        "root-run setup followed by a privilege drop",
+        cmd_chainload_user, _cfg_chainload)

@@ -1,4 +1,8 @@
-"""Subcommand handlers, each next to its argument setup (honcho style)."""
+"""The deploying commands (build, switch, generate, run, run-activity) and the
+profile's housekeeping (status, init-state, gc, backends, repair).
+
+Each handler parses, calls the library (:mod:`procmgmt.deploy.switch` for the
+switch use case) and prints the result; nothing here decides how to deploy."""
 
 from __future__ import annotations
 
@@ -10,54 +14,50 @@ import sys
 
 from procmgmt import fsutil
 from procmgmt.backends import backend_names, get_backend
-from procmgmt.cli.main import command, configure, fmt_time, model_arg, model_path
+from procmgmt.cli.common import (
+    Subcommands,
+    activation_args,
+    engine_options,
+    fmt_time,
+    model_arg,
+    model_path,
+)
 from procmgmt.deploy import store
-from procmgmt.deploy.build import build, build_files, evaluate, render
-from procmgmt.deploy.engine import DEFAULT_MAX_PARALLEL, Engine, Options, profile_lock
-from procmgmt.deploy.gc import collect, store_lock
+from procmgmt.deploy.build import evaluate, render
+from procmgmt.deploy.engine import Engine, profile_lock
+from procmgmt.deploy.gc import collect
+from procmgmt.deploy.plan import Plan
 from procmgmt.deploy.profile import Profile
 from procmgmt.deploy.state import init_state
+from procmgmt.deploy.switch import (
+    Switcher,
+    assign_ids,
+    build_files,
+    build_model,
+    keep_current_backend,
+)
 from procmgmt.errors import GenerationError, UsageError
-from procmgmt.manifest import Generation, load_generation
+from procmgmt.manifest import load_generation
 from procmgmt.settings import Settings
-
-
-def _build(settings: Settings, path: str | None) -> Generation:
-    backend = get_backend(settings.process_manager)  # unknown backend: fail before evaluating
-    if not backend.capabilities.deploys:
-        backend.activator(settings)  # a backend that cannot deploy says why (UsageError)
-    model, specs = evaluate(path, settings)
-    with store_lock(settings, exclusive=False):
-        gen = build(model, specs, settings)
-    for w in gen.warnings:
-        print(f"procmgmt: warning: {w}", file=sys.stderr)
-    return gen
-
 
 # --- build -------------------------------------------------------------------------
 
-@configure("build")
 def _cfg_build(p: argparse.ArgumentParser) -> None:
     model_arg(p)
     p.add_argument("--undeploy", action="store_true", help="build the empty model")
 
 
-@command("build", "render the model for a backend into the store and print the generation path")
 def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
-    init_state(settings)
     if not get_backend(settings.process_manager).capabilities.deploys and not args.undeploy:
-        model, specs = evaluate(model_path(args), settings)
-        with store_lock(settings, exclusive=False):
-            print(build_files(model, specs, settings))
+        print(build_files(settings, model_path(args)))
         return 0
-    gen = _build(settings, None if args.undeploy else model_path(args))
-    print(gen.path)
+    built = build_model(settings, None if args.undeploy else model_path(args))
+    print(built.generation.path)
     return 0
 
 
 # --- switch ------------------------------------------------------------------------
 
-@configure("switch")
 def _cfg_switch(p: argparse.ArgumentParser) -> None:
     model_arg(p)
     ops = p.add_mutually_exclusive_group()
@@ -88,31 +88,11 @@ def _cfg_switch(p: argparse.ArgumentParser) -> None:
                    help="ID resources file (JSON) for --assign-ids")
 
 
-def activation_args(p: argparse.ArgumentParser) -> None:
-    """--max-parallel / --sequential."""
-    p.add_argument("--max-parallel", type=int, metavar="N", default=DEFAULT_MAX_PARALLEL,
-                   help="start or stop at most N processes at once "
-                        f"(default {DEFAULT_MAX_PARALLEL})")
-    p.add_argument("--sequential", action="store_true",
-                   help="one process at a time in strict dependency order (as the original)")
-
-
-def engine_options(args: argparse.Namespace) -> Options:
-    """Engine options from --max-parallel/--sequential/--no-rollback/--no-wait."""
-    n = 1 if getattr(args, "sequential", False) else getattr(args, "max_parallel",
-                                                             DEFAULT_MAX_PARALLEL)
-    if n < 1:
-        raise UsageError(f"--max-parallel must be at least 1, got {n}")
-    return Options(max_parallel=n, rollback_on_failure=not getattr(args, "no_rollback", False),
-                   wait_for_lock=not getattr(args, "no_wait", False))
-
-
-def _print_plan(engine: Engine, new: Generation) -> None:
-    for line in engine.plan(new).describe():
+def _print_plan(plan: Plan) -> None:
+    for line in plan.describe():
         print(line)
 
 
-@command("switch", "build the model and deploy it as a new generation; manage generations")
 def cmd_switch(args: argparse.Namespace, settings: Settings) -> int:
     profile = Profile(settings)
     if args.list_generations:
@@ -134,66 +114,48 @@ def cmd_switch(args: argparse.Namespace, settings: Settings) -> int:
             profile.delete_all()
         return 0
 
-    engine = Engine(settings, options=engine_options(args))
+    options = engine_options(args)
     if args.rollback or args.switch_generation is not None:
-        number = profile.previous_number() if args.rollback else args.switch_generation
-        assert number is not None
-        gen = load_generation(profile.path_of(number))
+        switcher = Switcher(settings, options, out=sys.stdout)
+        if args.rollback:
+            switched = switcher.rollback(dry_run=args.dry_run)
+        else:
+            switched = switcher.switch_to_generation(args.switch_generation,
+                                                     dry_run=args.dry_run)
         if args.dry_run:
-            _print_plan(engine, gen)
+            _print_plan(switched.plan)
             return 0
-        if gen.settings.get("state_dir") not in (None, settings.state_dir):
-            raise UsageError(f"generation {number} was built for state dir "
-                             f"{gen.settings['state_dir']}, not {settings.state_dir}")
-        def register_existing() -> int:
-            profile.set_current(number)
-            return number
-
-        result = engine.switch(gen, register_existing)
-        print(f"switched to generation {number} ({_summary(result.started, result.stopped)})")
+        result = switched.result
+        print(f"switched to generation {switched.number} "
+              f"({_summary(result.started, result.stopped)})")
         return 0
 
-    current = None if settings.process_manager_given else engine.current()
-    if current is not None:
-        # Without -P, keep deploying with the manager the current generation uses.
-        settings = settings.with_process_manager(current.backend)
-        engine.settings = settings
+    # Without -P, keep deploying with the manager the current generation uses.
+    settings = keep_current_backend(settings)
     if args.assign_ids:
         settings = _assign_ids(args, settings)
-        engine.settings = settings
-    init_state(settings)
-    gen = _build(settings, None if args.undeploy else model_path(args))
+    switcher = Switcher(settings, options, out=sys.stdout)
+    switched = switcher.deploy(None if args.undeploy else model_path(args), dry_run=args.dry_run)
     if args.dry_run:
-        _print_plan(engine, gen)
+        _print_plan(switched.plan)
         return 0
-
-    def register() -> int:
-        cur = profile.current_number()
-        if cur is not None and profile.current_path() == gen.path:
-            return cur
-        return profile.add(gen.path)
-
-    result = engine.switch(gen, register)
-    print(f"generation {result.generation} deployed with {gen.backend} "
+    result = switched.result
+    print(f"generation {result.generation} deployed with {switched.generation.backend} "
           f"({_summary(result.started, result.stopped)}, {result.seconds:.2f} s)")
     return 0
 
 
 def _assign_ids(args: argparse.Namespace, settings: Settings) -> Settings:
     """--assign-ids: update the ids file for the model, then read it into settings."""
-    from procmgmt.ids import assign_for_model, with_ids, write_atomic
-
     if not args.id_resources or not settings.ids_file:
         raise UsageError("--assign-ids needs --id-resources FILE and --ids FILE "
                          "(the ids file is created or updated in place)")
     if args.undeploy:
         return settings
-    ids_path = settings.ids_file if os.path.exists(settings.ids_file) else None
-    result = assign_for_model(model_path(args), args.id_resources, ids_path, settings)
-    write_atomic(settings.ids_file, result.assignments.to_json())
-    for line in result.describe():
+    settings, report = assign_ids(settings, model_path(args), args.id_resources)
+    for line in report:
         print(line, file=sys.stderr)
-    return with_ids(settings, settings.ids_file)
+    return settings
 
 
 def _summary(started: list[str], stopped: list[str]) -> str:
@@ -202,14 +164,12 @@ def _summary(started: list[str], stopped: list[str]) -> str:
 
 # --- generate ----------------------------------------------------------------------
 
-@configure("generate")
 def _cfg_generate(p: argparse.ArgumentParser) -> None:
     model_arg(p)
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
                    help="directory to write the native files into (created)")
 
 
-@command("generate", "write the native files of one backend into a directory (no deployment)")
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     backend = get_backend(settings.process_manager)
     model, specs = evaluate(model_path(args), settings)
@@ -230,7 +190,6 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 # --- run-activity ------------------------------------------------------------------
 
-@configure("run-activity")
 def _cfg_activity(p: argparse.ArgumentParser) -> None:
     p.add_argument("activity", metavar="ACTIVITY",
                    help="start, stop, status, restart, reload or a custom activity")
@@ -241,7 +200,6 @@ def _cfg_activity(p: argparse.ArgumentParser) -> None:
     activation_args(p)
 
 
-@command("run-activity", "run an activity on every deployed process in dependency order")
 def cmd_run_activity(args: argparse.Namespace, settings: Settings) -> int:
     profile = Profile(settings)
     path = profile.path_of(args.generation) if args.generation else profile.current_path()
@@ -249,7 +207,7 @@ def cmd_run_activity(args: argparse.Namespace, settings: Settings) -> int:
         raise GenerationError("nothing is deployed in profile "
                               f"{settings.profile!r} (see 'procmgmt switch MODEL')")
     gen = load_generation(path)
-    engine = Engine(settings, options=engine_options(args))
+    engine = Engine(settings, out=sys.stdout, options=engine_options(args))
     act = engine.activator(gen.backend)
     if args.activity == "start":
         init_state(settings)
@@ -278,13 +236,10 @@ def cmd_run_activity(args: argparse.Namespace, settings: Settings) -> int:
 
 # --- status / init-state / gc / backends -------------------------------------------
 
-@configure("status")
 def _cfg_status(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-@command("status", "state, PID, uptime and log of each process of the current generation "
-                   "(exit 3 unless all run)")
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from procmgmt.deploy import status
 
@@ -320,24 +275,16 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return status.exit_status(rows)
 
 
-@configure("init-state")
-def _cfg_init(p: argparse.ArgumentParser) -> None:
-    pass
-
-
-@command("init-state", "create the state, runtime, log, tmp, cache, spool, lock and lib dirs")
 def cmd_init_state(args: argparse.Namespace, settings: Settings) -> int:
     for path in init_state(settings):
         print(f"created {path}")
     return 0
 
 
-@configure("gc")
 def _cfg_gc(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
 
 
-@command("gc", "delete store entries no generation references (state dirs are never touched)")
 def cmd_gc(args: argparse.Namespace, settings: Settings) -> int:
     dead = collect(settings, dry_run=args.dry_run)
     for p in dead:
@@ -346,12 +293,6 @@ def cmd_gc(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-@configure("backends")
-def _cfg_backends(p: argparse.ArgumentParser) -> None:
-    pass
-
-
-@command("backends", "list the backends and what each can express")
 def cmd_backends(args: argparse.Namespace, settings: Settings) -> int:
     from procmgmt.backends.table import capability_table
 
@@ -359,7 +300,6 @@ def cmd_backends(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-@configure("repair")
 def _cfg_repair(p: argparse.ArgumentParser) -> None:
     p.add_argument("--abandon", action="store_true",
                    help="when the current generation cannot be restored: drop the journal of "
@@ -367,9 +307,8 @@ def _cfg_repair(p: argparse.ArgumentParser) -> None:
                         "doctor' then lists the processes no generation explains)")
 
 
-@command("repair", "after an interrupted or failed switch: bring the current generation back")
 def cmd_repair(args: argparse.Namespace, settings: Settings) -> int:
-    engine = Engine(settings)
+    engine = Engine(settings, out=sys.stdout)
     if args.abandon:
         left = engine.abandon()
         if left is None:
@@ -390,7 +329,6 @@ def cmd_repair(args: argparse.Namespace, settings: Settings) -> int:
 
 # --- run (stateless supervisord) ---------------------------------------------------
 
-@configure("run")
 def _cfg_run(p: argparse.ArgumentParser) -> None:
     model_arg(p)
 
@@ -399,7 +337,6 @@ def _cfg_run(p: argparse.ArgumentParser) -> None:
 RUN_CLAIM_SUFFIX = ".run"
 
 
-@command("run", "run the model under a foreground supervisord until interrupted (stateless)")
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """As root (user changes allowed) the model's users and groups are created first,
     exactly as a switch creates them, and deleted again when supervisord exits:
@@ -410,8 +347,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from procmgmt.deploy.accounts import create_new, delete_obsolete
 
     settings = settings.with_process_manager("supervisord")
-    init_state(settings)
-    gen = _build(settings, model_path(args))
+    gen = build_model(settings, model_path(args)).generation
     claim = dataclasses.replace(settings, profile=settings.profile + RUN_CLAIM_SUFFIX)
 
     def say(message: str) -> None:
@@ -423,11 +359,37 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         delete_obsolete(gen, None, claim, say)
 
-
-from procmgmt.cli import agnostic as _agnostic  # noqa: E402,F401  (registers generate-config)
-from procmgmt.cli import chainload as _chainload  # noqa: E402,F401  (registers chainload-user)
-from procmgmt.cli import control as _control  # noqa: E402,F401  (registers start, stop, restart)
-from procmgmt.cli import doctor as _doctor  # noqa: E402,F401  (registers doctor)
-from procmgmt.cli import idassign  # noqa: E402, F401  (registers id-assign)
-from procmgmt.cli import inspect as _inspect  # noqa: E402,F401  (registers analyze, graph)
-from procmgmt.cli import logs as _logs  # noqa: E402,F401  (registers logs)
+def register(subparsers: Subcommands) -> None:
+    """Register build, switch, generate, run-activity, status, init-state, gc, backends,
+    repair and run."""
+    subparsers.add("build",
+        "render the model for a backend into the store and print the generation path",
+        cmd_build, _cfg_build)
+    subparsers.add("switch",
+        "build the model and deploy it as a new generation; manage generations",
+        cmd_switch, _cfg_switch)
+    subparsers.add("generate",
+        "write the native files of one backend into a directory (no deployment)",
+        cmd_generate, _cfg_generate)
+    subparsers.add("run-activity",
+        "run an activity on every deployed process in dependency order",
+        cmd_run_activity, _cfg_activity)
+    subparsers.add("status",
+        "state, PID, uptime and log of each process of the current generation "
+        "(exit 3 unless all run)",
+        cmd_status, _cfg_status)
+    subparsers.add("init-state",
+        "create the state, runtime, log, tmp, cache, spool, lock and lib dirs",
+        cmd_init_state)
+    subparsers.add("gc",
+        "delete store entries no generation references (state dirs are never touched)",
+        cmd_gc, _cfg_gc)
+    subparsers.add("backends",
+        "list the backends and what each can express",
+        cmd_backends)
+    subparsers.add("repair",
+        "after an interrupted or failed switch: bring the current generation back",
+        cmd_repair, _cfg_repair)
+    subparsers.add("run",
+        "run the model under a foreground supervisord until interrupted (stateless)",
+        cmd_run, _cfg_run)

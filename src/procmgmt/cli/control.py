@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from procmgmt.cli.commands import activation_args, engine_options
-from procmgmt.cli.main import command, configure
+from procmgmt.cli.common import Subcommands, activation_args, engine_options
 from procmgmt.deploy.control import Control, ControlResult
 from procmgmt.settings import Settings
 
@@ -20,6 +20,11 @@ def _names(p: argparse.ArgumentParser, verb: str) -> None:
                    help="fail at once if a switch holds the profile lock")
 
 
+def _control(args: argparse.Namespace, settings: Settings) -> Control:
+    """The library side, reporting progress on stdout."""
+    return Control(settings, out=sys.stdout, options=engine_options(args))
+
+
 def _report(verb: str, done: list[str], unchanged: list[str], already: str) -> None:
     if done:
         print(f"{verb}: {', '.join(done)}")
@@ -27,45 +32,52 @@ def _report(verb: str, done: list[str], unchanged: list[str], already: str) -> N
         print(f"{already}: {', '.join(unchanged)}")
 
 
-@configure("start")
 def _cfg_start(p: argparse.ArgumentParser) -> None:
     _names(p, "start")
 
 
-@command("start", "start processes of the current generation (and what they need first), "
-                  "wait until ready")
 def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
-    result = Control(settings, options=engine_options(args)).start(args.names, args.all_)
+    result = _control(args, settings).start(args.names, args.all_)
     _report("started", result.started, result.unchanged, "already running")
     return 0
 
 
-@configure("stop")
 def _cfg_stop(p: argparse.ArgumentParser) -> None:
     _names(p, "stop")
     p.add_argument("--with-dependents", action="store_true",
                    help="also stop the processes that depend on the named ones (first)")
 
 
-@command("stop", "stop processes of the current generation; they stay stopped until "
-                 "started or changed by a switch")
 def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
-    result: ControlResult = Control(settings, options=engine_options(args)).stop(
+    result: ControlResult = _control(args, settings).stop(
         args.names, args.all_, with_dependents=args.with_dependents)
     _report("stopped", result.stopped, result.unchanged, "already stopped")
     return 0
 
 
-@configure("restart")
 def _cfg_restart(p: argparse.ArgumentParser) -> None:
     _names(p, "restart")
 
 
-@command("restart", "stop and start processes of the current generation, wait until ready")
 def cmd_restart(args: argparse.Namespace, settings: Settings) -> int:
-    result = Control(settings, options=engine_options(args)).restart(args.names, args.all_)
+    result = _control(args, settings).restart(args.names, args.all_)
     named = set(args.names)
     _report("restarted", [n for n in result.started if args.all_ or n in named],
             [n for n in result.started if not args.all_ and n not in named],
             "started first (needed)")
     return 0
+
+
+def register(subparsers: Subcommands) -> None:
+    """Register start, stop, restart."""
+    subparsers.add("start",
+        "start processes of the current generation (and what they need first), "
+        "wait until ready",
+        cmd_start, _cfg_start)
+    subparsers.add("stop",
+        "stop processes of the current generation; they stay stopped until "
+        "started or changed by a switch",
+        cmd_stop, _cfg_stop)
+    subparsers.add("restart",
+        "stop and start processes of the current generation, wait until ready",
+        cmd_restart, _cfg_restart)

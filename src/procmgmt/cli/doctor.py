@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from procmgmt.cli.main import command, configure
+from procmgmt.cli.common import Subcommands
 from procmgmt.deploy.audit import audit
 from procmgmt.deploy.doctor import find_strays, stop_strays
 from procmgmt.deploy.engine import Engine
@@ -16,14 +16,11 @@ from procmgmt.manifest import Generation, load_generation
 from procmgmt.settings import Settings
 
 
-@configure("doctor")
 def _cfg_doctor(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop", action="store_true",
                    help="stop the stray processes (SIGTERM, then SIGKILL after 10 s)")
 
 
-@command("doctor", "find stray processes, unsafe files and changed account ids of this "
-         "deployment")
 def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     path = Profile(settings).current_path()
     gen = load_generation(path) if path else None
@@ -68,3 +65,11 @@ def _report_findings(settings: Settings, gen: Generation | None) -> int:
         print("no unsafe files, foreign pid files or changed account ids")
         return 0
     return 1
+
+
+def register(subparsers: Subcommands) -> None:
+    """Register doctor."""
+    subparsers.add("doctor",
+        "find stray processes, unsafe files and changed account ids of this "
+        "deployment",
+        cmd_doctor, _cfg_doctor)

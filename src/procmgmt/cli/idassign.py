@@ -12,13 +12,12 @@ import argparse
 import os
 import sys
 
-from procmgmt.cli.main import command, configure, model_arg, model_path
+from procmgmt.cli.common import Subcommands, model_arg, model_path
 from procmgmt.errors import IdsFileError
 from procmgmt.ids import assign_for_model, write_atomic
 from procmgmt.settings import Settings
 
 
-@configure("id-assign")
 def _cfg_id_assign(p: argparse.ArgumentParser) -> None:
     model_arg(p)
     p.add_argument("--id-resources", required=True, metavar="RESOURCES",
@@ -38,8 +37,6 @@ def _stdout_is(path: str) -> bool:
     return (out.st_dev, out.st_ino) == (target.st_dev, target.st_ino)
 
 
-@command("id-assign", "assign unique IDs (ports, uids, gids) to the instances that require "
-                      "them and print the ids file")
 def cmd_id_assign(args: argparse.Namespace, settings: Settings) -> int:
     # --ids (a settings option shared with build/switch) names the previous ids
     # file here: its still-valid assignments are kept.
@@ -57,3 +54,11 @@ def cmd_id_assign(args: argparse.Namespace, settings: Settings) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def register(subparsers: Subcommands) -> None:
+    """Register id-assign."""
+    subparsers.add("id-assign",
+        "assign unique IDs (ports, uids, gids) to the instances that require "
+        "them and print the ids file",
+        cmd_id_assign, _cfg_id_assign)

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from typing import Any
 
-from procmgmt.cli.main import command, configure, model_arg, model_path
+from procmgmt.cli.common import Subcommands, model_arg, model_path
 from procmgmt.deploy.build import evaluate
 from procmgmt.deploy.engine import Engine
 from procmgmt.errors import UsageError
@@ -16,7 +16,6 @@ from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
 
 
-@configure("analyze")
 def _cfg_analyze(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", choices=["critical-chain"],
                    help="critical-chain: when each process of the last switch started and "
@@ -37,7 +36,6 @@ def critical_chain(events: dict[str, dict[str, Any]]) -> list[str]:
     return chain
 
 
-@command("analyze", "show how the last switch spent its time (critical-chain)")
 def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
     path = Engine(settings).timeline_path
     try:
@@ -64,7 +62,6 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-@configure("graph")
 def _cfg_graph(p: argparse.ArgumentParser) -> None:
     model_arg(p)
     p.add_argument("--format", choices=["dot", "mermaid", "svg", "png"], default="dot",
@@ -96,7 +93,6 @@ def to_mermaid(specs: list[ProcessSpec]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@command("graph", "render the dependency graph of a model (DOT, Mermaid, SVG, PNG)")
 def cmd_graph(args: argparse.Namespace, settings: Settings) -> int:
     _, specs = evaluate(model_path(args), settings)
     if args.format == "mermaid":
@@ -119,3 +115,13 @@ def cmd_graph(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(text, end="")
     return 0
+
+
+def register(subparsers: Subcommands) -> None:
+    """Register analyze, graph."""
+    subparsers.add("analyze",
+        "show how the last switch spent its time (critical-chain)",
+        cmd_analyze, _cfg_analyze)
+    subparsers.add("graph",
+        "render the dependency graph of a model (DOT, Mermaid, SVG, PNG)",
+        cmd_graph, _cfg_graph)

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from procmgmt.cli.main import command, configure
+from procmgmt.cli.common import Subcommands
 from procmgmt.deploy.control import Control
 from procmgmt.deploy.engine import Engine
 from procmgmt.deploy.logs import Printer, stream
@@ -14,7 +14,6 @@ from procmgmt.errors import GenerationError, UsageError
 from procmgmt.settings import Settings
 
 
-@configure("logs")
 def _cfg_logs(p: argparse.ArgumentParser) -> None:
     p.add_argument("names", nargs="*", metavar="NAME",
                    help="processes of the current generation (default: all)")
@@ -24,7 +23,6 @@ def _cfg_logs(p: argparse.ArgumentParser) -> None:
                    help="show the last N lines of each process first (default 10)")
 
 
-@command("logs", "show (and follow) the output of processes, each line prefixed with its name")
 def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
     if args.lines < 0:
         raise UsageError(f"-n must be 0 or more, got {args.lines}")
@@ -48,3 +46,10 @@ def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
     printer = Printer(sys.stdout, [name for name, _ in sources], colour)
     stream(sources, args.lines, args.follow, printer)
     return 0
+
+
+def register(subparsers: Subcommands) -> None:
+    """Register logs."""
+    subparsers.add("logs",
+        "show (and follow) the output of processes, each line prefixed with its name",
+        cmd_logs, _cfg_logs)

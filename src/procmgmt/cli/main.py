@@ -8,23 +8,33 @@ can never drift apart.
 from __future__ import annotations
 
 import argparse
-import os
+import logging
 import re
 import sys
 import textwrap
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from procmgmt import __version__
 from procmgmt.backends import backend_names, deployable_names
+from procmgmt.cli import (
+    agnostic,
+    chainload,
+    commands,
+    control,
+    doctor,
+    idassign,
+    inspect,
+    logs,
+)
+from procmgmt.cli.common import HANDLER, Handler, Subcommands
 from procmgmt.cli.present import run_guarded
-from procmgmt.errors import UsageError
 from procmgmt.settings import FIELDS, Settings, backend_fields, resolve
 from procmgmt.suggest import did_you_mean
 
-Handler = Callable[[argparse.Namespace, Settings], int]
-COMMANDS: dict[str, tuple[Handler, str]] = {}
+#: Every module that adds subcommands, in the order ``--help`` lists them. Each
+#: has ``register(subparsers)``; none imports this module.
+COMMAND_MODULES = (commands, agnostic, chainload, control, doctor, idassign, inspect, logs)
 
 
 class Parser(argparse.ArgumentParser):
@@ -61,16 +71,6 @@ _INVALID_CHOICE = re.compile(r"^argument (?P<arg>[^:]+): invalid choice: '(?P<wo
                              r"\(choose from (?P<choices>.*)\)$")
 
 
-def command(name: str, help_text: str) -> Callable[[Handler], Handler]:
-    """Register a subcommand handler."""
-
-    def deco(fn: Handler) -> Handler:
-        COMMANDS[name] = (fn, help_text)
-        return fn
-
-    return deco
-
-
 def settings_parser() -> Parser:
     """Options shared by every subcommand (the settings table)."""
     parent = Parser(add_help=False)
@@ -98,57 +98,20 @@ def settings_parser() -> Parser:
     return parent
 
 
-def model_arg(p: argparse.ArgumentParser, required: bool = False) -> None:
-    """The processes model path (default: $PROCMGMT_PROCESSES)."""
-    p.add_argument("model", nargs=None if required else "?", metavar="MODEL",
-                   help="processes model: a Python file defining processes(settings) "
-                        "[default: $PROCMGMT_PROCESSES]")
-
-
-def model_path(args: argparse.Namespace) -> str:
-    """The model given on the command line or in PROCMGMT_PROCESSES."""
-    path = getattr(args, "model", None) or os.environ.get("PROCMGMT_PROCESSES")
-    if not path:
-        raise UsageError("no processes model given: pass MODEL or set PROCMGMT_PROCESSES")
-    return str(path)
-
-
 def build_parser() -> Parser:
     """The full parser (also used to render the CLI reference)."""
-    from procmgmt.cli import commands  # noqa: F401  (registers the subcommands)
-
     parser = Parser(
         prog="procmgmt",
         description="Describe processes once in Python; deploy them as generations with "
                     f"{', '.join(deployable_names())}.",
     )
     parser.add_argument("--version", action="version", version=f"procmgmt {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    parent = settings_parser()
-    parser.subcommands = {}
-    for name, (_, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, parents=[parent], help=help_text, description=help_text,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-        parser.subcommands[name] = p
-        configure = CONFIGURE.get(name)
-        if configure:
-            configure(p)
+    subcommands = Subcommands(parser.add_subparsers(dest="command", metavar="COMMAND"),
+                              settings_parser())
+    for module in COMMAND_MODULES:
+        module.register(subcommands)
+    parser.subcommands = subcommands.parsers
     return parser
-
-
-CONFIGURE: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
-
-
-def configure(name: str) -> Callable[[Callable[[argparse.ArgumentParser], None]],
-                                     Callable[[argparse.ArgumentParser], None]]:
-    """Register the argument setup of a subcommand."""
-
-    def deco(fn: Callable[[argparse.ArgumentParser], None]) -> Callable[
-            [argparse.ArgumentParser], None]:
-        CONFIGURE[name] = fn
-        return fn
-
-    return deco
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -175,17 +138,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
 
-    def run() -> int:
-        settings = settings_from(args)
-        handler = COMMANDS[args.command][0]
-        return handler(args, settings)
+    handler: Handler = getattr(args, HANDLER)
 
+    def run() -> int:
+        return handler(args, settings_from(args))
+
+    show_library_warnings()
     return run_guarded(run)
 
 
-def fmt_time(ts: float) -> str:
-    """Local time as ``YYYY-MM-DD HH:MM:SS``."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+class _StderrWarnings(logging.Handler):
+    """``procmgmt: warning: MESSAGE`` on whatever ``sys.stderr`` is at the time
+    (a stream bound once would miss a later redirection of stderr)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(f"procmgmt: warning: {record.getMessage()}\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            self.handleError(record)
+
+
+def show_library_warnings() -> None:
+    """Route the library's warnings (the ``procmgmt`` loggers) to stderr, once: the
+    library only logs them; how they look is the command line's business."""
+    root = logging.getLogger("procmgmt")
+    if not any(isinstance(h, _StderrWarnings) for h in root.handlers):
+        root.addHandler(_StderrWarnings())
 
 
 if __name__ == "__main__":

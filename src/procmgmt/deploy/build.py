@@ -115,7 +115,7 @@ def render(model: Model, specs: Sequence[ProcessSpec], settings: Settings,
     return RenderResult(backend, rendered, gen_files, ctx.warnings)
 
 
-def build_files(model: Model, specs: Sequence[ProcessSpec], settings: Settings) -> str:
+def store_rendered(model: Model, specs: Sequence[ProcessSpec], settings: Settings) -> str:
     """The store path of one entry holding every file the settings' backend renders.
 
     For a backend whose output is not deployed (``none``: agnostic specs that

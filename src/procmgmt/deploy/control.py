@@ -27,7 +27,8 @@ from typing import TextIO
 
 from procmgmt.backends.base import Activator
 from procmgmt.deploy import handstop
-from procmgmt.deploy.engine import Engine, Options, profile_lock
+from procmgmt.deploy.engine import Engine, profile_lock
+from procmgmt.deploy.options import Options
 from procmgmt.deploy.scheduler import Outcome
 from procmgmt.deploy.state import init_state
 from procmgmt.errors import DeployError, GenerationError, UsageError

@@ -30,7 +30,6 @@ import fcntl
 import json
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -45,9 +44,10 @@ from procmgmt.backends.base import Activator
 from procmgmt.deploy import accounts, handstop, preflight
 from procmgmt.deploy.applied import Applied
 from procmgmt.deploy.doctor import store_commands
+from procmgmt.deploy.options import Options
 from procmgmt.deploy.plan import Plan, compute_plan
 from procmgmt.deploy.profile import Profile
-from procmgmt.deploy.progress import Progress
+from procmgmt.deploy.progress import Progress, Silent
 from procmgmt.deploy.scheduler import Outcome, reverse_waits, run_dag
 from procmgmt.deploy.state import init_state
 from procmgmt.errors import (
@@ -65,13 +65,10 @@ from procmgmt.settings import Settings
 from procmgmt.testhooks import CRASH_ENV, checkpoint, fail_point
 from procmgmt.validate import deployment_id
 
-DEFAULT_MAX_PARALLEL = min(32, 4 * (os.cpu_count() or 1))
-
 #: Longest wait, when recovering, for scripts a crashed switch left running.
 SETTLE_TIMEOUT = 60.0
 
-__all__ = ["CRASH_ENV", "DEFAULT_MAX_PARALLEL", "Engine", "Options", "SwitchResult",
-           "checkpoint", "profile_lock"]
+__all__ = ["CRASH_ENV", "Engine", "SwitchResult", "checkpoint", "profile_lock"]
 
 
 class _RunFailedError(Exception):
@@ -115,8 +112,9 @@ def profile_lock(settings: Settings, *, wait: bool = True,
                                   f"procmgmt (pid {holder}); try again when it has finished"
                                   ) from None
             if out is not None:
-                print(f"waiting for another procmgmt (pid {holder}) to finish with profile "
-                      f"{settings.profile!r}...", file=out, flush=True)
+                out.write(f"waiting for another procmgmt (pid {holder}) to finish with "
+                          f"profile {settings.profile!r}...\n")
+                out.flush()
             fcntl.flock(fd, fcntl.LOCK_EX)
         with contextlib.suppress(OSError):  # the holder's pid is only for messages
             os.ftruncate(fd, 0)
@@ -135,22 +133,6 @@ class SwitchResult:
     started: list[str] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-
-@dataclass
-class Options:
-    """How the engine activates."""
-
-    max_parallel: int = DEFAULT_MAX_PARALLEL
-    rollback_on_failure: bool = True
-    #: Wait for a profile lock held by another switch (False: fail at once).
-    wait_for_lock: bool = True
-    #: Without a readiness check, a process counts as ready once it is still
-    #: alive this many seconds after it started.
-    start_grace: float = 0.2
-    #: Probe declared readiness checks (off only where nothing really runs: command
-    #: plans recorded against a fake manager).
-    readiness_checks: bool = True
 
 
 class _Timeline:
@@ -173,14 +155,18 @@ class _Timeline:
 
 
 class Engine:
-    """Deploys generations of one profile."""
+    """Deploys generations of one profile.
+
+    Settings, options and the output stream are fixed at construction: the
+    activators, the profile and the locks are derived from them, so changing one
+    afterwards would leave those behind (build another engine instead)."""
 
     def __init__(self, settings: Settings, out: TextIO | None = None,
                  options: Options | None = None) -> None:
-        self.settings = settings
+        self._settings = settings
         self.profile = Profile(settings)
-        self.out = out if out is not None else sys.stdout
-        self.options = options or Options()
+        self._out = out if out is not None else Silent()
+        self._options = options or Options()
         self._activators: dict[str, Activator] = {}
         self._act_locks: dict[int, threading.Lock] = {}
         self._progress: Progress | None = None
@@ -192,6 +178,21 @@ class Engine:
         #: its starts are noted in the journal.
         self._forward = False
 
+    @property
+    def settings(self) -> Settings:
+        """The settings every activator and path of this engine was made from."""
+        return self._settings
+
+    @property
+    def options(self) -> Options:
+        """How this engine activates."""
+        return self._options
+
+    @property
+    def out(self) -> TextIO:
+        """Where progress lines go: the caller's choice; none are kept without one."""
+        return self._out
+
     # --- small helpers -------------------------------------------------------------
 
     def say(self, line: str) -> None:
@@ -201,7 +202,7 @@ class Engine:
     @property
     def progress(self) -> Progress:
         """Event lines plus, on a terminal, a live status line."""
-        if self._progress is None or self._progress.out is not self.out:
+        if self._progress is None:
             self._progress = Progress(self.out)
         return self._progress
 
@@ -277,7 +278,8 @@ class Engine:
                                      "repaired; this switch was not begun")
             old = self.current()
             plan = compute_plan(old, new)
-            preflight.check(self, old, new, plan)  # before the journal and the first stop
+            # Before the journal and the first stop.
+            preflight.check(self.settings, self.activator, old, new, plan)
             t0 = time.monotonic()
             accounts.check_ids(new, self.settings)  # an id taken: fail before any change
             try:

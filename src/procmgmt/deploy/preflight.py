@@ -36,7 +36,7 @@ import stat
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from procmgmt import listeners
 from procmgmt import readiness as rd
@@ -45,27 +45,29 @@ from procmgmt.deploy.plan import Plan
 from procmgmt.errors import PreflightError, ProcmgmtError
 from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.model.spec import SYSTEM_PATH
-
-if TYPE_CHECKING:
-    from procmgmt.deploy.engine import Engine
+from procmgmt.settings import Settings
 
 #: Host names a readiness check may use for this machine.
 LOCAL_HOSTS = ("localhost", "0.0.0.0", "::", "::1", "")
 
 
-def check(engine: Engine, old: Generation | None, new: Generation, plan: Plan) -> None:
-    """Raise :class:`PreflightError` listing every problem of switching ``old`` -> ``new``."""
+def check(settings: Settings, activator: Callable[[str], Activator], old: Generation | None,
+          new: Generation, plan: Plan) -> None:
+    """Raise :class:`PreflightError` listing every problem of switching ``old`` -> ``new``.
+
+    ``activator`` gives the activator of a backend name: the caller's own (cached)
+    ones, so the checks ask the same objects that will then activate."""
     problems: list[str] = []
-    acts = _activators(engine, old, new, plan, problems)
+    acts = _activators(activator, old, new, plan, problems)
     starting = list(plan.start)
     problems += executable_problems(starting)
     act_old = acts.get(old.backend) if old is not None else None
     problems += port_problems(starting, plan, old, act_old)
-    if engine.settings.privileged and os.geteuid() == 0:
+    if settings.privileged and os.geteuid() == 0:
         from procmgmt.deploy.accounts import Record, record_path
 
         try:
-            remembered = Record.load(record_path(engine.settings)).remembered
+            remembered = Record.load(record_path(settings)).remembered
         except (OSError, ValueError):  # an unsafe record is refused by account creation
             remembered = None
         problems += directory_problems(starting, remembered)
@@ -73,7 +75,8 @@ def check(engine: Engine, old: Generation | None, new: Generation, plan: Plan) -
         raise PreflightError(problems)
 
 
-def _activators(engine: Engine, old: Generation | None, new: Generation, plan: Plan,
+def _activators(activator: Callable[[str], Activator], old: Generation | None,
+                new: Generation, plan: Plan,
                 problems: list[str]) -> dict[str, Activator]:
     """The activators of the backends this switch drives, and their own checks: the
     new one's when it starts anything, the old one's when it stops anything."""
@@ -85,7 +88,7 @@ def _activators(engine: Engine, old: Generation | None, new: Generation, plan: P
     acts: dict[str, Activator] = {}
     for gen in wanted:
         # A backend that cannot even be set up (a usage error) says so itself, as before.
-        act = engine.activator(gen.backend)
+        act = activator(gen.backend)
         acts[gen.backend] = act
         for problem in act.preflight(gen):
             line = f"{gen.backend}: {problem}"

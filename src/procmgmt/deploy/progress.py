@@ -9,6 +9,7 @@ place with ANSI "erase line", so a thousand-process switch shows where it is.
 
 from __future__ import annotations
 
+import io
 import threading
 from typing import TextIO
 
@@ -61,3 +62,11 @@ class Progress:
                 self.out.write("\r\x1b[K")
                 self.out.flush()
                 self.shown = False
+
+
+class Silent(io.StringIO):
+    """An output that keeps nothing: where progress goes when the caller gave no
+    stream (the library writes to no terminal of its own accord)."""
+
+    def write(self, s: str) -> int:
+        return len(s)

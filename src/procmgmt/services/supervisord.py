@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from procmgmt.backends.supervisord import encode_value, render_program
+from procmgmt.backends.supervisord.format import encode_value, render_program
 from procmgmt.model.process import Process
 from procmgmt.readiness import TCP, Command, Readiness
 from procmgmt.services._common import (

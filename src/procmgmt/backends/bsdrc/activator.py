@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from procmgmt import fsutil
-from procmgmt.backends import _activation, _ready_sh
+from procmgmt.backends import _activation
 from procmgmt.backends._activation import (
     CommandResult,
     Runner,
@@ -23,6 +23,7 @@ from procmgmt.backends.bsdrc.model import DEFAULT_RC_SUBR, var_prefix
 from procmgmt.backends.bsdrc.parse import RcScript, parse_file
 from procmgmt.backends.bsdrc.rcconf import set_rc_conf, unset_rc_conf
 from procmgmt.backends.bsdrc.rcorder import dependency_graph, rcorder, violations
+from procmgmt.backends.shared import ready as _ready_sh
 from procmgmt.errors import DeployError
 from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.settings import SettingField, Settings

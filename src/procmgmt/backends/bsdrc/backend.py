@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from procmgmt import readiness as rd
-from procmgmt.backends import _ready_sh
 from procmgmt.backends.base import (
     SH_READINESS,
     Activator,
@@ -38,6 +37,7 @@ from procmgmt.backends.bsdrc.model import (
     var_prefix,
 )
 from procmgmt.backends.bsdrc.script import render_env_file, render_script
+from procmgmt.backends.shared import ready as _ready_sh
 from procmgmt.errors import Problem
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings

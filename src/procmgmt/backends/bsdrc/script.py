@@ -50,13 +50,13 @@ not survive the user switch; translation warns about such arguments.
 from __future__ import annotations
 
 from procmgmt import readiness as rd
-from procmgmt.backends import _ready_sh
 from procmgmt.backends._shell import PID_OWNED_SH, quote, shell_file
 from procmgmt.backends.bsdrc.model import (
     DEFAULT_RELOAD_SIGNAL,
     DEFAULT_STOP_SIGNAL,
     RcScriptModel,
 )
+from procmgmt.backends.shared import ready as _ready_sh
 
 #: ``procmgmt_replace`` and ``procmgmt_command_args`` (helpers.sh).
 HELPERS_SH = shell_file("procmgmt.backends.bsdrc", "helpers.sh")

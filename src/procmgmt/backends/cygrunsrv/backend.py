@@ -14,7 +14,7 @@ options for them); ``directory`` is ``--chdir``, or the proxy's after
 ``initialize``. A process whose dependency declares a readiness check runs
 through the proxy too: ``--dep`` makes the service control manager wait only
 until the dependency *runs*, the proxy then waits until its check passes
-(:mod:`procmgmt.backends._ready_sh`). cygrunsrv runs services as LocalSystem: a process ``user``
+(:mod:`procmgmt.backends.shared.ready`). cygrunsrv runs services as LocalSystem: a process ``user``
 and ``credentials`` are not supported and produce build warnings (the
 ``--user``/``--passwd`` options need a Windows account and its password).
 
@@ -29,7 +29,6 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from procmgmt.backends import _proxy, _ready_sh
 from procmgmt.backends.base import (
     SH_READINESS,
     Backend,
@@ -51,19 +50,15 @@ from procmgmt.backends.cygrunsrv.params import (
     render_params,
     service_name,
 )
+from procmgmt.backends.shared import proxy as _proxy
+from procmgmt.backends.shared import ready as _ready_sh
+from procmgmt.backends.shared.proxy import PROXY_KEY, proxy_file
 from procmgmt.errors import Problem
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
 
-#: Native-model key of the proxy parameters (never rendered).
-PROXY_KEY = "_proxy"
 #: Windows service names: no slashes; we keep to a portable set.
 _SERVICE = re.compile(r"^[A-Za-z0-9._@-]{1,256}$")
-
-
-def proxy_file(name: str) -> str:
-    """Where a process's proxy lives in the store entry."""
-    return f"bin/{name}-proxy"
 
 
 def _uses_proxy(spec: ProcessSpec, ctx: BuildContext) -> bool:
@@ -71,8 +66,8 @@ def _uses_proxy(spec: ProcessSpec, ctx: BuildContext) -> bool:
     or readiness needs it: a dependency declares a readiness check (the proxy
     waits until it passes: the service control manager waits only until it
     runs) or dependents check this process's log line or pid file."""
-    return (spec.foreground is None or bool(spec.initialize.strip()) or spec.umask is not None
-            or spec.nice is not None or _proxy.readiness_needs_proxy(spec, ctx))
+    return _proxy.uses_proxy(spec, ctx,
+                             manager_lacks=spec.umask is not None or spec.nice is not None)
 
 
 class CygrunsrvBackend(Backend):

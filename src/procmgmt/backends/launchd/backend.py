@@ -10,7 +10,7 @@ user's agents). ``Label`` is ``$PROCMGMT_LAUNCHD_PREFIX`` (default
 wants it in the foreground (launchd.plist(5): a job MUST NOT daemonize).
 A foreground process runs directly from ``ProgramArguments`` with
 ``WorkingDirectory``, ``Umask`` (an integer) and ``UserName``. Everything
-else goes through the foreground proxy (:mod:`procmgmt.backends._proxy`):
+else goes through the foreground proxy (:mod:`procmgmt.backends.shared.proxy`):
 
 - a daemon-only process (wrap-daemon mode: the proxy waits for its pid file
   and then for the daemon),
@@ -22,7 +22,7 @@ else goes through the foreground proxy (:mod:`procmgmt.backends._proxy`):
   waits until each dependency's pid file names a live process before it
   runs anything, and then, for a dependency that declares a readiness
   check, until the check passes (generated sh probes, see
-  :mod:`procmgmt.backends._ready_sh`; a Notify declaration counts as
+  :mod:`procmgmt.backends.shared.ready`; a Notify declaration counts as
   running only: sh cannot receive READY=1). So the order holds at boot too,
   not only during procmgmt's switch,
 - a foreground process others depend on: the proxy writes its own pid
@@ -60,7 +60,6 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from procmgmt.backends import _proxy, _ready_sh
 from procmgmt.backends.base import (
     SH_READINESS,
     Backend,
@@ -76,14 +75,15 @@ from procmgmt.backends.base import (
 )
 from procmgmt.backends.launchd.activator import PREFIX_SETTING, SETTINGS, LaunchdActivator
 from procmgmt.backends.launchd.plist import label_of, plist_path, render_plist
+from procmgmt.backends.shared import proxy as _proxy
+from procmgmt.backends.shared import ready as _ready_sh
+from procmgmt.backends.shared.proxy import PROXY_KEY
 from procmgmt.errors import Problem
 from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec
 from procmgmt.settings import Settings
 
 #: The shell the embedded proxy runs with.
 PROXY_SHELL = "/bin/sh"
-#: Native-model key of the proxy parameters (never rendered).
-PROXY_KEY = "_proxy"
 _LABEL = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
@@ -114,8 +114,8 @@ class LaunchdBackend(Backend):
 
     def uses_proxy(self, spec: ProcessSpec, ctx: BuildContext) -> bool:
         """Daemon-only, initialize, dependencies, or a dependency of others."""
-        return (spec.foreground is None or bool(spec.initialize.strip())
-                or bool(spec.dependencies) or bool(ctx.dependents(spec.name)))
+        return _proxy.uses_proxy(spec, ctx, manager_lacks=bool(spec.dependencies)
+                                 or bool(ctx.dependents(spec.name)))
 
     def translate(self, spec: ProcessSpec, ctx: BuildContext) -> dict[str, Any]:
         """The job dictionary; the proxy's parameters (if any) under ``_proxy``."""

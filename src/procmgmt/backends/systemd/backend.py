@@ -75,7 +75,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from procmgmt import readiness as rd
-from procmgmt.backends import _ready_sh
 from procmgmt.backends.base import (
     SH_READINESS,
     Activator,
@@ -90,6 +89,7 @@ from procmgmt.backends.base import (
     ProcessMode,
     Support,
 )
+from procmgmt.backends.shared import ready as _ready_sh
 from procmgmt.backends.systemd.activator import SystemdActivator
 from procmgmt.backends.systemd.directives import directive_problems
 from procmgmt.backends.systemd.naming import (

@@ -14,7 +14,7 @@ import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from procmgmt.backends import _activation, _ready_sh
+from procmgmt.backends import _activation
 from procmgmt.backends._activation import (
     TIMED_OUT,
     CommandResult,
@@ -28,6 +28,7 @@ from procmgmt.backends.base import (
     Activator,
     ProcessStatus,
 )
+from procmgmt.backends.shared import ready as _ready_sh
 from procmgmt.backends.sysvinit.script import DEFAULT_START_TIMEOUT, DEFAULT_STOP_TIMEOUT
 from procmgmt.errors import DeployError
 from procmgmt.manifest import DeployedProcess, Generation

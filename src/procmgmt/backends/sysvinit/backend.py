@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from procmgmt import readiness as rd
-from procmgmt.backends import _ready_sh
 from procmgmt.backends.base import (
     SH_READINESS,
     Activator,
@@ -42,6 +41,7 @@ from procmgmt.backends.base import (
     ProcessMode,
     Support,
 )
+from procmgmt.backends.shared import ready as _ready_sh
 from procmgmt.backends.sysvinit.activator import SysVInitActivator
 from procmgmt.backends.sysvinit.script import (
     DEFAULT_START,

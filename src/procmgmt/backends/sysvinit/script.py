@@ -19,8 +19,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from procmgmt import readiness as rd
-from procmgmt.backends import _ready_sh
-from procmgmt.backends._proxy import _msg
 from procmgmt.backends._shell import (
     MAKE_PIDDIR_SH,
     PID_OWNED_SH,
@@ -29,6 +27,8 @@ from procmgmt.backends._shell import (
     quote,
     shell_file,
 )
+from procmgmt.backends._shell import in_double_quotes as _msg
+from procmgmt.backends.shared import ready as _ready_sh
 from procmgmt.model.spec import SYSTEM_PATH
 from procmgmt.numbers import seconds_problem
 

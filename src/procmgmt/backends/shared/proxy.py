@@ -11,7 +11,7 @@ user. The proxy fills both gaps:
   names a live process, which gives managers without dependencies (launchd)
   a start order even when they start everything at once; then
   (``wait_ready``) until each dependency that declares a readiness check
-  passes it (the generated sh probes of :mod:`procmgmt.backends._ready_sh`),
+  passes it (the generated sh probes of :mod:`procmgmt.backends.shared.ready`),
   so a dependent starts only once its dependencies are *ready*, also when
   the manager starts things without procmgmt (boot, ``procmgmt run``, a
   supervisord restart); during procmgmt's own switch the dependencies are
@@ -47,17 +47,33 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from procmgmt import readiness as rd
-from procmgmt.backends import _ready_sh
 from procmgmt.backends._shell import (
     MAKE_PIDDIR_SH,
     PID_OWNED_SH,
     command_line,
     export_lines,
+    in_double_quotes,
     quote,
+    shell_file,
 )
 from procmgmt.backends.base import BuildContext
+from procmgmt.backends.shared import ready
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
+
+#: Key of the proxy's parameters in a backend's native model (a plain dict of
+#: :class:`ProxyOptions` fields, patched by overrides; never rendered as a key).
+PROXY_KEY = "_proxy"
+
+#: Waiting for dependencies (and their readiness): the trap handlers, the
+#: liveness test and ``procmgmt_wait_for_dependency NAME PID_FILE``.
+WAIT_FOR_SH = shell_file("procmgmt.backends.shared", "sh/proxy_wait_for.sh")
+#: Wrap-daemon mode before the daemon's start command: signal forwarding, the
+#: poll pause, the pid file reader that trusts only the user's pids.
+DAEMON_HEAD_SH = shell_file("procmgmt.backends.shared", "sh/proxy_daemon_head.sh")
+#: Wrap-daemon mode after the start command: wait for the pid file, then for
+#: the daemon, killing it when it ignores a forwarded stop.
+DAEMON_TAIL_SH = shell_file("procmgmt.backends.shared", "sh/proxy_daemon_tail.sh")
 
 #: Seconds to wait for a daemon's pid file before giving up.
 DEFAULT_PID_FILE_TIMEOUT = 10
@@ -130,12 +146,12 @@ def readiness_options(spec: ProcessSpec, ctx: BuildContext,
     options: dict[str, Any] = {
         "wait_for": {d.name: d.derived_pid_file(settings) for d in deps} if pid_waits else {},
         "wait_timeout": DEFAULT_WAIT_TIMEOUT,
-        "wait_ready": _ready_sh.dependency_waits(spec, specs, settings),
+        "wait_ready": ready.dependency_waits(spec, specs, settings),
         "record_log_offset": {},
     }
     check = spec.readiness
     if isinstance(check, rd.LogLine) and _has_dependents(spec, ctx):
-        options["record_log_offset"] = {check.path: _ready_sh.log_offset_file(spec, settings)}
+        options["record_log_offset"] = {check.path: ready.log_offset_file(spec, settings)}
     return options
 
 
@@ -145,7 +161,7 @@ def readiness_needs_proxy(spec: ProcessSpec, ctx: BuildContext) -> bool:
     for it), or when dependents check this process's LogLine (the proxy records
     the log size at start) or its own pid file (:func:`readiness_pid_file`)."""
     specs = ctx.specs
-    if any(_ready_sh.checkable(specs[d].readiness) for d in spec.dependencies if d in specs):
+    if any(ready.checkable(specs[d].readiness) for d in spec.dependencies if d in specs):
         return True
     return _has_dependents(spec, ctx) and (
         isinstance(spec.readiness, rd.LogLine) or readiness_pid_file(spec, ctx))
@@ -156,6 +172,21 @@ def readiness_pid_file(spec: ProcessSpec, ctx: BuildContext) -> bool:
     wait for a PidFile check without a path, which names that pid file."""
     return (spec.foreground is not None and _has_dependents(spec, ctx)
             and isinstance(spec.readiness, rd.PidFile) and not spec.readiness.path)
+
+
+def uses_proxy(spec: ProcessSpec, ctx: BuildContext, *, manager_lacks: bool = False) -> bool:
+    """Whether ``spec`` runs through the proxy: it only daemonizes, it has an
+    ``initialize`` snippet (run before dropping to the user), readiness needs it
+    (:func:`readiness_needs_proxy`), or ``manager_lacks``: the backend's manager
+    cannot do something the process asks for (cygrunsrv: umask, nice; supervisord:
+    a negative nice level before dropping to the user; launchd: any ordering)."""
+    return (spec.foreground is None or bool(spec.initialize.strip()) or manager_lacks
+            or readiness_needs_proxy(spec, ctx))
+
+
+def proxy_file(name: str) -> str:
+    """Where a process's proxy script lives, relative to its store entry."""
+    return f"bin/{name}-proxy"
 
 
 def wraps_daemon(native_proxy: Any) -> bool:
@@ -181,9 +212,10 @@ def user_lookup_lines(user: str) -> list[str]:
     """Lines that look up ``user``'s primary group into ``$procmgmt_proxy_gid`` (at run
     time: the user may only be created during activation), failing clearly."""
     q = quote(user)
+    shown = in_double_quotes(user)
     return [
         f"if ! procmgmt_proxy_gid=$(id -g {q}); then",
-        f"    echo \"$procmgmt_name: cannot switch to user {_msg(user)}: no such user\" >&2",
+        f"    echo \"$procmgmt_name: cannot switch to user {shown}: no such user\" >&2",
         "    exit 1",
         "fi",
     ]
@@ -192,14 +224,6 @@ def user_lookup_lines(user: str) -> list[str]:
 def _assign(text: str) -> str:
     """A single-quoted assignment value (always quoted: no word looks like a command)."""
     return "'" + text.replace("'", "'\\''") + "'"
-
-
-def _msg(text: str) -> str:
-    """``text`` safe inside a double-quoted ``echo`` argument."""
-    out = []
-    for ch in text:
-        out.append("\\" + ch if ch in '"$`\\' else ch)
-    return "".join(out)
 
 
 def command_words(opts: ProxyOptions) -> str:
@@ -244,11 +268,11 @@ def check_options(opts: ProxyOptions) -> list[str]:
         except (TypeError, ValueError) as exc:
             problems.append(f"wait_ready.{dep}: {exc}")
             continue
-        if not _ready_sh.checkable(check):
+        if not ready.checkable(check):
             problems.append(f"wait_ready.{dep}: no readiness check that sh can probe")
         else:
             problems += [f"wait_ready.{dep}: {field_} {msg}"
-                         for field_, msg in _ready_sh.problems(check)]
+                         for field_, msg in ready.problems(check)]
     if any("\0" in t for pair in opts.record_log_offset.items() for t in pair):
         problems.append("a NUL character cannot be in a log or marker file name")
     return problems
@@ -295,7 +319,7 @@ def generate(opts: ProxyOptions) -> str:
         lines.append(f"umask {opts.umask}")
     lines += export_lines(dict(opts.environment))
     for log_path, marker in sorted(opts.record_log_offset.items()):
-        lines += _ready_sh.record_offset_lines(log_path, marker)
+        lines += ready.record_offset_lines(log_path, marker)
     if opts.user:
         lines += user_lookup_lines(opts.user)
     if opts.pid_dir:
@@ -328,12 +352,12 @@ def generate(opts: ProxyOptions) -> str:
         f"procmgmt_proxy_uid={uid}",
         "",
         PID_OWNED_SH.rstrip("\n"),
-        _WRAP_DAEMON_HEAD.rstrip("\n"),
+        DAEMON_HEAD_SH.rstrip("\n"),
         *([f"trap 'procmgmt_on_signal {opts.stop_signal}' {opts.stop_signal}", ""]
           if opts.stop_signal not in ("TERM", "INT", "HUP") else [""]),
         "# Start the daemon; its start command returns once it has daemonized.",
         cmd,
-        _WRAP_DAEMON_TAIL,
+        DAEMON_TAIL_SH,
     ]
     return "\n".join(lines)
 
@@ -365,231 +389,20 @@ def wait_for_lines(opts: ProxyOptions) -> list[str]:
         "# Wait until every dependency runs (its pid file names a live process)",
         "# and, where it declares a readiness check, is ready.",
         f"procmgmt_wait_timeout={opts.wait_timeout}",
-        _WAIT_FOR_BODY.strip("\n"),
+        WAIT_FOR_SH.strip("\n"),
     ]
     for name, pid_file in sorted(opts.wait_for.items()):
         lines.append(f"procmgmt_wait_for_dependency {_assign(name)} {_assign(pid_file)}")
     checks = {dep: rd.from_json(w.get("readiness")) for dep, w in opts.wait_ready.items()}
-    ready = {dep: c for dep, c in checks.items() if c is not None}
-    if ready:
-        lines += ["", _ready_sh.library(list(ready.values())).rstrip("\n")]
-    for dep, check in sorted(ready.items()):
+    probed = {dep: c for dep, c in checks.items() if c is not None}
+    if probed:
+        lines += ["", ready.library(list(probed.values())).rstrip("\n")]
+    for dep, check in sorted(probed.items()):
         wait = opts.wait_ready[dep]
-        lines += _ready_sh.wait_lines(
+        lines += ready.wait_lines(
             f"{opts.name}: dependency {dep}", check,
             pid_file=str(wait.get("pid_file") or "") or None,
             offset_file=str(wait.get("log_offset_file") or ""))
         lines[-1] += " || exit 1"
     lines.append("trap - TERM INT HUP")
     return lines
-
-
-_WAIT_FOR_BODY = r"""
-if sleep 0.01 2>/dev/null; then
-    procmgmt_wait_step=0.1
-    procmgmt_wait_tps=10
-else
-    procmgmt_wait_step=1
-    procmgmt_wait_tps=1
-fi
-procmgmt_wait_ticks=0
-procmgmt_wait_sleeper=
-# A stop while waiting ends the proxy at once, and its pending sleep with it.
-# shellcheck disable=SC2329  # invoked by the traps below
-procmgmt_on_wait_signal() {
-    if [ -n "$procmgmt_wait_sleeper" ]; then
-        kill "$procmgmt_wait_sleeper" 2>/dev/null || :
-    fi
-    if [ -n "${procmgmt_ready_sleeper-}" ]; then
-        kill "$procmgmt_ready_sleeper" 2>/dev/null || :
-    fi
-    exit "$1"
-}
-trap 'procmgmt_on_wait_signal 143' TERM
-trap 'procmgmt_on_wait_signal 130' INT
-trap 'procmgmt_on_wait_signal 129' HUP
-
-# True while process $1 exists (also as another user's) and is not a zombie.
-procmgmt_dependency_alive() {
-    kill -0 "$1" 2>/dev/null || ps -p "$1" >/dev/null 2>&1 || return 1
-    if [ -r "/proc/$1/stat" ]; then
-        procmgmt_dep_stat=
-        read -r procmgmt_dep_stat 2>/dev/null < "/proc/$1/stat" || :
-        case ${procmgmt_dep_stat##*) } in
-            Z*) return 1 ;;
-        esac
-    fi
-    return 0
-}
-
-# procmgmt_wait_for_dependency NAME PID_FILE
-procmgmt_wait_for_dependency() {
-    procmgmt_announced=
-    while :; do
-        procmgmt_dep_pid=
-        read -r procmgmt_dep_pid 2>/dev/null < "$2" || :
-        case $procmgmt_dep_pid in
-            ''|*[!0-9]*) ;;
-            *)
-                if procmgmt_dependency_alive "$procmgmt_dep_pid"; then
-                    if [ -n "$procmgmt_announced" ]; then
-                        echo "$procmgmt_name: dependency $1 is up (pid $procmgmt_dep_pid)" >&2
-                    fi
-                    return 0
-                fi
-                ;;
-        esac
-        if [ -z "$procmgmt_announced" ]; then
-            echo "$procmgmt_name: waiting for dependency $1 (pid file $2)" >&2
-            procmgmt_announced=1
-        fi
-        procmgmt_wait_ticks=$((procmgmt_wait_ticks + 1))
-        if [ "$procmgmt_wait_ticks" -gt $((procmgmt_wait_timeout * procmgmt_wait_tps)) ]; then
-            echo "$procmgmt_name: giving up: dependency $1 is not up" \
-                "after $procmgmt_wait_timeout seconds" >&2
-            exit 1
-        fi
-        sleep "$procmgmt_wait_step" &
-        procmgmt_wait_sleeper=$!
-        wait "$procmgmt_wait_sleeper"
-        procmgmt_wait_sleeper=
-    done
-}
-"""
-
-
-_WRAP_DAEMON_HEAD = r"""
-# Poll every 0.1 s where sleep takes fractions, else every second.
-if sleep 0.01 2>/dev/null; then
-    procmgmt_step=0.1
-    procmgmt_tps=10
-else
-    procmgmt_step=1
-    procmgmt_tps=1
-fi
-# While the daemon runs, poll once a second; after a stop signal, every step.
-procmgmt_poll=1
-procmgmt_pid=
-procmgmt_sleeper=
-procmgmt_stopping=
-# A signal ends the pending poll sleep at once (and leaves no sleep behind).
-# shellcheck disable=SC2329  # invoked by the traps below
-# SIGTERM (what launchd and most managers send) becomes the daemon's stop signal.
-procmgmt_on_signal() {
-    procmgmt_signal=$1
-    if [ "$1" = TERM ]; then
-        procmgmt_signal=$procmgmt_stop_signal
-    fi
-    if [ "$1" != HUP ]; then
-        procmgmt_stopping=$procmgmt_signal
-        procmgmt_poll=$procmgmt_step
-    fi
-    if [ -n "$procmgmt_pid" ]; then
-        kill -s "$procmgmt_signal" "$procmgmt_pid" 2>/dev/null || :
-    fi
-    if [ -n "$procmgmt_sleeper" ]; then
-        kill "$procmgmt_sleeper" 2>/dev/null || :
-    fi
-}
-trap 'procmgmt_on_signal TERM' TERM
-trap 'procmgmt_on_signal INT' INT
-trap 'procmgmt_on_signal HUP' HUP
-
-# Sleep in the background so that a trapped signal interrupts the wait.
-procmgmt_pause() {
-    sleep "$1" &
-    procmgmt_sleeper=$!
-    wait "$procmgmt_sleeper"
-    procmgmt_sleeper=
-}
-
-# True while process $1 exists and is not a zombie.
-procmgmt_alive() {
-    kill -0 "$1" 2>/dev/null || return 1
-    if [ -r "/proc/$1/stat" ]; then
-        procmgmt_proc_stat=
-        read -r procmgmt_proc_stat 2>/dev/null < "/proc/$1/stat" || :
-        procmgmt_proc_state=${procmgmt_proc_stat##*) }
-        case $procmgmt_proc_state in
-            Z*) return 1 ;;
-        esac
-    fi
-    return 0
-}
-
-# The pid in the pid file (never a symlink's), or nothing. With a user to run
-# the daemon as, who can write the pid file, only a live pid of that user:
-# this proxy (root) must not signal someone else's process.
-procmgmt_refused=
-procmgmt_read_pid() {
-    procmgmt_file_pid=
-    [ ! -L "$procmgmt_pid_file" ] || return 0
-    read -r procmgmt_file_pid 2>/dev/null < "$procmgmt_pid_file" || :
-    case $procmgmt_file_pid in
-        ''|*[!0-9]*|0*|1) procmgmt_file_pid= ;;
-    esac
-    if [ -n "$procmgmt_file_pid" ] && [ -n "$procmgmt_proxy_uid" ] &&
-            procmgmt_alive "$procmgmt_file_pid" &&
-            ! procmgmt_pid_owned "$procmgmt_file_pid" "$procmgmt_proxy_uid"; then
-        if [ "$procmgmt_refused" != "$procmgmt_file_pid" ]; then
-            procmgmt_refused=$procmgmt_file_pid
-            echo "$procmgmt_name: warning: not trusting $procmgmt_pid_file: pid" \
-                "$procmgmt_file_pid belongs to uid ${procmgmt_owner:-unknown}, not to" \
-                "uid $procmgmt_proxy_uid; not signalling it" >&2
-        fi
-        procmgmt_file_pid=
-    fi
-}
-
-# A stale pid file (its process is gone) would be mistaken for the new daemon's.
-procmgmt_read_pid
-if [ -n "$procmgmt_file_pid" ] && ! procmgmt_alive "$procmgmt_file_pid"; then
-    rm -f "$procmgmt_pid_file"
-fi
-"""
-
-_WRAP_DAEMON_TAIL = r"""procmgmt_start_rc=$?
-if [ "$procmgmt_start_rc" -ne 0 ]; then
-    echo "$procmgmt_name: the daemon's start command failed with exit status $procmgmt_start_rc" >&2
-    exit "$procmgmt_start_rc"
-fi
-
-procmgmt_ticks=0
-while :; do
-    procmgmt_read_pid
-    if [ -n "$procmgmt_file_pid" ]; then
-        procmgmt_pid=$procmgmt_file_pid
-        break
-    fi
-    procmgmt_ticks=$((procmgmt_ticks + 1))
-    if [ "$procmgmt_ticks" -gt $((procmgmt_pf_timeout * procmgmt_tps)) ]; then
-        echo "$procmgmt_name: giving up: no pid in $procmgmt_pid_file" \
-            "after $procmgmt_pf_timeout seconds" >&2
-        exit 1
-    fi
-    procmgmt_pause "$procmgmt_step"
-done
-
-if [ -n "$procmgmt_stopping" ]; then
-    kill -s "$procmgmt_stopping" "$procmgmt_pid" 2>/dev/null || :
-fi
-procmgmt_stop_ticks=0
-while procmgmt_alive "$procmgmt_pid"; do
-    if [ -n "$procmgmt_stopping" ] && [ -n "$procmgmt_kill_after" ]; then
-        procmgmt_stop_ticks=$((procmgmt_stop_ticks + 1))
-        if [ "$procmgmt_stop_ticks" -gt $((procmgmt_kill_after * procmgmt_tps)) ]; then
-            echo "$procmgmt_name: daemon $procmgmt_pid ignored SIG$procmgmt_stopping" \
-                "for $procmgmt_kill_after s; killing it" >&2
-            kill -s KILL "$procmgmt_pid" 2>/dev/null || :
-            procmgmt_kill_after=
-        fi
-    fi
-    procmgmt_pause "$procmgmt_poll"
-done
-
-if [ -n "$procmgmt_stopping" ]; then
-    exit 0
-fi
-echo "$procmgmt_name: daemon $procmgmt_pid exited" >&2
-exit 1
-"""
