@@ -47,8 +47,8 @@ Readiness (native)
     cannot be expressed (``Type=notify`` needs the main process in the
     foreground): only the engine waits for it, during a switch.
 
-Settings read from the environment (kept out of the shared settings table
-because only this backend uses them):
+The backend's own settings, environment variables declared in
+:mod:`.naming` (``own_settings``: listed by ``--help`` and docs/backends.md):
 
 ``PROCMGMT_SYSTEMD_PREFIX``
     unit name prefix, default ``procmgmt-`` (unit ``procmgmt-<name>.service``).
