@@ -12,10 +12,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from procmgmt.readiness import Readiness
+from typing import Protocol
 
 
 class ProcmgmtError(Exception):
@@ -179,10 +176,17 @@ class PreflightError(DeployError):
                          "changed:\n" + "\n".join(f"  {p}" for p in problems))
 
 
+class Described(Protocol):
+    """What an error needs of a readiness check: its description. (errors.py is the
+    lowest module: it names no other procmgmt type, so nothing can import it in a loop.)"""
+
+    def describe(self) -> str: ...
+
+
 class ReadinessError(DeployError):
     """A process did not become ready in time: names the process, the check and the last error."""
 
-    def __init__(self, name: str, check: Readiness, last_error: str, seconds: float) -> None:
+    def __init__(self, name: str, check: Described, last_error: str, seconds: float) -> None:
         self.name = name
         self.check = check
         self.last_error = last_error
