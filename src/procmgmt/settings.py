@@ -110,7 +110,7 @@ FIELDS_BY_ATTR = {f.attr: f for f in FIELDS}
 def backend_fields() -> dict[str, tuple[SettingField, ...]]:
     """Backend name -> the settings it declares (``Backend.own_settings``), for every
     registered backend that declares any: the rest of the one settings table."""
-    from procmgmt.backends import registry
+    from procmgmt.backends import registry  # at call time: every backend imports this module
 
     return {name: cls.own_settings for name, cls in registry().items() if cls.own_settings}
 
