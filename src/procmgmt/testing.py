@@ -26,6 +26,7 @@ dir (command line or environment) must be gone, else :class:`LeftoverProcessesEr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import os
 import signal
@@ -84,8 +85,15 @@ class Deployment:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return str(resp.read().decode(errors="replace"))
 
-    def switch(self, model: str | os.PathLike[str] | None) -> None:
-        """Switch to another model (None: undeploy) within the same state dir."""
+    def switch(self, model: str | os.PathLike[str] | None, *,
+               extra_params: Mapping[str, Any] | None = None) -> None:
+        """Switch to another model (None: undeploy) within the same state dir.
+
+        ``extra_params`` replaces the model's extra parameters from this switch
+        on (the settings a switcher holds are fixed, so it gets a new one)."""
+        if extra_params is not None:
+            self.settings = dataclasses.replace(self.settings, extra_params=dict(extra_params))
+            self.switcher = Switcher(self.settings, out=self.log)
         _switch(self, model)
 
 

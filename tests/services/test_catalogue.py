@@ -177,11 +177,9 @@ def test_postgresql_fast_shutdown_with_an_idle_client(backend: str) -> None:
             time.sleep(0.5)
             assert client.poll() is None, "the idle client did not stay connected"
             # A changed postgresql.conf: the switch restarts PostgreSQL.
-            d.settings = dataclasses.replace(
-                d.settings, extra_params={**d.settings.extra_params,
-                                          "pg_config": {"work_mem": "5MB"}})
             start = time.monotonic()
-            d.switch(MODEL)
+            d.switch(MODEL, extra_params={**d.settings.extra_params,
+                                          "pg_config": {"work_mem": "5MB"}})
             took = time.monotonic() - start
         finally:
             client.kill()

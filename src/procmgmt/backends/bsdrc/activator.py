@@ -23,7 +23,7 @@ from procmgmt.backends.bsdrc.model import DEFAULT_RC_SUBR, var_prefix
 from procmgmt.backends.bsdrc.parse import RcScript, parse_file
 from procmgmt.backends.bsdrc.rcconf import set_rc_conf, unset_rc_conf
 from procmgmt.backends.bsdrc.rcorder import dependency_graph, rcorder, violations
-from procmgmt.backends.shared import ready as _ready_sh
+from procmgmt.backends.shared import ready
 from procmgmt.errors import DeployError
 from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.settings import SettingField, Settings
@@ -38,7 +38,7 @@ DEFAULT_START_TIMEOUT = 10.0
 def _engine_runner(argv: Sequence[str]) -> CommandResult:
     """The default runner: the scripts' own readiness wait is switched off, since
     the engine probes readiness itself, for all processes at once."""
-    return subprocess_runner(argv, env={**os.environ, _ready_sh.READY_WAIT_ENV: "0"})
+    return subprocess_runner(argv, env={**os.environ, ready.READY_WAIT_ENV: "0"})
 
 
 #: The backend's own settings (environment variables, listed by ``--help``).

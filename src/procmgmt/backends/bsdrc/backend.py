@@ -37,7 +37,7 @@ from procmgmt.backends.bsdrc.model import (
     var_prefix,
 )
 from procmgmt.backends.bsdrc.script import render_env_file, render_script
-from procmgmt.backends.shared import ready as _ready_sh
+from procmgmt.backends.shared import ready
 from procmgmt.errors import Problem
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
@@ -210,7 +210,7 @@ class BSDRCBackend(Backend):
                                      f"{var!r} would overwrite a variable of the rc script "
                                      "itself (rc.subr loads the environment file into the "
                                      "script's shell): rename it"))
-            problems += _ready_sh.spec_problems(spec)
+            problems += ready.spec_problems(spec)
         return ctx.problems(problems)
 
     def activator(self, settings: Settings) -> Activator:

@@ -56,7 +56,7 @@ from procmgmt.backends.bsdrc.model import (
     DEFAULT_STOP_SIGNAL,
     RcScriptModel,
 )
-from procmgmt.backends.shared import ready as _ready_sh
+from procmgmt.backends.shared import ready
 
 #: ``procmgmt_replace`` and ``procmgmt_command_args`` (helpers.sh).
 HELPERS_SH = shell_file("procmgmt.backends.bsdrc", "helpers.sh")
@@ -165,7 +165,7 @@ def render_script(script: RcScriptModel) -> str:
     if script.reload_signal != DEFAULT_RELOAD_SIGNAL:
         lines.append(f"sig_reload={script.reload_signal}")
     check = script.readiness
-    waits = _ready_sh.checkable(check)
+    waits = ready.checkable(check)
     lines.append(f"start_precmd={p}_prestart")
     if waits:
         lines.append(f"start_postcmd={p}_poststart")
@@ -208,7 +208,7 @@ def render_script(script: RcScriptModel) -> str:
         ]
     if isinstance(check, rd.LogLine):
         lines.append("\t# Only log lines written after this size count as ready.")
-        lines += ["\t" + line for line in _ready_sh.offset_lines(check)]
+        lines += ["\t" + line for line in ready.offset_lines(check)]
     lines += [
         f"\tif ! {p}_initialize; then",
         '\t\twarn "initialize failed"',
@@ -230,7 +230,7 @@ def render_script(script: RcScriptModel) -> str:
     lines += [
         HELPERS_SH.rstrip("\n"),
         "",
-        *([_ready_sh.library([check]).rstrip("\n"), ""] if check is not None and waits
+        *([ready.library([check]).rstrip("\n"), ""] if check is not None and waits
           else []),
         'run_rc_command "$1"',
         "",
@@ -244,14 +244,14 @@ def _poststart_lines(script: RcScriptModel, check: rd.Readiness) -> list[str]:
     (rc.subr ignores a postcmd's status), as systemd fails a unit whose
     ExecStartPost= fails."""
     p = script.name
-    wait = _ready_sh.wait_lines(script.file, check, pid_file=script.pid_file,
+    wait = ready.wait_lines(script.file, check, pid_file=script.pid_file,
                                 offset='"$procmgmt_ready_offset"', indent="\t")
     return [
         f"# Ready means: {' '.join(check.describe().split())}. procmgmt's engine probes",
-        f"# that itself and sets {_ready_sh.READY_WAIT_ENV}=0.",
+        f"# that itself and sets {ready.READY_WAIT_ENV}=0.",
         f"{p}_poststart()",
         "{",
-        f'\tif [ "${{{_ready_sh.READY_WAIT_ENV}:-1}}" = 0 ]; then',
+        f'\tif [ "${{{ready.READY_WAIT_ENV}:-1}}" = 0 ]; then',
         "\t\treturn 0",
         "\tfi",
         "\tprocmgmt_ready_rc=0",

@@ -51,7 +51,7 @@ from procmgmt.backends.cygrunsrv.params import (
     service_name,
 )
 from procmgmt.backends.shared import proxy as _proxy
-from procmgmt.backends.shared import ready as _ready_sh
+from procmgmt.backends.shared import ready
 from procmgmt.backends.shared.proxy import PROXY_KEY, proxy_file
 from procmgmt.errors import Problem
 from procmgmt.model.spec import ProcessSpec
@@ -194,7 +194,7 @@ class CygrunsrvBackend(Backend):
                 problems.append((spec.name, "name", f"service name {service!r} may only "
                                  "contain letters, digits and . _ @ -"))
             if ctx.dependents(spec.name):
-                problems += _ready_sh.spec_problems(spec)
+                problems += ready.spec_problems(spec)
             if not _uses_proxy(spec, ctx):
                 for arg in spec.foreground_args:
                     problem = arg_problem(arg)

@@ -76,7 +76,7 @@ from procmgmt.backends.base import (
 from procmgmt.backends.launchd.activator import PREFIX_SETTING, SETTINGS, LaunchdActivator
 from procmgmt.backends.launchd.plist import label_of, plist_path, render_plist
 from procmgmt.backends.shared import proxy as _proxy
-from procmgmt.backends.shared import ready as _ready_sh
+from procmgmt.backends.shared import ready
 from procmgmt.backends.shared.proxy import PROXY_KEY
 from procmgmt.errors import Problem
 from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec
@@ -228,7 +228,7 @@ class LaunchdBackend(Backend):
         problems: list[tuple[str, str, str]] = []
         for spec in specs:
             if ctx.dependents(spec.name):
-                problems += _ready_sh.spec_problems(spec)
+                problems += ready.spec_problems(spec)
             label = label_of(spec.name, self.prefix)
             if not _LABEL.match(label):
                 problems.append((spec.name, "name", f"launchd label {label!r} may only "

@@ -89,7 +89,7 @@ from procmgmt.backends.base import (
     ProcessMode,
     Support,
 )
-from procmgmt.backends.shared import ready as _ready_sh
+from procmgmt.backends.shared import ready
 from procmgmt.backends.systemd.activator import SystemdActivator
 from procmgmt.backends.systemd.directives import directive_problems
 from procmgmt.backends.systemd.naming import (
@@ -196,7 +196,7 @@ class SystemdBackend(Backend):
             service["Type"] = "notify"
             service["NotifyAccess"] = "main"
             service["TimeoutStartSec"] = max(1, math.ceil(float(check.timeout)))
-        elif _ready_sh.checkable(check):
+        elif ready.checkable(check):
             if isinstance(check, rd.LogLine):
                 service.setdefault("ExecStartPre", []).append(
                     self._store_script(self.ready_path(spec), user, "--mark"))
@@ -257,7 +257,7 @@ class SystemdBackend(Backend):
     @staticmethod
     def _waits(spec: ProcessSpec) -> bool:
         """True when the unit gets the generated readiness wait (not Type=notify)."""
-        return _ready_sh.checkable(spec.readiness) and not (
+        return ready.checkable(spec.readiness) and not (
             isinstance(spec.readiness, rd.Notify) and bool(spec.foreground))
 
     def render(self, native: dict[str, Any], spec: ProcessSpec, ctx: BuildContext) -> list[File]:
@@ -273,9 +273,9 @@ class SystemdBackend(Backend):
             files.append(File(self.prestart_path(spec),
                               render_prestart(spec.name, spec.initialize), mode=0o755))
         if self._waits(spec):
-            files.append(File(self.ready_path(spec), _ready_sh.ready_script(
+            files.append(File(self.ready_path(spec), ready.ready_script(
                 spec.name, spec.readiness, pid_file=spec.derived_pid_file(ctx.settings),
-                offset_file=_ready_sh.log_offset_file(spec, ctx.settings)), mode=0o755))
+                offset_file=ready.log_offset_file(spec, ctx.settings)), mode=0o755))
         return files
 
     def manifest_extra(self, native: dict[str, Any], spec: ProcessSpec,
@@ -325,7 +325,7 @@ class SystemdBackend(Backend):
             if exe and "/" in exe and not exe.startswith("/"):
                 problems.append((spec.name, "process",
                                  f"systemd needs an absolute path or a bare name, got {exe!r}"))
-            problems += _ready_sh.spec_problems(spec) if self._waits(spec) else []
+            problems += ready.spec_problems(spec) if self._waits(spec) else []
             # %Y expands to the store path before the line is split into words.
             if (spec.initialize.strip() or self._waits(spec)) and re.search(
                     r'["\\$%\x00-\x1f]', ctx.settings.store_dir):

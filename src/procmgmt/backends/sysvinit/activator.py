@@ -28,7 +28,7 @@ from procmgmt.backends.base import (
     Activator,
     ProcessStatus,
 )
-from procmgmt.backends.shared import ready as _ready_sh
+from procmgmt.backends.shared import ready
 from procmgmt.backends.sysvinit.script import DEFAULT_START_TIMEOUT, DEFAULT_STOP_TIMEOUT
 from procmgmt.errors import DeployError
 from procmgmt.manifest import DeployedProcess, Generation
@@ -41,7 +41,7 @@ KILL_WAIT = 5
 #: The environment ``start`` adds for the script: the engine watches every
 #: started process itself (readiness check or grace time), concurrently, so
 #: the script skips its own crash grace and readiness wait.
-ENGINE_START_ENV = {"PROCMGMT_START_GRACE": "0", _ready_sh.READY_WAIT_ENV: "0"}
+ENGINE_START_ENV = {"PROCMGMT_START_GRACE": "0", ready.READY_WAIT_ENV: "0"}
 
 
 def _remove(path: str) -> None:

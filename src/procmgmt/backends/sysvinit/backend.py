@@ -41,7 +41,7 @@ from procmgmt.backends.base import (
     ProcessMode,
     Support,
 )
-from procmgmt.backends.shared import ready as _ready_sh
+from procmgmt.backends.shared import ready
 from procmgmt.backends.sysvinit.activator import SysVInitActivator
 from procmgmt.backends.sysvinit.script import (
     DEFAULT_START,
@@ -202,7 +202,7 @@ class SysVInitBackend(Backend):
              f"numbers are two digits ({MIN_SEQUENCE}-{MAX_SEQUENCE})")
             for spec in specs
             if spec.rank + MIN_SEQUENCE > MAX_SEQUENCE
-        ] + [row for spec in specs for row in _ready_sh.spec_problems(spec)])
+        ] + [row for spec in specs for row in ready.spec_problems(spec)])
 
     def activator(self, settings: Settings) -> Activator:
         """Runs the scripts directly: no init system is involved."""

@@ -28,7 +28,7 @@ from procmgmt.backends._shell import (
     shell_file,
 )
 from procmgmt.backends._shell import in_double_quotes as _msg
-from procmgmt.backends.shared import ready as _ready_sh
+from procmgmt.backends.shared import ready
 from procmgmt.model.spec import SYSTEM_PATH
 from procmgmt.numbers import seconds_problem
 
@@ -258,8 +258,8 @@ def render_script(native: dict[str, Any]) -> str:
         "",
         HELPERS_SH.rstrip("\n"),
         "",
-        *([_ready_sh.library([check]).rstrip("\n"), ""]
-          if check is not None and _ready_sh.checkable(check) else []),
+        *([ready.library([check]).rstrip("\n"), ""]
+          if check is not None and ready.checkable(check) else []),
         "# Runs before the process starts, as the invoking user (root when privileged).",
         "procmgmt_initialize() {",
     ]
@@ -281,7 +281,7 @@ def render_script(native: dict[str, Any]) -> str:
         lines.append(f'    set -- nice -n {nice} "$@"')
     if isinstance(check, rd.LogLine):
         lines.append("    # Only log lines written after this size count as ready.")
-        lines += ["    " + line for line in _ready_sh.offset_lines(check)]
+        lines += ["    " + line for line in ready.offset_lines(check)]
     lines.append((START_DAEMON_SH if mode == "daemon" else START_FOREGROUND_SH).rstrip("\n"))
     lines += _ready_wait_lines(name, check, str(native["pid_file"]))
     lines.append("}")
@@ -308,15 +308,15 @@ def _ready_wait_lines(name: str, check: rd.Readiness | None, pid_file: str) -> l
     fails), so a start never leaves a process that is running but not ready."""
     if check is None:
         return []
-    if not _ready_sh.checkable(check):
+    if not ready.checkable(check):
         return [f"    # Readiness ({check.describe()}) cannot be checked from sh: procmgmt's",
                 "    # engine waits for it during a switch; this script does not."]
-    wait = _ready_sh.wait_lines(name, check, pid_file=pid_file,
+    wait = ready.wait_lines(name, check, pid_file=pid_file,
                                 offset='"$procmgmt_ready_offset"', indent="        ")
     return [
         f"    # Ready means: {' '.join(check.describe().split())}. procmgmt's engine probes",
-        f"    # that itself and sets {_ready_sh.READY_WAIT_ENV}=0.",
-        f'    if [ "${{{_ready_sh.READY_WAIT_ENV}:-1}}" != 0 ]; then',
+        f"    # that itself and sets {ready.READY_WAIT_ENV}=0.",
+        f'    if [ "${{{ready.READY_WAIT_ENV}:-1}}" != 0 ]; then',
         "        procmgmt_ready_rc=0",
         *wait[:-1],
         wait[-1] + " || procmgmt_ready_rc=$?",
