@@ -112,9 +112,11 @@ class S6Activator(Activator):
                                   f"{self.start_timeout:g} s (is it running? see {self.log_file})")
             svscan.control(self.scan_dir, "-a")
             time.sleep(0.02)
-        result = self._run("s6-svc", "-u", path)
-        if result.returncode != 0:
-            raise DeployError(f"s6-svc -u {path} failed: {result.stderr.strip()}")
+        # s6-svok answers once the lock is taken; the control FIFO may follow a moment later.
+        while (result := self._run("s6-svc", "-u", path)).returncode != 0:
+            if time.monotonic() > deadline:
+                raise DeployError(f"s6-svc -u {path} failed: {result.stderr.strip()}")
+            time.sleep(0.02)
 
         def probe() -> bool:
             st = self.status(gen, proc)
