@@ -22,6 +22,7 @@ from procmgmt.backends import get_backend
 from procmgmt.backends.base import Ordering, Support
 from procmgmt.deploy.build import RenderResult, evaluate, render
 from procmgmt.settings import Settings
+from tests import _lanes
 from tests.conftest import EXAMPLES, golden_settings
 from tests.e2e.util import (
     Runner,
@@ -82,16 +83,12 @@ def test_daemon_only_process_is_wrapped() -> None:
 
 
 def test_shellcheck_clean() -> None:
-    """Every generated script passes ``shellcheck -s sh``."""
-    if shutil.which("shellcheck") is None:
-        pytest.skip("shellcheck is not installed")
+    """Every generated script (run, data/start, data/check, log/run) passes shellcheck."""
     result, _ = rendered(ADVANCED, privileged=True)
     for proc in result.processes:
         for f in proc.files:
             if f.mode & 0o111 and f.content:
-                r = subprocess.run(["shellcheck", "-s", "sh", "-"], input=f.content,
-                                   text=True, capture_output=True, check=False)
-                assert r.returncode == 0, f"{f.path}:\n{r.stdout}"
+                _lanes.assert_lints_clean(f.content, _lanes.SHELLCHECK)
 
 
 # --------------------------------------------------------------------------- end to end

@@ -189,7 +189,7 @@ class S6Activator(Activator):
         if result.returncode != 0:
             return ProcessStatus(proc.name, False, detail=result.stderr.strip()
                                  or "s6-svscan is not running")
-        up, is_ready, pid = (result.stdout.split() + ["", "", ""])[:3]
+        up, is_ready, pid = [*result.stdout.split(), "", "", ""][:3]
         running = up == "true"
         detail = "up" if running else "down"
         if running and proc.extra.get("notifies"):
