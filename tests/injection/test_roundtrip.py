@@ -297,7 +297,7 @@ def read_s6(files: Sequence[File], case: Case, tmp: Path) -> Parsed:
         last.startswith("exec s6-notifyoncheck ") and last.endswith(" ./data/start")), last
     start = _file(files, r"s6/[^/]+/data/start")
     end = min(i for i in (start.find(m) for m in _START_SETUP_END) if i >= 0)
-    setup = re.sub(r"^cd .* \|\| exit 1$", ":", start[:end], flags=re.M)
+    setup = re.sub(r"\ncd .*? \|\| exit 1\n", "\n:\n", start[:end], count=1, flags=re.S)
     keys = sorted(case.environment)
     values_ = sh_words(setup + _printf_vars(keys)) if keys else []
     env = {k: v for k, v in zip(keys, values_, strict=True) if v != "<unset>"}
