@@ -87,7 +87,8 @@ def test_crash_point(backend: str, point: str, mode: str, tmp_path: Path) -> Non
         run("switch", SIMPLE)
         assert_serves(base, SIMPLE_PORTS)
 
-        crashed = run("switch", "--replace", ADVANCED, check=False, fresh=True, env={CRASH_ENV: point})
+        crashed = run("switch", "--replace", ADVANCED, check=False, fresh=True,
+                      env={CRASH_ENV: point})
         assert crashed.returncode == -9, (
             f"expected death by SIGKILL at {point}, got {crashed.returncode}:\n"
             f"{crashed.stdout}\n{crashed.stderr}")

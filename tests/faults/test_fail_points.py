@@ -100,7 +100,8 @@ def test_fail_point(backend: str, point: str, tmp_path: Path) -> None:
     try:
         run("switch", SIMPLE)
         before = running_pids(run)
-        failed = run("switch", "--replace", ADVANCED, check=False, fresh=True, env={FAIL_ENV: point})
+        failed = run("switch", "--replace", ADVANCED, check=False, fresh=True,
+                     env={FAIL_ENV: point})
         out = failed.stdout + failed.stderr
         assert failed.returncode == 1, out
         assert f"injected failure ({FAIL_ENV}={point})" in failed.stderr, out
@@ -250,7 +251,8 @@ def test_repair_that_cannot_restore_offers_abandon(tmp_path: Path) -> None:
               cwd=tmp_path)
     try:
         run("switch", SIMPLE)
-        bad = run("switch", "--replace", "--no-rollback", MODELS / "faulty.py", check=False, fresh=True)
+        bad = run("switch", "--replace", "--no-rollback", MODELS / "faulty.py", check=False,
+                  fresh=True)
         assert bad.returncode == 1, bad.stdout + bad.stderr
         assert journal(state).exists()
         rep = run("repair", check=False, fresh=True, env={FAIL_ENV: "stop"})
@@ -300,7 +302,8 @@ def test_a_current_process_that_does_not_start_blocks_nothing(recovery: str,
                                   "stamp_dir": str(stamps)}, cwd=tmp_path)
     try:
         run("switch", SIMPLE)
-        bad = run("switch", "--replace", "--no-rollback", MODELS / "faulty.py", check=False, fresh=True)
+        bad = run("switch", "--replace", "--no-rollback", MODELS / "faulty.py", check=False,
+                  fresh=True)
         assert bad.returncode == 1 and journal(state).exists(), bad.stdout + bad.stderr
         if recovery == "repair":
             rep = run("repair", check=False, fresh=True, env={FAIL_ENV: "start"})
