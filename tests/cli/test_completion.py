@@ -90,8 +90,12 @@ def test_bash_completes_commands_options_values_and_names(
     recorded(state, "/srv/a.py", "web", "webapp1", "db")
     assert bash_complete(path, "procmgmt", "restart", "--state-dir", str(state), "we") == [
         "web", "webapp1"]
-    assert bash_complete(path, "procmgmt", "logs", "-f", f"--state-dir={state}", "") == [
-        "db", "web", "webapp1"]
+    # bash splits '--state-dir=DIR' into three words (COMP_WORDBREAKS has '=').
+    assert bash_complete(path, "procmgmt", "logs", "-f", "--state-dir", "=", str(state),
+                         "") == ["db", "web", "webapp1"]
+    assert bash_complete(path, "procmgmt", "graph", "--format", "=", "d") == ["dot"]
+    assert bash_complete(path, "procmgmt", "graph", "--format", "=") == [
+        "dot", "mermaid", "png", "svg"]
     # Another state dir: none of these names.
     assert bash_complete(path, "procmgmt", "stop", "--state-dir", str(tmp_path / "x"), "") == []
     model = tmp_path / "mymodel.py"

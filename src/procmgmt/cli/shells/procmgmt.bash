@@ -19,6 +19,12 @@ _procmgmt_complete_files() {
 _procmgmt() {
     local cur=${COMP_WORDS[COMP_CWORD]}
     local prev=${COMP_WORDS[COMP_CWORD-1]}
+    # bash splits '--opt=value' at '=' (COMP_WORDBREAKS): the option is the word before
+    if [[ $cur == = ]]; then
+        cur=""
+    elif [[ $prev == = ]] && ((COMP_CWORD > 2)); then
+        prev=${COMP_WORDS[COMP_CWORD-2]}
+    fi
     local cmd="" i word
     COMPREPLY=()
     for ((i = 1; i < COMP_CWORD; i++)); do
@@ -53,6 +59,9 @@ _procmgmt() {
                 if [[ " $_procmgmt_settings " == *" ${word%%=*} "* ]]; then
                     if [[ $word == *=* ]]; then
                         settings+=("$word")
+                    elif [[ ${COMP_WORDS[i+1]} == = ]] && ((i + 2 < COMP_CWORD)); then
+                        settings+=("$word=${COMP_WORDS[i+2]}")
+                        i=$((i + 2))
                     elif ((i + 1 < COMP_CWORD)); then
                         settings+=("$word" "${COMP_WORDS[i+1]}")
                         i=$((i + 1))
