@@ -34,7 +34,9 @@ page is silent, its source (src/s6-rc/s6-rc-compile.c):
   funnel), pipelines have no cycle; ``pipeline-name`` is honoured only on a
   last consumer (``consumer-for`` and no ``producer-for``; elsewhere the
   compiler ignores it with a warning, reported here), holds one valid name
-  that no service or other pipeline takes.
+  that no service or other pipeline takes; that name is a bundle of the
+  pipeline's services, which contents and dependencies may name (the code
+  makes the pipeline bundles before it resolves the others).
 
 Not checked: what needs the programs (execline semantics beyond quoting, that
 ``run`` works, ``-h fdhuser``), the compiled format, and the flag files.
@@ -282,7 +284,23 @@ class _Tree:
             elif pipeline in bundles:
                 self.problem(name, f"pipeline-name {pipeline!r} also names the pipeline of "
                              f"{bundles[pipeline]!r}")
-            bundles[pipeline] = name
+            else:
+                bundles[pipeline] = name
+        # s6-rc-compile makes these bundles before it resolves the others, so
+        # contents and dependencies may name them.
+        for pipeline, last in bundles.items():
+            self.types[pipeline] = "bundle"
+            self.contents[pipeline] = self.pipeline_members(last)
+
+    def pipeline_members(self, last: str) -> list[str]:
+        """The services of the pipeline that ends at ``last``."""
+        members, todo = [last], [last]
+        while todo:
+            for producer in self.consumer_for.get(todo.pop(), []):
+                if producer not in members:
+                    members.append(producer)
+                    todo.append(producer)
+        return members
 
 
 def _find_cycle(start: str, graph: Mapping[str, Iterable[str]]) -> list[str] | None:
@@ -316,8 +334,8 @@ def check(sources: Sequence[str]) -> list[str]:
                 tree.problem(name, f"defined twice: {tree.dirs[name]} and {directory}")
             else:
                 tree.add(name, directory)
+    tree.check_pipelines()
     tree.check_references()
     tree.check_bundle_cycles()
     tree.check_dependency_cycles()
-    tree.check_pipelines()
     return tree.problems
