@@ -33,6 +33,7 @@ from procmgmt.deploy.profile import Profile
 from procmgmt.errors import ProcmgmtError, ValidationError
 from procmgmt.manifest import Generation
 from procmgmt.settings import Settings
+from tests import _lanes
 from tests.backends._helpers import tmp_settings
 from tests.conftest import golden_settings
 from tests.golden.test_golden import CASES
@@ -224,6 +225,43 @@ def test_names_s6rc_cannot_take_are_refused_at_build(tmp_path: Path, names: list
         render(parsed, specs, settings)
 
 
+@pytest.mark.parametrize("case", ["webapps-advanced-privileged", "webapps-daemon"])
+def test_every_generated_script_is_shellcheck_clean(case: str) -> None:
+    """run, data/start, data/check and the loggers' run pass shellcheck."""
+    model_path, privileged, extra = CASES[case]
+    import dataclasses
+
+    settings = dataclasses.replace(golden_settings(privileged, "s6-rc"), extra_params=extra)
+    model, specs = evaluate(str(model_path), settings)
+    result = render(model, specs, settings, get_backend("s6-rc"))
+    scripts = [f.content for r in result.processes for f in r.files
+               if f.mode & 0o111 and f.content]
+    assert len(scripts) >= 3 * len(result.processes)
+    _lanes.assert_lints_clean(scripts, _lanes.SHELLCHECK)
+
+
+def test_a_longrun_is_the_s6_service_directory_without_what_s6_rc_does(tmp_path: Path) -> None:
+    """Same run, data/start and data/check as the s6 backend's, but no dependency
+    waits in run (s6-rc orders), no down file, no log/ (the logger is a service)."""
+    s6 = {f.path.removeprefix("s6/webapp4/"): f.content for f in rendered("s6", "webapp4")}
+    rc = {f.path.removeprefix("s6-rc/webapp4/"): f.content
+          for f in rendered("s6-rc", "webapp4") if f.path.startswith("s6-rc/webapp4/")}
+    assert "s6-svwait" in (s6["run"] or "") and "s6-svwait" not in (rc["run"] or "")
+    assert rc["data/start"] == s6["data/start"] and rc["data/check"] == s6["data/check"]
+    assert "down" in s6 and "log/run" in s6
+    assert "down" not in rc and not any(k.startswith("log/") for k in rc)
+    assert sorted(k for k in rc if k.startswith("dependencies.d/")) == [
+        "dependencies.d/webapp2", "dependencies.d/webapp3"]
+
+
+def rendered(backend: str, name: str) -> list[File]:
+    """The files of process ``name`` of the advanced webapps (privileged) for ``backend``."""
+    settings = golden_settings(True, backend)
+    model, specs = evaluate(str(CASES["webapps-advanced-privileged"][0]), settings)
+    result = render(model, specs, settings, get_backend(backend))
+    return next(r.files for r in result.processes if r.spec.name == name)
+
+
 # --------------------------------------------------------------------------- command plan
 
 
@@ -264,8 +302,8 @@ class FakeSupervisor(Supervisor):
         super().__init__("", "", "", "")
         self.calls: list[str] = []
 
-    def ensure(self, services: int) -> None:
-        self.calls.append(f"ensure {services}")
+    def ensure(self, processes: int) -> None:
+        self.calls.append(f"ensure {processes}")
 
     def shutdown(self, timeout: float = 30.0) -> None:
         self.calls.append("shutdown")
@@ -320,7 +358,7 @@ def test_first_deployment_compiles_initialises_and_brings_default_up(
     # every source dir of the generation, in order, was compiled
     assert runner_of(act).commands[0][4:] == sources(gen)
     assert os.readlink(act.current) == os.path.join(act.compiled_dir, gid)
-    assert isinstance(act.supervisor, FakeSupervisor) and act.supervisor.calls == ["ensure 4"]
+    assert isinstance(act.supervisor, FakeSupervisor) and act.supervisor.calls == ["ensure 2"]
 
 
 def test_an_update_restarts_what_changed_and_stops_what_went(

@@ -36,6 +36,7 @@ from procmgmt import fsutil
 from procmgmt.backends._activation import CommandResult, Runner, subprocess_runner, tail
 from procmgmt.backends.base import Activator, LogSource, ProcessStatus, Tool
 from procmgmt.backends.s6 import svscan
+from procmgmt.backends.s6.activator import SVSTAT_OPTIONS, svstat_status
 from procmgmt.backends.s6rc import sourcecheck, update
 from procmgmt.backends.s6rc.source import DEFAULT_BUNDLE
 from procmgmt.backends.supervisord.embedded import start_lock
@@ -56,11 +57,11 @@ class Supervisor:
         self.dir, self.scan_dir = directory, scan_dir
         self.pid_file, self.log_file = pid_file, log_file
 
-    def ensure(self, services: int) -> None:
-        """Start one (under the start lock) unless it runs."""
+    def ensure(self, processes: int) -> None:
+        """Start one (under the start lock) unless it runs, sized for ``processes``."""
         with start_lock(self.dir):
             if not svscan.find_running(self.pid_file, self.scan_dir):
-                svscan.start(self.scan_dir, self.pid_file, self.log_file, services)
+                svscan.start(self.scan_dir, self.pid_file, self.log_file, processes)
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """``s6-svscanctl -t`` and wait for it to exit."""
@@ -127,7 +128,9 @@ class S6RcActivator(Activator):
         fsutil.ensure_dir(self.settings.log_dir)
         fsutil.ensure_dir(self.settings.runtime_dir)
         if new.processes:
-            self.supervisor.ensure(2 * max(len(new.processes), len(old.processes) if old else 0))
+            # -c as for s6 (4 supervisors a process): more than s6-rc's 2 a process
+            # (service and logger) plus its own fdholder and oneshot runner.
+            self.supervisor.ensure(max(len(new.processes), len(old.processes) if old else 0))
 
     def compile(self, gen: Generation) -> str:
         """The compiled database of ``gen``: checked, compiled beside its final
@@ -195,18 +198,12 @@ class S6RcActivator(Activator):
 
     def status(self, gen: Generation, proc: DeployedProcess) -> ProcessStatus:
         """``s6-svstat -o up,ready,pid`` of the service directory s6-rc-init linked."""
-        result = self.run([svscan.tool("s6-svstat"), "-o", "up,ready,pid",
+        result = self.run([svscan.tool("s6-svstat"), *SVSTAT_OPTIONS,
                            os.path.join(self.scan_dir, proc.name)])
         if result.returncode != 0:
             return ProcessStatus(proc.name, False, detail=tail(result.output, 1)
                                  or "not supervised")
-        up, is_ready, pid = [*result.output.split(), "", "", ""][:3]
-        running = up == "true"
-        detail = "up" if running else "down"
-        if running and proc.extra.get("notifies"):
-            detail += ", ready" if is_ready == "true" else ", not ready yet"
-        pid_value = int(pid) if running and pid.isdigit() and int(pid) > 0 else None
-        return ProcessStatus(proc.name, running, pid_value, detail)
+        return svstat_status(proc, result.output)
 
     def log_source(self, gen: Generation, proc: DeployedProcess) -> LogSource:
         """s6-log's ``current`` file of the process."""
