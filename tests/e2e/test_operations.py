@@ -283,6 +283,25 @@ def test_logs_follow_across_restart(deployed: Deployed) -> None:
 
 
 @pytest.mark.e2e
+def test_reload_signals_the_process(deployed: Deployed) -> None:
+    """reload sends the declared signal through the manager (the process says so in its
+    log, its PID stays); a process without a reload_signal is refused, by name."""
+    run = deployed
+    before = pids(run)
+    wait_lines(run, "solo", 2)
+    run("reload", "solo")
+    deadline = time.monotonic() + 10
+    while "solo | solo reloaded" not in run("logs", "-n", "40", "solo").stdout:
+        assert time.monotonic() < deadline, "solo did not log its reload"
+        time.sleep(0.1)
+    assert pids(run) == before
+    proc = run("reload", "base", check=False)
+    assert proc.returncode != 0
+    assert "base: declares no reload_signal" in proc.stderr
+    assert "reloaded: solo" in run("reload", "--all").stdout
+
+
+@pytest.mark.e2e
 def test_status_fields_and_exit_codes(deployed: Deployed) -> None:
     """Per process state, PID, uptime and log; the summary; exit 0 when all run, 3 when
     one is stopped by hand or down (killed behind procmgmt's back)."""

@@ -143,7 +143,7 @@ class SysVInitBackend(Backend):
                 settings,
                 ([] if spec.own_pid_dir(settings) else [spec.derived_pid_file(settings)])
                 + ([spec.log_file(settings)] if mode == "foreground" else [])),
-            "reload_signal": "HUP",
+            "reload_signal": spec.reload_signal or "HUP",
             "stop_signal": spec.stop_signal,
             "start_timeout": DEFAULT_START_TIMEOUT,
             "stop_timeout": DEFAULT_STOP_TIMEOUT,
