@@ -342,3 +342,27 @@ def test_status_fields_and_exit_codes(deployed: Deployed) -> None:
     data = json.loads(run("status", "--json", check=False).stdout)
     assert data["summary"] == "3 processes, 1 up, 1 stopped by hand, 1 down"
     assert [r["state"] for r in data["processes"]] == ["running", "stopped by hand", "down"]
+
+
+@pytest.mark.e2e
+def test_run_shows_the_programs_output(tmp_path: Path) -> None:
+    """``procmgmt run`` prints the programs' lines, prefixed with their names, and not
+    supervisord's own log; SIGTERM ends it with status 0."""
+    run = Runner(tmp_path / "state", "supervisord", json.dumps({}), cwd=tmp_path)
+    argv, env = run.command("run", MODEL)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            bufsize=1, env=env, cwd=tmp_path, start_new_session=True)
+    try:
+        seen = read_until(proc, "solo | solo err 2", timeout=30)
+        seen += read_until(proc, "app  | app out 2", timeout=10)
+        assert not [ln for ln in seen if " | " not in ln], seen
+        assert not [ln for ln in seen if "INFO" in ln or "spawned" in ln], seen
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert "spawned" not in out + err and "INFO" not in out + err
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        kill_leftovers(str(run.state_dir))

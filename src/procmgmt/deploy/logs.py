@@ -182,9 +182,11 @@ def stream(sources: Sequence[tuple[str, LogSource]], count: int, follow: bool,
                     threads.append(t)
                 else:
                     _pump(child, name, printer)
-        while follow and not stop.is_set():
+        while follow:
             for f in followers:
                 printer.lines(f.name, f.poll())
+            if stop.is_set():
+                break  # after a last look: what was written before ``stop`` is shown
             stop.wait(POLL_INTERVAL)
     finally:
         for f in followers:
