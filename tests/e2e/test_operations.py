@@ -366,3 +366,32 @@ def test_run_shows_the_programs_output(tmp_path: Path) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
         kill_leftovers(str(run.state_dir))
+
+
+@pytest.mark.e2e
+def test_rotated_logs_followed_and_since(deployed: Deployed) -> None:
+    """With --log-max-bytes/--log-backups the log rotates (FILE.1, FILE.2, no more);
+    logs -f follows across rotations without losing or repeating a line; --since
+    a while ago shows the rotated files' lines too, --since the future none."""
+    run = deployed
+    run("switch", "--log-max-bytes", "600", "--log-backups", "2", run.model)
+    wait_lines(run, "solo", 4)
+    argv, env = run.command("logs", "-f", "-n", "0", "solo")
+    follower = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, bufsize=1, env=env,
+                                cwd=run.cwd)
+    try:
+        first = read_until(follower, "solo out ", timeout=10)[-1]
+        start = int(first.rsplit(" ", 1)[1])
+        seen = read_until(follower, f"solo out {start + 70}", timeout=30)
+    finally:
+        os.kill(follower.pid, signal.SIGTERM)
+        follower.wait(timeout=10)
+    numbers = [int(ln.rsplit(" ", 1)[1]) for ln in seen if " | solo out " in ln]
+    assert numbers == list(range(start + 1, start + 71)), numbers
+    log = Path(str(status(run)[1]["solo"]["log"][0]))  # type: ignore[index]
+    rotated = sorted(p.name for p in log.parent.iterdir() if p.name.startswith(log.name))
+    assert rotated == [log.name, f"{log.name}.1", f"{log.name}.2"]
+    assert all((log.parent / n).stat().st_size < 600 + 40 for n in rotated)
+    recent = run("logs", "--since", "1h", "solo").stdout.splitlines()
+    assert len(recent) > len(log.read_text().splitlines())  # rotated files included
+    assert run("logs", "--since", "2099-01-01T00:00", "solo").stdout == ""
