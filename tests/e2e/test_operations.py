@@ -395,3 +395,20 @@ def test_rotated_logs_followed_and_since(deployed: Deployed) -> None:
     recent = run("logs", "--since", "1h", "solo").stdout.splitlines()
     assert len(recent) > len(log.read_text().splitlines())  # rotated files included
     assert run("logs", "--since", "2099-01-01T00:00", "solo").stdout == ""
+
+
+@pytest.mark.e2e
+def test_status_watch_repeats_and_ctrl_c_exits_0(deployed: Deployed) -> None:
+    """Not on a terminal, --watch prints the report again every interval; SIGINT to its
+    process group (a terminal's Ctrl-C) ends it with status 0 and nothing on stderr."""
+    argv, env = deployed.command("status", "--watch", "--interval", "0.2")
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            bufsize=1, env=env, cwd=deployed.cwd, start_new_session=True)
+    try:
+        read_until(proc, "3 processes, 3 up", timeout=20)
+        read_until(proc, "3 processes, 3 up", timeout=20)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and err == "", err
+    assert "\033" not in out
