@@ -42,6 +42,8 @@ from procmgmt.settings import Settings
 RESERVED_PREFIXES = ("s6rc-", "s6-rc-")
 #: Milliseconds s6-rc waits for a stop after s6-supervise's SIGKILL deadline.
 STOP_SLACK_MS = 5000
+#: The s6 backend, whose native model, manifest facts and checks are reused.
+S6 = S6Backend()
 
 
 def timeout_up_ms(check: rd.Readiness | None) -> int:
@@ -80,7 +82,7 @@ class S6RcBackend(Backend):
 
     def translate(self, spec: ProcessSpec, ctx: BuildContext) -> dict[str, Any]:
         """The s6 backend's native model, with s6-rc's dependencies and timeouts."""
-        native = S6Backend().translate(spec, ctx)
+        native = S6.translate(spec, ctx)
         native.pop("down", None)
         native["dependencies"] = sorted(native["dependencies"])
         native["timeout_up"] = timeout_up_ms(rd.from_json(native.get("check")))
@@ -99,7 +101,7 @@ class S6RcBackend(Backend):
     def manifest_extra(self, native: dict[str, Any], spec: ProcessSpec,
                        ctx: BuildContext) -> dict[str, Any]:
         """The s6-rc names of the process and where its log is."""
-        extra = S6Backend().manifest_extra(native, spec, ctx)
+        extra = S6.manifest_extra(native, spec, ctx)
         extra.pop("service_dir", None)
         extra["source_dir"] = source.SOURCE_DIR
         extra["services"] = [spec.name] + ([source.logger_name(spec.name)]
@@ -110,7 +112,7 @@ class S6RcBackend(Backend):
     def validate(self, specs: Sequence[ProcessSpec], ctx: BuildContext) -> list[Problem]:
         """The s6 backend's problems, and names s6-rc cannot take: reserved
         prefixes, ``default``, and a process named like another's logger or pipeline."""
-        problems = S6Backend().validate(specs, ctx)
+        problems = S6.validate(specs, ctx)
         taken = {spec.name for spec in specs}
         rows: list[tuple[str, str, str]] = []
         for spec in specs:
