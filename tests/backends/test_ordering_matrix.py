@@ -13,7 +13,9 @@ back and the ordering they express is compared with the model's graph:
 - launchd: the proxy's waits for the dependencies' pid files (launchd itself
   has no dependencies), each pid file being one the dependency's job writes;
 - s6: each ``run`` script's ``s6-svwait`` on the dependency's sibling service
-  directory (``-U``, ready, only for one that has a ``notification-fd``).
+  directory (``-U``, ready, only for one that has a ``notification-fd``);
+- s6-rc: ``dependencies.d/<dep>`` entries (s6-rc-compile's source format), each
+  naming a longrun defined by another process.
 
 Backends whose capabilities say their files carry no order (``none`` writes
 specs; an ``Ordering.ENGINE`` backend leaves the order to the engine) are
@@ -214,6 +216,23 @@ def check_s6(result: RenderResult, settings: Settings) -> Evidence:
     return Evidence(closure(declared), declared)
 
 
+def check_s6rc(result: RenderResult, settings: Settings) -> Evidence:
+    """``s6-rc/NAME/dependencies.d/DEP`` (an entry per direct dependency, its
+    name the service's): s6-rc starts DEP before NAME, so DEP's definition
+    directory must declare a longrun."""
+    files = files_of(result)
+    declared: Edges = set()
+    for name, own in files.items():
+        prefix = f"s6-rc/{name}/dependencies.d/"
+        for path in own:
+            if path.startswith(prefix):
+                dep = path[len(prefix):]
+                kind = files.get(dep, {}).get(f"s6-rc/{dep}/type")
+                assert kind is not None and kind.content == "longrun\n", f"{name} -> {dep}"
+                declared.add((dep, name))
+    return Evidence(closure(declared), declared)
+
+
 CHECKS: dict[str, Callable[[RenderResult, Settings], Evidence]] = {
     "sysvinit": check_sysvinit,
     "supervisord": check_supervisord,
@@ -222,6 +241,7 @@ CHECKS: dict[str, Callable[[RenderResult, Settings], Evidence]] = {
     "cygrunsrv": check_cygrunsrv,
     "launchd": check_launchd,
     "s6": check_s6,
+    "s6-rc": check_s6rc,
 }
 
 
