@@ -11,7 +11,8 @@ back and the ordering they express is compared with the model's graph:
 - bsdrc: ``REQUIRE``, ordered by our rcorder (:mod:`procmgmt.backends.bsdrc.rcorder`);
 - cygrunsrv: ``--dep`` in the service parameters;
 - launchd: the proxy's waits for the dependencies' pid files (launchd itself
-  has no dependencies), each pid file being one the dependency's job writes.
+  has no dependencies), each pid file being one the dependency's job writes;
+- runit: the same waits in the ``proxy`` that each service's ``run`` executes.
 
 Backends whose capabilities say their files carry no order (``none`` writes
 specs; an ``Ordering.ENGINE`` backend leaves the order to the engine) are
@@ -193,6 +194,29 @@ def check_launchd(result: RenderResult, settings: Settings) -> Evidence:
     return Evidence(closure(declared), declared)
 
 
+_PROXY_PID_FILE = re.compile(r"^procmgmt_proxy_pid_file='([^']*)'$", re.MULTILINE)
+
+
+def check_runit(result: RenderResult, settings: Settings) -> Evidence:
+    """``run`` executes ``./proxy``; the proxy waits (``procmgmt_wait_for_dependency
+    NAME PID_FILE``) for pid files that the dependency's own proxy writes."""
+    proxy: dict[str, str] = {}
+    specs = {r.spec.name: r.spec for r in result.processes}
+    for name, files in files_of(result).items():
+        run = files["service/run"].content or ""
+        assert run.rstrip().splitlines()[-1].endswith(" -- ./proxy"), f"{name}: run {run!r}"
+        proxy[name] = files["service/proxy"].content or ""
+    declared: Edges = set()
+    for name, text in proxy.items():
+        for dep, pid_file in _WAIT.findall(text):
+            assert pid_file == specs[dep].derived_pid_file(settings), \
+                f"{name} waits for {pid_file}, not {dep}'s pid file"
+            assert _PROXY_PID_FILE.findall(proxy[dep]) == [pid_file], \
+                f"{dep}'s proxy never writes {pid_file}"
+            declared.add((dep, name))
+    return Evidence(closure(declared), declared)
+
+
 CHECKS: dict[str, Callable[[RenderResult, Settings], Evidence]] = {
     "sysvinit": check_sysvinit,
     "supervisord": check_supervisord,
@@ -200,6 +224,7 @@ CHECKS: dict[str, Callable[[RenderResult, Settings], Evidence]] = {
     "bsdrc": check_bsdrc,
     "cygrunsrv": check_cygrunsrv,
     "launchd": check_launchd,
+    "runit": check_runit,
 }
 
 
