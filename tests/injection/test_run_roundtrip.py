@@ -172,8 +172,8 @@ def test_fixed_nasty_values_reach_the_process(runner: Runner) -> None:
 
 def test_line_breaks(runner: Runner) -> None:
     """Line breaks in arguments, environment values and paths reach the process
-    under sysvinit and runit (shell scripts); supervisord's one-line config values cannot hold them, so
-    the model is refused with problems naming the fields instead."""
+    under sysvinit and runit (shell scripts); supervisord's one-line config values
+    cannot hold them, so the model is refused with problems naming the fields instead."""
     cases = [runner.case(["line1\nline2", "\n", "cr\rlf"], {"NL": "a\nb"}, "foreground",
                          "new\nline", "pid\nfile")]
     records = runner.run(cases)

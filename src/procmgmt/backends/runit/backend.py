@@ -151,14 +151,11 @@ class RunitBackend(Backend):
                 "wraps_daemon": _proxy.wraps_daemon(native.get(PROXY_KEY))}
 
     def validate(self, specs: Sequence[ProcessSpec], ctx: BuildContext) -> list[Problem]:
-        """Stop signals runsv cannot send; readiness checks sh cannot express;
-        NUL characters (nothing in a shell script can carry them)."""
+        """Readiness checks sh cannot express; NUL characters (nothing in a shell
+        script can carry them)."""
         problems: list[tuple[str, str, str]] = []
         for spec in specs:
             problems += ready.spec_problems(spec)
-            if spec.stop_signal not in service.SIGNAL_CHARS or spec.stop_signal == "CONT":
-                problems.append((spec.name, "stop_signal", f"runit cannot send "
-                                 f"SIG{spec.stop_signal}"))
             words = [*spec.environment.keys(), *spec.environment.values(),
                      spec.foreground or "", *spec.foreground_args, spec.daemon or "",
                      *spec.daemon_args, spec.directory or "", spec.initialize]

@@ -4,7 +4,9 @@ A service directory holds ``run`` (runsv starts it in the directory and
 restarts it when it exits), ``log/run`` (a second runsv pipes ``run``'s
 output into it: here ``svlogd`` writing ``<log dir>/<name>/current``),
 ``check`` (``sv -w SECS start`` and ``sv check`` run it until it exits 0),
-``control/d`` (runsv runs it instead of sending SIGTERM on a stop) and, when
+``control/d`` (runsv(8) "customize control": runsv runs it on a stop and,
+when it exits 0, sends no SIGTERM of its own; so any stop signal works, not
+only the ones ``sv`` has a command for) and, when
 the model says so, ``down`` (runsv does not start the service when it first
 sees the directory).
 
@@ -15,6 +17,7 @@ group of its own, and a stop must reach the whole group (as supervisord's
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,9 +32,8 @@ SERVICE_DIR = "service"
 #: Files of a service directory the activator links into a live directory.
 LINKED = ("run", "finish", "check", "control/d", "log/run", "proxy")
 
-#: runsv's control characters for the signals ``sv`` can send (runsv(8)).
-SIGNAL_CHARS = {"TERM": "t", "INT": "i", "QUIT": "q", "HUP": "h", "USR1": "1",
-                "USR2": "2", "ALRM": "a", "KILL": "k", "CONT": "c", "STOP": "p"}
+#: A signal name as ``kill -s`` takes it (without SIG).
+_SIGNAL = re.compile(r"[A-Z][A-Z0-9]*")
 
 
 def path(name: str) -> str:
@@ -100,9 +102,8 @@ def log_script(name: str, log_dir: str) -> str:
 def render(name: str, native: Mapping[str, Any]) -> list[File]:
     """Every file of the service directory (and its proxy) for ``native``."""
     signal = str(native.get("stop_signal") or "TERM")
-    if signal not in SIGNAL_CHARS or signal == "CONT":
-        raise ValueError(f"stop_signal: runit cannot send SIG{signal}; "
-                         f"it sends {', '.join(sorted(SIGNAL_CHARS))}")
+    if not _SIGNAL.fullmatch(signal):
+        raise ValueError(f"stop_signal: {signal!r} is not a signal name (without SIG)")
     if not native.get("command") and not native.get(PROXY_KEY):
         raise ValueError("runit: set command (a list) or _proxy")
     files = [File(path("run"), run_script(name, native), mode=0o755),
