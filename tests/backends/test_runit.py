@@ -86,7 +86,8 @@ def test_dependencies_are_waited_for_in_the_proxy() -> None:
     files = _files(ADVANCED)
     proxy = files["webapp4/service/proxy"]
     for dep in ("webapp2", "webapp3"):
-        assert f"procmgmt_wait_for_dependency '{dep}' '/srv/pm/run/procmgmt-pid/{dep}/{dep}.pid'" in proxy
+        pid_file = f"/srv/pm/run/procmgmt-pid/{dep}/{dep}.pid"
+        assert f"procmgmt_wait_for_dependency '{dep}' '{pid_file}'" in proxy
     # A process without dependents writes its pid file all the same: a new
     # dependent must not change (and so restart) it.
     assert "procmgmt_proxy_pid_file='/srv/pm/run/procmgmt-pid/webapp4/webapp4.pid'" in proxy
