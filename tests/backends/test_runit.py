@@ -242,3 +242,32 @@ def test_order_holds_when_runsvdir_starts_everything(
         run("switch", "--undeploy", check=False)
         if _alive(new):
             os.kill(new, signal.SIGTERM)
+
+
+CRASH_MODEL = """\
+from procmgmt import Instance, Process
+
+def processes(settings):
+    return {"bad": Instance(Process(name="bad", foreground_process="/bin/sh",
+                                    foreground_process_args=["-c", "echo boom; exit 3"]))}
+"""
+
+
+@pytest.mark.e2e
+def test_a_crashing_service_fails_the_switch_at_once(
+        runit_state: tuple[Runner, Path, int], tmp_path: Path) -> None:
+    """runsv would restart it every second and ``sv -w`` wait its whole timeout: the
+    activator sees it run and go down, fails the switch with its log, and the
+    restored (empty) generation leaves no runsvdir and no service directory."""
+    run, state, _ = runit_state
+    model = tmp_path / "crash.py"
+    model.write_text(CRASH_MODEL)
+    started = time.monotonic()
+    r = run("switch", model, check=False)
+    assert r.returncode == 1
+    assert "runit service bad failed to start: it exited right after starting" in r.stderr
+    assert "boom" in r.stderr
+    assert time.monotonic() - started < 20
+    assert [p.name for p in _scan(state).iterdir()] == []
+    assert runsvdir.find_running(str(state / "run" / "runsvdir-processes.pid"),
+                                 str(_scan(state))) == []

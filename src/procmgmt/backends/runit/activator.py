@@ -33,6 +33,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 
 from procmgmt import fsutil
 from procmgmt.backends.base import Activator, ProcessStatus, Tool
@@ -155,22 +156,57 @@ class RunitActivator(Activator):
                 added = [self.entry(p) for p in new.processes]
         self._wait_supervised(added)
 
-    def start(self, gen: Generation, proc: DeployedProcess) -> None:
-        """``sv -w SECS start`` (up, and ``./check`` passing); then no ``down`` file."""
+    def start(self, gen: Generation, proc: DeployedProcess) -> Callable[[], bool]:
+        """Run ``sv -w SECS start`` (up, and ``./check`` passing) in the background and
+        return a probe: True once it succeeded (then the ``down`` file goes), raising
+        when it failed or when the service ran and went down again (a crash: runsv
+        would restart it every second, and sv would wait out its whole timeout)."""
         live = self.entry(proc)
         if not os.path.isdir(live):
             with runsvdir.start_lock(self.dir):
                 built = self._build(proc)
             self._wait_supervised([built] if built else [])
-        result = self._sv("start", live, check=False, wait=self.start_timeout)
-        if result.returncode != 0:
+        argv = ["sv", "-w", str(self.start_timeout), "start", live]
+        waiter = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, env=runsvdir.environment())
+        seen_running: list[bool] = []
+
+        def failed(reason: str) -> DeployError:
             tail = self.diagnose(gen, proc)
-            raise DeployError(f"runit service {proc.name} failed to start: "
-                              f"{(result.stdout + result.stderr).strip()}"
-                              + (f"\n  {tail}" if tail else ""))
-        if not proc.extra.get("down"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(live, "down"))
+            return DeployError(f"runit service {proc.name} failed to start: {reason}"
+                               + (f"\n  {tail}" if tail else ""))
+
+        def probe() -> bool:
+            state, _ = self._state(live)
+            if state == "run":
+                seen_running.append(True)
+            elif seen_running and waiter.poll() is None:
+                waiter.kill()
+                waiter.communicate()
+                raise failed(f"it exited right after starting ({state})")
+            if waiter.poll() is None:
+                return False
+            output, _ = waiter.communicate()
+            if waiter.returncode != 0:
+                raise failed(output.strip())
+            if not proc.extra.get("down"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(live, "down"))
+            return True
+
+        return probe
+
+    def _state(self, live: str) -> tuple[str, int | None]:
+        """(runsv's state: down, run or finish, the pid) from ``supervise/status``;
+        ("unsupervised", None) without one."""
+        try:
+            with open(os.path.join(live, "supervise", "status"), "rb") as f:
+                record = f.read()
+        except OSError:
+            return "unsupervised", None
+        if len(record) < 20:
+            return "unsupervised", None
+        return _STATES.get(record[19], "unknown"), int.from_bytes(record[12:16], "little") or None
 
     def stop(self, gen: Generation, proc: DeployedProcess) -> None:
         """``sv -w SECS force-stop`` (``control/d`` sends the stop signal to the
@@ -189,18 +225,11 @@ class RunitActivator(Activator):
     def status(self, gen: Generation, proc: DeployedProcess) -> ProcessStatus:
         """From ``supervise/status`` (runsv's binary record: pid, wanted, state)."""
         live = self.entry(proc)
-        try:
-            with open(os.path.join(live, "supervise", "status"), "rb") as f:
-                record = f.read()
-        except OSError:
+        state, pid = self._state(live)
+        if state == "unsupervised" or not runsvdir.supervised(live):
             return ProcessStatus(proc.name, False, detail="not supervised by runsvdir")
-        if len(record) < 20 or not runsvdir.supervised(live):
-            return ProcessStatus(proc.name, False, detail="not supervised by runsvdir")
-        pid = int.from_bytes(record[12:16], "little") or None
-        state = _STATES.get(record[19], "unknown")
-        wanted = "up" if record[17:18] == b"u" else "down"
-        return ProcessStatus(proc.name, state == "run" and pid is not None,
-                             pid if state == "run" else None, f"{state}, want {wanted}")
+        running = state == "run" and pid is not None
+        return ProcessStatus(proc.name, running, pid if running else None, state)
 
     def finish(self, new: Generation, old: Generation | None) -> None:
         """Remove the service directories ``new`` does not have (stopped by now);
