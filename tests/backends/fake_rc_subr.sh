@@ -13,10 +13,18 @@
 # /etc/rc.conf), checkyesno, warn/err/info/debug, check_pidfile,
 # wait_for_pids, run_rc_command with the fast/force/one/quiet prefixes and
 # start, stop, restart, status, reload, rcvar, enabled; command,
-# command_args, procname, pidfile, sig_stop, sig_reload, start_precmd and
-# start_postcmd, ${name}_program, _enable, _user, _chdir, _chroot (string
-# only), _nice, _umask, _env_file and _flags. fake_daemon implements
-# daemon(8)'s -f, -p pidfile and -o logfile.
+# command_args, procname, pidfile, sig_stop, sig_reload, start_precmd,
+# start_postcmd, stop_precmd, stop_postcmd, reload_precmd, reload_postcmd,
+# ${name}_program, _enable, _user, _chdir, _chroot (string only), _nice,
+# _umask, _env_file and _flags. fake_daemon implements daemon(8)'s -f,
+# -p pidfile and -o logfile.
+#
+# stop and reload run ${rc_arg}_precmd as rc.subr's _run_rc_precmd does:
+# only once a pid was found (rc_pid is set for it), before anything is
+# signalled (stop: before "Stopping NAME."); a failing precmd ends the
+# command with status 1 and no message of its own, unless the force prefix
+# is used, which ignores the failure. ${rc_arg}_postcmd runs after the signal
+# (stop: after the pids are gone); its status is the command's status.
 #
 # Test hook: PROCMGMT_FAKE_SU=1 replaces su(1) by a function that runs the
 # command string with sh -c, as su's shell would, without switching users
@@ -176,6 +184,32 @@ _run_rc_doit()
 	[ "$_return" -eq 0 ] || [ -n "${rc_force-}" ]
 }
 
+# _run_rc_precmd: run ${rc_arg}_precmd (in _precmd) with the extra arguments;
+# false when it failed and force was not given (rc.subr's helper, without
+# its required_* checks, which the fake does not support).
+_run_rc_precmd()
+{
+	if [ -n "${_precmd-}" ]; then
+		eval "$_precmd $rc_extra_args"
+		_return=$?
+		if [ "$_return" -ne 0 ] && [ -z "${rc_force-}" ]; then
+			return 1
+		fi
+	fi
+	return 0
+}
+
+# _run_rc_postcmd: run ${rc_arg}_postcmd (in _postcmd); its status becomes
+# run_rc_command's, as in rc.subr.
+_run_rc_postcmd()
+{
+	if [ -n "${_postcmd-}" ]; then
+		eval "$_postcmd $rc_extra_args"
+		_return=$?
+	fi
+	return 0
+}
+
 _run_rc_killcmd()
 {
 	_cmd="kill -$1 $rc_pid"
@@ -321,18 +355,24 @@ run_rc_command()
 			echo "$name not running?${pidfile:+ (check $pidfile).}" >&2
 			return 1
 		fi
+		_precmd=${stop_precmd-} _postcmd=${stop_postcmd-}
+		_run_rc_precmd || return 1
 		echo "Stopping $name."
 		_doit=$(_run_rc_killcmd "${sig_stop:-TERM}")
 		_run_rc_doit "$_doit" || return 1
 		wait_for_pids "$rc_pid"
+		_run_rc_postcmd
 		;;
 	reload)
 		if [ -z "$rc_pid" ]; then
 			echo "$name not running?${pidfile:+ (check $pidfile).}" >&2
 			return 1
 		fi
+		_precmd=${reload_precmd-} _postcmd=${reload_postcmd-}
+		_run_rc_precmd || return 1
 		_doit=$(_run_rc_killcmd "${sig_reload:-HUP}")
 		_run_rc_doit "$_doit" || return 1
+		_run_rc_postcmd
 		;;
 	restart)
 		# rc_extra_args is split into words on purpose, as rc.subr does.

@@ -12,7 +12,9 @@ back and the ordering they express is compared with the model's graph:
 - cygrunsrv: ``--dep`` in the service parameters;
 - launchd: the proxy's waits for the dependencies' pid files (launchd itself
   has no dependencies), each pid file being one the dependency's job writes;
-- runit: the same waits in the ``proxy`` that each service's ``run`` executes.
+- runit: the same waits in the ``proxy`` that each service's ``run`` executes;
+- s6: each ``run`` script's ``s6-svwait`` on the dependency's sibling service
+  directory (``-U``, ready, only for one that has a ``notification-fd``).
 
 Backends whose capabilities say their files carry no order (``none`` writes
 specs; an ``Ordering.ENGINE`` backend leaves the order to the engine) are
@@ -217,6 +219,25 @@ def check_runit(result: RenderResult, settings: Settings) -> Evidence:
     return Evidence(closure(declared), declared)
 
 
+_SVWAIT = re.compile(r"^if ! s6-svwait (-[Uu]) -t \d+ '?\.\./([^' ]+)'?; then$", re.MULTILINE)
+
+
+def check_s6(result: RenderResult, settings: Settings) -> Evidence:
+    """``s6-svwait -U|-u ../DEP`` in ``run``: s6-supervise runs it in the service dir,
+    so ``../DEP`` is the dependency's service directory in the same scan dir;
+    ``-U`` (wait for readiness) only when the dependency notifies (it would never
+    return otherwise)."""
+    files = files_of(result)
+    declared: Edges = set()
+    for name, own in files.items():
+        for flag, dep in _SVWAIT.findall(own[f"s6/{name}/run"].content or ""):
+            assert f"s6/{dep}/run" in files.get(dep, {}), f"{name} waits for unknown {dep}"
+            notifies = f"s6/{dep}/notification-fd" in files[dep]
+            assert (flag == "-U") == notifies, f"{name} waits {flag} for {dep}"
+            declared.add((dep, name))
+    return Evidence(closure(declared), declared)
+
+
 CHECKS: dict[str, Callable[[RenderResult, Settings], Evidence]] = {
     "sysvinit": check_sysvinit,
     "supervisord": check_supervisord,
@@ -225,6 +246,7 @@ CHECKS: dict[str, Callable[[RenderResult, Settings], Evidence]] = {
     "cygrunsrv": check_cygrunsrv,
     "launchd": check_launchd,
     "runit": check_runit,
+    "s6": check_s6,
 }
 
 

@@ -16,7 +16,9 @@ read it, not with procmgmt's own encoder:
   foreground proxy of daemon-only processes;
 * launchd (when registered): ``plistlib``;
 * runit: ``sh`` evaluates the ``run`` script's exports and ``chpst`` line and
-  the ``proxy`` it executes.
+  the ``proxy`` it executes;
+* s6: ``run`` must exec ``./data/start`` (directly or through
+  ``s6-notifyoncheck``), whose environment block and command ``sh`` evaluates.
 
 Runs without starting any process manager; ``test_run_roundtrip.py`` starts
 the runnable backends for real.
@@ -298,6 +300,28 @@ def read_cygrunsrv(files: Sequence[File], case: Case, tmp: Path) -> Parsed:
     return Parsed(argv, env, directory, pid_file)
 
 
+#: Where the part of a start script that sets up the environment ends.
+_START_SETUP_END = ("\nif ! procmgmt_proxy_gid=", "\nprocmgmt_make_piddir ",
+                    "\nprocmgmt_proxy_pid_file=", "\nprocmgmt_pid_file=", "\nexec ")
+
+
+def read_s6(files: Sequence[File], case: Case, tmp: Path) -> Parsed:
+    """s6-supervise runs ``run``, which execs ``./data/start``; sh evaluates that
+    script's environment block (its ``cd`` left out) and its command words."""
+    run = _file(files, r"s6/[^/]+/run")
+    last = run.rstrip("\n").rsplit("\n", 1)[-1]
+    assert last == "exec ./data/start" or (
+        last.startswith("exec s6-notifyoncheck ") and last.endswith(" ./data/start")), last
+    start = _file(files, r"s6/[^/]+/data/start")
+    end = min(i for i in (start.find(m) for m in _START_SETUP_END) if i >= 0)
+    setup = re.sub(r"\ncd .*? \|\| exit 1\n", "\n:\n", start[:end], count=1, flags=re.S)
+    keys = sorted(case.environment)
+    values_ = sh_words(setup + _printf_vars(keys)) if keys else []
+    env = {k: v for k, v in zip(keys, values_, strict=True) if v != "<unset>"}
+    argv, directory, pid_file = read_proxy(start, case)
+    return Parsed(argv, env, directory, pid_file)
+
+
 def read_none(files: Sequence[File], case: Case, tmp: Path) -> Parsed:
     """The agnostic spec is JSON of the model's own properties: the program the
     case's mode runs, then ``args``."""
@@ -317,6 +341,7 @@ READERS: dict[str, Callable[[Sequence[File], Case, Path], Parsed]] = {
     "cygrunsrv": read_cygrunsrv,
     "none": read_none,
     "runit": read_runit,
+    "s6": read_s6,
 }
 
 

@@ -240,9 +240,9 @@ def render_script(script: RcScriptModel) -> str:
 
 def _poststart_lines(script: RcScriptModel, check: rd.Readiness) -> list[str]:
     """``start_postcmd``: wait until the declared check passes. On timeout the
-    process is stopped again and the script exits 1 through rc.subr's ``err``
-    (rc.subr ignores a postcmd's status), as systemd fails a unit whose
-    ExecStartPost= fails."""
+    process is stopped again (only a pid the service's user owns: the same check
+    as ``stop_precmd``) and the script exits 1 through rc.subr's ``err``, as
+    systemd fails a unit whose ExecStartPost= fails."""
     p = script.name
     wait = ready.wait_lines(script.file, check, pid_file=script.pid_file,
                                 offset='"$procmgmt_ready_offset"', indent="\t")
@@ -260,8 +260,12 @@ def _poststart_lines(script: RcScriptModel, check: rd.Readiness) -> list[str]:
         '\tif [ "$procmgmt_ready_rc" -ne 0 ]; then',
         '\t\tprocmgmt_ready_pid=$(check_pidfile "$pidfile" "${procname:-$command}")',
         '\t\tif [ -n "$procmgmt_ready_pid" ]; then',
-        '\t\t\tkill -s "${sig_stop:-TERM}" "$procmgmt_ready_pid"',
-        '\t\t\twait_for_pids "$procmgmt_ready_pid"',
+        "\t\t\t# The same owner check as stop's: the user can write the pid file.",
+        '\t\t\trc_pid=$procmgmt_ready_pid',
+        f"\t\t\tif {p}_trusted; then",
+        '\t\t\t\tkill -s "${sig_stop:-TERM}" "$procmgmt_ready_pid"',
+        '\t\t\t\twait_for_pids "$procmgmt_ready_pid"',
+        "\t\t\tfi",
         "\t\tfi",
         '\t\terr 1 "$name did not become ready; stopped it again"',
         "\tfi",

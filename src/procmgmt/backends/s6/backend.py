@@ -1,0 +1,162 @@
+"""s6 backend: translate a process into the native model of its s6 service directory.
+
+Every process runs through ``data/start``, the shared foreground proxy: for a
+foreground program it only sets directory, umask, environment, nice level and
+user and then execs (s6 supervises the program itself); a daemon-only process
+is wrapped (the proxy waits for its pid file and forwards the stop signal).
+Ordering is written into the files: each ``run`` waits for its dependencies'
+service directories with ``s6-svwait`` (see :mod:`.servicedir`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from procmgmt import readiness as rd
+from procmgmt.backends.base import (
+    SH_READINESS,
+    Backend,
+    BuildContext,
+    Capabilities,
+    Coverage,
+    File,
+    Ordering,
+    PidFiles,
+    Privilege,
+    ProcessMode,
+    Support,
+)
+from procmgmt.backends.s6 import servicedir
+from procmgmt.backends.s6.activator import S6Activator
+from procmgmt.backends.shared.proxy import (
+    DEFAULT_KILL_AFTER,
+    DEFAULT_PID_FILE_TIMEOUT,
+    DEFAULT_WAIT_TIMEOUT,
+    PROXY_KEY,
+    wraps_daemon,
+)
+from procmgmt.backends.shared.ready import checkable, spec_problems
+from procmgmt.errors import Problem
+from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec
+from procmgmt.settings import Settings
+
+#: Milliseconds s6-supervise waits after the stop signal before SIGKILL.
+TIMEOUT_KILL_MS = 10000
+
+
+def log_dir(spec: ProcessSpec, settings: Settings) -> str:
+    """s6-log's directory of a process (``current`` is the live file), in the log dir
+    only root (or the deployer) can write: s6-log runs as the deployer."""
+    return os.path.join(settings.log_dir, spec.instance_name or spec.name)
+
+
+class S6Backend(Backend):
+    """Generates s6 service directories; deploys with a procmgmt-owned s6-svscan."""
+
+    name = "s6"
+    capabilities = Capabilities(
+        prefers=ProcessMode.FOREGROUND,
+        dependencies=Support.EMULATED,
+        ordering=Ordering.WAITS,
+        ordering_detail="each run script waits with s6-svwait (-U when the dependency "
+                        "notifies readiness, else -u) for its dependencies",
+        user_switching=Support.EMULATED,
+        privileges=frozenset({Privilege.ROOT, Privilege.UNPRIVILEGED}),
+        tested=Coverage.RUN,
+        readiness=Support.NATIVE,
+        readiness_kinds=SH_READINESS,
+        pid_files=PidFiles.DAEMONS,
+        notes="readiness: notification-fd written by s6-notifyoncheck polling the "
+              "generated sh probe (data/check); Notify (sd_notify) has no s6 "
+              "equivalent: only the engine waits for it; daemon-only processes "
+              "run under the foreground proxy; output goes to an s6-log logger",
+    )
+
+    def translate(self, spec: ProcessSpec, ctx: BuildContext) -> dict[str, Any]:
+        """The service directory's settings; the start script's under ``_proxy``."""
+        settings = ctx.settings
+        user = spec.effective_user(settings)
+        env = dict(spec.environment)
+        path = spec.path_value()
+        if path:
+            env["PATH"] = f"{path}:{SYSTEM_PATH}"
+        wrap = spec.foreground is None
+        exe = spec.daemon if wrap else spec.foreground
+        assert exe is not None, "validation guarantees a daemon or a foreground process"
+        args = spec.daemon_args if wrap else spec.foreground_args
+        check = spec.readiness
+        # A PidFile check without a path names the process's own pid file, which a
+        # foreground program does not write: the start script writes it before exec.
+        write_pid = (not wrap and isinstance(check, rd.PidFile) and not check.path)
+        pid_file = spec.derived_pid_file(settings) if wrap or write_pid else None
+        deps = {}
+        for dep in spec.dependencies:
+            other = ctx.specs.get(dep)
+            if other is not None:
+                deps[dep] = "ready" if checkable(other.readiness) else "up"
+        native: dict[str, Any] = {
+            "dependencies": deps,
+            "wait_timeout": DEFAULT_WAIT_TIMEOUT,
+            "notification_fd": servicedir.NOTIFICATION_FD if checkable(check) else None,
+            "check": check.to_json() if checkable(check) and check is not None else None,
+            "pid_file": pid_file,
+            "down": True,
+            # A wrapped daemon's proxy traps TERM and forwards the daemon's signal.
+            "down_signal": "TERM" if wrap else spec.stop_signal,
+            "timeout_kill": TIMEOUT_KILL_MS,
+            "log": {"dir": log_dir(spec, settings), "keep": 10, "size": 1000000},
+            PROXY_KEY: {
+                "name": spec.name,
+                "command": [exe, *args],
+                "wrap_daemon": wrap,
+                "pid_file": pid_file,
+                # The start script runs as root (or the deployer) and creates it.
+                "pid_dir": spec.own_pid_dir(settings) if pid_file else None,
+                "write_pid_file": write_pid,
+                "initialize": spec.initialize,
+                "directory": spec.directory,
+                "umask": spec.umask,
+                "nice": spec.nice,
+                "user": user,
+                "environment": env,
+                "pid_file_timeout": DEFAULT_PID_FILE_TIMEOUT,
+                "kill_after": DEFAULT_KILL_AFTER,
+                "stop_signal": spec.stop_signal,
+            },
+        }
+        return native
+
+    def render(self, native: dict[str, Any], spec: ProcessSpec, ctx: BuildContext) -> list[File]:
+        """The files of the process's service directory."""
+        return servicedir.render(spec.name, native)
+
+    def manifest_extra(self, native: dict[str, Any], spec: ProcessSpec,
+                       ctx: BuildContext) -> dict[str, Any]:
+        """Where the service directory and the log are, and whether it notifies."""
+        extra: dict[str, Any] = {"service_dir": servicedir.service_dir(spec.name),
+                                 "notifies": native.get("notification_fd") is not None
+                                 and native.get("check") is not None,
+                                 "wraps_daemon": wraps_daemon(native.get(PROXY_KEY))}
+        log = native.get("log")
+        if isinstance(log, dict) and isinstance(log.get("dir"), str):
+            extra["log_dir"] = log["dir"]
+            extra["log_file"] = os.path.join(log["dir"], "current")
+        return extra
+
+    def validate(self, specs: Sequence[ProcessSpec], ctx: BuildContext) -> list[Problem]:
+        """What the generated sh cannot carry: NUL characters, uncheckable patterns."""
+        problems: list[tuple[str, str, str]] = []
+        for spec in specs:
+            for fieldname, words in (("daemon_args", (spec.daemon or "", *spec.daemon_args)),
+                                     ("foreground_process_args",
+                                      (spec.foreground or "", *spec.foreground_args))):
+                if any("\0" in w for w in words):
+                    problems.append((spec.name, fieldname, "contains a NUL character"))
+            problems.extend(spec_problems(spec))
+        return ctx.problems(problems)
+
+    def activator(self, settings: Settings) -> S6Activator:
+        """An s6-svscan per (state dir, profile), started on demand."""
+        return S6Activator(settings)
