@@ -104,6 +104,27 @@ def test_stop_signal_goes_to_the_process_group(tmp_path: Path) -> None:
     assert "procmgmt_stop_signal=QUIT\n" in files["dm/service/proxy"]
 
 
+def test_down_and_finish_from_overrides(tmp_path: Path) -> None:
+    """``down`` and ``finish`` are written only when an override asks for them; the
+    manifest tells the activator to leave ``down`` in place after a start."""
+    model = tmp_path / "processes.py"
+    model.write_text(STOP_MODEL.replace(
+        'stop_signal="SIGINT")', 'stop_signal="SIGINT", overrides={"runit": '
+        '{"down": True, "finish": "#!/bin/sh\\nexit 0\\n"}})'))
+    settings = golden_settings(False, "runit")
+    parsed, specs = evaluate(str(model), settings)
+    result = render(parsed, specs, settings, get_backend("runit"))
+    by_name = {r.spec.name: r for r in result.processes}
+    fg = {f.path: f for f in by_name["fg"].files}
+    assert fg["service/down"].content == ""
+    assert fg["service/finish"].content == "#!/bin/sh\nexit 0\n"
+    assert fg["service/finish"].mode == 0o755
+    assert by_name["fg"].extra["down"] is True
+    dm = {f.path for f in by_name["dm"].files}
+    assert "service/down" not in dm and "service/finish" not in dm
+    assert by_name["dm"].extra["down"] is False
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden_scripts_lint_clean(case: str) -> None:
     """Every script of a service directory passes shellcheck -s sh, sh -n and dash -n."""

@@ -42,6 +42,9 @@ from procmgmt.errors import DeployError
 from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.settings import Settings
 
+#: svlogd's directory of a process.
+LOG_DIR = 0o750
+
 #: supervise/status byte 19: what runsv is doing.
 _STATES = {0: "down", 1: "run", 2: "finish"}
 
@@ -89,7 +92,9 @@ class RunitActivator(Activator):
             target = os.path.join(source, name)
             if os.path.exists(target):
                 os.symlink(target, os.path.join(tmp, name))
-        fsutil.ensure_dir(str(proc.extra.get("log_dir")), enforce=True)
+        # svlogd (root, umask 022) writes current 0644: the directory keeps others out,
+        # as the 0640 log files of the other backends do.
+        fsutil.ensure_dir(str(proc.extra.get("log_dir")), LOG_DIR, enforce=True)
         # runsv supervises it without starting it; start() removes it.
         fsutil.write_atomic(os.path.join(tmp, "down"), "", fsutil.FILE)
         os.rename(tmp, live)
