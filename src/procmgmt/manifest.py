@@ -37,6 +37,10 @@ FORMAT = 1
 _KEY = "manifest_key"
 #: Field metadata: False for a field that is not stored in the manifest.
 _STORED = "manifest_stored"
+#: Field metadata: True for a field added to format 1 later, written only when it is
+#: not None, so a manifest written before it existed is rewritten byte for byte
+#: (an equal generation keeps its store hash).
+_SPARSE = "manifest_sparse"
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ class DeployedProcess:
     search_path: str | None = None
     #: The working directory, if the model sets one.
     directory: str | None = None
+    #: The signal the process declares for ``reload`` (None: it declares none).
+    reload_signal: str | None = field(default=None, metadata={_SPARSE: True})
 
 
 @dataclass(frozen=True)
@@ -180,7 +186,9 @@ def _encoder(hint: Any) -> _Encoder:
         return dict
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         plan = [(name, key, _encoder(h)) for name, key, h, _ in _fields(hint)]
-        return lambda v: {key: enc(getattr(v, name)) for name, key, enc in plan}
+        sparse = {f.name for f in dataclasses.fields(hint) if f.metadata.get(_SPARSE)}
+        return lambda v: {key: enc(getattr(v, name)) for name, key, enc in plan
+                          if name not in sparse or getattr(v, name) is not None}
     return _identity
 
 

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import pwd
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,8 @@ DEFAULT_PROCESS_MANAGER = "supervisord"
 #: Seconds a model may take to evaluate: generous for any real model, and a
 #: hang (a FIFO, a network call, an endless loop) still ends with a message.
 DEFAULT_MODEL_TIMEOUT = 60.0
+#: Rotated log files kept when --log-max-bytes is set and --log-backups is not.
+DEFAULT_LOG_BACKUPS = 5
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ class SettingField:
     attr: str
     flag: str | None
     env: str
-    kind: str  # "path", "bool", "str", "json", "seconds"
+    kind: str  # "path", "bool", "str", "json", "seconds", "bytes", "count"
     help: str
     short: str | None = None
     #: What :meth:`read` returns when the variable is unset (or empty, see keep_empty).
@@ -102,6 +105,15 @@ FIELDS: tuple[SettingField, ...] = (
     SettingField("model_timeout", "--model-timeout", "PROCMGMT_MODEL_TIMEOUT", "seconds",
                  "time limit in seconds for evaluating the model and calling its override "
                  f"functions (default {DEFAULT_MODEL_TIMEOUT:g})"),
+    SettingField("log_max_bytes", "--log-max-bytes", "PROCMGMT_LOG_MAX_BYTES", "bytes",
+                 "rotate a process's log file once it holds this much (e.g. 10M, 512K; 0: "
+                 "never), where the backend writes log files: supervisord natively, the "
+                 "sysvinit scripts through a rotating writer; systemd logs to the journal "
+                 "(default: supervisord's own 50MB, no rotation by the scripts)"),
+    SettingField("log_backups", "--log-backups", "PROCMGMT_LOG_BACKUPS", "count",
+                 "rotated log files kept (FILE.1 ... FILE.N) when logs rotate; 0 keeps none "
+                 f"(default {DEFAULT_LOG_BACKUPS}, supervisord's own 10 when "
+                 "--log-max-bytes is not set either)"),
 )
 
 FIELDS_BY_ATTR = {f.attr: f for f in FIELDS}
@@ -144,6 +156,19 @@ class Settings:
     process_manager_given: bool = False
     #: Time limit (seconds) for evaluating the model and calling its override functions.
     model_timeout: float = DEFAULT_MODEL_TIMEOUT
+    #: Rotate log files the backend writes at this size (None: the backend's default,
+    #: 0: never).
+    log_max_bytes: int | None = None
+    #: Rotated log files kept (None: :data:`DEFAULT_LOG_BACKUPS`, or the manager's own
+    #: default when ``log_max_bytes`` is not set either).
+    log_backups: int | None = None
+
+    def log_rotation(self) -> tuple[int, int] | None:
+        """(max bytes, backups) when log files are to be rotated by size, else None."""
+        if not self.log_max_bytes:
+            return None
+        return self.log_max_bytes, (DEFAULT_LOG_BACKUPS if self.log_backups is None
+                                    else self.log_backups)
 
     @property
     def procmgmt_dir(self) -> str:
@@ -234,12 +259,29 @@ def _parse_value(f: SettingField, raw: Any, source: str) -> Any:
         if not math.isfinite(seconds) or seconds <= 0:
             raise UsageError(f"{source}: expected a positive number of seconds, got {raw!r}")
         return seconds
+    if f.kind in ("bytes", "count"):
+        return _parse_size(f, raw, source)
     if f.kind == "path":
         text = str(raw)
         if not text:
             raise UsageError(f"{source}: must not be empty")
         return os.path.abspath(os.path.expanduser(text))
     return str(raw)
+
+
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def _parse_size(f: SettingField, raw: Any, source: str) -> int:
+    """A byte size ("10M", "512K", "1G", "4096"; KB/MB/GB too) or a count, 0 or more."""
+    text = str(raw).strip().upper()
+    units = _SIZE_UNITS if f.kind == "bytes" else {"": 1}
+    match = re.fullmatch(r"(\d+)\s*([KMG]?)B?" if f.kind == "bytes" else r"(\d+)()", text)
+    if match is None or match.group(2) not in units:
+        what = "a size in bytes such as 10M, 512K or 4096" if f.kind == "bytes" \
+            else "a whole number, 0 or more"
+        raise UsageError(f"{source}: expected {what}, got {raw!r}")
+    return int(match.group(1)) * units[match.group(2)]
 
 
 def resolve(
@@ -286,6 +328,8 @@ def resolve(
     values["profile"] = given.get("profile", DEFAULT_PROFILE)
     values["extra_params"] = given.get("extra_params", {})
     values["model_timeout"] = given.get("model_timeout", DEFAULT_MODEL_TIMEOUT)
+    values["log_max_bytes"] = given.get("log_max_bytes")
+    values["log_backups"] = given.get("log_backups")
     for fields in backend_fields().values():
         for f in fields:  # a bad value fails here, before anything is built or stopped
             f.read(env)

@@ -41,6 +41,9 @@ SHELL_RESERVED = frozenset({"IFS", "PPID", "OPTIND", "OPTARG", "PS1", "PS2", "PS
 #: Stop signals every backend can send (names every supported system shares).
 #: HUP is not one: the generated scripts and proxies send it for ``reload``.
 STOP_SIGNALS = ("TERM", "INT", "QUIT", "USR1", "USR2", "WINCH", "ALRM", "KILL")
+#: Reload signals: the ones servers use for "read your configuration again"
+#: (HUP for most, USR1/USR2 for log reopening or graceful reloads).
+RELOAD_SIGNALS = ("HUP", "USR1", "USR2", "WINCH", "QUIT", "INT", "TERM", "ALRM")
 #: Longest unix socket path (sun_path is 108 bytes including the NUL).
 UNIX_SOCKET_MAX = 107
 #: Linux's execve(2) refuses (E2BIG) any one argument or environment string longer
@@ -153,6 +156,11 @@ def _check_process(c: _Collector, key: str, inst: Instance, members: set[int]) -
                                       or normalize_signal(p.stop_signal) not in STOP_SIGNALS):
         add("stop_signal", f"must be one of {', '.join(STOP_SIGNALS)} (with or without "
             f"'SIG'), got {p.stop_signal!r}")
+    if p.reload_signal is not None and (
+            not isinstance(p.reload_signal, str)
+            or normalize_signal(p.reload_signal) not in RELOAD_SIGNALS):
+        add("reload_signal", f"must be one of {', '.join(RELOAD_SIGNALS)} (with or without "
+            f"'SIG'), got {p.reload_signal!r}")
     if isinstance(p.dependencies, (str, Process)) or not isinstance(p.dependencies, (list, tuple)):
         add("dependencies", "must be a list of Process objects")
     else:

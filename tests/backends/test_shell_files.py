@@ -41,6 +41,10 @@ def test_the_package_ships_its_shell_files() -> None:
     "backends/sysvinit/start_head.sh",
     "backends/sysvinit/start_daemon.sh",
     "backends/sysvinit/start_foreground.sh",
+    "backends/sysvinit/start_foreground_tail.sh",
+    "backends/sysvinit/spawn_append.sh",
+    "backends/sysvinit/spawn_rotating.sh",
+    "backends/sh/log_writer.sh",
     "backends/bsdrc/helpers.sh",
     *(f"backends/shared/sh/ready_{kind}.sh"
       for kind in ("common", "last", "tcp", "http", "pidfile", "log", "command")),

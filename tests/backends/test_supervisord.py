@@ -843,3 +843,18 @@ def test_log_files_in_the_manifest() -> None:
     spec = _spec()
     extra = SupervisordBackend().manifest_extra(native, spec, _ctx(spec))
     assert (extra["log_file"], extra["stderr_log_file"]) == ("/l/out.log", "/l/err.log")
+
+
+def test_log_rotation_settings_become_supervisords_own(tmp_path: Path) -> None:
+    """--log-max-bytes/--log-backups are written as stdout_logfile_maxbytes/_backups
+    (supervisord rotates); unset, neither is written (supervisord's defaults)."""
+    spec = _spec()
+    settings = dataclasses.replace(golden_settings(False, "supervisord"),
+                                   log_max_bytes=4096, log_backups=None)
+    files, _ = SupervisordBackend().render_process(
+        spec, BuildContext(settings=settings, specs={spec.name: spec}))
+    text = next(f.content for f in files if f.path.endswith(".conf") and f.content)
+    parsed = parse_with_supervisor(tmp_path, {"svc": text})["svc"]
+    assert (parsed.stdout_logfile_maxbytes, parsed.stdout_logfile_backups) == (4096, 5)
+    assert "logfile_maxbytes" not in _program_text(spec)
+    assert "logfile_backups" not in _program_text(spec)

@@ -721,3 +721,11 @@ def test_system_mode_needs_root(fake: FakeSystemd, monkeypatch: pytest.MonkeyPat
     assert act.target_dir == str(fake.root / "home/.config/systemd/user")
     act.prepare(fake.build(SIMPLE), None)
     assert fake.calls()[-1] == "--user --no-ask-password daemon-reload"
+
+
+def test_a_declared_reload_signal_is_exec_reload() -> None:
+    """reload_signal becomes ExecReload= (what 'systemctl reload' runs); none, no line."""
+    _, files = _unit_of(_spec(reload_signal="USR1"))
+    assert "ExecReload=/bin/kill -s USR1 $MAINPID" in _unit_text(files).splitlines()
+    _, files = _unit_of(_spec())
+    assert "ExecReload" not in _unit_text(files)

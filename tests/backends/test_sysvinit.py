@@ -771,3 +771,26 @@ def test_a_pid_file_in_the_shared_tmp_dir_gets_a_sticky_dir(tmp_path: Path) -> N
     own = os.path.dirname(settings.pid_file("own"))
     assert f"procmgmt_piddir={own}\n" in scripts["own"]
     assert f"mkdir -p {own} &&" not in scripts["own"]
+
+
+def test_log_rotation_writes_through_the_rotating_writer() -> None:
+    """With --log-max-bytes a foreground process's output goes through the writer
+    (its limits set in the script); without, it is appended as before."""
+    spec = ProcessSpec(name="svc", description="A service", foreground="/bin/sleep",
+                       foreground_args=("1000",))
+    settings = dataclasses.replace(golden_settings(False, "sysvinit"),
+                                   log_max_bytes=1024, log_backups=3)
+
+    def script(s: Settings) -> str:
+        files, _ = SysVInitBackend().render_process(
+            spec, BuildContext(settings=s, specs={spec.name: spec}))
+        return next(f.content or "" for f in files if f.path.endswith("init.d/svc"))
+
+    rotated = script(settings)
+    assert "procmgmt_log_max_bytes=1024\nprocmgmt_log_backups=3\n" in rotated
+    assert 'procmgmt_spawn_rotating "$@" || return 1' in rotated
+    assert "procmgmt_log_writer()" in rotated
+    _lanes.assert_lints_clean([rotated], _lanes.SHELLCHECK, _lanes.DASH_N)
+    plain = script(golden_settings(False, "sysvinit"))
+    assert "procmgmt_log_writer" not in plain and "procmgmt_log_max_bytes" not in plain
+    assert '"$@" </dev/null >>"$procmgmt_logfile" 2>&1 &' in plain

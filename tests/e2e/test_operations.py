@@ -283,6 +283,25 @@ def test_logs_follow_across_restart(deployed: Deployed) -> None:
 
 
 @pytest.mark.e2e
+def test_reload_signals_the_process(deployed: Deployed) -> None:
+    """reload sends the declared signal through the manager (the process says so in its
+    log, its PID stays); a process without a reload_signal is refused, by name."""
+    run = deployed
+    before = pids(run)
+    wait_lines(run, "solo", 2)
+    run("reload", "solo")
+    deadline = time.monotonic() + 10
+    while "solo | solo reloaded" not in run("logs", "-n", "40", "solo").stdout:
+        assert time.monotonic() < deadline, "solo did not log its reload"
+        time.sleep(0.1)
+    assert pids(run) == before
+    proc = run("reload", "base", check=False)
+    assert proc.returncode != 0
+    assert "base: declares no reload_signal" in proc.stderr
+    assert "reloaded: solo" in run("reload", "--all").stdout
+
+
+@pytest.mark.e2e
 def test_status_fields_and_exit_codes(deployed: Deployed) -> None:
     """Per process state, PID, uptime and log; the summary; exit 0 when all run, 3 when
     one is stopped by hand or down (killed behind procmgmt's back)."""
@@ -323,3 +342,73 @@ def test_status_fields_and_exit_codes(deployed: Deployed) -> None:
     data = json.loads(run("status", "--json", check=False).stdout)
     assert data["summary"] == "3 processes, 1 up, 1 stopped by hand, 1 down"
     assert [r["state"] for r in data["processes"]] == ["running", "stopped by hand", "down"]
+
+
+@pytest.mark.e2e
+def test_run_shows_the_programs_output(tmp_path: Path) -> None:
+    """``procmgmt run`` prints the programs' lines, prefixed with their names, and not
+    supervisord's own log; SIGTERM ends it with status 0."""
+    run = Runner(tmp_path / "state", "supervisord", json.dumps({}), cwd=tmp_path)
+    argv, env = run.command("run", MODEL)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            bufsize=1, env=env, cwd=tmp_path, start_new_session=True)
+    try:
+        seen = read_until(proc, "solo | solo err 2", timeout=30)
+        seen += read_until(proc, "app  | app out 2", timeout=10)
+        assert not [ln for ln in seen if " | " not in ln], seen
+        assert not [ln for ln in seen if "INFO" in ln or "spawned" in ln], seen
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert "spawned" not in out + err and "INFO" not in out + err
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        kill_leftovers(str(run.state_dir))
+
+
+@pytest.mark.e2e
+def test_rotated_logs_followed_and_since(deployed: Deployed) -> None:
+    """With --log-max-bytes/--log-backups the log rotates (FILE.1, FILE.2, no more);
+    logs -f follows across rotations without losing or repeating a line; --since
+    a while ago shows the rotated files' lines too, --since the future none."""
+    run = deployed
+    run("switch", "--log-max-bytes", "600", "--log-backups", "2", run.model)
+    wait_lines(run, "solo", 4)
+    argv, env = run.command("logs", "-f", "-n", "0", "solo")
+    follower = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, bufsize=1, env=env,
+                                cwd=run.cwd)
+    try:
+        first = read_until(follower, "solo out ", timeout=10)[-1]
+        start = int(first.rsplit(" ", 1)[1])
+        seen = read_until(follower, f"solo out {start + 70}", timeout=30)
+    finally:
+        os.kill(follower.pid, signal.SIGTERM)
+        follower.wait(timeout=10)
+    numbers = [int(ln.rsplit(" ", 1)[1]) for ln in seen if " | solo out " in ln]
+    assert numbers == list(range(start + 1, start + 71)), numbers
+    log = Path(str(status(run)[1]["solo"]["log"][0]))  # type: ignore[index]
+    rotated = sorted(p.name for p in log.parent.iterdir() if p.name.startswith(log.name))
+    assert rotated == [log.name, f"{log.name}.1", f"{log.name}.2"]
+    assert all((log.parent / n).stat().st_size < 600 + 40 for n in rotated)
+    recent = run("logs", "--since", "1h", "solo").stdout.splitlines()
+    assert len(recent) > len(log.read_text().splitlines())  # rotated files included
+    assert run("logs", "--since", "2099-01-01T00:00", "solo").stdout == ""
+
+
+@pytest.mark.e2e
+def test_status_watch_repeats_and_ctrl_c_exits_0(deployed: Deployed) -> None:
+    """Not on a terminal, --watch prints the report again every interval; SIGINT to its
+    process group (a terminal's Ctrl-C) ends it with status 0 and nothing on stderr."""
+    argv, env = deployed.command("status", "--watch", "--interval", "0.2")
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            bufsize=1, env=env, cwd=deployed.cwd, start_new_session=True)
+    try:
+        read_until(proc, "3 processes, 3 up", timeout=20)
+        read_until(proc, "3 processes, 3 up", timeout=20)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and err == "", err
+    assert "\033" not in out

@@ -75,3 +75,10 @@ def test_log_sources_per_backend(tmp_path: Path) -> None:
     source = act.log_source(gen, proc)
     assert source.files == ()
     assert source.journal == ("--user-unit" if act.user else "-u", "web.service")
+
+
+def test_journal_command_since_and_all_lines() -> None:
+    """--since goes to journalctl as an epoch time; no count means every line."""
+    assert journal_command(("-u", "web.service"), None, False, since=1800000000.7) == [
+        "journalctl", "-u", "web.service", "--output=cat", "--no-pager", "--lines=all",
+        "--since=@1800000000"]

@@ -32,7 +32,7 @@ def full_generation(path: str = "/store/gen") -> Generation:
         pid_file="/run/web.pid", user="www", extra={"unit": "web.service", "n": [1, 2]},
         readiness={"kind": "tcp", "port": 80}, credentials={"users": {"www": {"uid": 33}}},
         metadata={"port": 80}, executables=("/bin/web", "webd"), search_path="/opt/bin",
-        directory="/srv/web")
+        directory="/srv/web", reload_signal="USR1")
     db = DeployedProcess(name="db", hash="h0", path="/store/h0-db", rank=0)
     return Generation(backend="systemd", path=path, processes=(db, proc),
                       extras_path="/store/base", settings={"profile": "p"},
@@ -63,6 +63,14 @@ def test_json_keys_are_the_format_1_keys() -> None:
     assert data["extras"] == "/store/base"
     assert data["processes"][1]["executables"] == ["/bin/web", "webd"]
     assert "path" in data["processes"][1]
+
+
+def test_a_sparse_field_is_written_only_when_set() -> None:
+    """reload_signal, added to format 1 later, is left out when None (older manifests
+    are rewritten byte for byte) and kept when set."""
+    procs = {p["name"]: p for p in to_json(full_generation())["processes"]}
+    assert procs["web"]["reload_signal"] == "USR1"
+    assert "reload_signal" not in procs["db"]
 
 
 def test_a_manifest_written_by_format_1_loads_and_is_rewritten_byte_for_byte(

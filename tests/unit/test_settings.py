@@ -144,3 +144,22 @@ def test_backend_settings_are_in_help(capsys: pytest.CaptureFixture[str]) -> Non
     out = capsys.readouterr().out
     assert "systemd backend settings (environment variables):" in out
     assert "PROCMGMT_SYSTEMD_TARGET_DIR" in out and "PROCMGMT_BSDRC_RC_CONF" in out
+
+
+@pytest.mark.parametrize(("raw", "size"), [("4096", 4096), ("512K", 524288), ("10M", 10485760),
+                                           ("1g", 1073741824), ("10MB", 10485760), ("0", 0)])
+def test_log_max_bytes_takes_sizes(raw: str, size: int, tmp_path: object) -> None:
+    s = resolve({"state_dir": str(tmp_path), "log_max_bytes": raw}, {})
+    assert s.log_max_bytes == size
+    assert s.log_rotation() == ((size, 5) if size else None)
+
+
+def test_log_backups_from_the_environment_and_bad_values(tmp_path: object) -> None:
+    s = resolve({"state_dir": str(tmp_path)},
+                {"PROCMGMT_LOG_MAX_BYTES": "1M", "PROCMGMT_LOG_BACKUPS": "3"})
+    assert s.log_rotation() == (1048576, 3)
+    assert resolve({"state_dir": str(tmp_path)}, {}).log_rotation() is None
+    with pytest.raises(UsageError, match="--log-max-bytes: expected a size in bytes"):
+        resolve({"state_dir": str(tmp_path), "log_max_bytes": "10 parsecs"}, {})
+    with pytest.raises(UsageError, match="PROCMGMT_LOG_BACKUPS: expected a whole number"):
+        resolve({"state_dir": str(tmp_path)}, {"PROCMGMT_LOG_BACKUPS": "-1"})

@@ -13,6 +13,8 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import signal
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -370,7 +372,29 @@ class Activator(ABC):
             self.activity(gen, proc, "stop")
             self.start_and_wait(gen, proc)
             return 0
+        if activity == "reload":
+            return self.signal_reload(gen, proc)
         raise NotImplementedError(activity)
+
+    def signal_reload(self, gen: Generation, proc: DeployedProcess) -> int:
+        """Send ``proc``'s reload signal (HUP when it declares none) to the process
+        that reads it: the daemon of a proxied daemon (the proxy forwards only HUP),
+        else the pid the manager reports. Exit status 0, or 1 (with a message on
+        stderr) when nothing runs or the signal cannot be sent. The default
+        ``reload`` of managers without one of their own."""
+        pids = self.started_pids(gen, proc)
+        if not pids:
+            print(f"{proc.name}: not running", file=sys.stderr)
+            return 1
+        name = proc.reload_signal or "HUP"
+        try:
+            os.kill(pids[-1], getattr(signal, f"SIG{name}"))
+        except OSError as exc:
+            print(f"{proc.name}: cannot send SIG{name} to pid {pids[-1]}: "
+                  f"{exc.strerror}", file=sys.stderr)
+            return 1
+        print(f"{proc.name}: sent SIG{name} (pid {pids[-1]})")
+        return 0
 
     def diagnose(self, gen: Generation, proc: DeployedProcess) -> str:
         """Why ``proc`` may have died: by default the last lines of its log file

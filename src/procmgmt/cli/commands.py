@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import sys
+from typing import TextIO
 
 from procmgmt import fsutil
 from procmgmt.backends import backend_names, get_backend
@@ -22,6 +23,7 @@ from procmgmt.cli.common import (
     model_arg,
     model_path,
 )
+from procmgmt.cli.watch import watch
 from procmgmt.deploy import store
 from procmgmt.deploy.build import evaluate, render
 from procmgmt.deploy.engine import Engine, profile_lock
@@ -238,9 +240,28 @@ def cmd_run_activity(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cfg_status(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("-w", "--watch", action="store_true",
+                   help="report again every INTERVAL seconds until Ctrl-C (exit 0): redrawn "
+                        "in place on a terminal, printed again (blank line between) "
+                        "otherwise")
+    p.add_argument("--interval", type=float, default=2.0, metavar="INTERVAL",
+                   help="seconds between two reports of --watch (default 2)")
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.watch:
+        return _status_report(args, settings, sys.stdout)
+    if args.json:
+        raise UsageError("--watch redraws the text report; for --json, call status "
+                         "--json as often as needed")
+    if not args.interval > 0:
+        raise UsageError(f"--interval must be more than 0 seconds, got {args.interval:g}")
+    return watch(lambda out: _status_report(args, settings, out), args.interval, sys.stdout,
+                 f"every {args.interval:g}s: procmgmt status (Ctrl-C ends)")
+
+
+def _status_report(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Print the status report (text or JSON) on ``out``; its exit status."""
     from procmgmt.deploy import status
 
     profile = Profile(settings)
@@ -248,9 +269,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     if not path:
         if args.json:
             print(json.dumps({"generation": None, "processes": [],
-                              "settings": settings.dirs()}, indent=2))
+                              "settings": settings.dirs()}, indent=2), file=out)
         else:
-            print(f"nothing deployed in profile {settings.profile!r}")
+            print(f"nothing deployed in profile {settings.profile!r}", file=out)
         return 0
     gen = load_generation(path)
     rows = status.rows(settings, gen, Engine(settings).activator(gen.backend))
@@ -258,9 +279,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps({"generation": profile.current_number(), "backend": gen.backend,
                           "processes": [r.to_json() for r in rows],
                           "summary": status.summary(rows), "settings": settings.dirs()},
-                         indent=2))
+                         indent=2), file=out)
         return status.exit_status(rows)
-    print(f"generation {profile.current_number()} ({gen.backend})")
+    print(f"generation {profile.current_number()} ({gen.backend})", file=out)
     width = max((len(r.name) for r in rows), default=0)
     for r in rows:
         if r.state == status.RUNNING:
@@ -270,8 +291,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         else:
             what = r.detail if r.state == status.DOWN else ""
         log = f"  log {', '.join(r.log)}" if r.log else ""
-        print(f"  {r.name:<{width}}  {r.state:<15}  {what}{log}".rstrip())
-    print(status.summary(rows))
+        print(f"  {r.name:<{width}}  {r.state:<15}  {what}{log}".rstrip(), file=out)
+    print(status.summary(rows), file=out)
     return status.exit_status(rows)
 
 
@@ -376,7 +397,7 @@ def register(subparsers: Subcommands) -> None:
         cmd_run_activity, _cfg_activity)
     subparsers.add("status",
         "state, PID, uptime and log of each process of the current generation "
-        "(exit 3 unless all run)",
+        "(exit 3 unless all run); --watch redraws it",
         cmd_status, _cfg_status)
     subparsers.add("init-state",
         "create the state, runtime, log, tmp, cache, spool, lock and lib dirs",

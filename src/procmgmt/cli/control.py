@@ -1,4 +1,4 @@
-"""``procmgmt start|stop|restart NAME...``: act on single processes of the deployment."""
+"""``procmgmt start|stop|restart|reload NAME...``: act on single processes of the deployment."""
 
 from __future__ import annotations
 
@@ -68,8 +68,18 @@ def cmd_restart(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cfg_reload(p: argparse.ArgumentParser) -> None:
+    _names(p, "reload")
+
+
+def cmd_reload(args: argparse.Namespace, settings: Settings) -> int:
+    result = _control(args, settings).reload(args.names, args.all_)
+    _report("reloaded", result.reloaded, result.unchanged, "no reload_signal, skipped")
+    return 0
+
+
 def register(subparsers: Subcommands) -> None:
-    """Register start, stop, restart."""
+    """Register start, stop, restart, reload."""
     subparsers.add("start",
         "start processes of the current generation (and what they need first), "
         "wait until ready",
@@ -81,3 +91,7 @@ def register(subparsers: Subcommands) -> None:
     subparsers.add("restart",
         "stop and start processes of the current generation, wait until ready",
         cmd_restart, _cfg_restart)
+    subparsers.add("reload",
+        "send running processes their declared reload_signal (through the manager: "
+        "init script reload, systemctl reload, supervisord signalProcess)",
+        cmd_reload, _cfg_reload)

@@ -165,6 +165,7 @@ def build(model: Model, specs: Sequence[ProcessSpec], settings: Settings) -> Gen
             executables=tuple(x for x in (r.spec.daemon, r.spec.foreground) if x),
             search_path=r.spec.path_value(),
             directory=r.spec.directory,
+            reload_signal=r.spec.reload_signal,
         ))
     extras = None
     if result.generation_files:

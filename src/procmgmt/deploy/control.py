@@ -11,7 +11,9 @@ processes and what the dependency graph ties to them:
 - ``stop`` refuses while processes that depend on a named one are not
   stopped as well, and lists them; with ``with_dependents`` they stop first;
 - ``restart`` stops the named processes only (their dependents keep
-  running: a restart is short) and starts them and anything they need.
+  running: a restart is short) and starts them and anything they need;
+- ``reload`` asks running processes that declare a ``reload_signal`` to
+  read their configuration again, through the manager (nothing stops).
 
 What stops here is recorded as stopped by hand (:mod:`procmgmt.deploy.handstop`),
 so the next switch does not start it again; what starts here is forgotten.
@@ -43,6 +45,7 @@ class ControlResult:
 
     started: list[str] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
+    reloaded: list[str] = field(default_factory=list)
     #: Named processes that were already in the asked-for state.
     unchanged: list[str] = field(default_factory=list)
 
@@ -149,6 +152,30 @@ class Control:
             again = self._start(gen, act, targets)
             again.stopped = result.stopped
             return again
+
+    def reload(self, names: Sequence[str], all_: bool = False) -> ControlResult:
+        """Send each named process its declared reload signal through the backend
+        (the init script's ``reload``, ``systemctl reload``, supervisord's
+        ``signalProcess``). Refuses, naming them, processes that declare no reload
+        signal (unless ``all_``: those are skipped) and processes that are not running."""
+        with self._locked():
+            gen, act = self._current()
+            targets = self.resolve(gen, names, all_)
+            without = [p.name for p in targets if not p.reload_signal]
+            if without and not all_:
+                raise UsageError(f"{', '.join(without)}: declares no reload_signal in the "
+                                 "model; use 'procmgmt restart' instead")
+            targets = [p for p in targets if p.reload_signal]
+            down = [p.name for p in targets if not self._running(act, gen, p)]
+            if down:
+                raise DeployError(f"cannot reload {', '.join(down)}: not running "
+                                  "(start it with 'procmgmt start')")
+            result = ControlResult(unchanged=without)
+            failed = [p.name for p in targets if act.activity(gen, p, "reload") != 0]
+            if failed:
+                raise DeployError(f"could not reload {', '.join(failed)}")
+            result.reloaded = [p.name for p in targets]
+            return result
 
     def _locked(self) -> contextlib.AbstractContextManager[None]:
         return profile_lock(self.settings, out=self.engine.out,

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import BinaryIO, TextIO
 
 from procmgmt.backends.base import LogSource
+from procmgmt.deploy.logtime import lines_since
 
 #: Seconds between two looks at the followed files.
 POLL_INTERVAL = 0.1
@@ -149,16 +150,22 @@ class FileFollower:
         self._file = None
 
 
-def journal_command(args: Sequence[str], count: int, follow: bool) -> list[str]:
-    """``journalctl`` printing the messages only, for the units ``args`` select."""
-    return ["journalctl", *args, "--output=cat", "--no-pager", f"--lines={count}",
+def journal_command(args: Sequence[str], count: int | None, follow: bool,
+                    since: float | None = None) -> list[str]:
+    """``journalctl`` printing the messages only, for the units ``args`` select: the
+    last ``count`` lines (None: all), those since the epoch time ``since`` if given."""
+    return ["journalctl", *args, "--output=cat", "--no-pager",
+            f"--lines={'all' if count is None else count}",
+            *([f"--since=@{int(since)}"] if since is not None else []),
             *(["--follow"] if follow else [])]
 
 
-def stream(sources: Sequence[tuple[str, LogSource]], count: int, follow: bool,
-           printer: Printer, stop: threading.Event | None = None) -> None:
-    """Print the last ``count`` lines of every source, then (``follow``) new lines until
-    ``stop`` is set or the caller is interrupted."""
+def stream(sources: Sequence[tuple[str, LogSource]], count: int | None, follow: bool,
+           printer: Printer, stop: threading.Event | None = None,
+           since: float | None = None) -> None:
+    """Print the last ``count`` lines of every source (None: all of them; with ``since``,
+    of those written since then, see :mod:`procmgmt.deploy.logtime`), then
+    (``follow``) new lines until ``stop`` is set or the caller is interrupted."""
     stop = stop or threading.Event()
     followers: list[FileFollower] = []
     children: list[subprocess.Popen[bytes]] = []
@@ -166,14 +173,17 @@ def stream(sources: Sequence[tuple[str, LogSource]], count: int, follow: bool,
     try:
         for name, source in sources:
             for path in source.files:
-                lines, end = last_lines(path, count)
+                if since is None and count is not None:
+                    lines, end = last_lines(path, count)
+                else:
+                    lines, end = lines_since(path, since or 0.0, count)
                 printer.lines(name, lines)
                 if follow:
                     follower = FileFollower(name, path)
                     follower.start(end)
                     followers.append(follower)
             if source.journal:
-                child = subprocess.Popen(journal_command(source.journal, count, follow),
+                child = subprocess.Popen(journal_command(source.journal, count, follow, since),
                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
                 children.append(child)
                 if follow:
@@ -182,9 +192,11 @@ def stream(sources: Sequence[tuple[str, LogSource]], count: int, follow: bool,
                     threads.append(t)
                 else:
                     _pump(child, name, printer)
-        while follow and not stop.is_set():
+        while follow:
             for f in followers:
                 printer.lines(f.name, f.poll())
+            if stop.is_set():
+                break  # after a last look: what was written before ``stop`` is shown
             stop.wait(POLL_INTERVAL)
     finally:
         for f in followers:

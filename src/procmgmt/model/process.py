@@ -103,6 +103,11 @@ class Process:
     #: different meanings: PostgreSQL waits for clients to disconnect (smart
     #: shutdown), SIGINT is its fast shutdown.
     stop_signal: str | None = None
+    #: Signal that asks the process to reload its configuration ("HUP", "USR1",
+    #: ...; None: it declares none and ``procmgmt reload`` refuses it): what the
+    #: init scripts' ``reload``, systemd's ``ExecReload=`` and supervisord's
+    #: ``signalProcess`` send.
+    reload_signal: str | None = None
     #: Where the object was created (file, line), for error messages.
     origin: tuple[str | None, int | None] = field(default=(None, None), compare=False)
 

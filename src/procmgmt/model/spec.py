@@ -51,6 +51,8 @@ class ProcessSpec:
     readiness: Any = None
     #: Signal name without ``SIG`` that asks the process to stop.
     stop_signal: str = "TERM"
+    #: Signal name without ``SIG`` that asks the process to reload; None: none declared.
+    reload_signal: str | None = None
     #: Start rank: 0 without dependencies, else 1 + the highest rank of the dependencies.
     rank: int = 0
 
@@ -151,5 +153,6 @@ def to_spec(proc: Process, names: Mapping[int, str], rank: int) -> ProcessSpec:
         overrides=dict(proc.overrides),
         readiness=proc.readiness,
         stop_signal=normalize_signal(proc.stop_signal) or "TERM",
+        reload_signal=normalize_signal(proc.reload_signal),
         rank=rank,
     )

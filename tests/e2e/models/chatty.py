@@ -2,13 +2,15 @@
 ``solo``; each prints a numbered line to stdout and one to stderr every 0.1 s.
 ``--extra-params``: ``{"tag": ...}`` changes ``solo`` only; ``{"user": NAME}`` runs
 ``solo`` as its own account NAME (created by the switch) when user changes are allowed.
-A process exits at once while ``STATE_DIR/fail-NAME`` exists.
+A process exits at once while ``STATE_DIR/fail-NAME`` exists. ``solo`` declares
+``reload_signal="USR1"`` and prints ``reloaded`` when it gets it.
 """
 
 from procmgmt import Credentials, Group, Process, User
 
 #: Exits at once (a failing start) while the file $FAIL_FILE exists.
 LOOP = ('[ -e "$FAIL_FILE" ] && { echo "$0: told to fail" >&2; exit 1; }; '
+        'trap \'echo "$0 reloaded"\' USR1; '
         'i=0; while :; do echo "$0 out $i"; echo "$0 err $i" >&2; '
         'i=$((i+1)); sleep 0.1; done')
 
@@ -33,5 +35,6 @@ def processes(settings):
     return {
         "base": base,
         "app": chatty("app", dependencies=[base]),
-        "solo": chatty("solo", env={"TAG": tag} if tag else {}, **own),
+        "solo": chatty("solo", env={"TAG": tag} if tag else {}, reload_signal="USR1",
+                       **own),
     }

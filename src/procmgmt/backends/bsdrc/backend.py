@@ -128,7 +128,7 @@ class BSDRCBackend(Backend):
             "procname": spec.pid_file_program,
             "log_file": spec.log_file(settings, opened_as_user=True),
             "stop_signal": spec.stop_signal,
-            "reload_signal": DEFAULT_RELOAD_SIGNAL,
+            "reload_signal": spec.reload_signal or DEFAULT_RELOAD_SIGNAL,
             "user": user,
             "chdir": spec.directory,
             "nice": spec.nice,

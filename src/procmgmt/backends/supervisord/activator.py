@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import subprocess
+import sys
 import time
 import xmlrpc.client
 from collections.abc import Callable, Sequence
@@ -382,6 +383,23 @@ class SupervisordActivator(Activator):
         except (OSError, xmlrpc.client.Fault):
             return ""
         return ("last lines of its log:\n    " + "\n    ".join(lines)) if lines else ""
+
+    def activity(self, gen: Generation, proc: DeployedProcess, activity: str) -> int:
+        """``reload`` through supervisord's ``signalProcess`` (its own record of the
+        program's pid); a proxied daemon's through the daemon's pid file (the proxy
+        forwards only HUP). The rest as for every activator."""
+        if activity != "reload" or proc.extra.get("wraps_daemon"):
+            return super().activity(gen, proc, activity)
+        name = f"{_group(proc)}:{_group(proc)}"
+        sig = proc.reload_signal or "HUP"
+        try:
+            self.rpc().supervisor.signalProcess(name, sig)
+        except xmlrpc.client.Fault as exc:
+            print(f"{proc.name}: supervisord cannot send SIG{sig}: {exc.faultString}",
+                  file=sys.stderr)
+            return 1
+        print(f"{proc.name}: sent SIG{sig} through supervisord")
+        return 0
 
     def log_source(self, gen: Generation, proc: DeployedProcess) -> LogSource:
         """The program's log files as its manifest records them (they stay where they are

@@ -174,6 +174,14 @@ class SupervisordBackend(Backend):
             "stdout_logfile": spec.log_file(settings),
             "redirect_stderr": True,
         })
+        # Log rotation is supervisord's own (rename to .1 ... .N); its defaults
+        # (50MB, 10 backups) stay unwritten unless the settings say otherwise.
+        if settings.log_max_bytes is not None:
+            native["stdout_logfile_maxbytes"] = settings.log_max_bytes
+        rotation = settings.log_rotation()
+        if settings.log_backups is not None or rotation is not None:
+            native["stdout_logfile_backups"] = (rotation[1] if rotation is not None
+                                                else settings.log_backups)
         return native
 
     def render(self, native: dict[str, Any], spec: ProcessSpec, ctx: BuildContext) -> list[File]:

@@ -229,6 +229,9 @@ class SystemdBackend(Backend):
         service["KillMode"] = "control-group"
         if spec.stop_signal != "TERM":
             service["KillSignal"] = f"SIG{spec.stop_signal}"
+        if spec.reload_signal:
+            # systemctl reload (procmgmt reload) signals the main process.
+            service["ExecReload"] = f"/bin/kill -s {spec.reload_signal} $MAINPID"
         return {
             "Unit": unit,
             "Service": service,

@@ -94,7 +94,9 @@ class SysVInitBackend(Backend):
         kill_sequence, umask, path (prepended to PATH), environment,
         directory, nice, user, initialize, mode ("daemon" or "foreground"),
         command (argv), pid_file, pid_dir (the process's own pid directory
-        that start creates, or None), log_file, directories ([path, octal mode]
+        that start creates, or None), log_file, log_rotation (foreground mode:
+        None, the file only grows, or {"max_bytes": N, "backups": K}: start
+        writes the output through the rotating writer), directories ([path, octal mode]
         pairs start creates after initialize when missing), reload_signal,
         stop_signal (what stop sends first; SIGKILL follows after stop_timeout),
         start_timeout,
@@ -136,6 +138,7 @@ class SysVInitBackend(Backend):
             "pid_file": spec.derived_pid_file(settings),
             "pid_dir": spec.own_pid_dir(settings),
             "log_file": spec.log_file(settings),
+            "log_rotation": _log_rotation(settings),
             # What start creates when missing (a fresh state dir, generated files
             # run without procmgmt): the pid file's and the log file's directories
             # (an own pid directory is procmgmt_make_piddir's, owned by the user).
@@ -143,7 +146,7 @@ class SysVInitBackend(Backend):
                 settings,
                 ([] if spec.own_pid_dir(settings) else [spec.derived_pid_file(settings)])
                 + ([spec.log_file(settings)] if mode == "foreground" else [])),
-            "reload_signal": "HUP",
+            "reload_signal": spec.reload_signal or "HUP",
             "stop_signal": spec.stop_signal,
             "start_timeout": DEFAULT_START_TIMEOUT,
             "stop_timeout": DEFAULT_STOP_TIMEOUT,
@@ -213,3 +216,9 @@ def _directories(settings: Settings, files: list[str]) -> list[list[str]]:
     """[directory, mode] of each file's directory, with procmgmt's mode for it."""
     dirs = dict.fromkeys(os.path.dirname(f) for f in files)
     return [[d, f"{directory_mode(settings, d):04o}"] for d in dirs if d and d != "/"]
+
+
+def _log_rotation(settings: Settings) -> dict[str, int] | None:
+    """The ``log_rotation`` of the settings (--log-max-bytes, --log-backups)."""
+    rotation = settings.log_rotation()
+    return None if rotation is None else {"max_bytes": rotation[0], "backups": rotation[1]}

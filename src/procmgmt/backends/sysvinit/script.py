@@ -58,6 +58,10 @@ HELPERS_SH = (PID_OWNED_SH + "\n" + MAKE_PIDDIR_SH
 START_HEAD_SH = shell_file("procmgmt.backends.sysvinit", "start_head.sh")
 START_DAEMON_SH = shell_file("procmgmt.backends.sysvinit", "start_daemon.sh")
 START_FOREGROUND_SH = shell_file("procmgmt.backends.sysvinit", "start_foreground.sh")
+SPAWN_APPEND_SH = shell_file("procmgmt.backends.sysvinit", "spawn_append.sh")
+SPAWN_ROTATING_SH = shell_file("procmgmt.backends.sysvinit", "spawn_rotating.sh")
+START_FOREGROUND_TAIL_SH = shell_file("procmgmt.backends.sysvinit", "start_foreground_tail.sh")
+LOG_WRITER_SH = shell_file("procmgmt.backends", "sh/log_writer.sh")
 
 
 def _user_switch_lines(user: str) -> list[str]:
@@ -238,8 +242,12 @@ def render_script(native: dict[str, Any]) -> str:
         "procmgmt_uid=",
         "procmgmt_refused=",
     ]
+    rotation = _rotation_of(native) if mode == "foreground" else None
     if mode == "foreground":
         lines.append(f"procmgmt_logfile={quote(str(native['log_file']))}")
+        if rotation is not None:
+            lines += [f"procmgmt_log_max_bytes={rotation[0]}",
+                      f"procmgmt_log_backups={rotation[1]}"]
         grace = seconds_of(native, "start_grace", DEFAULT_START_GRACE)
         lines.append(f"procmgmt_start_grace=${{PROCMGMT_START_GRACE:-{round(grace * 10)}}}"
                      "  # tenths of a second")
@@ -258,6 +266,7 @@ def render_script(native: dict[str, Any]) -> str:
         "",
         HELPERS_SH.rstrip("\n"),
         "",
+        *([LOG_WRITER_SH.rstrip("\n"), ""] if rotation is not None else []),
         *([ready.library([check]).rstrip("\n"), ""]
           if check is not None and ready.checkable(check) else []),
         "# Runs before the process starts, as the invoking user (root when privileged).",
@@ -282,7 +291,11 @@ def render_script(native: dict[str, Any]) -> str:
     if isinstance(check, rd.LogLine):
         lines.append("    # Only log lines written after this size count as ready.")
         lines += ["    " + line for line in ready.offset_lines(check)]
-    lines.append((START_DAEMON_SH if mode == "daemon" else START_FOREGROUND_SH).rstrip("\n"))
+    if mode == "daemon":
+        lines.append(START_DAEMON_SH.rstrip("\n"))
+    else:
+        spawn = SPAWN_APPEND_SH if rotation is None else SPAWN_ROTATING_SH
+        lines.append((START_FOREGROUND_SH + spawn + START_FOREGROUND_TAIL_SH).rstrip("\n"))
     lines += _ready_wait_lines(name, check, str(native["pid_file"]))
     lines.append("}")
     usage = "|".join(a for a, _ in activities)
@@ -366,3 +379,18 @@ def _int_seconds(native: dict[str, Any], key: str, default: int) -> int:
     if value != int(value):
         raise ValueError(f"{key} must be whole seconds, got {value!r}")
     return int(value)
+
+
+def _rotation_of(native: dict[str, Any]) -> tuple[int, int] | None:
+    """``log_rotation`` ({"max_bytes": N, "backups": K}, or None: the log only grows)."""
+    raw = native.get("log_rotation")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ValueError(f"log_rotation must be None or a dict, got {raw!r}")
+    max_bytes, backups = raw.get("max_bytes"), raw.get("backups")
+    if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes <= 0:
+        raise ValueError(f"log_rotation.max_bytes must be a positive integer, got {max_bytes!r}")
+    if not isinstance(backups, int) or isinstance(backups, bool) or backups < 0:
+        raise ValueError(f"log_rotation.backups must be 0 or more, got {backups!r}")
+    return max_bytes, backups
