@@ -12,6 +12,7 @@ kills, by PID, any process still mentioning its private state dir.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -292,3 +293,42 @@ def test_a_crashing_service_fails_the_switch_at_once(
     assert [p.name for p in _scan(state).iterdir()] == []
     assert runsvdir.find_running(str(state / "run" / "runsvdir-processes.pid"),
                                  str(_scan(state))) == []
+
+
+def test_log_rotation_becomes_svlogd_config(tmp_path: Path) -> None:
+    """--log-max-bytes/--log-backups are svlogd's ``s``/``n``; without them log/run
+    empties ``config`` (svlogd's defaults), so no older setting stays in force."""
+    settings = dataclasses.replace(golden_settings(False, "runit"), log_max_bytes=4096,
+                                   log_backups=2)
+    parsed, specs = evaluate(str(ADVANCED), settings)
+    result = render(parsed, specs, settings, get_backend("runit"))
+    log_run = {f.path: f.content for f in result.processes[0].files}["service/log/run"]
+    assert "printf '%s' 's4096\nn2\n' > /srv/pm/log/webapp1/config || exit 1\n" in log_run
+    plain = _files(ADVANCED)["webapp1/service/log/run"]
+    assert "printf '%s' '' > /srv/pm/log/webapp1/config || exit 1\n" in plain
+
+
+@pytest.mark.e2e
+def test_svlogd_rotates_the_log(tmp_path: Path) -> None:
+    """A deployment with --log-max-bytes 4K --log-backups 2: after many requests the
+    log directory holds ``current`` below the limit and at most two rotated files."""
+    _lanes.require_tool("runsvdir")
+    base = free_port_block(2)
+    state = tmp_path / "state"
+    run = Runner(state, "runit", json.dumps({"port_base": base}), cwd=tmp_path)
+    try:
+        run("switch", "--log-max-bytes", "4K", "--log-backups", "2",
+            EXAMPLES / "webapps" / "processes.py")
+        for _ in range(400):
+            wait_http(base)
+        logs = state / "log" / "webapp"
+        deadline = time.monotonic() + 10
+        while len(list(logs.glob("@*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        rotated = list(logs.glob("@*"))
+        assert len(rotated) == 2, sorted(p.name for p in logs.iterdir())
+        assert (logs / "config").read_text() == "s4096\nn2\n"
+        assert (logs / "current").stat().st_size <= 4096
+    finally:
+        run("switch", "--undeploy", check=False)
+        kill_leftovers(str(state))

@@ -104,6 +104,10 @@ class RunitBackend(Backend):
         if isinstance(spec.readiness, rd.LogLine):
             options["record_log_offset"] = {
                 spec.readiness.path: ready.log_offset_file(spec, settings)}
+        rotation = settings.log_rotation()
+        if rotation is not None and rotation[1] == 0:
+            ctx.warn(spec, self.name, "svlogd cannot keep no rotated log at all (its n0 keeps "
+                     "every one): it keeps 1")
         return {
             "environment": env,
             "nice": spec.nice,
@@ -129,6 +133,10 @@ class RunitBackend(Backend):
                 **options,
             },
             "log_dir": log_dir(spec, settings),
+            # --log-max-bytes/--log-backups as svlogd's config; None: svlogd's own
+            # defaults (1,000,000 bytes, 10 old files).
+            "log_rotation": None if rotation is None
+            else {"max_bytes": rotation[0], "backups": max(1, rotation[1])},
             "check": spec.readiness.to_json() if spec.readiness is not None else None,
             "pid_file": pid_file,
             "log_offset_file": ready.log_offset_file(spec, settings),

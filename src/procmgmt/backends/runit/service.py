@@ -17,6 +17,7 @@ group of its own, and a stop must reach the whole group (as supervisord's
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -93,9 +94,29 @@ def stop_script(name: str, signal: str) -> str:
         "exit 0", ""])
 
 
-def log_script(name: str, log_dir: str) -> str:
-    """``log/run``: svlogd into the process's log directory (``current``)."""
+def svlogd_config(rotation: Any) -> str:
+    """svlogd's ``config`` (svlogd(8): ``sSIZE`` rotates ``current`` at SIZE bytes,
+    ``nNUM`` keeps NUM old files) for ``log_rotation``; empty: svlogd's defaults."""
+    if rotation is None:
+        return ""
+    if not isinstance(rotation, Mapping):
+        raise ValueError(f"log_rotation must be None or a dict, got {rotation!r}")
+    size, backups = rotation.get("max_bytes"), rotation.get("backups")
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"log_rotation.max_bytes must be a positive integer, got {size!r}")
+    if not isinstance(backups, int) or backups < 1:
+        raise ValueError(f"log_rotation.backups must be at least 1 (svlogd's n0 keeps "
+                         f"every old file), got {backups!r}")
+    return f"s{size}\nn{backups}\n"
+
+
+def log_script(name: str, log_dir: str, rotation: Any = None) -> str:
+    """``log/run``: svlogd's ``config`` (written at every start, so a generation
+    without rotation settings does not keep an older one's), then svlogd into the
+    process's log directory (``current``)."""
+    config = quote(os.path.join(log_dir, "config"))
     return "\n".join([*_header(name, "runit log service"),
+                      f"printf '%s' {quote(svlogd_config(rotation))} > {config} || exit 1",
                       f"exec svlogd {quote(log_dir)}", ""])
 
 
@@ -108,7 +129,8 @@ def render(name: str, native: Mapping[str, Any]) -> list[File]:
         raise ValueError("runit: set command (a list) or _proxy")
     files = [File(path("run"), run_script(name, native), mode=0o755),
              File(path("control/d"), stop_script(name, signal), mode=0o755),
-             File(path("log/run"), log_script(name, str(native["log_dir"])), mode=0o755)]
+             File(path("log/run"), log_script(name, str(native["log_dir"]),
+                                              native.get("log_rotation")), mode=0o755)]
     proxy = native.get(PROXY_KEY)
     if proxy:
         files.append(File(path("proxy"), generate(options_from_native(proxy)), mode=0o755))
