@@ -14,8 +14,8 @@ dependency order with ``sv -w SECS start`` (which also waits for ``./check``)
 and removes ``down``, so a restarted runsvdir (a reboot) starts the service
 itself; its ``run`` script waits for the dependencies then.
 
-runsvdir looks at its scan directory every five seconds (and when a runsv
-exits), and notices a change only through the directory's mtime; a change
+runsvdir looks at its scan directory every five seconds and notices a
+change only through the directory's mtime (or inode); a change
 within the second of its last look is seen at the next look (measured
 here: a new directory was picked up after about 5 s). :meth:`RunitActivator.prepare`
 therefore adds all of a generation's new directories at once and waits for
