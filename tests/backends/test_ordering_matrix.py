@@ -14,7 +14,9 @@ back and the ordering they express is compared with the model's graph:
   has no dependencies), each pid file being one the dependency's job writes;
 - runit: the same waits in the ``proxy`` that each service's ``run`` executes;
 - s6: each ``run`` script's ``s6-svwait`` on the dependency's sibling service
-  directory (``-U``, ready, only for one that has a ``notification-fd``).
+  directory (``-U``, ready, only for one that has a ``notification-fd``);
+- s6-rc: ``dependencies.d/<dep>`` entries (s6-rc-compile's source format), each
+  naming a longrun defined by another process.
 
 Backends whose capabilities say their files carry no order (``none`` writes
 specs; an ``Ordering.ENGINE`` backend leaves the order to the engine) are
@@ -238,6 +240,23 @@ def check_s6(result: RenderResult, settings: Settings) -> Evidence:
     return Evidence(closure(declared), declared)
 
 
+def check_s6rc(result: RenderResult, settings: Settings) -> Evidence:
+    """``s6-rc/NAME/dependencies.d/DEP`` (an entry per direct dependency, its
+    name the service's): s6-rc starts DEP before NAME, so DEP's definition
+    directory must declare a longrun."""
+    files = files_of(result)
+    declared: Edges = set()
+    for name, own in files.items():
+        prefix = f"s6-rc/{name}/dependencies.d/"
+        for path in own:
+            if path.startswith(prefix):
+                dep = path[len(prefix):]
+                kind = files.get(dep, {}).get(f"s6-rc/{dep}/type")
+                assert kind is not None and kind.content == "longrun\n", f"{name} -> {dep}"
+                declared.add((dep, name))
+    return Evidence(closure(declared), declared)
+
+
 CHECKS: dict[str, Callable[[RenderResult, Settings], Evidence]] = {
     "sysvinit": check_sysvinit,
     "supervisord": check_supervisord,
@@ -247,6 +266,7 @@ CHECKS: dict[str, Callable[[RenderResult, Settings], Evidence]] = {
     "launchd": check_launchd,
     "runit": check_runit,
     "s6": check_s6,
+    "s6-rc": check_s6rc,
 }
 
 

@@ -18,7 +18,10 @@ read it, not with procmgmt's own encoder:
 * runit: ``sh`` evaluates the ``run`` script's exports and ``chpst`` line and
   the ``proxy`` it executes;
 * s6: ``run`` must exec ``./data/start`` (directly or through
-  ``s6-notifyoncheck``), whose environment block and command ``sh`` evaluates.
+  ``s6-notifyoncheck``), whose environment block and command ``sh`` evaluates;
+* s6-rc: the longrun's definition directory (``type`` is ``longrun``) holds the
+  same ``run`` and ``data/start`` (s6-rc-compile copies ``data/`` verbatim), read
+  as for s6.
 
 Runs without starting any process manager; ``test_run_roundtrip.py`` starts
 the runnable backends for real.
@@ -305,14 +308,14 @@ _START_SETUP_END = ("\nif ! procmgmt_proxy_gid=", "\nprocmgmt_make_piddir ",
                     "\nprocmgmt_proxy_pid_file=", "\nprocmgmt_pid_file=", "\nexec ")
 
 
-def read_s6(files: Sequence[File], case: Case, tmp: Path) -> Parsed:
+def read_s6(files: Sequence[File], case: Case, tmp: Path, top: str = "s6") -> Parsed:
     """s6-supervise runs ``run``, which execs ``./data/start``; sh evaluates that
     script's environment block (its ``cd`` left out) and its command words."""
-    run = _file(files, r"s6/[^/]+/run")
+    run = _file(files, rf"{top}/[^/]+/run")
     last = run.rstrip("\n").rsplit("\n", 1)[-1]
     assert last == "exec ./data/start" or (
         last.startswith("exec s6-notifyoncheck ") and last.endswith(" ./data/start")), last
-    start = _file(files, r"s6/[^/]+/data/start")
+    start = _file(files, rf"{top}/[^/]+/data/start")
     end = min(i for i in (start.find(m) for m in _START_SETUP_END) if i >= 0)
     setup = re.sub(r"\ncd .*? \|\| exit 1\n", "\n:\n", start[:end], count=1, flags=re.S)
     keys = sorted(case.environment)
@@ -320,6 +323,14 @@ def read_s6(files: Sequence[File], case: Case, tmp: Path) -> Parsed:
     env = {k: v for k, v in zip(keys, values_, strict=True) if v != "<unset>"}
     argv, directory, pid_file = read_proxy(start, case)
     return Parsed(argv, env, directory, pid_file)
+
+
+def read_s6rc(files: Sequence[File], case: Case, tmp: Path) -> Parsed:
+    """The process's s6-rc longrun (not its ``-log`` logger) is an s6 service
+    directory as far as ``run`` and ``data/start`` go."""
+    own = [f for f in files if f.path.startswith(f"s6-rc/{case.name}/")]
+    assert _file(own, r"s6-rc/[^/]+/type") == "longrun\n"
+    return read_s6(own, case, tmp, top="s6-rc")
 
 
 def read_none(files: Sequence[File], case: Case, tmp: Path) -> Parsed:
@@ -342,6 +353,7 @@ READERS: dict[str, Callable[[Sequence[File], Case, Path], Parsed]] = {
     "none": read_none,
     "runit": read_runit,
     "s6": read_s6,
+    "s6-rc": read_s6rc,
 }
 
 

@@ -184,9 +184,10 @@ ENUMS: dict[str, type] = {"dependencies": Support, "ordering": Ordering,
 @pytest.mark.parametrize("name", backend_names())
 def test_builtin_backends_keep_the_contract(name: str) -> None:
     """Each built-in backend: a module or package of its own name defining BACKEND,
-    typed capabilities, its settings named after it, golden files for every case."""
+    typed capabilities, its settings named after it, golden files for every case.
+    A module name cannot hold a dash: ``s6-rc`` lives in ``s6rc``."""
     cls = registry()[name]
-    module = importlib.import_module(f"procmgmt.backends.{name}")
+    module = importlib.import_module(f"procmgmt.backends.{name.replace('-', '')}")
     assert module.BACKEND is cls and cls.name == name
     caps = cls.capabilities
     assert isinstance(caps, Capabilities)
@@ -196,7 +197,7 @@ def test_builtin_backends_keep_the_contract(name: str) -> None:
     assert all(isinstance(p, Privilege) for p in caps.privileges)
     assert caps.deploys == bool(caps.privileges)
     for setting in cls.own_settings:
-        assert setting.env.startswith(f"PROCMGMT_{name.upper()}"), setting.env
+        assert setting.env.startswith(f"PROCMGMT_{name.upper().replace('-', '')}"), setting.env
         assert setting.flag is None
     assert {p.name for p in (GOLDEN / name).iterdir()} == set(CASES)
 

@@ -42,6 +42,23 @@ TOOLS = ("s6-svscan", "s6-svscanctl", "s6-svc", "s6-svwait", "s6-svstat", "s6-sv
          "s6-notifyoncheck", "s6-log")
 
 
+#: ``s6-svstat`` options whose output :func:`svstat_status` reads.
+SVSTAT_OPTIONS = ("-o", "up,ready,pid")
+
+
+def svstat_status(proc: DeployedProcess, output: str) -> ProcessStatus:
+    """``s6-svstat -o up,ready,pid``'s output as a status: running when up, its pid,
+    readiness in the detail when the process notifies (the s6-rc activator reads
+    the same supervisors)."""
+    up, is_ready, pid = [*output.split(), "", "", ""][:3]
+    running = up == "true"
+    detail = "up" if running else "down"
+    if running and proc.extra.get("notifies"):
+        detail += ", ready" if is_ready == "true" else ", not ready yet"
+    pid_value = int(pid) if pid.isdigit() and int(pid) > 0 else None
+    return ProcessStatus(proc.name, running, pid_value if running else None, detail)
+
+
 class S6Activator(Activator):
     """One s6-svscan per (state dir, profile); one service directory per process."""
 
@@ -185,17 +202,11 @@ class S6Activator(Activator):
         path = self.service(proc)
         if not os.path.isdir(path):
             return ProcessStatus(proc.name, False, detail="not installed in the scan dir")
-        result = self._run("s6-svstat", "-o", "up,ready,pid", path)
+        result = self._run("s6-svstat", *SVSTAT_OPTIONS, path)
         if result.returncode != 0:
             return ProcessStatus(proc.name, False, detail=result.stderr.strip()
                                  or "s6-svscan is not running")
-        up, is_ready, pid = [*result.stdout.split(), "", "", ""][:3]
-        running = up == "true"
-        detail = "up" if running else "down"
-        if running and proc.extra.get("notifies"):
-            detail += ", ready" if is_ready == "true" else ", not ready yet"
-        pid_value = int(pid) if pid.isdigit() and int(pid) > 0 else None
-        return ProcessStatus(proc.name, running, pid_value if running else None, detail)
+        return svstat_status(proc, result.stdout)
 
     def log_source(self, gen: Generation, proc: DeployedProcess) -> LogSource:
         """s6-log's ``current`` file of the process."""
