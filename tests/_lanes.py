@@ -74,6 +74,7 @@ TOOLS: dict[str, Tool] = {
     "psql": Tool("postgresql-client"),
     "redis-cli": Tool("redis-tools"),
     "redis-server": Tool("redis-server"),
+    "runsvdir": Tool("runit"),
     "s6-svscan": Tool("s6"),
     "execlineb": Tool("execline"),
     "setpriv": Tool("util-linux"),

@@ -12,6 +12,7 @@ back and the ordering they express is compared with the model's graph:
 - cygrunsrv: ``--dep`` in the service parameters;
 - launchd: the proxy's waits for the dependencies' pid files (launchd itself
   has no dependencies), each pid file being one the dependency's job writes;
+- runit: the same waits in the ``proxy`` that each service's ``run`` executes;
 - s6: each ``run`` script's ``s6-svwait`` on the dependency's sibling service
   directory (``-U``, ready, only for one that has a ``notification-fd``);
 - s6-rc: ``dependencies.d/<dep>`` entries (s6-rc-compile's source format), each
@@ -197,6 +198,29 @@ def check_launchd(result: RenderResult, settings: Settings) -> Evidence:
     return Evidence(closure(declared), declared)
 
 
+_PROXY_PID_FILE = re.compile(r"^procmgmt_proxy_pid_file='([^']*)'$", re.MULTILINE)
+
+
+def check_runit(result: RenderResult, settings: Settings) -> Evidence:
+    """``run`` executes ``./proxy``; the proxy waits (``procmgmt_wait_for_dependency
+    NAME PID_FILE``) for pid files that the dependency's own proxy writes."""
+    proxy: dict[str, str] = {}
+    specs = {r.spec.name: r.spec for r in result.processes}
+    for name, files in files_of(result).items():
+        run = files["service/run"].content or ""
+        assert run.rstrip().splitlines()[-1].endswith(" -- ./proxy"), f"{name}: run {run!r}"
+        proxy[name] = files["service/proxy"].content or ""
+    declared: Edges = set()
+    for name, text in proxy.items():
+        for dep, pid_file in _WAIT.findall(text):
+            assert pid_file == specs[dep].derived_pid_file(settings), \
+                f"{name} waits for {pid_file}, not {dep}'s pid file"
+            assert _PROXY_PID_FILE.findall(proxy[dep]) == [pid_file], \
+                f"{dep}'s proxy never writes {pid_file}"
+            declared.add((dep, name))
+    return Evidence(closure(declared), declared)
+
+
 _SVWAIT = re.compile(r"^if ! s6-svwait (-[Uu]) -t \d+ '?\.\./([^' ]+)'?; then$", re.MULTILINE)
 
 
@@ -240,6 +264,7 @@ CHECKS: dict[str, Callable[[RenderResult, Settings], Evidence]] = {
     "bsdrc": check_bsdrc,
     "cygrunsrv": check_cygrunsrv,
     "launchd": check_launchd,
+    "runit": check_runit,
     "s6": check_s6,
     "s6-rc": check_s6rc,
 }

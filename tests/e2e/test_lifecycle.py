@@ -32,7 +32,8 @@ from tests.e2e.util import (
     wait_no_leftovers,
 )
 
-BACKENDS = ["sysvinit", "supervisord"]
+BACKENDS = ["sysvinit", "supervisord",
+            pytest.param("runit", marks=pytest.mark.requires_tool("runsvdir"))]
 
 
 def pids(run: Runner) -> dict[str, int | None]:

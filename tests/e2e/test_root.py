@@ -1,5 +1,5 @@
 """Root deployments for real: accounts created and deleted across switches, and every
-process running as its own user, with sysvinit and supervisord.
+process running as its own user, with sysvinit, supervisord and runit.
 
 The webapps example is deployed as root with user changes allowed: each
 webapp runs as the user and group named after it, which procmgmt creates
@@ -46,7 +46,8 @@ from tests.e2e.util import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root("creates users and groups and switches to them")]
 
-BACKENDS = ["sysvinit", "supervisord"]
+BACKENDS = ["sysvinit", "supervisord",
+            pytest.param("runit", marks=pytest.mark.requires_tool("runsvdir"))]
 NAMES = ["webapp", *(f"webapp{i}" for i in range(1, 7))]
 #: The service of the initialize test (a name no real system uses).
 SERVICE = "pmrootsvc"

@@ -1,7 +1,7 @@
 """The modes of everything a root deployment creates do not depend on the umask.
 
 The webapps example goes through its whole lifecycle as root with user
-switching (deploy, upgrade, rollback, undeploy; sysvinit and supervisord),
+switching (deploy, upgrade, rollback, undeploy; sysvinit, supervisord and runit),
 once with umask 000 and once with umask 077. The state dir is two levels
 below an existing directory, so procmgmt also creates its parents. After
 every step the test walks everything below that directory and checks each
@@ -24,7 +24,7 @@ import json
 import os
 import pwd
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -127,9 +127,13 @@ def expected(rel: tuple[str, ...], st: os.stat_result, services: set[int]) -> st
                 return exact(stat.S_IFREG, 0o600)
             if len(sub) == 4 and sub[2] in ("conf.d", "bin"):
                 return exact(stat.S_IFLNK, 0)
+        if sub[0] == "runit":
+            return runit_path(sub[1:], exact)
         return "is not a path procmgmt keeps in its own directory"
-    if top == "log" and len(rel) == 2 and rel[1].startswith("supervisord-"):
+    if top == "log" and len(rel) == 2 and rel[1].startswith(("supervisord-", "runsvdir-")):
         return exact(stat.S_IFREG, 0o640)
+    if top == "run" and len(rel) == 2 and rel[1].startswith("runsvdir-"):
+        return exact(stat.S_IFREG, 0o644)
     if top == "run" and len(rel) == 2 and rel[1].startswith("supervisord-"):
         if rel[1].endswith(".sock"):
             return exact(stat.S_IFSOCK, 0o700)
@@ -137,6 +141,38 @@ def expected(rel: tuple[str, ...], st: os.stat_result, services: set[int]) -> st
     if top in ("tmp", "run", "log"):
         return service_made()
     return "is not a path a deployment of this example creates"
+
+
+#: What runsv creates in ``supervise/`` (runsv(8); under runsvdir's umask 022).
+SUPERVISE = {"lock": (stat.S_IFREG, 0o600), "control": (stat.S_IFIFO, 0o600),
+             "ok": (stat.S_IFIFO, 0o600), "pid": (stat.S_IFREG, 0o644),
+             "stat": (stat.S_IFREG, 0o644), "status": (stat.S_IFREG, 0o644)}
+
+
+def runit_path(sub: tuple[str, ...],
+               exact: Callable[[int, int], str | None]) -> str | None:
+    """``LIB/procmgmt/runit/<profile>/...``: the scan dir and its live service dirs
+    (procmgmt's directories 0755, symlinks into the store, a ``down`` file 0644,
+    runsv's ``supervise/`` 0700 with root-only control files)."""
+    if len(sub) <= 1 or sub[1:] == ("scan",):
+        return exact(stat.S_IFDIR, 0o755)
+    if sub[1:] == ("start.lock",):
+        return exact(stat.S_IFREG, 0o600)
+    if sub[1] != "scan":
+        return "is not a path of procmgmt's runsvdir"
+    inner = sub[3:]
+    if inner in ((), ("control",), ("log",)):
+        return exact(stat.S_IFDIR, 0o755)
+    if inner in (("run",), ("check",), ("proxy",), ("finish",), ("control", "d"),
+                 ("log", "run")):
+        return exact(stat.S_IFLNK, 0)
+    if inner == ("down",):
+        return exact(stat.S_IFREG, 0o644)
+    if inner in (("supervise",), ("log", "supervise")):
+        return exact(stat.S_IFDIR, 0o700)
+    if len(inner) >= 2 and inner[-2] == "supervise" and inner[-1] in SUPERVISE:
+        return exact(*SUPERVISE[inner[-1]])
+    return "is not a path of a runit service directory"
 
 
 def check_tree(env: Env, step: str) -> list[str]:

@@ -76,16 +76,23 @@ def port_closed(port: int) -> bool:
 
 
 def processes_mentioning(marker: str) -> list[int]:
-    """PIDs of processes whose environment or command line contains ``marker``.
+    """PIDs of processes whose environment, command line or working directory
+    contains ``marker``.
 
     Identifies the processes a test started (its private state dir appears in
-    their pid file paths, config paths or environment) without matching names.
+    their pid file paths, config paths or environment) without matching names;
+    a supervisor whose arguments are relative names (runit's ``runsv NAME``
+    runs in its service directory) is found by its working directory.
     """
     found = []
     needle = marker.encode()
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
+        with contextlib.suppress(OSError):
+            if needle in os.fsencode(os.readlink(f"/proc/{entry}/cwd")):
+                found.append(int(entry))
+                continue
         for part in ("environ", "cmdline"):
             try:
                 with open(f"/proc/{entry}/{part}", "rb") as f:

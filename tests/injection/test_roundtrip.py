@@ -15,6 +15,8 @@ read it, not with procmgmt's own encoder:
   ``shlex.split`` for ``command`` (as supervisord does), and ``sh`` for the
   foreground proxy of daemon-only processes;
 * launchd (when registered): ``plistlib``;
+* runit: ``sh`` evaluates the ``run`` script's exports and ``chpst`` line and
+  the ``proxy`` it executes;
 * s6: ``run`` must exec ``./data/start`` (directly or through
   ``s6-notifyoncheck``), whose environment block and command ``sh`` evaluates;
 * s6-rc: the longrun's definition directory (``type`` is ``longrun``) holds the
@@ -236,6 +238,21 @@ def read_launchd(files: Sequence[File], case: Case, tmp: Path) -> Parsed:
     return Parsed(argv, dict(plist.get("EnvironmentVariables", {})), directory, pid_file)
 
 
+def read_runit(files: Sequence[File], case: Case, tmp: Path) -> Parsed:
+    """runsv executes ``run``: sh evaluates its exports and its last line, which
+    executes ``chpst ... -- ./proxy`` (chpst(8): options up to ``--``); the proxy
+    is read with sh."""
+    run = _file(files, r"service/run")
+    keys = sorted(case.environment)
+    body = run[run.index("\nexec 2>&1\n") + len("\nexec 2>&1\n"):run.rindex("\nexec chpst ")]
+    env_words = sh_words(body + _printf_vars(keys)) if keys else []
+    chpst = sh_words(f"set -- {_line(run, 'exec chpst ')[len('exec '):]}\n"
+                     "printf '%s\\0' \"$@\"\n")
+    assert chpst[-2:] == ["--", "./proxy"], chpst
+    argv, directory, pid_file = read_proxy(_file(files, r"service/proxy"), case)
+    return Parsed(argv, dict(zip(keys, env_words, strict=True)), directory, pid_file)
+
+
 def cygrunsrv_split(text: str) -> list[str]:
     """cygrunsrv's ``--args`` splitting as its documentation (and cygrunsrv.cc's
     eval_arglist) describes it, written independently of the backend: words are
@@ -334,6 +351,7 @@ READERS: dict[str, Callable[[Sequence[File], Case, Path], Parsed]] = {
     "launchd": read_launchd,
     "cygrunsrv": read_cygrunsrv,
     "none": read_none,
+    "runit": read_runit,
     "s6": read_s6,
     "s6-rc": read_s6rc,
 }

@@ -26,12 +26,15 @@ from hypothesis import strategies as st
 
 from procmgmt.errors import ValidationError
 from procmgmt.testing import Deployment, deployed
+from tests import _lanes
 from tests.injection import AWKWARD, COMPONENT, ENV_NAME, RECORDER, refusal_is_clear
 
 #: Starts the runnable backends for real (Hypothesis examples included): end-to-end.
 pytestmark = pytest.mark.e2e
 
-RUNNABLE = ("sysvinit", "supervisord")
+RUNNABLE = ("sysvinit", "supervisord", "runit")
+#: Backends whose files are shell scripts: any value without NUL reaches the process.
+SHELL_ONLY = ("sysvinit", "runit")
 
 #: The model: one recorder per entry of cases.json next to it.
 MODEL = '''
@@ -133,6 +136,8 @@ def runner(request: pytest.FixtureRequest,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runner]:
     """A deployment of the backend, alive for the whole module, checked for leftovers."""
     backend = str(request.param)
+    if backend == "runit":
+        _lanes.require_tool("runsvdir")
     root = tmp_path_factory.mktemp(f"run-{backend}")
     (root / "model").mkdir()
     (root / "model" / "processes.py").write_text(MODEL, encoding="utf-8")
@@ -167,24 +172,21 @@ def test_fixed_nasty_values_reach_the_process(runner: Runner) -> None:
 
 def test_line_breaks(runner: Runner) -> None:
     """Line breaks in arguments, environment values and paths reach the process
-    under sysvinit; supervisord's one-line config values cannot hold them, so
-    the model is refused with problems naming the fields instead."""
+    under sysvinit and runit (shell scripts); supervisord's one-line config values
+    cannot hold them, so the model is refused with problems naming the fields instead."""
     cases = [runner.case(["line1\nline2", "\n", "cr\rlf"], {"NL": "a\nb"}, "foreground",
                          "new\nline", "pid\nfile")]
     records = runner.run(cases)
-    if runner.backend == "sysvinit":
+    if runner.backend in SHELL_ONLY:
         assert records is not None
         check(cases, records)
     else:
         assert records is None
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data())
-def test_any_awkward_values_reach_the_process(runner: Runner, data: st.DataObject) -> None:
-    """Property (25 real runs per backend): generated argv, environment values,
-    working directory and pid file names reach the recorder exactly, or the model
-    is refused naming the field."""
+def _awkward_values_reach_the_process(runner: Runner, data: st.DataObject) -> None:
+    """Generated argv, environment values, working directory and pid file names
+    reach the recorder exactly, or the model is refused naming the field."""
     mode = data.draw(st.sampled_from(["foreground", "daemon"]))
     cases = [runner.case(
         data.draw(st.lists(AWKWARD, max_size=5)),
@@ -197,5 +199,24 @@ def test_any_awkward_values_reach_the_process(runner: Runner, data: st.DataObjec
     records = runner.run(cases)
     if records is not None:
         check(cases, records)
-    elif runner.backend == "sysvinit":
-        pytest.fail("sysvinit scripts can carry any value without NUL")
+    elif runner.backend in SHELL_ONLY:
+        pytest.fail(f"{runner.backend} scripts can carry any value without NUL")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_awkward_values_reach_the_process(runner: Runner, data: st.DataObject) -> None:
+    """Property (25 real runs per backend, runit below)."""
+    if runner.backend == "runit":
+        pytest.skip("runit: fewer examples in the test below")
+    _awkward_values_reach_the_process(runner, data)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_awkward_values_reach_a_runit_process(runner: Runner, data: st.DataObject) -> None:
+    """The same property with 8 runs: every runit switch that adds a service waits
+    for runsvdir's rescan (about 5 s), which 25 runs would turn into two minutes."""
+    if runner.backend != "runit":
+        pytest.skip("the test above covers this backend")
+    _awkward_values_reach_the_process(runner, data)

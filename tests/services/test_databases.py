@@ -410,7 +410,8 @@ def test_forced_mode(service: str, backend: str, mode: str,
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", [
+    *BACKENDS, pytest.param("runit", marks=pytest.mark.requires_tool("runsvdir"))])
 def test_services_example(backend: str, request: pytest.FixtureRequest) -> None:
     """examples/services (2 PostgreSQL, Redis, MariaDB, nginx, Apache) deploys and answers.
 

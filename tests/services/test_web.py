@@ -1,4 +1,5 @@
-"""nginx and Apache httpd constructors, deployed for real with sysvinit and supervisord.
+"""nginx and Apache httpd constructors, deployed for real with sysvinit and supervisord
+(and the webapps-nginx scenario with runit).
 
 The original's acceptance scenario on the webapps-nginx example (redirect
 check A, upgrade to B, rollback, undeploy, delete generations), Apache as a
@@ -83,7 +84,8 @@ def redirect_check_b(base: int) -> None:
 
 @pytest.mark.e2e
 @pytest.mark.requires_tool("nginx")
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", [
+    *BACKENDS, pytest.param("runit", marks=pytest.mark.requires_tool("runsvdir"))])
 def test_webapps_nginx_scenario(backend: str, tmp_path: Path,
                                 request: pytest.FixtureRequest) -> None:
     """Deploy A, upgrade to B, roll back, undeploy, delete generations: every step checked."""
