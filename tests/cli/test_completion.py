@@ -9,7 +9,6 @@ through ``complete -C``.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -110,7 +109,7 @@ def test_bash_completes_commands_options_values_and_names(
     assert bash_complete(path, "procmgmt", "switch", str(tmp_path / "mym")) == [str(model)]
 
 
-@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
+@pytest.mark.requires_tool("zsh")
 def test_zsh_script_loads_and_registers(tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     path = script("zsh", capsys, tmp_path)
@@ -124,7 +123,7 @@ def test_zsh_script_loads_and_registers(tmp_path: Path,
     assert proc.stdout.strip() == "_procmgmt @names dot mermaid svg png"
 
 
-@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
+@pytest.mark.requires_tool("fish")
 def test_fish_completes_commands_options_and_names(tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     path = script("fish", capsys, tmp_path)
