@@ -73,6 +73,25 @@ def test_service_directory_waits_for_ready_dependencies() -> None:
     assert "s6-svwait" not in files(result, "webapp1")["run"]
 
 
+def test_log_rotation_options_become_s6_log_directives() -> None:
+    """--log-max-bytes/--log-backups are s6-log's ``s``/``n`` (they were once ignored);
+    a size below s6-log's 4096-byte floor is raised to it with a warning; without
+    them the defaults stay."""
+    def log_run(**rotation: int) -> tuple[str, list[str]]:
+        settings = dataclasses.replace(golden_settings(False, "s6"), **rotation)
+        m, specs = evaluate(str(ADVANCED), settings)
+        result = render(m, specs, settings, get_backend("s6"))
+        return files(result, "webapp1")["log/run"], result.warnings
+
+    run, warnings = log_run(log_max_bytes=50000, log_backups=2)
+    assert "exec s6-log -b -- n2 s50000 " in run and not warnings
+    run, warnings = log_run(log_max_bytes=600, log_backups=3)
+    assert "exec s6-log -b -- n3 s4096 " in run
+    assert any("--log-max-bytes 600 becomes 4096" in w for w in warnings), warnings
+    run, _ = log_run()
+    assert "exec s6-log -b -- n10 s1000000 " in run
+
+
 def test_daemon_only_process_is_wrapped() -> None:
     """A daemon-only process runs under the proxy, which waits for its pid file;
     s6 sends SIGTERM, which the proxy forwards."""

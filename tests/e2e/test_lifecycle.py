@@ -33,7 +33,8 @@ from tests.e2e.util import (
 )
 
 BACKENDS = ["sysvinit", "supervisord",
-            pytest.param("runit", marks=pytest.mark.requires_tool("runsvdir"))]
+            pytest.param("runit", marks=pytest.mark.requires_tool("runsvdir")),
+            pytest.param("s6", marks=pytest.mark.requires_tool("s6-svscan"))]
 
 
 def pids(run: Runner) -> dict[str, int | None]:

@@ -37,7 +37,8 @@ from tests.faults import (
     wait_marked_names,
 )
 
-BACKENDS = ["sysvinit", "supervisord"]
+BACKENDS = ["sysvinit", "supervisord",
+            pytest.param("s6", marks=pytest.mark.requires_tool("s6-svscan"))]
 FAULTY = MODELS / "faulty.py"
 
 #: fault -> (processes the failing generation adds, what the error must say besides the

@@ -36,7 +36,8 @@ from tests.faults import (
     wait_marked_names,
 )
 
-BACKENDS = ["sysvinit", "supervisord"]
+BACKENDS = ["sysvinit", "supervisord",
+            pytest.param("s6", marks=pytest.mark.requires_tool("s6-svscan"))]
 MODEL = MODELS / "preflight.py"
 
 pytestmark = pytest.mark.e2e

@@ -44,6 +44,10 @@ from procmgmt.settings import Settings
 
 #: Milliseconds s6-supervise waits after the stop signal before SIGKILL.
 TIMEOUT_KILL_MS = 10000
+#: s6-log's ``n``/``s`` without --log-max-bytes (its own defaults are n10 s99999).
+DEFAULT_LOG_KEEP, DEFAULT_LOG_SIZE = 10, 1000000
+#: s6-log rotates at no fewer bytes than this, whatever ``s`` says (s6-log(8)).
+S6_LOG_MIN_SIZE = 4096
 
 
 def log_dir(spec: ProcessSpec, settings: Settings) -> str:
@@ -73,6 +77,19 @@ class S6Backend(Backend):
               "equivalent: only the engine waits for it; daemon-only processes "
               "run under the foreground proxy; output goes to an s6-log logger",
     )
+
+    def _log_rotation(self, spec: ProcessSpec, ctx: BuildContext) -> dict[str, int]:
+        """s6-log's ``n`` (archives kept) and ``s`` (bytes before rotating) from
+        --log-max-bytes/--log-backups, so those options hold under s6 as elsewhere."""
+        rotation = ctx.settings.log_rotation()
+        if rotation is None:
+            return {"keep": DEFAULT_LOG_KEEP, "size": DEFAULT_LOG_SIZE}
+        size, keep = rotation
+        if size < S6_LOG_MIN_SIZE:
+            ctx.warn(spec, self.name, f"s6-log rotates at no less than {S6_LOG_MIN_SIZE} "
+                     f"bytes: --log-max-bytes {size} becomes {S6_LOG_MIN_SIZE}")
+            size = S6_LOG_MIN_SIZE
+        return {"keep": keep, "size": size}
 
     def translate(self, spec: ProcessSpec, ctx: BuildContext) -> dict[str, Any]:
         """The service directory's settings; the start script's under ``_proxy``."""
@@ -106,7 +123,7 @@ class S6Backend(Backend):
             # A wrapped daemon's proxy traps TERM and forwards the daemon's signal.
             "down_signal": "TERM" if wrap else spec.stop_signal,
             "timeout_kill": TIMEOUT_KILL_MS,
-            "log": {"dir": log_dir(spec, settings), "keep": 10, "size": 1000000},
+            "log": {"dir": log_dir(spec, settings), **self._log_rotation(spec, ctx)},
             PROXY_KEY: {
                 "name": spec.name,
                 "command": [exe, *args],
