@@ -20,7 +20,9 @@ import pytest
 
 from procmgmt.backends import get_backend
 from procmgmt.backends.base import Ordering, Support
+from procmgmt.backends.s6.activator import svstat_status
 from procmgmt.deploy.build import RenderResult, evaluate, render
+from procmgmt.manifest import DeployedProcess
 from procmgmt.settings import Settings
 from tests import _lanes
 from tests.conftest import EXAMPLES, golden_settings
@@ -90,6 +92,21 @@ def test_log_rotation_options_become_s6_log_directives() -> None:
     assert any("--log-max-bytes 600 becomes 4096" in w for w in warnings), warnings
     run, _ = log_run()
     assert "exec s6-log -b -- n10 s1000000 " in run
+
+
+def test_status_says_a_crash_looping_process_is_restarting() -> None:
+    """Down but wanted up (s6-supervise restarts it at once): the status says so and
+    names the last exit code or signal; a process that is up or taken down stays
+    plain (s6-svstat -o up,ready,pid,wantedup,exitcode,signal as s6 prints it)."""
+    proc = DeployedProcess(name="crasher", hash="h", path="", rank=0)
+    looping = svstat_status(proc, "false false -1 true 1 NA\n")
+    assert not looping.running and looping.pid is None
+    assert looping.detail == "restarting: it exits right after starting (exit code 1)"
+    killed = svstat_status(proc, "false false -1 true -1 SIGSEGV\n")
+    assert killed.detail.endswith("(signal SIGSEGV)")
+    assert svstat_status(proc, "false false -1 false 0 NA\n").detail == "down"
+    up = svstat_status(proc, "true false 42 true -1 NA\n")
+    assert (up.running, up.pid, up.detail) == (True, 42, "up")
 
 
 def test_daemon_only_process_is_wrapped() -> None:

@@ -43,18 +43,24 @@ TOOLS = ("s6-svscan", "s6-svscanctl", "s6-svc", "s6-svwait", "s6-svstat", "s6-sv
 
 
 #: ``s6-svstat`` options whose output :func:`svstat_status` reads.
-SVSTAT_OPTIONS = ("-o", "up,ready,pid")
+SVSTAT_OPTIONS = ("-o", "up,ready,pid,wantedup,exitcode,signal")
 
 
 def svstat_status(proc: DeployedProcess, output: str) -> ProcessStatus:
-    """``s6-svstat -o up,ready,pid``'s output as a status: running when up, its pid,
-    readiness in the detail when the process notifies (the s6-rc activator reads
-    the same supervisors)."""
-    up, is_ready, pid = [*output.split(), "", "", ""][:3]
+    """``s6-svstat -o up,ready,pid,wantedup,exitcode,signal``'s output as a status:
+    running when up, its pid, readiness in the detail when the process notifies (the
+    s6-rc activator reads the same supervisors). Down but wanted up means s6-supervise
+    keeps restarting it: the detail says so with the last exit code or signal, so a
+    crash-looping process is not shown as merely down."""
+    up, is_ready, pid, wanted, code, sig = [*output.split(), "", "", "", "", "", ""][:6]
     running = up == "true"
     detail = "up" if running else "down"
     if running and proc.extra.get("notifies"):
         detail += ", ready" if is_ready == "true" else ", not ready yet"
+    if not running and wanted == "true":
+        how = (f"exit code {code}" if code.lstrip("-").isdigit() and int(code) >= 0
+               else f"signal {sig}" if sig and sig != "NA" else "")
+        detail = "restarting: it exits right after starting" + (f" ({how})" if how else "")
     pid_value = int(pid) if pid.isdigit() and int(pid) > 0 else None
     return ProcessStatus(proc.name, running, pid_value if running else None, detail)
 
