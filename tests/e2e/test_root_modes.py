@@ -1,7 +1,7 @@
 """The modes of everything a root deployment creates do not depend on the umask.
 
 The webapps example goes through its whole lifecycle as root with user
-switching (deploy, upgrade, rollback, undeploy; sysvinit, supervisord and runit),
+switching (deploy, upgrade, rollback, undeploy; sysvinit, supervisord, runit and s6),
 once with umask 000 and once with umask 077. The state dir is two levels
 below an existing directory, so procmgmt also creates its parents. After
 every step the test walks everything below that directory and checks each
@@ -129,6 +129,8 @@ def expected(rel: tuple[str, ...], st: os.stat_result, services: set[int]) -> st
                 return exact(stat.S_IFLNK, 0)
         if sub[0] == "runit":
             return runit_path(sub[1:], exact)
+        if sub[0] == "s6":
+            return s6_path(sub[1:], exact)
         return "is not a path procmgmt keeps in its own directory"
     if top == "log" and len(rel) == 2 and rel[1].startswith(("supervisord-", "runsvdir-")):
         return exact(stat.S_IFREG, 0o640)
@@ -175,6 +177,49 @@ def runit_path(sub: tuple[str, ...],
     return "is not a path of a runit service directory"
 
 
+#: What s6-supervise and s6-svscan create (s6-supervise(8), s6-svscan(8)): their
+#: control FIFOs root-only, ``event/`` the fifodir s6 makes 03730.
+S6_MADE = {"lock": (stat.S_IFREG, 0o644), "control": (stat.S_IFIFO, 0o600),
+           "status": (stat.S_IFREG, 0o644), "death_tally": (stat.S_IFREG, 0o644)}
+
+
+def s6_path(sub: tuple[str, ...],
+            exact: Callable[[int, int], str | None]) -> str | None:
+    """``LIB/procmgmt/s6/<profile>/...``: the scan dir and its service directories
+    (copied from the store: directories 0755, files read-only), ``.build`` 0700,
+    s6-svscan's ``.s6-svscan/`` and s6-supervise's ``supervise/`` 0700."""
+    if len(sub) <= 1 or sub[1:] == ("scan",):
+        return exact(stat.S_IFDIR, 0o755)
+    if sub[1:] == ("start.lock",):
+        return exact(stat.S_IFREG, 0o600)
+    if sub[1] == ".build":
+        return exact(stat.S_IFDIR, 0o700) if len(sub) == 2 else "left in .build"
+    if sub[1] != "scan":
+        return "is not a path of procmgmt's s6-svscan"
+    inner = sub[3:]
+    if sub[2] == ".s6-svscan":
+        if not inner:
+            return exact(stat.S_IFDIR, 0o700)
+        return exact(stat.S_IFIFO if inner[0] == "control" else stat.S_IFREG, 0o600) \
+            if inner in (("lock",), ("control",)) else "is not a file of s6-svscan"
+    if inner in ((), ("log",), ("data",)):
+        return exact(stat.S_IFDIR, 0o755)
+    if inner in (("run",), ("log", "run"), ("data", "start")):
+        return exact(stat.S_IFREG, 0o555)
+    if inner in (("data", "check"),):
+        return exact(stat.S_IFREG, 0o555)
+    if len(inner) == 1 and inner[0] in ("down", "down-signal", "timeout-kill",
+                                        "notification-fd"):
+        return exact(stat.S_IFREG, 0o444)
+    if inner in (("supervise",), ("log", "supervise")):
+        return exact(stat.S_IFDIR, 0o700)
+    if inner in (("event",), ("log", "event")):
+        return exact(stat.S_IFDIR, 0o3730)
+    if len(inner) >= 2 and inner[-2] == "supervise" and inner[-1] in S6_MADE:
+        return exact(*S6_MADE[inner[-1]])
+    return "is not a path of an s6 service directory"
+
+
 def check_tree(env: Env, step: str) -> list[str]:
     """Every path below the fixture's directory (the state dir's created parents
     included) against :func:`expected`; the problems, one line each."""
@@ -202,7 +247,8 @@ def check_tree(env: Env, step: str) -> list[str]:
 
 
 @pytest.mark.parametrize("mask", [0o000, 0o077], ids=["umask000", "umask077"])
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", [
+    *BACKENDS, pytest.param("s6", marks=pytest.mark.requires_tool("s6-svscan"))])
 def test_root_lifecycle_modes_do_not_depend_on_the_umask(backend: str, mask: int) -> None:
     """Deploy, upgrade, roll back and undeploy the webapps as root under ``mask``;
     every path created has the mode and owner of its kind after every step."""
