@@ -221,3 +221,22 @@ def lifecycle(run: Callable[..., subprocess.CompletedProcess[str]], state: Path,
     run("switch", "--undeploy")
     assert wait_no_leftovers(str(state)) == []
     assert sorted(p.name for p in scan.iterdir()) == [".s6-svscan"]
+
+
+@pytest.mark.e2e
+def test_planted_symlink_at_a_log_dir_is_refused(state: Path, tmp_path: Path) -> None:
+    """A symlink where s6-log's directory goes (``LOG/<name>``, planted by another
+    user) was followed by s6-log, running as the deployer, into the link's target.
+    Now the switch refuses it naming the path, rolls back and writes nothing there."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    run = Runner(state, "s6", "{}")
+    (state / "log").mkdir(parents=True)
+    (state / "log" / "solo").symlink_to(victim)
+    proc = run("switch", Path(__file__).parents[1] / "e2e" / "models" / "chatty.py",
+               check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"{state / 'log' / 'solo'} is a symbolic link" in proc.stderr
+    assert "the previous generation was restored" in proc.stderr
+    assert list(victim.iterdir()) == []
+    assert json.loads(run("status", "--json", check=False).stdout)["processes"] == []

@@ -158,8 +158,9 @@ class S6Activator(Activator):
         source = os.path.join(proc.path, str(proc.extra.get("service_dir") or f"s6/{proc.name}"))
         log_dir = proc.extra.get("log_dir")
         if isinstance(log_dir, str):
-            # s6-log creates its directory, not the parents.
-            fsutil.ensure_dir(os.path.dirname(log_dir))
+            # Created here, not left to s6-log (which runs as root and follows a
+            # symlink planted there by another user): a symlink is refused, naming it.
+            fsutil.ensure_dir(log_dir, fsutil.PRIVATE_DIR, enforce=True)
         tmp = tempfile.mkdtemp(prefix=f"{proc.name}.", dir=self.build_dir)
         target = os.path.join(tmp, "svc")
         shutil.copytree(source, target, symlinks=True)
