@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -240,3 +241,51 @@ def test_planted_symlink_at_a_log_dir_is_refused(state: Path, tmp_path: Path) ->
     assert "the previous generation was restored" in proc.stderr
     assert list(victim.iterdir()) == []
     assert json.loads(run("status", "--json", check=False).stdout)["processes"] == []
+
+
+@pytest.mark.e2e
+def test_log_line_and_pid_file_readiness_through_notifyoncheck(state: Path) -> None:
+    """LogLine and PidFile checks run as data/check under s6-notifyoncheck: s6 records
+    both ready (s6-svstat), ``pidder`` starts only after ``logger`` wrote its line."""
+    run = Runner(state, "s6", "{}")
+    out = run("switch", Path(__file__).parent / "models" / "s6_checks.py").stdout
+    ready = [ln.split()[1] for ln in out.splitlines() if ln.startswith("ready ")]
+    assert ready.index("logger") < ready.index("pidder"), out
+    scan = next(state.glob("lib/procmgmt/s6/*/scan"))
+    for name in ("logger", "pidder"):
+        svstat = subprocess.run(["s6-svstat", "-o", "up,ready", str(scan / name)],
+                                capture_output=True, text=True, check=True).stdout.split()
+        assert svstat == ["true", "true"], name
+    assert "accepting connections" in (state / "logger-own.log").read_text()
+    status = _status(run)
+    pid_file = next(state.glob("run/**/pidder.pid"), None)
+    assert pid_file is not None and int(pid_file.read_text()) == status["pidder"]["pid"]
+    run("switch", "--undeploy")
+    assert wait_no_leftovers(str(state)) == []
+
+
+@pytest.mark.e2e
+def test_daemon_only_webapp_under_the_proxy(state: Path) -> None:
+    """The webapp in daemon mode (it forks and writes a pid file): the shared proxy
+    (data/start, the pid s6-supervise and so status report) stays up while the
+    daemon named by the pid file lives; stop ends both, undeploy leaves nothing."""
+    base = free_port_block(2)
+    run = Runner(state, "s6", json.dumps({"port_base": base, "webapp_mode": "daemon"}))
+    run("switch", SIMPLE)
+    assert f"listening on port: {base}" in (http_get(base) or "")
+    proxy = _status(run)["webapp"]["pid"]
+    assert isinstance(proxy, int)
+    assert "./data/start" in Path(f"/proc/{proxy}/cmdline").read_text()
+    pid_file = next(state.glob("run/**/webapp.pid"))
+    pid = int(pid_file.read_text())
+    assert pid != proxy and os.path.exists(f"/proc/{pid}")
+    run("stop", "webapp")
+    assert port_closed(base)
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{pid}"):  # init reaps the daemon (its parent)
+        assert time.monotonic() < deadline, "stop left the daemon running"
+        time.sleep(0.1)
+    run("start", "webapp")
+    assert f"listening on port: {base}" in (http_get(base) or "")
+    run("switch", "--undeploy")
+    assert wait_no_leftovers(str(state)) == []
