@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -287,5 +288,25 @@ def test_daemon_only_webapp_under_the_proxy(state: Path) -> None:
         time.sleep(0.1)
     run("start", "webapp")
     assert f"listening on port: {base}" in (http_get(base) or "")
+    run("switch", "--undeploy")
+    assert wait_no_leftovers(str(state)) == []
+
+
+@pytest.mark.e2e
+def test_svscan_killed_then_switch_status_and_undeploy(state: Path) -> None:
+    """s6-svscan killed with SIGKILL behind procmgmt's back: the orphaned
+    s6-supervise processes keep the processes up (status says so), the next switch
+    starts a new s6-svscan, and undeploy still stops everything."""
+    run = Runner(state, "s6", "{}")
+    model = Path(__file__).parents[1] / "e2e" / "models" / "chatty.py"
+    run("switch", model)
+    pid_file = next(state.glob("run/s6-svscan-*.pid"))
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    time.sleep(0.3)
+    assert all(p["running"] for p in _status(run).values())
+    run("switch", model)
+    new = int(pid_file.read_text())
+    assert "s6-svscan" in Path(f"/proc/{new}/cmdline").read_text()
+    assert all(p["running"] for p in _status(run).values())
     run("switch", "--undeploy")
     assert wait_no_leftovers(str(state)) == []
