@@ -42,7 +42,6 @@ detected at run time and falls back to whole seconds.
 from __future__ import annotations
 
 import math
-
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
