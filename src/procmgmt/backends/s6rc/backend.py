@@ -18,13 +18,13 @@ from typing import Any
 
 from procmgmt import readiness as rd
 from procmgmt.backends.base import (
-    Lifecycle,
     SH_READINESS,
     Backend,
     BuildContext,
     Capabilities,
     Coverage,
     File,
+    Lifecycle,
     Ordering,
     PidFiles,
     Privilege,
