@@ -23,7 +23,7 @@ def _carried(lifecycle: Lifecycle) -> str:
     return ", ".join(repr(p) for p in policies)
 
 
-def lifecycle_problems(backend: str, lifecycle: Lifecycle, specs: Sequence[ProcessSpec],
+def lifecycle_problems(lifecycle: Lifecycle, specs: Sequence[ProcessSpec],
                        ctx: BuildContext) -> list[Problem]:
     """One located problem per value of ``specs`` that ``lifecycle`` refuses."""
     rows: list[tuple[str, str, str]] = []
@@ -37,6 +37,7 @@ def lifecycle_problems(backend: str, lifecycle: Lifecycle, specs: Sequence[Proce
                                ("restart_max", lifecycle.restart_max),
                                ("stop_timeout", lifecycle.stop_timeout)):
             if getattr(spec, field) is not None and support is Support.REFUSED:
-                rows.append((spec.name, field, f"cannot carry {field}: leave it unset "
-                             f"for {backend}"))
+                rows.append((spec.name, field, f"cannot carry {field}: leave it unset, "
+                             "or see which backends can in docs/backends.md (restart "
+                             "and stop)"))
     return ctx.problems(rows)

@@ -84,7 +84,7 @@ def render(model: Model, specs: Sequence[ProcessSpec], settings: Settings,
         found = ctx.problem(pname, fieldname, message)
         return found if pname in origins else dataclasses.replace(found, file=model.file)
 
-    problems = [*lifecycle_problems(backend.name, backend.capabilities.lifecycle, specs, ctx),
+    problems = [*lifecycle_problems(backend.capabilities.lifecycle, specs, ctx),
                 *backend.validate(specs, ctx)]
     if problems:
         raise ValidationError([dataclasses.replace(p, message=f"{backend.name}: {p.message}")
