@@ -139,8 +139,8 @@ class Lifecycle:
     The defaults describe a manager that can express none of it."""
 
     #: The policy the manager applies when the model sets none (its behaviour
-    #: before the model could say).
-    default_restart: str = "no"
+    #: before the model could say); None: nothing runs (``none``).
+    default_restart: str | None = "no"
     #: Policies the manager carries itself.
     restart_native: frozenset[str] = frozenset({"no"})
     #: Policies carried by generated code (the init scripts' supervising loop).
