@@ -77,6 +77,7 @@ TOOLS: dict[str, Tool] = {
     "runsvdir": Tool("runit"),
     "s6-svscan": Tool("s6"),
     "execlineb": Tool("execline"),
+    "fish": Tool("fish"),
     "setpriv": Tool("util-linux"),
     "su": Tool("util-linux"),
     "sh": Tool("dash"),
@@ -87,6 +88,7 @@ TOOLS: dict[str, Tool] = {
     "useradd": Tool("passwd"),
     "wget": Tool("wget"),
     "xmllint": Tool("libxml2-utils"),
+    "zsh": Tool("zsh"),
 }
 
 #: Debian packages the suite needs beyond the tools above: process tools the

@@ -30,8 +30,10 @@ def tmp_settings(root: Path, privileged: bool = False, *, manager: str,
 
 
 def deploy(switcher: Switcher, model_file: Path | None) -> Generation:
-    """Build ``model_file`` (None: undeploy) and switch to it, like 'procmgmt switch'."""
-    return switcher.deploy(None if model_file is None else str(model_file)).generation
+    """Build ``model_file`` (None: undeploy) and switch to it, like 'procmgmt switch
+    --replace': the upgrade tests move between model files of one profile."""
+    return switcher.deploy(None if model_file is None else str(model_file),
+                           replace=True).generation
 
 
 def rollback(switcher: Switcher) -> Generation:

@@ -175,7 +175,7 @@ def lifecycle(run: Callable[..., subprocess.CompletedProcess[str]], state: Path,
     assert f"listening on port: {base + 6}" in (http_get(base + 6) or "")
     assert _status(run)["webapp6"]["pid"] != pid6
 
-    run("switch", simple)
+    run("switch", "--replace", simple)
     assert f"listening on port: {base}" in (http_get(base) or "")
     assert port_closed(base + 4)
     run("switch", "--rollback")

@@ -479,7 +479,8 @@ def webapps_scenario(sc: Scenario, mode: Mode) -> None:
         data.mkdir(parents=True, exist_ok=True)
         os.chown(data, *owner)
 
-    r = procmgmt(sc, mode, "switch", "-P", "systemd", f"{ex}/processes-advanced.py", *params)
+    r = procmgmt(sc, mode, "switch", "-P", "systemd", "--replace",
+                 f"{ex}/processes-advanced.py", *params)
     sc.check(f"{m}.switch2.rc", r.returncode == 0, out=r.stdout, err=r.stderr)
     accounts("switch2", ADVANCED_NAMES, r.stdout)
     if mode.manages_accounts:

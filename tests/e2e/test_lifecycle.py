@@ -61,7 +61,7 @@ def scenario(run: Runner, examples: Path, base: int, marker: str) -> None:
     assert http_get(base) is not None
 
     # 2. upgrade
-    out = run("switch", advanced).stdout
+    out = run("switch", "--replace", advanced).stdout
     assert stop_lines(out) == ["webapp"]
     started = start_lines(out)
     assert sorted(started) == [f"webapp{i}" for i in (2, 3, 4, 5, 6)]

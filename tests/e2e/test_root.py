@@ -221,7 +221,7 @@ def test_accounts_follow_the_generations(backend: str) -> None:
         old_uid = pwd.getpwnam("webapp").pw_uid
         os.chown(data, old_uid, grp.getgrnam("webapp").gr_gid)
 
-        out = env.run("switch", advanced).stdout
+        out = env.run("switch", "--replace", advanced).stdout
         assert_accounts([f"webapp{i}" for i in range(1, 7)], ["webapp"])
         assert out.index("created user webapp2") < out.index("starting webapp2")
         assert out.index("stopping webapp") < out.index("deleted user webapp ")
@@ -271,7 +271,7 @@ def test_user_changes_disabled_as_root_touches_no_account(backend: str) -> None:
         before = account_lines()
         env.run("switch", env.examples / "processes.py", unprivileged=True)
         assert f"listening on port: {env.base}" in wait_http(env.base)
-        env.run("switch", env.examples / "processes-advanced.py", unprivileged=True)
+        env.run("switch", "--replace", env.examples / "processes-advanced.py", unprivileged=True)
         for i in range(1, 7):
             wait_http(env.base + i)
         pids = env.pids()

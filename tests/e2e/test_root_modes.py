@@ -215,7 +215,7 @@ def test_root_lifecycle_modes_do_not_depend_on_the_umask(backend: str, mask: int
             for port in (env.base, env.base + 1):
                 wait_http(port)
             problems += check_tree(env, "deploy")
-            env.run("switch", advanced)
+            env.run("switch", "--replace", advanced)
             for i in range(1, 7):
                 wait_http(env.base + i)
             problems += check_tree(env, "upgrade")

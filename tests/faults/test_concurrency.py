@@ -68,7 +68,7 @@ def test_second_switch_waits(tmp_path: Path) -> None:
     try:
         first = _start_slow_switch(slow)
         t0 = time.monotonic()
-        second = webapps("switch", SIMPLE, fresh=True)
+        second = webapps("switch", "--replace", SIMPLE, fresh=True)
         waited = time.monotonic() - t0
         rc, out = _finish(first)
         assert rc == 0, out
@@ -102,7 +102,7 @@ def test_second_switch_no_wait_fails(tmp_path: Path) -> None:
     first: subprocess.Popen[str] | None = None
     try:
         first = _start_slow_switch(slow)
-        second = webapps("switch", "--no-wait", SIMPLE, check=False, fresh=True)
+        second = webapps("switch", "--replace", "--no-wait", SIMPLE, check=False, fresh=True)
         still_running = first.poll() is None
         rc, out = _finish(first)
         assert rc == 0, out

@@ -87,7 +87,8 @@ def test_crash_point(backend: str, point: str, mode: str, tmp_path: Path) -> Non
         run("switch", SIMPLE)
         assert_serves(base, SIMPLE_PORTS)
 
-        crashed = run("switch", ADVANCED, check=False, fresh=True, env={CRASH_ENV: point})
+        crashed = run("switch", "--replace", ADVANCED, check=False, fresh=True,
+                      env={CRASH_ENV: point})
         assert crashed.returncode == -9, (
             f"expected death by SIGKILL at {point}, got {crashed.returncode}:\n"
             f"{crashed.stdout}\n{crashed.stderr}")
@@ -103,7 +104,7 @@ def test_crash_point(backend: str, point: str, mode: str, tmp_path: Path) -> Non
             else:
                 check_runs_exactly(run, state, base, 1, SIMPLE_PORTS, advanced_only)
         else:
-            out = run("switch", ADVANCED, fresh=True)
+            out = run("switch", "--replace", ADVANCED, fresh=True)
             assert "generation 2 deployed" in out.stdout, out.stdout
             check_runs_exactly(run, state, base, 2, ADVANCED_PORTS, gone)
     finally:

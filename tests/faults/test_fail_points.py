@@ -77,7 +77,7 @@ def journal(state: Path) -> Path:
 
 def assert_not_stuck(run: Cli, state: Path, base: int) -> None:
     """switch GOOD, repair and switch --undeploy all succeed (fresh processes)."""
-    good = run("switch", ADVANCED, fresh=True)
+    good = run("switch", "--replace", ADVANCED, fresh=True)
     assert "deployed" in good.stdout, good.stdout + good.stderr
     assert_serves(base, ADVANCED_PORTS)
     assert wait_marked_names(run.state, set(ADVANCED_PORTS)) == set(ADVANCED_PORTS)
@@ -100,7 +100,8 @@ def test_fail_point(backend: str, point: str, tmp_path: Path) -> None:
     try:
         run("switch", SIMPLE)
         before = running_pids(run)
-        failed = run("switch", ADVANCED, check=False, fresh=True, env={FAIL_ENV: point})
+        failed = run("switch", "--replace", ADVANCED, check=False, fresh=True,
+                     env={FAIL_ENV: point})
         out = failed.stdout + failed.stderr
         assert failed.returncode == 1, out
         assert f"injected failure ({FAIL_ENV}={point})" in failed.stderr, out
@@ -207,17 +208,17 @@ def test_rejected_program_file_is_not_relinked(how: str, tmp_path: Path) -> None
     try:
         run("switch", SIMPLE)
         if how == "failed":
-            bad = run("switch", BADFILE, check=False, fresh=True)
+            bad = run("switch", "--replace", BADFILE, check=False, fresh=True)
             assert bad.returncode == 1, bad.stdout + bad.stderr
             assert "CANT_REREAD" in bad.stderr and "restored" in bad.stderr, bad.stderr
             assert not journal(state).exists()
         elif how == "crash-journaled":
-            bad = run("switch", BADFILE, check=False, fresh=True,
+            bad = run("switch", "--replace", BADFILE, check=False, fresh=True,
                       env={CRASH_ENV: "journaled"})
             assert bad.returncode == -9, bad.stdout + bad.stderr
             assert journal(state).exists()
         else:
-            bad = run("switch", "--no-rollback", BADFILE, check=False, fresh=True)
+            bad = run("switch", "--replace", "--no-rollback", BADFILE, check=False, fresh=True)
             assert bad.returncode == 1 and "CANT_REREAD" in bad.stderr, bad.stderr
             assert journal(state).exists()
         rep = run("repair", fresh=True)
@@ -250,7 +251,8 @@ def test_repair_that_cannot_restore_offers_abandon(tmp_path: Path) -> None:
               cwd=tmp_path)
     try:
         run("switch", SIMPLE)
-        bad = run("switch", "--no-rollback", MODELS / "faulty.py", check=False, fresh=True)
+        bad = run("switch", "--replace", "--no-rollback", MODELS / "faulty.py", check=False,
+                  fresh=True)
         assert bad.returncode == 1, bad.stdout + bad.stderr
         assert journal(state).exists()
         rep = run("repair", check=False, fresh=True, env={FAIL_ENV: "stop"})
@@ -300,7 +302,8 @@ def test_a_current_process_that_does_not_start_blocks_nothing(recovery: str,
                                   "stamp_dir": str(stamps)}, cwd=tmp_path)
     try:
         run("switch", SIMPLE)
-        bad = run("switch", "--no-rollback", MODELS / "faulty.py", check=False, fresh=True)
+        bad = run("switch", "--replace", "--no-rollback", MODELS / "faulty.py", check=False,
+                  fresh=True)
         assert bad.returncode == 1 and journal(state).exists(), bad.stdout + bad.stderr
         if recovery == "repair":
             rep = run("repair", check=False, fresh=True, env={FAIL_ENV: "start"})

@@ -89,7 +89,7 @@ def test_failed_switch_rolls_back(backend: str, fault: str, tmp_path: Path) -> N
         before = running_pids(run)
 
         t0 = time.monotonic()
-        proc = run("switch", FAULTY, check=False, fresh=True)
+        proc = run("switch", "--replace", FAULTY, check=False, fresh=True)
         took = time.monotonic() - t0
         assert proc.returncode == 1, proc.stdout + proc.stderr
         err = proc.stderr
@@ -140,7 +140,7 @@ def test_no_rollback_then_repair(backend: str, tmp_path: Path) -> None:
     run, state, base = _setup(backend, tmp_path, "stubborn")
     try:
         run("switch", SIMPLE)
-        proc = run("switch", "--no-rollback", FAULTY, check=False, fresh=True)
+        proc = run("switch", "--replace", "--no-rollback", FAULTY, check=False, fresh=True)
         assert proc.returncode == 1, proc.stdout + proc.stderr
         assert "crasher" in proc.stderr and "procmgmt repair" in proc.stderr, proc.stderr
         assert "restoring the previous generation" not in proc.stdout

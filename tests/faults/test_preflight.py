@@ -93,7 +93,7 @@ def test_every_problem_at_once_and_nothing_stopped(
         run("switch", SIMPLE)
         assert_serves(base, SIMPLE_PORTS)
         before = running_pids(run)
-        proc = run("switch", MODEL, check=False, fresh=True)
+        proc = run("switch", "--replace", MODEL, check=False, fresh=True)
         err = proc.stderr
         assert "pre-flight found 3 problems; nothing was stopped or changed" in err, err
         assert "misspelled: executable /bin/sleeep does not exist" in err, err
@@ -178,7 +178,7 @@ def test_readiness_is_not_fooled_by_another_listener(backend: str, tmp_path: Pat
     try:
         run("switch", SIMPLE)
         before = running_pids(run)
-        proc = run("switch", MODEL, check=False, fresh=True)
+        proc = run("switch", "--replace", MODEL, check=False, fresh=True)
         err = proc.stderr
         assert proc.returncode == 1, proc.stdout + err
         assert "claimant did not become ready within" in err, err

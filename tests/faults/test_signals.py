@@ -55,7 +55,8 @@ def _journal(state: Path) -> Path:
 
 def _switch_until(run: Cli, line: str, timeout: float = 60) -> tuple[subprocess.Popen[str], str]:
     """Start ``switch models/slow.py`` in a new process; return once it printed ``line``."""
-    proc = subprocess.Popen([sys.executable, "-m", "procmgmt", *run.argv("switch", SLOW)],
+    argv = run.argv("switch", "--replace", SLOW)
+    proc = subprocess.Popen([sys.executable, "-m", "procmgmt", *argv],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=run.cwd)
     assert proc.stdout is not None

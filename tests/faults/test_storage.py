@@ -103,7 +103,7 @@ def test_full_disk(tmp_path: Path) -> None:
             store = state / "lib" / "procmgmt" / "store"
             entries = sorted(os.listdir(store))
 
-            built = run("switch", ADVANCED, check=False, fresh=True)
+            built = run("switch", "--replace", ADVANCED, check=False, fresh=True)
             _check_clean_failure(built, run, state, base)
             assert "cannot write the store entry of" in built.stderr, built.stderr
             assert str(store) in built.stderr, built.stderr
@@ -115,14 +115,14 @@ def test_full_disk(tmp_path: Path) -> None:
             filler.unlink()
             run("build", ADVANCED)
             _fill(state)
-            journal = run("switch", ADVANCED, check=False, fresh=True)
+            journal = run("switch", "--replace", ADVANCED, check=False, fresh=True)
             _check_clean_failure(journal, run, state, base)
             assert "cannot write the switch journal" in journal.stderr, journal.stderr
             assert "No space left on device" in journal.stderr, journal.stderr
             assert "stopping" not in journal.stdout, "something was stopped before the journal"
 
             filler.unlink()
-            ok = run("switch", ADVANCED, fresh=True)
+            ok = run("switch", "--replace", ADVANCED, fresh=True)
             assert "generation 2 deployed" in ok.stdout, ok.stdout + ok.stderr
             assert_serves(base, ADVANCED_PORTS)
         finally:
@@ -148,7 +148,7 @@ def test_read_only_store(tmp_path: Path) -> None:
         else:
             store.chmod(0o555)
         with _unmounted_after(store) if root else contextlib.nullcontext():
-            proc = run("switch", ADVANCED, check=False, fresh=True)
+            proc = run("switch", "--replace", ADVANCED, check=False, fresh=True)
             _check_clean_failure(proc, run, state, base)
             assert "cannot write the store entry of" in proc.stderr, proc.stderr
             assert str(store) in proc.stderr, proc.stderr
@@ -156,7 +156,7 @@ def test_read_only_store(tmp_path: Path) -> None:
             assert reason in proc.stderr, proc.stderr
         if not root:
             store.chmod(0o755)
-        ok = run("switch", ADVANCED, fresh=True)
+        ok = run("switch", "--replace", ADVANCED, fresh=True)
         assert "generation 2 deployed" in ok.stdout, ok.stdout + ok.stderr
     finally:
         if not root:

@@ -184,12 +184,9 @@ def test_line_breaks(runner: Runner) -> None:
         assert records is None
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data())
-def test_any_awkward_values_reach_the_process(runner: Runner, data: st.DataObject) -> None:
-    """Property (25 real runs per backend): generated argv, environment values,
-    working directory and pid file names reach the recorder exactly, or the model
-    is refused naming the field."""
+def _awkward_values_reach_the_process(runner: Runner, data: st.DataObject) -> None:
+    """Generated argv, environment values, working directory and pid file names
+    reach the recorder exactly, or the model is refused naming the field."""
     mode = data.draw(st.sampled_from(["foreground", "daemon"]))
     cases = [runner.case(
         data.draw(st.lists(AWKWARD, max_size=5)),
@@ -204,3 +201,22 @@ def test_any_awkward_values_reach_the_process(runner: Runner, data: st.DataObjec
         check(cases, records)
     elif runner.backend in SHELL_ONLY:
         pytest.fail(f"{runner.backend} scripts can carry any value without NUL")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_awkward_values_reach_the_process(runner: Runner, data: st.DataObject) -> None:
+    """Property (25 real runs per backend, runit below)."""
+    if runner.backend == "runit":
+        pytest.skip("runit: fewer examples in the test below")
+    _awkward_values_reach_the_process(runner, data)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_awkward_values_reach_a_runit_process(runner: Runner, data: st.DataObject) -> None:
+    """The same property with 8 runs: every runit switch that adds a service waits
+    for runsvdir's rescan (about 5 s), which 25 runs would turn into two minutes."""
+    if runner.backend != "runit":
+        pytest.skip("the test above covers this backend")
+    _awkward_values_reach_the_process(runner, data)

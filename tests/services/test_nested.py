@@ -295,7 +295,7 @@ def test_model_deployed_into_nested_supervisord(short_tmp: Path,
             assert not own_socket.exists(), "procmgmt started a supervisord of its own"
             webapp1 = infos["webapp1"]["pid"]
 
-            run("switch", webapps / "processes-advanced.py")
+            run("switch", "--replace", webapps / "processes-advanced.py")
             for i in range(1, 7):
                 assert f"listening on port: {base + i}" in wait_http(base + i)
             infos = _infos(server)

@@ -15,11 +15,11 @@ from typing import TextIO
 
 from procmgmt import fsutil
 from procmgmt.backends import backend_names, get_backend
+from procmgmt.cli import generations
 from procmgmt.cli.common import (
     Subcommands,
     activation_args,
     engine_options,
-    fmt_time,
     model_arg,
     model_path,
 )
@@ -69,7 +69,9 @@ def _cfg_switch(p: argparse.ArgumentParser) -> None:
                      help="switch back to the generation before the current one")
     ops.add_argument("--switch-generation", type=int, metavar="N",
                      help="switch to generation N")
-    ops.add_argument("--list-generations", action="store_true", help="list the generations")
+    ops.add_argument("--list-generations", action="store_true",
+                     help="list the generations: time, backend, model file, number of "
+                          "processes and what changed against the one before")
     ops.add_argument("--delete-generations", metavar="SPEC",
                      help="delete generations: numbers ('3 4' or '3,4'), 'Nd' (older than "
                           "N days) or 'old' (all but the current)")
@@ -77,6 +79,15 @@ def _cfg_switch(p: argparse.ArgumentParser) -> None:
                      help="delete every generation (only when nothing is deployed)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan (what stops, starts, stays) and change nothing")
+    p.add_argument("--diff", action="store_true",
+                   help="print what MODEL changes against the current generation (processes "
+                        "added, removed, changed and which fields and files) and deploy "
+                        "nothing")
+    p.add_argument("--replace", action="store_true",
+                   help="allow MODEL to replace the deployment of another model file in this "
+                        "profile (without it such a switch is refused)")
+    p.add_argument("--json", action="store_true",
+                   help="with --list-generations or --diff: machine-readable output")
     activation_args(p)
     p.add_argument("--no-rollback", action="store_true",
                    help="on failure keep the partial state for debugging (then 'procmgmt "
@@ -97,10 +108,10 @@ def _print_plan(plan: Plan) -> None:
 
 def cmd_switch(args: argparse.Namespace, settings: Settings) -> int:
     profile = Profile(settings)
+    if args.json and not (args.list_generations or args.diff):
+        raise UsageError("--json goes with --list-generations or --diff")
     if args.list_generations:
-        for g in profile.generations():
-            mark = "   (current)" if g.current else ""
-            print(f"{g.number:5d}   {fmt_time(g.created)}{mark}")
+        generations.print_listing(profile, args.json)
         return 0
     if args.delete_generations is not None:
         with profile_lock(settings):
@@ -117,6 +128,9 @@ def cmd_switch(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     options = engine_options(args)
+    if args.diff and (args.rollback or args.switch_generation is not None):
+        raise UsageError("--diff compares a MODEL (or --undeploy) with the current "
+                         "generation; use --dry-run with --rollback or --switch-generation")
     if args.rollback or args.switch_generation is not None:
         switcher = Switcher(settings, options, out=sys.stdout)
         if args.rollback:
@@ -137,9 +151,21 @@ def cmd_switch(args: argparse.Namespace, settings: Settings) -> int:
     if args.assign_ids:
         settings = _assign_ids(args, settings)
     switcher = Switcher(settings, options, out=sys.stdout)
-    switched = switcher.deploy(None if args.undeploy else model_path(args), dry_run=args.dry_run)
-    if args.dry_run:
-        _print_plan(switched.plan)
+    model = None if args.undeploy else model_path(args)
+    preview = args.dry_run or args.diff
+    switched = switcher.deploy(model, dry_run=preview, replace=args.replace)
+    if preview:
+        if args.diff:
+            current = switcher.engine.current()
+            generations.print_diff(current, profile.current_number(), switched.generation,
+                                   args.json)
+        else:
+            _print_plan(switched.plan)
+        if not args.replace:
+            try:
+                switcher.check_model(model)
+            except UsageError as exc:
+                print(f"procmgmt: note: {exc}", file=sys.stderr)
         return 0
     result = switched.result
     print(f"generation {result.generation} deployed with {switched.generation.backend} "

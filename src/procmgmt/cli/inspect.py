@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
-from procmgmt.cli.common import Subcommands, model_arg, model_path
+from procmgmt.cli.common import Subcommands, fmt_time, model_path
 from procmgmt.deploy.build import evaluate
 from procmgmt.deploy.engine import Engine
 from procmgmt.errors import UsageError
-from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
 
 
@@ -45,6 +46,15 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("no switch has been recorded for profile "
                          f"{settings.profile!r} yet") from None
     events: dict[str, dict[str, Any]] = data.get("processes", {})
+    engine = Engine(settings)
+    number = engine.profile.current_number()
+    current = engine.current()
+    when = data.get("started_at")
+    print(f"last switch of profile {settings.profile!r}"
+          + (f" at {fmt_time(when)}" if isinstance(when, (int, float)) else "")
+          + (f"; current generation {number} ({current.backend}, "
+             f"{len(current.processes)} processes)" if current is not None and number
+             else "; nothing deployed now"))
     print('The time when a process became ready is printed after "@", '
           'the time it took from start to ready after "+".')
     chain = critical_chain(events)
@@ -63,13 +73,27 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cfg_graph(p: argparse.ArgumentParser) -> None:
-    model_arg(p)
+    p.add_argument("model", nargs="?", metavar="MODEL",
+                   help="processes model: a Python file defining processes(settings) "
+                        "[default: $PROCMGMT_PROCESSES, else the current generation]")
     p.add_argument("--format", choices=["dot", "mermaid", "svg", "png"], default="dot",
                    help="output format (svg/png need Graphviz's dot)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
 
 
-def to_dot(specs: list[ProcessSpec]) -> str:
+class Node(Protocol):
+    """What a graph draws of a process: a model's spec and a deployed process
+    (:class:`~procmgmt.manifest.DeployedProcess`) both have it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def rank(self) -> int: ...
+    @property
+    def dependencies(self) -> Sequence[str]: ...
+
+
+def to_dot(specs: Sequence[Node]) -> str:
     """Graphviz DOT: an edge from each process to each dependency."""
     lines = ["digraph processes {", "  rankdir=BT;", "  node [shape=box];"]
     for s in specs:
@@ -81,7 +105,7 @@ def to_dot(specs: list[ProcessSpec]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_mermaid(specs: list[ProcessSpec]) -> str:
+def to_mermaid(specs: Sequence[Node]) -> str:
     """Mermaid flowchart: dependency --> dependent (start order reads downwards)."""
     ids = {s.name: f"p{i}" for i, s in enumerate(specs)}
     lines = ["flowchart TD"]
@@ -93,8 +117,19 @@ def to_mermaid(specs: list[ProcessSpec]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _graph_nodes(args: argparse.Namespace, settings: Settings) -> Sequence[Node]:
+    """The processes of MODEL (or $PROCMGMT_PROCESSES), else of the current generation."""
+    if args.model or os.environ.get("PROCMGMT_PROCESSES"):
+        return evaluate(model_path(args), settings)[1]
+    gen = Engine(settings).current()
+    if gen is None:
+        raise UsageError(f"nothing is deployed in profile {settings.profile!r}: pass MODEL "
+                         "(or set PROCMGMT_PROCESSES) to draw a model")
+    return gen.processes
+
+
 def cmd_graph(args: argparse.Namespace, settings: Settings) -> int:
-    _, specs = evaluate(model_path(args), settings)
+    specs = _graph_nodes(args, settings)
     if args.format == "mermaid":
         text: str | bytes = to_mermaid(specs)
     else:
@@ -123,5 +158,6 @@ def register(subparsers: Subcommands) -> None:
         "show how the last switch spent its time (critical-chain)",
         cmd_analyze, _cfg_analyze)
     subparsers.add("graph",
-        "render the dependency graph of a model (DOT, Mermaid, SVG, PNG)",
+        "render the dependency graph of a model or of the current generation (DOT, "
+        "Mermaid, SVG, PNG)",
         cmd_graph, _cfg_graph)

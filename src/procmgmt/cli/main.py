@@ -21,6 +21,7 @@ from procmgmt.cli import (
     agnostic,
     chainload,
     commands,
+    completion,
     control,
     doctor,
     idassign,
@@ -34,7 +35,8 @@ from procmgmt.suggest import did_you_mean
 
 #: Every module that adds subcommands, in the order ``--help`` lists them. Each
 #: has ``register(subparsers)``; none imports this module.
-COMMAND_MODULES = (commands, agnostic, chainload, control, doctor, idassign, inspect, logs)
+COMMAND_MODULES = (commands, agnostic, chainload, control, doctor, idassign, inspect, logs,
+                   completion)
 
 
 class Parser(argparse.ArgumentParser):

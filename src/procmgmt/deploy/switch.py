@@ -31,6 +31,7 @@ from procmgmt.backends import get_backend
 from procmgmt.deploy.build import build, evaluate, store_rendered
 from procmgmt.deploy.engine import Engine, SwitchResult
 from procmgmt.deploy.gc import store_lock
+from procmgmt.deploy.generations import check_same_model
 from procmgmt.deploy.options import Options
 from procmgmt.deploy.plan import Plan
 from procmgmt.deploy.profile import Profile
@@ -160,12 +161,26 @@ class Switcher:
         """What switching to ``generation`` would do (no lock: a dry run only reads)."""
         return self.engine.plan(generation)
 
-    def deploy(self, model: str | None, *, dry_run: bool = False) -> Switched:
-        """Build ``model`` (None: undeploy) and switch to it as the next generation."""
+    def deploy(self, model: str | None, *, dry_run: bool = False,
+               replace: bool = False) -> Switched:
+        """Build ``model`` (None: undeploy) and switch to it as the next generation.
+
+        Unless ``replace``, a model file other than the current generation's is
+        refused before anything is built (:meth:`check_model`); a dry run changes
+        nothing, so it is not refused."""
+        if not (dry_run or replace):
+            self.check_model(model)
         built = self.build(model)
         if dry_run:
             return Switched(built.generation, SwitchResult(self.plan(built.generation)), built)
         return Switched(built.generation, self.activate(built.generation), built)
+
+    def check_model(self, model: str | None) -> None:
+        """UsageError when ``model`` would replace another model's deployment in this
+        profile (see :func:`procmgmt.deploy.generations.check_same_model`)."""
+        path = self.profile.current_path()
+        current = load_generation(path) if path else None
+        check_same_model(current, self.profile.current_number(), model, self.profile.name)
 
     def undeploy(self, *, dry_run: bool = False) -> Switched:
         """Switch to the empty model: every process stops (state dirs stay)."""
