@@ -15,7 +15,9 @@ itself; for a daemon-only process it wraps the daemon. ``data/check`` is the
 generated sh probe (:mod:`procmgmt.backends.shared.ready`) that
 ``s6-notifyoncheck`` polls from the service directory; when it passes, the
 program's readiness is written to ``notification-fd`` and ``s6-svwait -U``
-returns.
+returns. ``finish`` (only when the model's restart policy is not s6's own
+"restart after every death") exits 125 to stop restarts, counts deaths with
+``s6-permafailon`` for ``restart_max`` and sleeps ``restart_delay``.
 """
 
 from __future__ import annotations
