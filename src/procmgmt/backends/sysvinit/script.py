@@ -266,7 +266,9 @@ def render_script(native: dict[str, Any]) -> str:
         f"procmgmt_stop_timeout={_int_seconds(native, 'stop_timeout', DEFAULT_STOP_TIMEOUT)}",
         f"procmgmt_reload_signal={signal}",
         f"procmgmt_stop_signal={stop_signal}",
-        *([f"procmgmt_supervisor={quote(SUPERVISE_SH)}"]
+        *(["# The restart loop's text (supervise.sh), run by sh -c: literal on purpose.",
+            "# shellcheck disable=SC2016",
+            f"procmgmt_supervisor={quote(SUPERVISE_SH)}"]
           if mode == "foreground" and native.get("restart") else []),
         "",
         HELPERS_SH.rstrip("\n"),
