@@ -61,7 +61,13 @@ def _lsb_loop(n: int) -> dict[str, float]:
         subprocess.run(["/bin/sh", "-c", LOOP, "start", *scripts], env=env, check=True,
                        timeout=600)
         t_start = time.monotonic() - t0
+        # Without the grace a script returns once its daemon is forked: the last
+        # ones may not have become "sleep" yet (not counted in t_start).
+        deadline = time.monotonic() + 30
         pids = u.tagged_pids(tag, "sleep")
+        while len(pids) < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+            pids = u.tagged_pids(tag, "sleep")
         assert len(pids) == n, len(pids)
         t0 = time.monotonic()
         subprocess.run(["/bin/sh", "-c", LOOP, "stop", *reversed(scripts)], env=env,

@@ -3,7 +3,7 @@
 
 Each table sits between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->``
 markers and is built from the backend registry: the capability table and
-the backends' own settings in docs/backends.md (what ``procmgmt backends``
+the restart and stop table and the backends' own settings in docs/backends.md (what ``procmgmt backends``
 and ``--help`` print), the short backend table in README.md. The docs
 cannot drift from the code: ``tests/unit/test_docs.py`` fails when a
 committed table differs from what this script writes, and a new backend
@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO / "src"))
 from procmgmt.backends import backend_names, get_backend, registry  # noqa: E402
 from procmgmt.backends.table import (  # noqa: E402
     capability_table,
+    lifecycle_table,
     render_table,
     settings_table,
 )
@@ -56,6 +57,11 @@ def generated_block() -> str:
 def settings_block() -> str:
     """Every backend's own ``PROCMGMT_*`` variables (``Backend.own_settings``)."""
     return "\n".join([NOTE, "", settings_table(backend_names(), markdown=True)]) + "\n"
+
+
+def lifecycle_block() -> str:
+    """What each backend does with ``restart*`` and ``stop_timeout`` (``Lifecycle``)."""
+    return "\n".join([NOTE, "", lifecycle_table(backend_names(), markdown=True)]) + "\n"
 
 
 def readme_block() -> str:
@@ -84,6 +90,7 @@ def replace_block(text: str, marker: str, block: str, where: Path) -> str:
 def regenerate(text: str) -> str:
     """docs/backends.md ``text`` with its generated blocks rewritten."""
     text = replace_block(text, "capabilities", generated_block(), DOC)
+    text = replace_block(text, "lifecycle", lifecycle_block(), DOC)
     return replace_block(text, "settings", settings_block(), DOC)
 
 

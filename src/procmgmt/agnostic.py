@@ -77,6 +77,10 @@ KEYS: dict[str, str] = {
     "overrides": "overrides",
     "readiness": "readiness",
     "stop_signal": "stopSignal",
+    "restart": "restart",
+    "restart_delay": "restartDelay",
+    "restart_max": "restartMax",
+    "stop_timeout": "stopTimeout",
     # nix-processmgmt's build hook: accepted only when empty (see _post_install).
     "post_install": "postInstall",
 }
@@ -90,7 +94,8 @@ GROUP_KEYS: dict[str, str] = {"gid": "gid"}
 _PLAIN = ("name", "description", "initialize", "process", "args", "daemon", "daemon_extra_args",
           "daemon_args", "foreground_process", "foreground_process_extra_args",
           "foreground_process_args", "instance_name", "pid_file", "path", "environment",
-          "directory", "umask", "nice", "user", "overrides", "stop_signal", "pid_file_program")
+          "directory", "umask", "nice", "user", "overrides", "stop_signal", "pid_file_program",
+          "restart", "restart_delay", "restart_max", "stop_timeout")
 #: A Nix store path's base name: 32 base-32 characters, a dash, the name.
 _STORE_BASENAME = re.compile(r"^[0-9a-z]{32}-(.+)$")
 
@@ -137,7 +142,8 @@ def process_json(proc: Process, dep_file: Callable[[Process], str]) -> tuple[dic
     data: dict[str, Any] = {"name": proc.effective_name}
     problems: list[tuple[str, str]] = []
     for key in ("description", "process", "instance_name", "pid_file", "directory", "user",
-                "nice", "stop_signal", "pid_file_program"):
+                "nice", "stop_signal", "pid_file_program", "restart", "restart_delay",
+                "restart_max", "stop_timeout"):
         if getattr(proc, key) is not None:
             data[key] = getattr(proc, key)
     if proc.initialize:

@@ -27,3 +27,10 @@ def seconds_problem(value: Any, *, zero_ok: bool = False) -> str | None:
         return None
     kind = "non-negative" if zero_ok else "positive"
     return f"must be a finite, {kind} number of seconds, got {value!r}"
+
+
+def format_seconds(value: float) -> str:
+    """A number of seconds as plain decimal text ("1.5", "10", never "1e-05"),
+    the form every manager's configuration reads."""
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return text or "0"

@@ -19,7 +19,7 @@ from procmgmt.errors import Problem, ValidationError
 from procmgmt.model.contain import user_code
 from procmgmt.model.credentials import Credentials, Group, User
 from procmgmt.model.loader import Model
-from procmgmt.model.process import Instance, Process
+from procmgmt.model.process import RESTART_POLICIES, RESTART_WINDOW, Instance, Process
 from procmgmt.model.spec import ProcessSpec, normalize_signal, to_spec
 from procmgmt.numbers import is_real, seconds_problem
 from procmgmt.ordering import find_cycle, ranks, start_order
@@ -161,6 +161,26 @@ def _check_process(c: _Collector, key: str, inst: Instance, members: set[int]) -
             or normalize_signal(p.reload_signal) not in RELOAD_SIGNALS):
         add("reload_signal", f"must be one of {', '.join(RELOAD_SIGNALS)} (with or without "
             f"'SIG'), got {p.reload_signal!r}")
+    if p.restart is not None and p.restart not in RESTART_POLICIES:
+        add("restart", f"must be one of {', '.join(map(repr, RESTART_POLICIES))}, "
+            f"got {p.restart!r}")
+    for field in ("restart_delay", "restart_max"):
+        if getattr(p, field) is not None and p.restart not in ("on-failure", "always"):
+            add(field, "needs restart='on-failure' or restart='always' (it says how "
+                "restarts happen)")
+    if p.restart_delay is not None:
+        why = seconds_problem(p.restart_delay, zero_ok=True)
+        if why:
+            add("restart_delay", why)
+    if p.restart_max is not None and (isinstance(p.restart_max, bool)
+                                      or not isinstance(p.restart_max, int)
+                                      or p.restart_max < 1):
+        add("restart_max", f"must be a positive integer (restarts within {RESTART_WINDOW} s), "
+            f"got {p.restart_max!r}")
+    if p.stop_timeout is not None:
+        why = seconds_problem(p.stop_timeout)
+        if why:
+            add("stop_timeout", why)
     if isinstance(p.dependencies, (str, Process)) or not isinstance(p.dependencies, (list, tuple)):
         add("dependencies", "must be a list of Process objects")
     else:

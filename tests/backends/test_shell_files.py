@@ -44,6 +44,8 @@ def test_the_package_ships_its_shell_files() -> None:
     "backends/sysvinit/start_foreground_tail.sh",
     "backends/sysvinit/spawn_append.sh",
     "backends/sysvinit/spawn_rotating.sh",
+    "backends/sysvinit/supervise.sh",
+    "backends/s6/finish.sh",
     "backends/sh/log_writer.sh",
     "backends/bsdrc/helpers.sh",
     *(f"backends/shared/sh/ready_{kind}.sh"

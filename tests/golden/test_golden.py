@@ -30,6 +30,7 @@ CASES: dict[str, tuple[Path, bool, dict[str, object]]] = {
     "webapps-foreground": (EXAMPLES / "webapps" / "processes.py", False,
                            {"webapp_mode": "foreground"}),
     "webapps-daemon": (EXAMPLES / "webapps" / "processes.py", False, {"webapp_mode": "daemon"}),
+    "lifecycle": (REPO / "tests" / "fixtures" / "lifecycle" / "processes.py", False, {}),
 }
 
 

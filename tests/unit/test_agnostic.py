@@ -137,6 +137,7 @@ def _every_field_model(tmp_path: Path) -> Model:
         foreground_process_extra_args=["-f"], instance_name="app", pid_file="/run/app.pid",
         path=["/opt/tools"], environment={"A": "1", "B": 2}, directory="/srv",
         umask=0o027, nice=5, user="app", dependencies=[db],
+        restart="on-failure", restart_delay=2.5, restart_max=3, stop_timeout=20,
         credentials=Credentials(groups={"app": Group(gid=900)},
                                 users={"app": User(uid=900, group="app", home_dir="/srv/app",
                                                    shell="/bin/sh", create_home=True)}),
@@ -155,6 +156,8 @@ def test_every_field_round_trips(tmp_path: Path) -> None:
     write_specs(model, settings, tmp_path / "specs")
     app = json.loads((tmp_path / "specs" / "app.json").read_text())
     assert app["umask"] == "0027" and app["environment"] == {"A": "1", "B": 2}
+    assert (app["restart"], app["restart_delay"], app["restart_max"], app["stop_timeout"]) \
+        == ("on-failure", 2.5, 3, 20)
     db = json.loads((tmp_path / "specs" / "db.json").read_text())
     assert db["readiness"]["kind"] == "tcp" and db["readiness"]["port"] == 5432
     late = validate(load_specs(str(tmp_path / "specs" / "app.json")), settings)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from procmgmt.errors import Problem, UsageError
 from procmgmt.manifest import DeployedProcess, Generation
+from procmgmt.model.process import RESTART_POLICIES
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.pids import pid_alive, read_pid_file
 from procmgmt.settings import SettingField, Settings
@@ -124,6 +125,44 @@ class PidFiles(Enum):
 SH_READINESS: frozenset[str] = frozenset({"tcp", "http", "command", "logline", "pidfile"})
 
 
+#: Every restart policy (``procmgmt.model.process.RESTART_POLICIES``).
+ALL_RESTART_POLICIES: frozenset[str] = frozenset(RESTART_POLICIES)
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """What a backend does with ``Process.restart*`` and ``stop_timeout``.
+
+    The build refuses, located at the model's line, a value whose support is
+    :attr:`Support.REFUSED` (:mod:`procmgmt.backends.lifecycle`), so a backend
+    translates only what it declares here and nothing is dropped silently.
+    The defaults describe a manager that can express none of it."""
+
+    #: The policy the manager applies when the model sets none (its behaviour
+    #: before the model could say); None: nothing runs (``none``).
+    default_restart: str | None = "no"
+    #: Policies the manager carries itself.
+    restart_native: frozenset[str] = frozenset({"no"})
+    #: Policies carried by generated code (the init scripts' supervising loop).
+    restart_emulated: frozenset[str] = frozenset()
+    #: How ``restart_delay`` and ``restart_max`` are carried.
+    restart_delay: Support = Support.REFUSED
+    restart_max: Support = Support.REFUSED
+    #: Seconds from the stop signal to SIGKILL when the model sets no
+    #: ``stop_timeout`` (None: the manager waits without killing).
+    default_stop_timeout: float | None = None
+    #: How ``stop_timeout`` is carried.
+    stop_timeout: Support = Support.REFUSED
+
+    def restart_support(self, policy: str) -> Support:
+        """How ``policy`` is carried: native, emulated or refused."""
+        if policy in self.restart_native:
+            return Support.NATIVE
+        if policy in self.restart_emulated:
+            return Support.EMULATED
+        return Support.REFUSED
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a backend can express natively, shown by ``procmgmt backends`` and
@@ -152,6 +191,8 @@ class Capabilities:
     pid_files: PidFiles = PidFiles.DAEMONS
     #: False when nothing can deploy its output (``none``: specs for later translation).
     deploys: bool = True
+    #: Restart policies and stop timeouts.
+    lifecycle: Lifecycle = Lifecycle()
     notes: str = ""
 
     @property

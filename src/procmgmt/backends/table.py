@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from procmgmt.backends import registry
-from procmgmt.backends.base import Capabilities, Privilege
+from procmgmt.backends.base import Capabilities, Lifecycle, Privilege, Support
+from procmgmt.numbers import format_seconds
 
 COLUMNS = ("backend", "prefers", "dependencies", "ordering", "user switching",
            "deploys as", "readiness", "pid files", "tested here")
 SETTING_COLUMNS = ("backend", "variable", "kind", "default", "meaning")
+LIFECYCLE_COLUMNS = ("backend", "without restart=", "no", "on-failure", "always",
+                     "restart_delay", "restart_max", "stop_timeout", "without stop_timeout=")
 
 
 def _privileges(c: Capabilities) -> str:
@@ -43,6 +46,25 @@ def setting_rows(names: Sequence[str]) -> list[tuple[str, ...]]:
             for name in names for f in found[name].own_settings]
 
 
+def lifecycle_row(name: str, lc: Lifecycle) -> tuple[str, ...]:
+    """One backend's restart and stop cells, in :data:`LIFECYCLE_COLUMNS` order."""
+    if lc.stop_timeout is Support.NOT_APPLICABLE:
+        default_stop = "-"
+    elif lc.default_stop_timeout is None:
+        default_stop = "waits without SIGKILL"
+    else:
+        default_stop = f"{format_seconds(lc.default_stop_timeout)} s"
+    return (name, lc.default_restart or "-",
+            *(lc.restart_support(p).value for p in ("no", "on-failure", "always")),
+            lc.restart_delay.value, lc.restart_max.value, lc.stop_timeout.value, default_stop)
+
+
+def lifecycle_rows(names: Sequence[str]) -> list[tuple[str, ...]]:
+    """One row per backend: what it does with restart policies and stop timeouts."""
+    found = registry()
+    return [lifecycle_row(name, found[name].capabilities.lifecycle) for name in names]
+
+
 def render_table(columns: Sequence[str], data: Sequence[Sequence[str]],
                  markdown: bool = False) -> str:
     """A plain-text (or Markdown) table."""
@@ -58,6 +80,11 @@ def render_table(columns: Sequence[str], data: Sequence[Sequence[str]],
 def capability_table(names: Sequence[str], markdown: bool = False) -> str:
     """The capability table of ``names``."""
     return render_table(COLUMNS, rows(names), markdown)
+
+
+def lifecycle_table(names: Sequence[str], markdown: bool = False) -> str:
+    """The restart and stop table of ``names``."""
+    return render_table(LIFECYCLE_COLUMNS, lifecycle_rows(names), markdown)
 
 
 def settings_table(names: Sequence[str], markdown: bool = False) -> str:

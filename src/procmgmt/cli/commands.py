@@ -341,9 +341,11 @@ def cmd_gc(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_backends(args: argparse.Namespace, settings: Settings) -> int:
-    from procmgmt.backends.table import capability_table
+    from procmgmt.backends.table import capability_table, lifecycle_table
 
     print(capability_table(backend_names()))
+    print()
+    print(lifecycle_table(backend_names()))
     return 0
 
 

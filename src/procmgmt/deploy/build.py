@@ -15,6 +15,7 @@ from typing import Any
 
 from procmgmt.backends import get_backend
 from procmgmt.backends.base import Backend, BuildContext, File
+from procmgmt.backends.lifecycle import lifecycle_problems
 from procmgmt.deploy import store
 from procmgmt.errors import Problem, UserCodeError, ValidationError, storage
 from procmgmt.ids import check_assigned, credentials_with_ids, missing_assignments
@@ -83,7 +84,8 @@ def render(model: Model, specs: Sequence[ProcessSpec], settings: Settings,
         found = ctx.problem(pname, fieldname, message)
         return found if pname in origins else dataclasses.replace(found, file=model.file)
 
-    problems = backend.validate(specs, ctx)
+    problems = [*lifecycle_problems(backend.capabilities.lifecycle, specs, ctx),
+                *backend.validate(specs, ctx)]
     if problems:
         raise ValidationError([dataclasses.replace(p, message=f"{backend.name}: {p.message}")
                                for p in problems])

@@ -21,6 +21,12 @@ from procmgmt.model.credentials import Credentials
 #: model, or a function from native model to a new native model.
 Override = Mapping[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
 
+#: Restart policies of ``Process.restart``, in the order the docs list them.
+RESTART_POLICIES = ("no", "on-failure", "always")
+#: The window ``Process.restart_max`` counts restarts in, in seconds: systemd's
+#: StartLimitIntervalSec, s6-permafailon's seconds, the init scripts' loop.
+RESTART_WINDOW = 60
+
 #: Marker meaning "leave the default": lets ``daemon=None`` say "cannot daemonize".
 _UNSET: Any = type("Unset", (), {"__repr__": lambda self: "UNSET"})()
 
@@ -108,6 +114,28 @@ class Process:
     #: init scripts' ``reload``, systemd's ``ExecReload=`` and supervisord's
     #: ``signalProcess`` send.
     reload_signal: str | None = None
+    #: What the manager does when the process exits by itself: "no" (it stays
+    #: stopped), "on-failure" (started again after a non-zero exit status or a
+    #: death by signal), "always" (started again after any exit). None: the
+    #: backend's own behaviour, which differs between managers (systemd and the
+    #: init scripts: no; supervisord and launchd: on-failure; s6 and runit:
+    #: always), so a model that relies on one states it. A backend that cannot
+    #: carry the policy refuses the model (see the lifecycle table in
+    #: docs/backends.md): none is dropped.
+    restart: str | None = None
+    #: Seconds to wait before each restart (the backoff); None: the backend's
+    #: default (systemd 0.1 s, s6 and runit 1 s, launchd 10 s, supervisord 1 s
+    #: more per failed attempt). Needs ``restart`` "on-failure" or "always".
+    restart_delay: float | None = None
+    #: Restarts allowed within :data:`RESTART_WINDOW` seconds; one more exit in
+    #: that window leaves the process failed (crash-looping ends). None: no
+    #: limit beyond the backend's own. Needs ``restart`` "on-failure" or "always".
+    restart_max: int | None = None
+    #: Seconds between the stop signal and SIGKILL when the process does not
+    #: exit. None: the backend's default (10 s for the init scripts and
+    #: supervisord's stopwaitsecs, systemd's DefaultTimeoutStopSec, launchd's
+    #: 20 s ExitTimeOut, ...; the lifecycle table lists them).
+    stop_timeout: float | None = None
     #: Where the object was created (file, line), for error messages.
     origin: tuple[str | None, int | None] = field(default=(None, None), compare=False)
 

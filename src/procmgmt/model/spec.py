@@ -53,6 +53,14 @@ class ProcessSpec:
     stop_signal: str = "TERM"
     #: Signal name without ``SIG`` that asks the process to reload; None: none declared.
     reload_signal: str | None = None
+    #: Restart policy ("no", "on-failure", "always"); None: the backend's default.
+    restart: str | None = None
+    #: Seconds before a restart; None: the backend's default.
+    restart_delay: float | None = None
+    #: Restarts allowed within ``RESTART_WINDOW`` seconds; None: no limit of ours.
+    restart_max: int | None = None
+    #: Seconds from the stop signal to SIGKILL; None: the backend's default.
+    stop_timeout: float | None = None
     #: Start rank: 0 without dependencies, else 1 + the highest rank of the dependencies.
     rank: int = 0
 
@@ -154,5 +162,9 @@ def to_spec(proc: Process, names: Mapping[int, str], rank: int) -> ProcessSpec:
         readiness=proc.readiness,
         stop_signal=normalize_signal(proc.stop_signal) or "TERM",
         reload_signal=normalize_signal(proc.reload_signal),
+        restart=proc.restart,
+        restart_delay=proc.restart_delay,
+        restart_max=proc.restart_max,
+        stop_timeout=proc.stop_timeout,
         rank=rank,
     )

@@ -7,6 +7,7 @@ and how ``command_args`` is quoted.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from procmgmt.backends.base import (
     Capabilities,
     Coverage,
     File,
+    Lifecycle,
     Ordering,
     PidFiles,
     Privilege,
@@ -55,6 +57,16 @@ _RESERVED_ENV = {
 }
 
 
+def _restart_flags(spec: ProcessSpec) -> list[str]:
+    """daemon(8)'s supervision flags for ``restart="always"``: ``-r`` restarts after
+    its one-second delay, ``-R SECS`` after the model's (whole seconds, at least 1)."""
+    if spec.restart != "always":
+        return []
+    if spec.restart_delay is None:
+        return ["-r"]
+    return ["-R", str(max(1, math.ceil(spec.restart_delay)))]
+
+
 class BSDRCBackend(Backend):
     """FreeBSD rc.d scripts (rc.subr), ordered by rcorder over PROVIDE/REQUIRE."""
 
@@ -71,6 +83,9 @@ class BSDRCBackend(Backend):
         readiness=Support.EMULATED,
         readiness_kinds=SH_READINESS,
         pid_files=PidFiles.EVERY_PROCESS,
+        # daemon(8) -r/-R restarts after every exit; rc.subr's stop waits without a limit.
+        lifecycle=Lifecycle(default_restart="no", restart_native=frozenset({"no", "always"}),
+                            restart_delay=Support.NATIVE),
         notes="rc.subr scripts; foreground-only processes run under daemon(8); readiness: "
               "start_postcmd waits for the declared check (generated sh probes; Notify only "
               "by the engine); checked on "
@@ -94,7 +109,9 @@ class BSDRCBackend(Backend):
         for it in ``start_postcmd``).
         """
         settings = ctx.settings
-        if spec.daemon:
+        # A restarted process runs in the foreground under daemon(8), which restarts it.
+        supervise = spec.restart == "always" and spec.foreground is not None
+        if spec.daemon and not supervise:
             mode, program, args = "daemon", spec.daemon, list(spec.daemon_args)
         elif spec.foreground:
             mode, program, args = "foreground", spec.foreground, list(spec.foreground_args)
@@ -121,14 +138,16 @@ class BSDRCBackend(Backend):
             "program": program,
             "args": args,
             "daemon_program": DEFAULT_DAEMON_PROGRAM,
-            "daemon_flags": ["-f"],
+            "daemon_flags": ["-f", *_restart_flags(spec)],
             "pid_file": spec.derived_pid_file(settings),
             # None: the process of the pid file is the program (daemon mode, or
-            # the child daemon(8) writes in foreground mode).
-            "procname": spec.pid_file_program,
+            # the child daemon(8) writes in foreground mode); a supervising
+            # daemon(8) writes its own pid, so rc.subr checks for it.
+            "procname": DEFAULT_DAEMON_PROGRAM if supervise else spec.pid_file_program,
             "log_file": spec.log_file(settings, opened_as_user=True),
             "stop_signal": spec.stop_signal,
             "reload_signal": spec.reload_signal or DEFAULT_RELOAD_SIGNAL,
+            **({"supervise": True} if supervise else {}),
             "user": user,
             "chdir": spec.directory,
             "nice": spec.nice,
@@ -210,6 +229,14 @@ class BSDRCBackend(Backend):
                                      f"{var!r} would overwrite a variable of the rc script "
                                      "itself (rc.subr loads the environment file into the "
                                      "script's shell): rename it"))
+            if spec.restart == "always" and spec.foreground is None:
+                problems.append((spec.name, "restart", "daemon(8) restarts only a foreground "
+                                 "program: give the process a foreground_process (a "
+                                 "self-daemonizing one is not supervised)"))
+            if spec.restart == "always" and spec.stop_signal != "TERM":
+                problems.append((spec.name, "stop_signal", "daemon(8) passes only SIGTERM on "
+                                 "to the program it restarts: use the default stop signal "
+                                 "or no restart"))
             problems += ready.spec_problems(spec)
         return ctx.problems(problems)
 

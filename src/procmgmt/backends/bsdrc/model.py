@@ -102,7 +102,10 @@ class RcScriptModel:
         if mode == "foreground":
             log_file = _word(native, "log_file")
             command = _word(native, "daemon_program")
-            argv = (*_str_list(native, "daemon_flags"), "-p", pid_file, "-o", log_file,
+            # -P: the pid file holds daemon(8)'s own pid, the supervisor rc.subr
+            # must stop when daemon(8) restarts the program (-r, -R).
+            pid_flag = "-P" if native.get("supervise") else "-p"
+            argv = (*_str_list(native, "daemon_flags"), pid_flag, pid_file, "-o", log_file,
                     program, *args)
         else:
             command, argv = program, tuple(args)

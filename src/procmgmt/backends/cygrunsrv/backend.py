@@ -36,6 +36,7 @@ from procmgmt.backends.base import (
     Capabilities,
     Coverage,
     File,
+    Lifecycle,
     Ordering,
     PidFiles,
     Privilege,
@@ -86,6 +87,10 @@ class CygrunsrvBackend(Backend):
         readiness=Support.EMULATED,
         readiness_kinds=SH_READINESS,
         pid_files=PidFiles.DAEMONS,
+        # cygrunsrv has no restart option (--neverexits only makes an exit count as a
+        # failure for Windows' recovery actions, which it does not set) and no kill
+        # timeout: it sends --termsig and waits. Non-default values are refused.
+        lifecycle=Lifecycle(default_restart="no"),
         notes="readiness: a dependent's proxy waits until dependencies that declare a "
               "check pass it (generated sh probes; Notify: only the engine waits); "
               "params checked against cygrunsrv's option rules and argument splitting; the "

@@ -36,9 +36,12 @@ and a copied plist keeps working whichever generation's store entry is
 garbage-collected later. ``Nice`` is always a plist key: launchd applies it
 before switching to ``UserName``, so negative levels work for daemons.
 
-``KeepAlive`` is ``{SuccessfulExit: false}``: launchd restarts a job that
+``KeepAlive`` is ``{SuccessfulExit: false}`` unless the model's ``restart``
+says otherwise (``no``: false, ``always``: true): launchd restarts a job that
 failed (or a proxy that gave up waiting for a dependency, after launchd's
-ThrottleInterval) but not one that exited cleanly after a stop.
+ThrottleInterval, ``restart_delay``) but not one that exited cleanly after a
+stop. ``stop_timeout`` is ``ExitTimeOut`` (launchd's default: 20 s); launchd
+has no restart limit, so ``restart_max`` is refused.
 
 **Rendering.** The native model is the plist dictionary itself (every
 launchd key is reachable through overrides, a dict deep-merge or a
@@ -55,18 +58,21 @@ errors).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from procmgmt.backends.base import (
+    ALL_RESTART_POLICIES,
     SH_READINESS,
     Backend,
     BuildContext,
     Capabilities,
     Coverage,
     File,
+    Lifecycle,
     Ordering,
     PidFiles,
     Privilege,
@@ -85,6 +91,9 @@ from procmgmt.settings import Settings
 #: The shell the embedded proxy runs with.
 PROXY_SHELL = "/bin/sh"
 _LABEL = re.compile(r"^[A-Za-z0-9._-]+$")
+#: ``Process.restart`` as ``KeepAlive``; on-failure is also a model without ``restart``.
+KEEP_ALIVE: dict[str, bool | dict[str, bool]] = {
+    "no": False, "on-failure": {"SuccessfulExit": False}, "always": True}
 
 
 class LaunchdBackend(Backend):
@@ -103,6 +112,9 @@ class LaunchdBackend(Backend):
         readiness=Support.EMULATED,
         readiness_kinds=SH_READINESS,
         pid_files=PidFiles.DAEMONS,
+        lifecycle=Lifecycle(default_restart="on-failure", restart_native=ALL_RESTART_POLICIES,
+                            restart_delay=Support.NATIVE, default_stop_timeout=20,
+                            stop_timeout=Support.NATIVE),
         notes="plists checked with plistlib, xmllint and a launchd key schema; the proxy's "
               "dependency wait (running, then the dependency's declared readiness check "
               "as generated sh probes) runs for real on Linux; launchctl is not run here",
@@ -147,7 +159,7 @@ class LaunchdBackend(Backend):
                 "umask": spec.umask,
                 "user": user if chainload else None,
                 "pid_file_timeout": _proxy.DEFAULT_PID_FILE_TIMEOUT,
-                "kill_after": _proxy.DEFAULT_KILL_AFTER,
+                "kill_after": _proxy.kill_after(spec.stop_timeout),
                 "stop_signal": spec.stop_signal,
                 **_proxy.readiness_options(spec, ctx, settings, pid_waits=True),
             }
@@ -177,10 +189,15 @@ class LaunchdBackend(Backend):
         log = spec.log_file(settings)
         job.update({
             "RunAtLoad": True,
-            "KeepAlive": {"SuccessfulExit": False},
+            "KeepAlive": KEEP_ALIVE[spec.restart or "on-failure"],
             "StandardOutPath": log,
             "StandardErrorPath": log,
         })
+        # launchd reads whole seconds; rounded up, never below the model's value.
+        if spec.restart_delay is not None:
+            job["ThrottleInterval"] = math.ceil(spec.restart_delay)
+        if spec.stop_timeout is not None:
+            job["ExitTimeOut"] = math.ceil(spec.stop_timeout)
         return job
 
     def job_of(self, native: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,12 +8,14 @@ from typing import Any
 
 from procmgmt.agnostic import SPEC_SUFFIX, process_json
 from procmgmt.backends.base import (
+    ALL_RESTART_POLICIES,
     Activator,
     Backend,
     BuildContext,
     Capabilities,
     Coverage,
     File,
+    Lifecycle,
     Ordering,
     PidFiles,
     Support,
@@ -46,6 +48,11 @@ class NoneBackend(Backend):
         readiness_kinds=frozenset(),
         pid_files=PidFiles.DAEMONS,
         deploys=False,
+        # The specs keep restart and stop_timeout for the backend that translates them.
+        lifecycle=Lifecycle(default_restart=None, restart_native=ALL_RESTART_POLICIES,
+                            restart_delay=Support.NOT_APPLICABLE,
+                            restart_max=Support.NOT_APPLICABLE,
+                            stop_timeout=Support.NOT_APPLICABLE),
         notes="agnostic JSON specs (nix-processmgmt's processManager = null); "
               "translate them with 'procmgmt generate-config -P BACKEND'",
     )

@@ -29,6 +29,7 @@ Removing a directory: rename it to a dot name (runsvdir forgets it) and
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import subprocess
@@ -222,7 +223,9 @@ class RunitActivator(Activator):
         fsutil.write_atomic(os.path.join(live, "down"), "", fsutil.FILE)
         if not runsvdir.supervised(live):
             return
-        result = self._sv("force-stop", live, check=False, wait=self.stop_timeout)
+        own = proc.extra.get("stop_timeout")
+        wait = self.stop_timeout if own is None else max(1, math.ceil(float(own)))
+        result = self._sv("force-stop", live, check=False, wait=wait)
         if self.status(gen, proc).running:
             raise DeployError(f"runit service {proc.name} did not stop: "
                               f"{(result.stdout + result.stderr).strip()}")

@@ -43,6 +43,7 @@ from procmgmt.backends.base import (
     Capabilities,
     Coverage,
     File,
+    Lifecycle,
     Ordering,
     PidFiles,
     Privilege,
@@ -79,6 +80,9 @@ class RunitBackend(Backend):
         readiness=Support.NATIVE,
         readiness_kinds=SH_READINESS,
         pid_files=PidFiles.EVERY_PROCESS,
+        lifecycle=Lifecycle(default_restart="always", restart_native=frozenset({"always"}),
+                            default_stop_timeout=RunitActivator.stop_timeout,
+                            stop_timeout=Support.EMULATED),
         notes="service directories run by a runsvdir per profile; ./check from the "
               "readiness declaration (generated sh probe, sv -w waits for it); "
               "daemon-only processes and dependency waits run under the foreground proxy",
@@ -128,7 +132,7 @@ class RunitBackend(Backend):
                 "umask": spec.umask,
                 "user": user if chainload else None,
                 "pid_file_timeout": _proxy.DEFAULT_PID_FILE_TIMEOUT,
-                "kill_after": _proxy.DEFAULT_KILL_AFTER,
+                "kill_after": _proxy.kill_after(spec.stop_timeout),
                 "stop_signal": spec.stop_signal,
                 **options,
             },
@@ -151,7 +155,11 @@ class RunitBackend(Backend):
                        ctx: BuildContext) -> dict[str, Any]:
         """Where the service directory and the log are, for the activator."""
         logs = str(native.get("log_dir") or log_dir(spec, ctx.settings))
-        return {"service": service.SERVICE_DIR,
+        # runsv never sends SIGKILL itself: procmgmt's stop (sv -w force-stop) does,
+        # after the model's stop_timeout (written only when set).
+        timeout = {} if spec.stop_timeout is None else {"stop_timeout": spec.stop_timeout}
+        return {**timeout,
+                "service": service.SERVICE_DIR,
                 "log_dir": logs,
                 "log_file": os.path.join(logs, "current"),
                 "down": bool(native.get("down")),

@@ -172,6 +172,12 @@ class S6Activator(Activator):
         os.rmdir(tmp)
         svscan.control(self.scan_dir, "-an")
 
+    def _stop_wait(self, proc: DeployedProcess) -> float:
+        """How long to wait for ``proc`` to go down: :attr:`stop_timeout`, or longer
+        when the model gave it a longer ``stop_timeout`` (its timeout-kill)."""
+        own = proc.extra.get("stop_timeout")
+        return max(self.stop_timeout, float(own) + 5) if own is not None else self.stop_timeout
+
     def stop(self, gen: Generation, proc: DeployedProcess) -> None:
         """``s6-svc -d`` and wait until down, then take the service directory out of
         the scan dir and let its supervisors (service and logger) exit."""
@@ -180,11 +186,12 @@ class S6Activator(Activator):
             return
         if self.supervised(path):
             self._run("s6-svc", "-d", path)
-            result = self._run("s6-svwait", "-D", "-t", str(int(self.stop_timeout * 1000)),
-                               path, timeout=self.stop_timeout + 5)
+            wait = self._stop_wait(proc)
+            result = self._run("s6-svwait", "-D", "-t", str(int(wait * 1000)),
+                               path, timeout=wait + 5)
             if result.returncode != 0:
                 raise DeployError(f"s6 service {proc.name} did not go down within "
-                                  f"{self.stop_timeout:g} s: {result.stderr.strip()}")
+                                  f"{wait:g} s: {result.stderr.strip()}")
         self._remove(path)
 
     def _remove(self, path: str) -> None:

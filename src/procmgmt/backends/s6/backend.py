@@ -10,6 +10,7 @@ service directories with ``s6-svwait`` (see :mod:`.servicedir`).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +23,7 @@ from procmgmt.backends.base import (
     Capabilities,
     Coverage,
     File,
+    Lifecycle,
     Ordering,
     PidFiles,
     Privilege,
@@ -31,10 +33,10 @@ from procmgmt.backends.base import (
 from procmgmt.backends.s6 import servicedir
 from procmgmt.backends.s6.activator import S6Activator
 from procmgmt.backends.shared.proxy import (
-    DEFAULT_KILL_AFTER,
     DEFAULT_PID_FILE_TIMEOUT,
     DEFAULT_WAIT_TIMEOUT,
     PROXY_KEY,
+    kill_after,
     wraps_daemon,
 )
 from procmgmt.backends.shared.ready import checkable, spec_problems
@@ -48,6 +50,10 @@ TIMEOUT_KILL_MS = 10000
 DEFAULT_LOG_KEEP, DEFAULT_LOG_SIZE = 10, 1000000
 #: s6-log rotates at no fewer bytes than this, whatever ``s`` says (s6-log(8)).
 S6_LOG_MIN_SIZE = 4096
+#: s6-supervise's default timeout-finish, kept on top of a finish's restart delay.
+TIMEOUT_FINISH_MS = 5000
+#: The largest max-death-tally s6-supervise accepts.
+MAX_DEATH_TALLY = 4096
 
 
 def log_dir(spec: ProcessSpec, settings: Settings) -> str:
@@ -72,6 +78,11 @@ class S6Backend(Backend):
         readiness=Support.NATIVE,
         readiness_kinds=SH_READINESS,
         pid_files=PidFiles.DAEMONS,
+        lifecycle=Lifecycle(default_restart="always", restart_native=frozenset({"always"}),
+                            restart_emulated=frozenset({"no", "on-failure"}),
+                            restart_delay=Support.EMULATED, restart_max=Support.NATIVE,
+                            default_stop_timeout=TIMEOUT_KILL_MS / 1000,
+                            stop_timeout=Support.NATIVE),
         notes="readiness: notification-fd written by s6-notifyoncheck polling the "
               "generated sh probe (data/check); Notify (sd_notify) has no s6 "
               "equivalent: only the engine waits for it; daemon-only processes "
@@ -122,7 +133,8 @@ class S6Backend(Backend):
             "down": True,
             # A wrapped daemon's proxy traps TERM and forwards the daemon's signal.
             "down_signal": "TERM" if wrap else spec.stop_signal,
-            "timeout_kill": TIMEOUT_KILL_MS,
+            "timeout_kill": (TIMEOUT_KILL_MS if spec.stop_timeout is None
+                             else max(1, math.ceil(spec.stop_timeout * 1000))),
             "log": {"dir": log_dir(spec, settings), **self._log_rotation(spec, ctx)},
             PROXY_KEY: {
                 "name": spec.name,
@@ -139,10 +151,18 @@ class S6Backend(Backend):
                 "user": user,
                 "environment": env,
                 "pid_file_timeout": DEFAULT_PID_FILE_TIMEOUT,
-                "kill_after": DEFAULT_KILL_AFTER,
+                "kill_after": kill_after(spec.stop_timeout),
                 "stop_signal": spec.stop_signal,
             },
         }
+        # Written only when set: a model without them keeps s6's own behaviour
+        # (restart after every death) and its service directory as before.
+        for key in ("restart", "restart_delay", "restart_max"):
+            if getattr(spec, key) is not None:
+                native[key] = getattr(spec, key)
+        if spec.restart_delay is not None:
+            # ./finish sleeps the delay; s6-supervise kills a finish after timeout-finish.
+            native["timeout_finish"] = math.ceil(spec.restart_delay * 1000) + TIMEOUT_FINISH_MS
         return native
 
     def render(self, native: dict[str, Any], spec: ProcessSpec, ctx: BuildContext) -> list[File]:
@@ -156,6 +176,9 @@ class S6Backend(Backend):
                                  "notifies": native.get("notification_fd") is not None
                                  and native.get("check") is not None,
                                  "wraps_daemon": wraps_daemon(native.get(PROXY_KEY))}
+        if spec.stop_timeout is not None:
+            # The activator waits this long (and a little) for a stop.
+            extra["stop_timeout"] = int(native.get("timeout_kill", TIMEOUT_KILL_MS)) / 1000
         log = native.get("log")
         if isinstance(log, dict) and isinstance(log.get("dir"), str):
             extra["log_dir"] = log["dir"]
@@ -172,6 +195,9 @@ class S6Backend(Backend):
                 if any("\0" in w for w in words):
                     problems.append((spec.name, fieldname, "contains a NUL character"))
             problems.extend(spec_problems(spec))
+            if spec.restart_max is not None and spec.restart_max + 1 > MAX_DEATH_TALLY:
+                problems.append((spec.name, "restart_max", f"s6 remembers at most "
+                                 f"{MAX_DEATH_TALLY} deaths: at most {MAX_DEATH_TALLY - 1}"))
         return ctx.problems(problems)
 
     def activator(self, settings: Settings) -> S6Activator:

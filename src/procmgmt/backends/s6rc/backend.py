@@ -24,6 +24,7 @@ from procmgmt.backends.base import (
     Capabilities,
     Coverage,
     File,
+    Lifecycle,
     Ordering,
     PidFiles,
     Privilege,
@@ -72,6 +73,10 @@ class S6RcBackend(Backend):
         readiness=Support.NATIVE,
         readiness_kinds=SH_READINESS,
         pid_files=PidFiles.DAEMONS,
+        # The source trees carry no finish script: only s6's own "always".
+        lifecycle=Lifecycle(default_restart="always", restart_native=frozenset({"always"}),
+                            default_stop_timeout=TIMEOUT_KILL_MS / 1000,
+                            stop_timeout=Support.NATIVE),
         notes="s6-rc is not packaged here: source trees are checked against "
               "s6-rc-compile's rules in Python and the activator's command plan "
               "(compile, init or update with a conversion file that restarts every "
@@ -86,7 +91,7 @@ class S6RcBackend(Backend):
         native.pop("down", None)
         native["dependencies"] = sorted(native["dependencies"])
         native["timeout_up"] = timeout_up_ms(rd.from_json(native.get("check")))
-        native["timeout_down"] = TIMEOUT_KILL_MS + STOP_SLACK_MS
+        native["timeout_down"] = int(native["timeout_kill"]) + STOP_SLACK_MS
         return native
 
     def render(self, native: dict[str, Any], spec: ProcessSpec, ctx: BuildContext) -> list[File]:

@@ -41,6 +41,7 @@ detected at run time and falls back to whole seconds.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -81,6 +82,15 @@ DEFAULT_PID_FILE_TIMEOUT = 10
 DEFAULT_KILL_AFTER = 8
 #: Seconds to wait for the dependencies (``wait_for``) before giving up.
 DEFAULT_WAIT_TIMEOUT = 60
+
+
+def kill_after(stop_timeout: float | None) -> int:
+    """The proxy's ``kill_after`` for a process whose manager sends SIGKILL after
+    ``stop_timeout`` seconds: the proxy kills the daemon first (at four fifths,
+    so it does not outlive the proxy), and None keeps :data:`DEFAULT_KILL_AFTER`."""
+    if stop_timeout is None:
+        return DEFAULT_KILL_AFTER
+    return max(1, math.floor(stop_timeout * 0.8))
 
 
 @dataclass(frozen=True)

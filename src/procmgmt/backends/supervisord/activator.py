@@ -267,6 +267,12 @@ class SupervisordActivator(Activator):
             raise DeployError(f"supervisord rejected the program files in {self.conf_d}: "
                               f"{fault.faultString}") from None
 
+    def _stop_wait(self, proc: DeployedProcess) -> float:
+        """How long to wait for ``proc`` to stop: :attr:`stop_timeout`, or longer
+        when the model gave it a longer ``stop_timeout`` (its stopwaitsecs)."""
+        own = proc.extra.get("stop_timeout")
+        return max(self.stop_timeout, float(own) + 5) if own is not None else self.stop_timeout
+
     def stop(self, gen: Generation, proc: DeployedProcess) -> None:
         """Stop the program's group (waiting) and forget it; absent is fine (also
         when supervisord is not running: then nothing of it runs)."""
@@ -288,7 +294,7 @@ class SupervisordActivator(Activator):
                 raise DeployError(f"supervisord could not stop {name}: {fault.faultString}") \
                     from None
         else:
-            control.wait_stopped(server, [name], self.stop_timeout)
+            control.wait_stopped(server, [name], self._stop_wait(proc))
         try:
             server.supervisor.removeProcessGroup(name)
         except xmlrpc.client.Fault as fault:

@@ -17,17 +17,20 @@ Deploying is :mod:`.activator`'s job.
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Sequence
 from typing import Any
 
 from procmgmt.backends.base import (
+    ALL_RESTART_POLICIES,
     SH_READINESS,
     Backend,
     BuildContext,
     Capabilities,
     Coverage,
     File,
+    Lifecycle,
     Ordering,
     PidFiles,
     Privilege,
@@ -35,10 +38,10 @@ from procmgmt.backends.base import (
     Support,
 )
 from procmgmt.backends.shared.proxy import (
-    DEFAULT_KILL_AFTER,
     DEFAULT_PID_FILE_TIMEOUT,
     PROXY_KEY,
     generate,
+    kill_after,
     options_from_native,
     proxy_file,
     readiness_options,
@@ -67,6 +70,14 @@ from procmgmt.settings import Settings
 def _truthy(value: Any) -> bool:
     """A supervisord boolean (``autostart=false``, possibly a string from an override)."""
     return str(value).strip().lower() not in ("false", "0", "no", "off", "none", "")
+
+
+#: ``Process.restart`` as ``autorestart``: "unexpected" restarts after an exit
+#: status not in ``exitcodes`` (0), i.e. after a failure; it is also what a
+#: model without ``restart`` gets.
+AUTORESTART = {"no": False, "on-failure": "unexpected", "always": True}
+#: supervisord's own stopwaitsecs, written for a model without ``stop_timeout``.
+DEFAULT_STOPWAITSECS = 10
 
 
 def _uses_proxy(spec: ProcessSpec, settings: Settings, ctx: BuildContext) -> bool:
@@ -99,6 +110,10 @@ class SupervisordBackend(Backend):
         readiness=Support.EMULATED,
         readiness_kinds=SH_READINESS,
         pid_files=PidFiles.DAEMONS,
+        lifecycle=Lifecycle(default_restart="on-failure", restart_native=ALL_RESTART_POLICIES,
+                            restart_max=Support.WARNED,
+                            default_stop_timeout=DEFAULT_STOPWAITSECS,
+                            stop_timeout=Support.NATIVE),
         notes="daemon-only processes run under a generated foreground proxy; readiness: "
               "a dependent's proxy waits until dependencies that declare a check pass "
               "it (generated sh probes; Notify: only the engine waits)",
@@ -142,7 +157,7 @@ class SupervisordBackend(Backend):
                 "nice": spec.nice,
                 "user": user if root_first else None,
                 "pid_file_timeout": DEFAULT_PID_FILE_TIMEOUT,
-                "kill_after": DEFAULT_KILL_AFTER,
+                "kill_after": kill_after(spec.stop_timeout),
                 "stop_signal": spec.stop_signal,
                 **readiness_options(spec, ctx, settings, pid_waits=False),
             }
@@ -164,11 +179,12 @@ class SupervisordBackend(Backend):
             "priority": spec.rank + 1,
             "environment": env,
             "autostart": True,
-            "autorestart": "unexpected",
+            "autorestart": AUTORESTART[spec.restart or "on-failure"],
             "startsecs": 1,
-            "startretries": 3,
+            "startretries": 3 if spec.restart_max is None else spec.restart_max,
             "stopsignal": spec.stop_signal,
-            "stopwaitsecs": 10,
+            "stopwaitsecs": (DEFAULT_STOPWAITSECS if spec.stop_timeout is None
+                             else math.ceil(spec.stop_timeout)),
             "stopasgroup": True,
             "killasgroup": True,
             "stdout_logfile": spec.log_file(settings),
@@ -182,6 +198,10 @@ class SupervisordBackend(Backend):
         if settings.log_backups is not None or rotation is not None:
             native["stdout_logfile_backups"] = (rotation[1] if rotation is not None
                                                 else settings.log_backups)
+        if spec.restart_max is not None:
+            ctx.warn(spec, self.name, f"restart_max={spec.restart_max} is startretries, "
+                     "which counts only exits within startsecs (1 s) of a start: a process "
+                     "that runs longer is restarted without limit")
         return native
 
     def render(self, native: dict[str, Any], spec: ProcessSpec, ctx: BuildContext) -> list[File]:
@@ -204,6 +224,9 @@ class SupervisordBackend(Backend):
         stderr = native.get("stderr_logfile")
         if not _truthy(native.get("redirect_stderr", False)) and isinstance(stderr, str):
             extra["stderr_log_file"] = stderr  # an override keeps stderr apart
+        if spec.stop_timeout is not None:
+            # The activator waits this long (and a little) for a stop.
+            extra["stop_timeout"] = native.get("stopwaitsecs", DEFAULT_STOPWAITSECS)
         if native.get(PROXY_KEY):
             extra["proxy"] = proxy_file(spec.name)
             extra["wraps_daemon"] = wraps_daemon(native.get(PROXY_KEY))

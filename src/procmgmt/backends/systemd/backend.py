@@ -76,6 +76,7 @@ from typing import Any
 
 from procmgmt import readiness as rd
 from procmgmt.backends.base import (
+    ALL_RESTART_POLICIES,
     SH_READINESS,
     Activator,
     Backend,
@@ -83,6 +84,7 @@ from procmgmt.backends.base import (
     Capabilities,
     Coverage,
     File,
+    Lifecycle,
     Ordering,
     PidFiles,
     Privilege,
@@ -110,7 +112,9 @@ from procmgmt.backends.systemd.unit import (
     specifier_escape,
 )
 from procmgmt.errors import Problem
+from procmgmt.model.process import RESTART_WINDOW
 from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec
+from procmgmt.numbers import format_seconds
 from procmgmt.settings import Settings
 
 #: systemd's DefaultTimeoutStartSec=: a readiness wait that may take longer raises it.
@@ -140,6 +144,22 @@ def _resolve_executable(exe: str, spec: ProcessSpec) -> str:
     return exe
 
 
+def _lifecycle(spec: ProcessSpec, unit: dict[str, Any], service: dict[str, Any]) -> None:
+    """Restart policy and stop timeout, only where the model sets them (the unit
+    of a model that does not stays as before: systemd's Restart=no and
+    DefaultTimeoutStopSec). ``restart_max`` counts restarts, StartLimitBurst=
+    starts: the first start is one more."""
+    if spec.restart is not None:
+        service["Restart"] = spec.restart
+    if spec.restart_delay is not None:
+        service["RestartSec"] = format_seconds(spec.restart_delay)
+    if spec.restart_max is not None:
+        unit["StartLimitIntervalSec"] = RESTART_WINDOW
+        unit["StartLimitBurst"] = spec.restart_max + 1
+    if spec.stop_timeout is not None:
+        service["TimeoutStopSec"] = format_seconds(spec.stop_timeout)
+
+
 class SystemdBackend(Backend):
     """One ``<prefix><name>.service`` unit per process."""
 
@@ -156,6 +176,9 @@ class SystemdBackend(Backend):
         readiness=Support.NATIVE,
         readiness_kinds=SH_READINESS | {"notify"},
         pid_files=PidFiles.DAEMONS,
+        lifecycle=Lifecycle(default_restart="no", restart_native=ALL_RESTART_POLICIES,
+                            restart_delay=Support.NATIVE, restart_max=Support.NATIVE,
+                            default_stop_timeout=90, stop_timeout=Support.NATIVE),
         notes="readiness: Notify is Type=notify (foreground processes), other checks a "
               "generated sh wait in ExecStartPost=, so After= dependents start when ready; "
               "real systemd inside systemd-nspawn; user mode with systemctl --user "
@@ -232,6 +255,7 @@ class SystemdBackend(Backend):
         if spec.reload_signal:
             # systemctl reload (procmgmt reload) signals the main process.
             service["ExecReload"] = f"/bin/kill -s {spec.reload_signal} $MAINPID"
+        _lifecycle(spec, unit, service)
         return {
             "Unit": unit,
             "Service": service,

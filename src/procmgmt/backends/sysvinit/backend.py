@@ -22,6 +22,7 @@ override can change anything the script does.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +36,7 @@ from procmgmt.backends.base import (
     Capabilities,
     Coverage,
     File,
+    Lifecycle,
     Ordering,
     PidFiles,
     Privilege,
@@ -60,8 +62,14 @@ from procmgmt.backends.sysvinit.script import (
 )
 from procmgmt.deploy.state import directory_mode
 from procmgmt.errors import Problem
+from procmgmt.model.process import RESTART_WINDOW
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
+
+#: Policies that restart: the script runs the process under its loop.
+RESTARTING = ("on-failure", "always")
+#: Seconds the loop waits before a restart when the model gives no restart_delay.
+DEFAULT_RESTART_DELAY = 1
 
 
 class SysVInitBackend(Backend):
@@ -79,6 +87,11 @@ class SysVInitBackend(Backend):
         readiness=Support.EMULATED,
         readiness_kinds=SH_READINESS,
         pid_files=PidFiles.EVERY_PROCESS,
+        lifecycle=Lifecycle(default_restart="no", restart_native=frozenset({"no"}),
+                            restart_emulated=frozenset(RESTARTING),
+                            restart_delay=Support.EMULATED, restart_max=Support.EMULATED,
+                            default_stop_timeout=DEFAULT_STOP_TIMEOUT,
+                            stop_timeout=Support.EMULATED),
         notes="self-contained POSIX sh scripts; foreground processes are daemonized "
               "by the script (setsid, log file, pid file); readiness: start returns once "
               "the declared check passes (generated sh probes; Notify only by the engine)",
@@ -105,7 +118,9 @@ class SysVInitBackend(Backend):
         remove_activities.
         """
         settings = ctx.settings
-        if spec.daemon:
+        # A restarted process runs in the foreground under the script's loop.
+        supervise = spec.restart in RESTARTING and spec.foreground is not None
+        if spec.daemon and not supervise:
             mode, command = "daemon", [spec.daemon, *spec.daemon_args]
         elif spec.foreground:
             mode, command = "foreground", [spec.foreground, *spec.foreground_args]
@@ -149,7 +164,8 @@ class SysVInitBackend(Backend):
             "reload_signal": spec.reload_signal or "HUP",
             "stop_signal": spec.stop_signal,
             "start_timeout": DEFAULT_START_TIMEOUT,
-            "stop_timeout": DEFAULT_STOP_TIMEOUT,
+            "stop_timeout": (DEFAULT_STOP_TIMEOUT if spec.stop_timeout is None
+                             else math.ceil(spec.stop_timeout)),
             "start_grace": DEFAULT_START_GRACE,
             "readiness": (spec.readiness.to_json()
                           if isinstance(spec.readiness, rd.Readiness) else None),
@@ -161,6 +177,11 @@ class SysVInitBackend(Backend):
                 "status": "procmgmt_status",
             },
             "remove_activities": [],
+            **({"restart": {"policy": spec.restart,
+                            "delay": (DEFAULT_RESTART_DELAY if spec.restart_delay is None
+                                      else spec.restart_delay),
+                            "max": spec.restart_max, "window": RESTART_WINDOW}}
+               if supervise else {}),
         }
 
     def render(self, native: dict[str, Any], spec: ProcessSpec, ctx: BuildContext) -> list[File]:
@@ -205,11 +226,28 @@ class SysVInitBackend(Backend):
              f"numbers are two digits ({MIN_SEQUENCE}-{MAX_SEQUENCE})")
             for spec in specs
             if spec.rank + MIN_SEQUENCE > MAX_SEQUENCE
-        ] + [row for spec in specs for row in ready.spec_problems(spec)])
+        ] + [row for spec in specs for row in ready.spec_problems(spec)]
+          + [row for spec in specs for row in _restart_problems(spec)])
 
     def activator(self, settings: Settings) -> Activator:
         """Runs the scripts directly: no init system is involved."""
         return SysVInitActivator(settings)
+
+
+def _restart_problems(spec: ProcessSpec) -> list[tuple[str, str, str]]:
+    """What the supervising loop cannot do: restart a self-daemonizing process (it
+    exits at once), or notice a stop by SIGINT/SIGQUIT (a shell started in the
+    background ignores both, so it would restart the stopped program)."""
+    if spec.restart not in RESTARTING:
+        return []
+    if spec.foreground is None:
+        return [(spec.name, "restart", "the init script restarts only a foreground "
+                 "program: give the process a foreground_process")]
+    if spec.stop_signal in ("INT", "QUIT"):
+        return [(spec.name, "stop_signal", f"the init script's restart loop cannot "
+                 f"notice SIG{spec.stop_signal} (a background shell ignores it): use "
+                 "another stop signal or no restart")]
+    return []
 
 
 def _directories(settings: Settings, files: list[str]) -> list[list[str]]:

@@ -14,6 +14,7 @@ override can change anything the script does.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -61,6 +62,8 @@ START_FOREGROUND_SH = shell_file("procmgmt.backends.sysvinit", "start_foreground
 SPAWN_APPEND_SH = shell_file("procmgmt.backends.sysvinit", "spawn_append.sh")
 SPAWN_ROTATING_SH = shell_file("procmgmt.backends.sysvinit", "spawn_rotating.sh")
 START_FOREGROUND_TAIL_SH = shell_file("procmgmt.backends.sysvinit", "start_foreground_tail.sh")
+#: The loop that restarts a process (restart "on-failure", "always"): ``sh -c`` text.
+SUPERVISE_SH = shell_file("procmgmt.backends.sysvinit", "supervise.sh")
 LOG_WRITER_SH = shell_file("procmgmt.backends", "sh/log_writer.sh")
 
 
@@ -263,6 +266,10 @@ def render_script(native: dict[str, Any]) -> str:
         f"procmgmt_stop_timeout={_int_seconds(native, 'stop_timeout', DEFAULT_STOP_TIMEOUT)}",
         f"procmgmt_reload_signal={signal}",
         f"procmgmt_stop_signal={stop_signal}",
+        *(["# The restart loop's text (supervise.sh), run by sh -c: literal on purpose.",
+            "# shellcheck disable=SC2016",
+            f"procmgmt_supervisor={quote(SUPERVISE_SH)}"]
+          if mode == "foreground" and native.get("restart") else []),
         "",
         HELPERS_SH.rstrip("\n"),
         "",
@@ -280,6 +287,11 @@ def render_script(native: dict[str, Any]) -> str:
     if directory:
         lines.append(f"    cd {quote(str(directory))} || return 1")
     lines.append(f"    set -- {command_line(command)}")
+    restart = _restart_of(native) if mode == "foreground" else None
+    if restart is not None:
+        lines += ["    # Restarted by the supervising loop (supervise.sh) when it exits.",
+                  '    set -- /bin/sh -c "$procmgmt_supervisor" "$procmgmt_name" '
+                  f'{" ".join(restart)} "$procmgmt_stop_signal" "$@"']
     user = native.get("user")
     if user:
         lines += _user_switch_lines(str(user))
@@ -379,6 +391,26 @@ def _int_seconds(native: dict[str, Any], key: str, default: int) -> int:
     if value != int(value):
         raise ValueError(f"{key} must be whole seconds, got {value!r}")
     return int(value)
+
+
+def _restart_of(native: dict[str, Any]) -> list[str] | None:
+    """The supervising loop's POLICY DELAY MAX WINDOW words (``restart``: a dict
+    with policy "on-failure" or "always", delay and window in seconds, max a
+    count or None), or None: the process is not restarted."""
+    raw = native.get("restart")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or raw.get("policy") not in ("on-failure", "always"):
+        raise ValueError(f"restart must be None or a dict with policy 'on-failure' or "
+                         f"'always', got {raw!r}")
+    delay = seconds_of(raw, "delay", 1)
+    window = _int_seconds(raw, "window", 60)
+    most = raw.get("max")
+    if most is not None and (isinstance(most, bool) or not isinstance(most, int) or most < 1):
+        raise ValueError(f"restart.max must be None or a positive integer, got {most!r}")
+    # POSIX sleep takes whole seconds: rounded up, never below the model's delay.
+    return [str(raw["policy"]), str(math.ceil(delay)), quote("" if most is None else str(most)),
+            str(window)]
 
 
 def _rotation_of(native: dict[str, Any]) -> tuple[int, int] | None:
