@@ -47,7 +47,8 @@ from tests.e2e.util import (
 pytestmark = [pytest.mark.e2e, pytest.mark.root("creates users and groups and switches to them")]
 
 BACKENDS = ["sysvinit", "supervisord",
-            pytest.param("runit", marks=pytest.mark.requires_tool("runsvdir"))]
+            pytest.param("runit", marks=pytest.mark.requires_tool("runsvdir")),
+            pytest.param("s6", marks=pytest.mark.requires_tool("s6-svscan"))]
 NAMES = ["webapp", *(f"webapp{i}" for i in range(1, 7))]
 #: The service of the initialize test (a name no real system uses).
 SERVICE = "pmrootsvc"

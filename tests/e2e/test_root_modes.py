@@ -247,8 +247,7 @@ def check_tree(env: Env, step: str) -> list[str]:
 
 
 @pytest.mark.parametrize("mask", [0o000, 0o077], ids=["umask000", "umask077"])
-@pytest.mark.parametrize("backend", [
-    *BACKENDS, pytest.param("s6", marks=pytest.mark.requires_tool("s6-svscan"))])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_root_lifecycle_modes_do_not_depend_on_the_umask(backend: str, mask: int) -> None:
     """Deploy, upgrade, roll back and undeploy the webapps as root under ``mask``;
     every path created has the mode and owner of its kind after every step."""
