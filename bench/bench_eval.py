@@ -37,9 +37,13 @@ def worker(model: str, backend: str, state: str, out: str) -> dict[str, Any]:
     t1 = time.monotonic()
     result = render(m, specs, settings, get_backend(backend))
     t2 = time.monotonic()
-    files = [f for r in result.processes for f in r.files] + result.generation_files
+    # Each process's files in a directory of its own, as in the store (a backend
+    # may give every process the same relative paths, e.g. runit's service/run).
     os.makedirs(out)
-    store.write_files(out, files)
+    for r in result.processes:
+        store.write_files(os.path.join(out, r.spec.name), list(r.files))
+    store.write_files(os.path.join(out, "generation"), list(result.generation_files))
+    files = [f for r in result.processes for f in r.files] + result.generation_files
     t3 = time.monotonic()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB
     return {"evaluate": t1 - t0, "render": t2 - t1, "write": t3 - t2, "total": t3 - t0,
