@@ -39,6 +39,7 @@ from collections.abc import Callable
 from procmgmt import fsutil
 from procmgmt.backends.base import Activator, ProcessStatus, Tool
 from procmgmt.backends.runit import runsvdir, service
+from procmgmt.backends.shared.startlock import start_lock
 from procmgmt.errors import DeployError
 from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.settings import Settings
@@ -151,7 +152,7 @@ class RunitActivator(Activator):
         supervises them; running services are untouched."""
         for d in (self.settings.runtime_dir, self.settings.log_dir):
             fsutil.ensure_dir(d)
-        with runsvdir.start_lock(self.dir):
+        with start_lock(self.dir, enforce=True):
             fsutil.ensure_dir(self.scan, enforce=True)
             added = [live for proc in new.processes if (live := self._build(proc))]
             if not runsvdir.find_running(self.pid_file, self.scan) and (
@@ -169,7 +170,7 @@ class RunitActivator(Activator):
         would restart it every second, and sv would wait out its whole timeout)."""
         live = self.entry(proc)
         if not os.path.isdir(live):
-            with runsvdir.start_lock(self.dir):
+            with start_lock(self.dir, enforce=True):
                 built = self._build(proc)
             self._wait_supervised([built] if built else [])
         argv = ["sv", "-w", str(self.start_timeout), "start", live]

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 
 from procmgmt import fsutil
 from procmgmt.errors import DeployError
@@ -57,18 +55,6 @@ def find_running(pid_file: str, scan: str) -> list[int]:
                 and pid_alive(pid):
             found.add(pid)
     return sorted(found)
-
-
-@contextlib.contextmanager
-def start_lock(directory: str) -> Iterator[None]:
-    """Held while deciding whether to start the profile's runsvdir and starting it."""
-    fsutil.ensure_dir(directory, enforce=True)
-    fd = fsutil.open_file(os.path.join(directory, "start.lock"), fsutil.PRIVATE)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def start(scan: str, pid_file: str, log_file: str) -> int:

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from procmgmt import fsutil
 from procmgmt.backends.base import Activator, LogSource, ProcessStatus, Tool
 from procmgmt.backends.s6 import svscan
-from procmgmt.backends.supervisord.embedded import start_lock
+from procmgmt.backends.shared.startlock import start_lock
 from procmgmt.errors import DeployError
 from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.settings import Settings

@@ -39,7 +39,7 @@ from procmgmt.backends.s6 import svscan
 from procmgmt.backends.s6.activator import SVSTAT_OPTIONS, svstat_status
 from procmgmt.backends.s6rc import sourcecheck, update
 from procmgmt.backends.s6rc.source import DEFAULT_BUNDLE
-from procmgmt.backends.supervisord.embedded import start_lock
+from procmgmt.backends.shared.startlock import start_lock
 from procmgmt.deploy.plan import Plan
 from procmgmt.errors import DeployError
 from procmgmt.manifest import DeployedProcess, Generation

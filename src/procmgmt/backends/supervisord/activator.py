@@ -31,6 +31,7 @@ from typing import Any
 from procmgmt import fsutil
 from procmgmt.backends._activation import pid_verdict
 from procmgmt.backends.base import Activator, LogSource, ProcessStatus
+from procmgmt.backends.shared.startlock import start_lock
 from procmgmt.backends.supervisord import control, embedded, external, links
 from procmgmt.backends.supervisord.external import (
     EXTERNAL_CONF_ENV,
@@ -240,7 +241,7 @@ class SupervisordActivator(Activator):
             self._reload()
             return
         programs = max(len(new.processes), len(old.processes) if old else 0)
-        with embedded.start_lock(self.dir):
+        with start_lock(self.dir):
             start = self._start_needed()
             if start:
                 self.write_base_config(programs)

@@ -11,7 +11,6 @@ second supervisord for the same profile would start every program twice.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
 import itertools
 import logging
@@ -21,7 +20,6 @@ import resource
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 
 from procmgmt import fsutil
 from procmgmt.backends.supervisord.control import UNIX_PATH_MAX
@@ -185,20 +183,6 @@ def find_running(pid_file: str, conf: str) -> list[int]:
         if entry.isdigit() and int(entry) != os.getpid() and reads_config(int(entry), conf):
             found.add(int(entry))
     return sorted(found)
-
-
-@contextlib.contextmanager
-def start_lock(directory: str) -> Iterator[None]:
-    """Held while deciding whether to start a profile's supervisord and starting
-    it: two procmgmt commands must never both start one."""
-    fsutil.ensure_dir(directory)
-    # 0600: a lock others can open, they can hold (and so block every start).
-    fd = fsutil.open_file(os.path.join(directory, "start.lock"), fsutil.PRIVATE)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def warn_if_fds_short(conf: str, programs: int, profile: str) -> None:
