@@ -136,10 +136,26 @@ def install_system_packages() -> None:
             POLICY_RC_D.unlink(missing_ok=True)
 
 
+#: pytest-xdist workers of ``test``: the end-to-end tests mostly wait (for
+#: services to start and stop): on two cores the suite kept 1.15 cores busy
+#: in two workers, so three run side by side.
+WORKERS = "3"
+
+
+def workers(pytest_args: list[str]) -> list[str]:
+    """``-n WORKERS`` unless the arguments choose the workers (``-n``, ``-p no:xdist``)."""
+    def chooses(arg: str) -> bool:
+        return (arg in ("-n", "--numprocesses", "no:xdist", "-pno:xdist")
+                or arg.startswith("--numprocesses=")
+                or (arg.startswith("-n") and arg[2:].isalnum()))
+
+    return [] if any(chooses(a) for a in pytest_args) else ["-n", WORKERS]
+
+
 def test(*args: str) -> int:
     """ruff, mypy, then pytest: the whole suite, or with --fast the fast lane (no e2e).
 
-    Further arguments go to pytest.
+    Further arguments go to pytest (``-n 0`` runs it in one process).
     """
     fast = "--fast" in args
     pytest_args = [a for a in args if a != "--fast"]
@@ -148,7 +164,8 @@ def test(*args: str) -> int:
     sh(BIN / "ruff", "check", "src", "tests", "examples", "tasks.py", "bench", cwd=ROOT)
     sh(BIN / "mypy", cwd=ROOT)
     lane = ["-m", "not e2e"] if fast else []
-    return sh(BIN / "python", "-m", "pytest", *lane, *pytest_args, cwd=ROOT, check=False)
+    return sh(BIN / "python", "-m", "pytest", *workers(pytest_args), *lane, *pytest_args,
+              cwd=ROOT, check=False)
 
 
 TASKS = {"demo": demo, "test": test, "undeploy": undeploy}

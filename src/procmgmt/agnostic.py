@@ -44,7 +44,7 @@ from procmgmt.model.credentials import Credentials, Group, User
 from procmgmt.model.loader import Model
 from procmgmt.model.process import _UNSET, Instance, Process
 from procmgmt.model.spec import normalize_umask
-from procmgmt.readiness import KINDS, from_json
+from procmgmt.readiness import KINDS, Liveness, from_json
 from procmgmt.settings import Settings
 from procmgmt.validate import validate
 
@@ -81,6 +81,7 @@ KEYS: dict[str, str] = {
     "restart_delay": "restartDelay",
     "restart_max": "restartMax",
     "stop_timeout": "stopTimeout",
+    "liveness": "liveness",
     # nix-processmgmt's build hook: accepted only when empty (see _post_install).
     "post_install": "postInstall",
 }
@@ -186,6 +187,8 @@ def process_json(proc: Process, dep_file: Callable[[Process], str]) -> tuple[dic
         data["overrides"] = overrides
     if proc.readiness is not None:
         data["readiness"] = proc.readiness.to_json()
+    if proc.liveness is not None:
+        data["liveness"] = proc.liveness.to_json()
     return data, problems
 
 
@@ -287,6 +290,24 @@ def _readiness(value: Any, file: str) -> Any:
         raise SpecError(f"{file}: readiness: {exc}") from None
 
 
+def _liveness(value: Any, file: str) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise SpecError(f"{file}: liveness must be an object such as "
+                        '{"check": {"kind": "tcp", "port": 5000}, "period": 10}')
+    known = [f.name for f in fields(Liveness)]
+    for key in value:
+        if key not in known:
+            raise SpecError(f"{file}: unknown key liveness.{key!r}; known keys: "
+                            + ", ".join(known))
+    check = _readiness(value.get("check"), file)
+    if check is None:
+        raise SpecError(f"{file}: liveness needs a check such as "
+                        '{"kind": "tcp", "port": 5000}')
+    return Liveness(check=check, **{k: v for k, v in value.items() if k != "check"})
+
+
 def dependency_file(ref: str, referrer: str) -> tuple[str, list[str]]:
     """The spec file a dependency entry names, and every path that was tried.
 
@@ -360,6 +381,7 @@ class _Reader:
         if data.get("credentials") is not None:
             kwargs["credentials"] = _credentials(data["credentials"], path)
         kwargs["readiness"] = _readiness(data.get("readiness"), path)
+        kwargs["liveness"] = _liveness(data.get("liveness"), path)
         deps = data.get("dependencies") or []
         if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
             raise SpecError(f"{path}: dependencies must be a list of spec file names "

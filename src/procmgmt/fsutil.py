@@ -187,3 +187,22 @@ def write_atomic(path: str, data: str | bytes, mode: int = PRIVATE, *,
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def read_count(path: str) -> int | None:
+    """The non-negative number a small counter file holds (a restart loop's count),
+    or None when it is missing, not a regular file, a symlink (the file may be in a
+    directory the service user can write) or not a number."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        text = os.read(fd, 32).decode("ascii", errors="replace").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return int(text) if text.isdigit() else None

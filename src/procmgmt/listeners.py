@@ -8,15 +8,23 @@ sockets with their inode in ``/proc/net/tcp`` and ``/proc/net/tcp6``; a
 process holds the socket when one of its ``/proc/<pid>/fd`` entries links to
 ``socket:[<inode>]``.
 
-Where ``/proc/net/tcp`` does not exist (FreeBSD, macOS) every function here
-says "unknown" (None) and callers fall back to what a connection proves.
+The table of listening sockets comes from sock_diag netlink
+(:mod:`procmgmt.sockdiag`) where the kernel answers it, which costs
+microseconds where ``/proc/net/tcp`` costs milliseconds once many
+connections exist. Where neither exists (FreeBSD, macOS) every function
+here says "unknown" (None) and callers fall back to what a connection proves.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+from procmgmt import sockdiag
+from procmgmt.pids import stat_fields
 
 NET_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
 #: The ``st`` column of a listening socket.
@@ -40,7 +48,40 @@ def listeners(port: int) -> list[Listener] | None:
 
 def listen_table() -> dict[int, list[Listener]] | None:
     """port -> the sockets listening on it, read once (a pre-flight of many processes
-    asks for many ports); None without ``/proc/net/tcp``."""
+    asks for many ports); None when the kernel does not say."""
+    diag = sockdiag.listening()
+    if diag is None:
+        return proc_listen_table()
+    found: dict[int, list[Listener]] = {}
+    for port, uid, inode in diag:
+        found.setdefault(port, []).append(Listener(inode, uid))
+    return found
+
+
+class RecentListenTable:
+    """:func:`listen_table`, read again only when the last reading is older than
+    ``max_age`` seconds: a hundred readiness checks polled in one pass of the
+    scheduler share one reading instead of making a hundred."""
+
+    def __init__(self, max_age: float = 0.005,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_age = max_age
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._read_at = -1.0
+        self._table: dict[int, list[Listener]] | None = None
+
+    def __call__(self) -> dict[int, list[Listener]] | None:
+        with self._lock:
+            now = self._clock()
+            if self._read_at < 0 or now - self._read_at > self.max_age:
+                self._table = listen_table()
+                self._read_at = self._clock()
+            return self._table
+
+
+def proc_listen_table() -> dict[int, list[Listener]] | None:
+    """:func:`listen_table` from ``/proc/net/tcp`` and ``tcp6``; None without them."""
     found: dict[int, list[Listener]] = {}
     seen_table = False
     for table in NET_TABLES:
@@ -72,11 +113,11 @@ def _children() -> dict[int, list[int]]:
     for entry in entries:
         if not entry.isdigit():
             continue
+        fields = stat_fields(entry)
         try:
-            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as f:
-                fields = f.read().rsplit(")", 1)[-1].split()
-            tree.setdefault(int(fields[1]), []).append(int(entry))
-        except (OSError, IndexError, ValueError):
+            if fields is not None:
+                tree.setdefault(int(fields[1]), []).append(int(entry))
+        except (IndexError, ValueError):
             continue
     return tree
 
@@ -150,11 +191,12 @@ def describe_holder(port: int, listener: Listener, pid: int | None) -> str:
     return f"a process of uid {listener.uid} (its file descriptors are not readable)"
 
 
-def ownership_problem(port: int, roots: Iterable[int], name: str) -> str | None:
+def ownership_problem(port: int, roots: Iterable[int], name: str,
+                      table: dict[int, list[Listener]] | None = None) -> str | None:
     """None when a socket listening on ``port`` belongs to ``roots`` or a descendant
     (or when this cannot be known here: no ``/proc``); otherwise why not, naming the
-    holder."""
-    found = listeners(port)
+    holder. ``table``: the listening sockets, when the caller read them already."""
+    found = listeners(port) if table is None else table.get(port, [])
     if found is None:
         return None
     root_list = [pid for pid in roots if pid > 1]
@@ -173,5 +215,6 @@ def ownership_problem(port: int, roots: Iterable[int], name: str) -> str | None:
             f"(pid {', '.join(map(str, sorted(root_list)))})")
 
 
-__all__ = ["Listener", "command_of", "describe_holder", "holders", "listen_table", "listeners",
-           "ownership_problem", "process_tree", "socket_inodes"]
+__all__ = ["Listener", "RecentListenTable", "command_of", "describe_holder", "holders",
+           "listen_table", "listeners", "ownership_problem", "proc_listen_table", "process_tree",
+           "socket_inodes"]

@@ -73,6 +73,10 @@ class DeployedProcess:
     directory: str | None = None
     #: The signal the process declares for ``reload`` (None: it declares none).
     reload_signal: str | None = field(default=None, metadata={_SPARSE: True})
+    #: The model's restart policy (None: the backend's default, which status names).
+    restart: str | None = field(default=None, metadata={_SPARSE: True})
+    #: Serialized liveness declaration (None: none).
+    liveness: Any = field(default=None, metadata={_SPARSE: True})
 
 
 @dataclass(frozen=True)

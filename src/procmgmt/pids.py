@@ -24,6 +24,8 @@ import pwd
 import re
 import stat
 import subprocess
+import threading
+import time
 from dataclasses import dataclass
 
 #: Environment variable every process procmgmt starts carries (``<state dir>:<profile>``).
@@ -67,6 +69,17 @@ def read_pid_file(path: str, *, whole_line: bool = False) -> int | None:
     return int(first) if first.isdigit() and not first.startswith("0") else None
 
 
+def stat_fields(pid: int | str) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (state, ppid, pgrp,
+    ...: field N of proc(5) is index N - 3); None when it cannot be read. Split
+    after the last ``)``: the name itself may hold spaces and parentheses."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
+            return f.read().rsplit(")", 1)[-1].split()
+    except OSError:
+        return None
+
+
 def pid_alive(pid: int) -> bool:
     """``pid`` exists and is not a zombie (a dead process its parent has not reaped)."""
     if pid <= 1:
@@ -77,12 +90,74 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         pass  # exists, owned by someone else
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
-            fields = f.read().rsplit(")", 1)[-1].split()
-    except OSError:
+    fields = stat_fields(pid)
+    if fields is None:
         return True  # no procfs (FreeBSD, macOS by default): kill(0) is all we know
     return not (fields and fields[0] in ("Z", "X"))
+
+
+#: How long one scan of /proc for live process groups serves later questions
+#: (see :func:`group_alive`): long enough for every stop probe of one scheduler
+#: round, short enough that a waiting probe sees the group empty soon after.
+GROUP_SCAN_TTL = 0.02
+
+
+@dataclass
+class _GroupScan:
+    """The process groups with a live (not zombie) member, as one /proc scan found them."""
+
+    began: float = -1.0
+    live: frozenset[int] = frozenset()
+
+
+_last_scan = _GroupScan()
+_scan_lock = threading.Lock()
+
+
+def _live_groups(since: float) -> frozenset[int] | None:
+    """The live process groups by a /proc scan that began at or after ``since``
+    (monotonic), reusing the last one while it is fresh; None without procfs."""
+    global _last_scan
+    with _scan_lock:
+        now = time.monotonic()
+        if _last_scan.began >= since and now - _last_scan.began < GROUP_SCAN_TTL:
+            return _last_scan.live
+        try:
+            entries = os.listdir("/proc")
+        except OSError:
+            return None
+        live = set()
+        for entry in entries:
+            if entry.isdigit() and (fields := stat_fields(entry)) is not None \
+                    and len(fields) > 2 and fields[0] not in ("Z", "X"):
+                live.add(int(fields[2]))
+        _last_scan = _GroupScan(now, frozenset(live))
+        return _last_scan.live
+
+
+def group_alive(pgid: int, *, since: float | None = None) -> bool:
+    """A live (not zombie) process is still in process group ``pgid``.
+
+    One ``killpg(0)`` answers the common case (the group is empty); only when it
+    finds members is /proc read, since a zombie an unreaping parent keeps
+    still counts as a member for the kernel but holds nothing (no port, no file).
+    Stopping a thousand processes whose zombies linger (an init that reaps
+    late) would read /proc once per group and poll round, quadratic in the
+    number of processes: the scan is shared for :data:`GROUP_SCAN_TTL`
+    by every caller whose group was already there when it began (``since``,
+    monotonic: e.g. when the group was signalled; without it, a fresh scan).
+    A group no member of which was alive when a scan began cannot have gained
+    one since (a zombie forks nothing)."""
+    if pgid <= 1:
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    live = _live_groups(time.monotonic() if since is None else since)
+    return True if live is None else pgid in live
 
 
 @dataclass(frozen=True)
@@ -99,6 +174,7 @@ class Verdict:
     pid: int | None
     status: str
     reason: str = ""
+    #: Who runs ``pid`` (a refused verdict says it; a trusted one needs not).
     owner: str = ""
     command: str = ""
 
@@ -219,23 +295,39 @@ def _command(pid: int) -> str:
 
 
 def _parent(pid: int) -> int | None:
+    fields = stat_fields(pid)
     try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
-            return int(f.read().rsplit(")", 1)[-1].split()[1])
-    except (OSError, ValueError, IndexError):
+        return int(fields[1]) if fields is not None else None
+    except (ValueError, IndexError):
         return None
 
 
-def protected_pids() -> set[int]:
+#: (our pid, our parent's pid) -> our ancestors, see :func:`protected_pids`.
+_ANCESTORS: dict[tuple[int, int], frozenset[int]] = {}
+
+
+def protected_pids() -> frozenset[int]:
     """PIDs never to signal: 0, 1, procmgmt itself and every one of its ancestors
     (the shell, sudo, a CI runner: a pid file naming them would make root
-    kill the session it runs in)."""
-    pids = {0, 1, os.getpid()}
-    cur: int | None = os.getppid()
+    kill the session it runs in).
+
+    Walked once per (pid, parent pid): a switch asks for every process it
+    checks, and the chain only shrinks as ancestors exit (a pid kept after its
+    process died errs on the side of not signalling); a new parent (we were
+    reparented, or forked) walks it anew.
+    """
+    key = (os.getpid(), os.getppid())
+    known = _ANCESTORS.get(key)
+    if known is not None:
+        return known
+    pids = {0, 1, key[0]}
+    cur: int | None = key[1]
     while cur is not None and cur > 1 and cur not in pids:
         pids.add(cur)
         cur = _parent(cur)
-    return pids
+    _ANCESTORS.clear()
+    _ANCESTORS[key] = frozenset(pids)
+    return _ANCESTORS[key]
 
 
 def _child_owned(pid: int, uids: set[int | None]) -> bool:
@@ -335,10 +427,9 @@ def check_pid(path: str, pid: int, uid: int | None, marker: str) -> Verdict:
     if not protected and not pid_alive(pid):
         return Verdict(path, pid, ABSENT, f"pid {pid} from {path} is gone")
     owner_uid = _proc_uid(pid)
-    owner = _user_name(owner_uid)
 
     def refuse(reason: str) -> Verdict:
-        return Verdict(path, pid, REFUSED, reason, owner, _command(pid))
+        return Verdict(path, pid, REFUSED, reason, _user_name(owner_uid), _command(pid))
 
     if protected:
         return refuse("is PID 1, procmgmt itself or one of its ancestors")
@@ -358,7 +449,7 @@ def check_pid(path: str, pid: int, uid: int | None, marker: str) -> Verdict:
     if allowed is not None and owner_uid not in allowed \
             and not (owner_uid == 0 and _child_owned(pid, allowed)):
         names = ", ".join(sorted(_user_name(u) for u in allowed)) or "nobody"
-        return refuse(f"belongs to {owner}, not to {names}")
+        return refuse(f"belongs to {_user_name(owner_uid)}, not to {names}")
     why = _marker(pid, marker)
     if why == "unknown":
         if writers is None:
@@ -366,7 +457,7 @@ def check_pid(path: str, pid: int, uid: int | None, marker: str) -> Verdict:
                           "and the pid file is writable by others")
     elif why is not None:
         return refuse(why)
-    return Verdict(path, pid, TRUSTED, owner=owner)
+    return Verdict(path, pid, TRUSTED)
 
 
 def trusted_pid(path: str, expected: int | None, marker: str, *,
@@ -395,9 +486,10 @@ def started_at(pid: int) -> float | None:
     ``/proc/stat``) plus its start time (``/proc/PID/stat`` field 22, clock ticks
     after boot). The same value on every call, unlike a computed uptime. None
     without procfs or when the process is gone."""
+    fields = stat_fields(pid)
+    if fields is None:
+        return None
     try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
-            fields = f.read().rsplit(")", 1)[-1].split()
         with open("/proc/stat", encoding="ascii", errors="replace") as f:
             btime = next(int(line.split()[1]) for line in f if line.startswith("btime "))
         return btime + int(fields[19]) / os.sysconf("SC_CLK_TCK")

@@ -27,6 +27,7 @@ the port cannot make a crash-looping process look ready. Without ``/proc``
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import socket
@@ -37,11 +38,13 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from procmgmt import fsutil
+from procmgmt.deploy.scheduler import EventSource, Watched
 from procmgmt.errors import DeployError, ReadinessError
-from procmgmt.listeners import ownership_problem
+from procmgmt.filewatch import FileWatch
+from procmgmt.listeners import Listener, listen_table, ownership_problem
 from procmgmt.pids import pid_alive, read_pid_file, report, trusted_pid
 
 DEFAULT_INTERVAL = 0.05
@@ -70,6 +73,19 @@ class Readiness:
         """None when ready, else why not (the last error is reported on timeout)."""
         raise NotImplementedError
 
+    def wakeup(self, ctx: ProbeContext) -> Wakeup | None:
+        """What says "probe me now" before the interval is up (None: nothing, poll)."""
+        return None
+
+
+class Wakeup(EventSource, Protocol):
+    """An event source for the scheduler (a descriptor that becomes readable when a
+    check may have passed, drained by the scheduler), and whether something
+    happened for this check since the last question (see :func:`make_probe`)."""
+
+    def changed(self) -> bool:
+        """True when something happened since the previous call."""
+
 
 @dataclass
 class ProbeContext:
@@ -88,13 +104,21 @@ class ProbeContext:
     #: daemon's pid): a listener must belong to one of them or a descendant. None:
     #: whoever listens counts (no process to compare with).
     roots: Callable[[], Sequence[int]] | None = None
+    #: The kernel's table of listening sockets, possibly a few milliseconds old
+    #: (:class:`procmgmt.listeners.RecentListenTable`, shared by every check of
+    #: one switch): a port nobody listens on fails without a connection.
+    listening: Callable[[], dict[int, list[Listener]] | None] = listen_table
+    #: Where log-line checks learn that their file changed (None: they poll).
+    files: FileWatch | None = None
 
-    def listener_problem(self, port: int) -> str | None:
+    def listener_problem(self, port: int,
+                         table: dict[int, list[Listener]] | None = None) -> str | None:
         """None when the socket listening on ``port`` is the started process's (or
-        that cannot be known here), else who holds it."""
+        that cannot be known here), else who holds it (``table``: the listening
+        sockets already read)."""
         if self.roots is None:
             return None
-        return ownership_problem(port, self.roots(), self.name)
+        return ownership_problem(port, self.roots(), self.name, table)
 
 
 @dataclass(frozen=True)
@@ -109,12 +133,22 @@ class TCP(Readiness):
         return f"tcp {self.host}:{self.port}"
 
     def probe(self, ctx: ProbeContext) -> str | None:
+        # Where the listener must be the started process's, the kernel's table of
+        # listening sockets is read first: while nothing listens, no connection
+        # is made (each one leaves a TIME_WAIT socket behind, and a hundred
+        # checks every 20 ms cost more CPU than the programs they wait for).
+        table = ctx.listening() if ctx.roots is not None else None
+        if table is not None and self.port not in table:
+            # What a connection would meet (the kernel refuses it), in the words
+            # a failed connect reports.
+            return (f"connect to {self.host}:{self.port}: {os.strerror(errno.ECONNREFUSED)} "
+                    f"(nothing listens on port {self.port})")
         try:
             with socket.create_connection((self.host, self.port), timeout=1.0):
                 pass
         except OSError as exc:
             return f"connect to {self.host}:{self.port}: {exc.strerror or exc}"
-        return ctx.listener_problem(self.port)
+        return ctx.listener_problem(self.port, table)
 
 
 @dataclass(frozen=True)
@@ -209,6 +243,10 @@ class LogLine(Readiness):
             return None
         return f"no line matching {self.pattern!r} yet"
 
+    def wakeup(self, ctx: ProbeContext) -> Wakeup | None:
+        """A write to the log file (seen by inotify on its directory)."""
+        return ctx.files.watch(self.path) if ctx.files is not None else None
+
 
 @dataclass(frozen=True)
 class PidFile(Readiness):
@@ -247,6 +285,59 @@ class Notify(Readiness):
             return "no notification socket"
         return None if ctx.notify.ready() else "no READY=1 received yet"
 
+    def wakeup(self, ctx: ProbeContext) -> Wakeup | None:
+        """A datagram on the notification socket."""
+        return ctx.notify
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """A readiness check run periodically while the process runs: after
+    ``failures`` failed probes in a row the process is killed (SIGKILL), and
+    its restart policy starts it again. Readiness says when a start is done;
+    liveness notices a process that still runs but no longer answers (a
+    deadlock, a lost listener), which no process manager sees by itself.
+
+    ``check`` is a :class:`TCP`, :class:`HTTP`, :class:`Command` or
+    :class:`PidFile` declaration (its own ``interval`` and ``timeout`` are
+    unused here); ``period`` is the time between probes, ``timeout`` bounds
+    one probe, ``delay`` passes before the first one (a slow start).
+    """
+
+    check: Readiness
+    period: float = 10.0
+    timeout: float = 5.0
+    failures: int = 3
+    delay: float = 0.0
+
+    def describe(self) -> str:
+        """One-line description for messages and comments."""
+        return (f"{self.check.describe()} every {self.period:g} s, killed after "
+                f"{self.failures} failure{'s' if self.failures != 1 else ''} in a row")
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-data form for the generation manifest and JSON specs."""
+        return {"check": self.check.to_json(), "period": self.period,
+                "timeout": self.timeout, "failures": self.failures, "delay": self.delay}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> Liveness | None:
+        """Inverse of :meth:`to_json`; None stays None."""
+        if not data:
+            return None
+        check = from_json(data.get("check"))
+        if check is None:
+            raise ValueError("a liveness declaration needs a check")
+        return cls(check=check, period=data.get("period", 10.0),
+                   timeout=data.get("timeout", 5.0), failures=data.get("failures", 3),
+                   delay=data.get("delay", 0.0))
+
+
+#: The kinds a liveness check may use: a log line, once matched, stays matched
+#: and says nothing about the present; sd_notify liveness is systemd's
+#: ``WATCHDOG=1`` protocol, which the program itself must speak.
+LIVENESS_KINDS = ("tcp", "http", "command", "pidfile")
+
 
 KINDS: dict[str, type[Readiness]] = {c.kind: c for c in (TCP, HTTP, Command, LogLine, PidFile,
                                                          Notify)}
@@ -282,6 +373,18 @@ class NotifySocket:
         self.sock.setblocking(False)
         self._ready = False
 
+    def fileno(self) -> int:
+        """Readable when a message arrived (the scheduler waits on it)."""
+        return self.sock.fileno()
+
+    def drain(self) -> None:
+        """Nothing to do: the check reads the messages itself (:meth:`ready`)."""
+
+    def changed(self) -> bool:
+        """Always "maybe": reading an empty non-blocking socket costs nothing, so
+        the check itself (:meth:`ready`) finds out."""
+        return True
+
     def ready(self) -> bool:
         """Drain pending messages; True once READY=1 arrived."""
         while not self._ready:
@@ -302,15 +405,21 @@ class NotifySocket:
 
 def make_probe(check: Readiness, ctx: ProbeContext,
                alive: Callable[[], str | None] | None = None,
-               clock: Callable[[], float] = time.monotonic) -> Callable[[], bool]:
+               clock: Callable[[], float] = time.monotonic) -> Watched:
     """A non-blocking probe for the engine's scheduler: True once ready, False while not
-    (rate-limited to ``check.interval``), :class:`ReadinessError` on timeout or death."""
+    (rate-limited to ``check.interval``), :class:`ReadinessError` on timeout or death.
+
+    When the check has a :meth:`Readiness.wakeup` (a log file's inotify watch, the
+    notification socket), the scheduler waits on its descriptor and the check runs
+    as soon as it fires, whatever the interval says."""
     start = clock()
     state = {"next": start}
+    wake = check.wakeup(ctx)
 
     def probe() -> bool:
         now = clock()
-        if now < state["next"]:
+        woken = wake is not None and wake.changed()
+        if now < state["next"] and not woken:
             return False
         state["next"] = now + check.interval
         last = check.probe(ctx)
@@ -324,13 +433,14 @@ def make_probe(check: Readiness, ctx: ProbeContext,
             raise ReadinessError(ctx.name, check, last, now - start)
         return False
 
-    return probe
+    return Watched(probe, lambda: (wake,) if wake is not None else ())
 
 
 def grace_probe(name: str, grace: float, alive: Callable[[], str | None],
-                clock: Callable[[], float] = time.monotonic) -> Callable[[], bool]:
+                clock: Callable[[], float] = time.monotonic) -> Watched:
     """Without a readiness declaration: ready once the process is still alive ``grace``
-    seconds after it started (an immediate crash still fails the switch)."""
+    seconds after it started (an immediate crash still fails the switch). Nothing
+    to wait on, and nothing to ask before the grace has passed."""
     start = clock()
 
     def probe() -> bool:
@@ -342,7 +452,7 @@ def grace_probe(name: str, grace: float, alive: Callable[[], str | None],
             raise DeployError(f"{name} exited right after starting: {died}")
         return True
 
-    return probe
+    return Watched(probe, tuple, not_before=lambda: start + grace)
 
 
 def wait_ready(check: Readiness, ctx: ProbeContext,

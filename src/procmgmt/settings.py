@@ -108,7 +108,8 @@ FIELDS: tuple[SettingField, ...] = (
     SettingField("log_max_bytes", "--log-max-bytes", "PROCMGMT_LOG_MAX_BYTES", "bytes",
                  "rotate a process's log file once it holds this much (e.g. 10M, 512K; 0: "
                  "never), where the backend writes log files: supervisord natively, the "
-                 "sysvinit scripts through a rotating writer; systemd logs to the journal "
+                 "sysvinit and bsdrc scripts through a rotating writer; systemd logs to the "
+                 "journal "
                  "(default: supervisord's own 50MB, no rotation by the scripts)"),
     SettingField("log_backups", "--log-backups", "PROCMGMT_LOG_BACKUPS", "count",
                  "rotated log files kept (FILE.1 ... FILE.N) when logs rotate; 0 keeps none "

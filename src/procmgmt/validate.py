@@ -24,7 +24,16 @@ from procmgmt.model.spec import ProcessSpec, normalize_signal, to_spec
 from procmgmt.numbers import is_real, seconds_problem
 from procmgmt.ordering import find_cycle, ranks, start_order
 from procmgmt.pids import MARKER_DEPLOYMENT, MARKER_PROCESS
-from procmgmt.readiness import HTTP, TCP, LogLine, Notify, Readiness, notify_socket_path
+from procmgmt.readiness import (
+    HTTP,
+    LIVENESS_KINDS,
+    TCP,
+    Liveness,
+    LogLine,
+    Notify,
+    Readiness,
+    notify_socket_path,
+)
 from procmgmt.settings import Settings
 
 #: Names become file names, unit names, supervisord program names and shell words.
@@ -217,28 +226,76 @@ def _check_process(c: _Collector, key: str, inst: Instance, members: set[int]) -
         add("readiness", "must be a readiness check such as TCP(port=...), HTTP(url=...), "
             "Command(...), LogLine(...), PidFile() or Notify()")
     elif isinstance(p.readiness, Readiness):
-        r = p.readiness
-        for fieldname in ("timeout", "interval"):
-            problem = seconds_problem(getattr(r, fieldname))
-            if problem:
-                add(f"readiness.{fieldname}", problem)
-        if isinstance(r, HTTP) and (isinstance(r.status, bool) or not isinstance(r.status, int)
-                                    or not 100 <= r.status <= 599):
-            add("readiness.status", f"must be an HTTP status code 100-599, got {r.status!r}")
-        if isinstance(r, TCP) and (isinstance(r.port, bool) or not isinstance(r.port, int)
-                                   or not 0 < r.port < 65536):
-            add("readiness.port", f"must be a port number 1-65535, got {r.port!r}")
-        if isinstance(r, HTTP) and not str(r.url).startswith(("http://", "https://")):
-            add("readiness.url", f"must be an http:// or https:// URL, got {r.url!r}")
-        if isinstance(r, LogLine):
-            try:
-                re.compile(r.pattern)
-            except re.error as exc:
-                add("readiness.pattern", f"invalid regular expression: {exc}")
+        for fieldname, message in _check_problems(p.readiness):
+            add(f"readiness.{fieldname}" if fieldname else "readiness", message)
+    if p.liveness is not None:
+        for fieldname, message in _liveness_problems(p):
+            add(f"liveness.{fieldname}" if fieldname else "liveness", message)
     for field in ("name", "description", "initialize", "process", "args", "daemon_args",
                   "foreground_process_args", "environment", "directory", "pid_file", "user"):
         if _has_nul(getattr(p, field)):
             add(field, "contains a NUL character, which no process manager can pass on")
+
+
+def _check_problems(r: Readiness) -> list[tuple[str, str]]:
+    """(field, message) for the values of one readiness declaration."""
+    out: list[tuple[str, str]] = []
+    for fieldname in ("timeout", "interval"):
+        problem = seconds_problem(getattr(r, fieldname))
+        if problem:
+            out.append((fieldname, problem))
+    if isinstance(r, HTTP) and (isinstance(r.status, bool) or not isinstance(r.status, int)
+                                or not 100 <= r.status <= 599):
+        out.append(("status", f"must be an HTTP status code 100-599, got {r.status!r}"))
+    if isinstance(r, TCP) and (isinstance(r.port, bool) or not isinstance(r.port, int)
+                               or not 0 < r.port < 65536):
+        out.append(("port", f"must be a port number 1-65535, got {r.port!r}"))
+    if isinstance(r, HTTP) and not str(r.url).startswith(("http://", "https://")):
+        out.append(("url", f"must be an http:// or https:// URL, got {r.url!r}"))
+    if isinstance(r, LogLine):
+        try:
+            re.compile(r.pattern)
+        except re.error as exc:
+            out.append(("pattern", f"invalid regular expression: {exc}"))
+    return out
+
+
+def _liveness_problems(p: Process) -> list[tuple[str, str]]:
+    """(field under ``liveness``, message) for a process's liveness declaration."""
+    live = p.liveness
+    if isinstance(live, Readiness):
+        return [("", f"must be Liveness(check=..., period=...), not a bare readiness check: "
+                 f"write Liveness({type(live).__name__}(...), period=10)")]
+    if not isinstance(live, Liveness):
+        return [("", "must be a Liveness(check=TCP(port=...), period=..., timeout=..., "
+                 "failures=...) declaration")]
+    out: list[tuple[str, str]] = []
+    if not isinstance(live.check, Readiness):
+        out.append(("check", "must be a readiness check: TCP(port=...), HTTP(url=...), "
+                    "Command(...) or PidFile()"))
+    elif live.check.kind not in LIVENESS_KINDS:
+        out.append(("check", f"cannot be a {live.check.kind!r} check (one of "
+                    f"{', '.join(LIVENESS_KINDS)}): a log line once written stays matched, "
+                    "and sd_notify liveness is the program's own WATCHDOG=1"))
+    else:
+        out += [(f"check.{f}", m) for f, m in _check_problems(live.check)
+                if f not in ("timeout", "interval")]
+    for fieldname, zero_ok in (("period", False), ("timeout", False), ("delay", True)):
+        problem = seconds_problem(getattr(live, fieldname), zero_ok=zero_ok)
+        if problem:
+            out.append((fieldname, problem))
+    if isinstance(live.failures, bool) or not isinstance(live.failures, int) \
+            or live.failures < 1:
+        out.append(("failures", f"must be a positive integer (failed probes in a row), "
+                    f"got {live.failures!r}"))
+    if p.restart not in ("on-failure", "always"):
+        out.append(("", "needs restart='on-failure' or restart='always': the check kills a "
+                    "process that stops answering, and only a restart policy starts it "
+                    "again"))
+    if p.effective_foreground is None:
+        out.append(("", "needs a foreground process: the watcher starts beside the program "
+                    "it execs, and a self-daemonizing program leaves it"))
+    return out
 
 
 def _arg_max() -> int:

@@ -16,8 +16,10 @@
 # command_args, procname, pidfile, sig_stop, sig_reload, start_precmd,
 # start_postcmd, stop_precmd, stop_postcmd, reload_precmd, reload_postcmd,
 # ${name}_program, _enable, _user, _chdir, _chroot (string only), _nice,
-# _umask, _env_file and _flags. fake_daemon implements daemon(8)'s -f,
-# -p pidfile and -o logfile.
+# _umask, _env_file and _flags; a stop_cmd replaces the default stop as in
+# rc.subr (stop_precmd, the command, stop_postcmd; no check for a pid first).
+# fake_daemon implements daemon(8)'s -f, -r, -R secs, -p child pidfile,
+# -P supervisor pidfile and -o logfile.
 #
 # stop and reload run ${rc_arg}_precmd as rc.subr's _run_rc_precmd does:
 # only once a pid was found (rc_pid is set for it), before anything is
@@ -307,12 +309,25 @@ run_rc_command()
 		fi
 	fi
 
+	if [ "$rc_arg" = start ] && [ -z "${rc_fast-}" ] && [ -n "$rc_pid" ]; then
+		[ -n "${rc_quiet-}" ] || echo "$name already running? (pid=$rc_pid)." >&2
+		return 1
+	fi
+
+	# A custom ${rc_arg}_cmd runs instead of the default: precmd, the command
+	# (through _run_rc_doit, so with the umask), postcmd; whether a pid was
+	# found is for the command to check.
+	eval "_cmd=\${${rc_arg}_cmd-} _precmd=\${${rc_arg}_precmd-} \
+	    _postcmd=\${${rc_arg}_postcmd-}"
+	if [ -n "$_cmd" ]; then
+		_run_rc_precmd || return 1
+		_run_rc_doit "$_cmd $rc_extra_args" || return 1
+		_run_rc_postcmd
+		return $_return
+	fi
+
 	case $rc_arg in
 	start)
-		if [ -z "${rc_fast-}" ] && [ -n "$rc_pid" ]; then
-			[ -n "${rc_quiet-}" ] || echo "$name already running? (pid=$rc_pid)." >&2
-			return 1
-		fi
 		if [ ! -x "$command" ]; then
 			warn "run_rc_command: cannot run $command"
 			return 1
@@ -398,23 +413,43 @@ run_rc_command()
 	return $_return
 }
 
-# fake_daemon [-f] [-p PIDFILE] [-o LOGFILE] COMMAND [ARG...]: daemon(8)'s
-# subset. The command runs detached in its own session with stdin from
-# /dev/null and output appended to LOGFILE (or /dev/null with -f); its pid
-# goes to PIDFILE. Unlike daemon(8) no supervisor process stays behind.
+# fake_daemon [-f] [-r] [-R SECS] [-p PIDFILE] [-P PIDFILE] [-o LOGFILE] COMMAND
+# [ARG...]: daemon(8)'s subset. As daemon(8) with any of -p -P -o -r -R, a
+# supervisor stays behind (_fake_supervise): it starts the command in a
+# session of its own with stdin from /dev/null and output appended to LOGFILE
+# (or /dev/null with -f), writes the command's pid to the -p file and its own
+# to the -P file, restarts the command after SECS (-R; 1 with -r) whenever it
+# exits, and on SIGTERM passes the signal on to the command and exits at once,
+# removing both pid files, without waiting for the command (daemon.c: "bail
+# immediately"). Differences: output is not piped through the supervisor; a
+# SIGTERM during the restart delay ends the supervisor without starting the
+# command again (daemon(8) starts it and passes the signal on); the
+# supervisor's title ("daemon: ...", which rc.subr's procname check of a
+# supervising daemon(8) matches) comes from the caller (the tests run this
+# through "exec -a daemon:").
 fake_daemon()
 {
 	_d_pidfile=
+	_d_ppidfile=
 	_d_out=
 	_d_null=
+	_d_restart=
+	_d_delay=1
 	OPTIND=1
-	while getopts fp:o: _d_opt; do
+	while getopts fp:P:o:rR: _d_opt; do
 		case $_d_opt in
 		f) _d_null=1 ;;
 		p) _d_pidfile=$OPTARG ;;
+		P) _d_ppidfile=$OPTARG ;;
 		o) _d_out=$OPTARG ;;
+		r) _d_restart=1 ;;
+		R)
+			_d_restart=1
+			_d_delay=$OPTARG
+			;;
 		*)
-			echo "usage: daemon [-f] [-p pidfile] [-o output] command [args ...]" >&2
+			echo "usage: daemon [-fr] [-p child_pidfile] [-P supervisor_pidfile]" \
+			    "[-o output_file] [-R restart_delay_secs] command arguments ..." >&2
 			return 1
 			;;
 		esac
@@ -424,10 +459,12 @@ fake_daemon()
 		echo "daemon: no command given" >&2
 		return 1
 	fi
-	if [ -n "$_d_pidfile" ] && ! : 2>/dev/null >>"$_d_pidfile"; then
-		echo "daemon: cannot write pid file $_d_pidfile" >&2
-		return 1
-	fi
+	for _d_file in "$_d_pidfile" "$_d_ppidfile"; do
+		if [ -n "$_d_file" ] && ! (: >>"$_d_file") 2>/dev/null; then
+			echo "daemon: cannot write pid file $_d_file" >&2
+			return 1
+		fi
+	done
 	(
 		exec </dev/null
 		if [ -n "$_d_out" ]; then
@@ -435,11 +472,42 @@ fake_daemon()
 		elif [ -n "$_d_null" ]; then
 			exec >/dev/null 2>&1
 		fi
-		exec setsid "$@"
+		_fake_supervise "$@"
 	) &
 	_d_pid=$!
-	if [ -n "$_d_pidfile" ]; then
-		echo "$_d_pid" >"$_d_pidfile"
+	if [ -n "$_d_ppidfile" ]; then
+		echo "$_d_pid" >"$_d_ppidfile"
 	fi
 	return 0
+}
+
+# _fake_supervise COMMAND [ARG...]: the supervisor of fake_daemon (its
+# variables set), run in a background subshell.
+_fake_supervise()
+{
+	_d_child=
+	trap '[ -z "$_d_child" ] || kill -s TERM "$_d_child" 2>/dev/null
+	_fake_daemon_exit' TERM
+	while :; do
+		setsid "$@" &
+		_d_child=$!
+		if [ -n "$_d_pidfile" ]; then
+			echo "$_d_child" >"$_d_pidfile"
+		fi
+		wait "$_d_child"
+		_d_child=
+		[ -n "$_d_restart" ] || break
+		sleep "$_d_delay" &
+		wait $!
+	done
+	_fake_daemon_exit
+}
+
+# _fake_daemon_exit: remove the supervisor's pid files and exit, as daemon(8).
+_fake_daemon_exit()
+{
+	for _d_file in "$_d_pidfile" "$_d_ppidfile"; do
+		[ -z "$_d_file" ] || rm -f "$_d_file"
+	done
+	exit 1
 }

@@ -15,6 +15,9 @@ back and the ordering they express is compared with the model's graph:
 - runit: the same waits in the ``proxy`` that each service's ``run`` executes;
 - s6: each ``run`` script's ``s6-svwait`` on the dependency's sibling service
   directory (``-U``, ready, only for one that has a ``notification-fd``);
+- process-compose: ``depends_on`` (PyYAML), conditions matching the probes;
+- kubernetes: each Deployment's ``wait-for-<dep>`` init containers, each
+  connecting to the dependency's Service;
 - s6-rc: ``dependencies.d/<dep>`` entries (s6-rc-compile's source format), each
   naming a longrun defined by another process.
 
@@ -36,8 +39,10 @@ import plistlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+import yaml
 
 from procmgmt.backends import backend_names, get_backend
 from procmgmt.backends.base import File, Ordering
@@ -257,6 +262,51 @@ def check_s6rc(result: RenderResult, settings: Settings) -> Evidence:
     return Evidence(closure(declared), declared)
 
 
+def _generation_yaml(result: RenderResult, name: str) -> list[Any]:
+    """The documents of the generation file ``name``, read with PyYAML."""
+    (f,) = [f for f in result.generation_files if f.path == name]
+    return list(yaml.safe_load_all(f.content or ""))
+
+
+def check_process_compose(result: RenderResult, settings: Settings) -> Evidence:
+    """``depends_on: {DEP: {condition: ...}}`` in process-compose.yaml: process-compose
+    starts DEP first; ``process_healthy`` (wait for the readiness probe) exactly when
+    DEP has a ``readiness_probe``, else ``process_started``."""
+    (data,) = _generation_yaml(result, "process-compose.yaml")
+    processes = data["processes"]
+    declared: Edges = set()
+    for name, entry in processes.items():
+        for dep, how in (entry.get("depends_on") or {}).items():
+            assert dep in processes, f"{name} depends on unknown {dep}"
+            healthy = "readiness_probe" in processes[dep]
+            assert how["condition"] == ("process_healthy" if healthy else "process_started")
+            declared.add((dep, name))
+    return Evidence(closure(declared), declared)
+
+
+_WAIT_TCP = re.compile(r"procmgmt_ready_tcp '?([a-z0-9-]+)'? (\d+)$", re.MULTILINE)
+
+
+def check_kubernetes(result: RenderResult, settings: Settings) -> Evidence:
+    """An init container ``wait-for-DEP`` per dependency, whose sh wait connects to
+    DEP's Service (a Service named DEP exposing that port): the kubelet starts a
+    pod's containers only after its init containers succeeded."""
+    docs = _generation_yaml(result, "kubernetes.yaml")
+    services = {d["metadata"]["name"]: {p["port"] for p in d["spec"]["ports"]}
+                for d in docs if d["kind"] == "Service"}
+    declared: Edges = set()
+    for d in docs:
+        if d["kind"] != "Deployment":
+            continue
+        name = d["metadata"]["name"]
+        for init in d["spec"]["template"]["spec"].get("initContainers", []):
+            dep = init["name"].removeprefix("wait-for-")
+            ((host, port),) = _WAIT_TCP.findall(init["command"][2])
+            assert host == dep and int(port) in services[dep], f"{name} waits for {host}"
+            declared.add((dep, name))
+    return Evidence(closure(declared), declared)
+
+
 CHECKS: dict[str, Callable[[RenderResult, Settings], Evidence]] = {
     "sysvinit": check_sysvinit,
     "supervisord": check_supervisord,
@@ -267,6 +317,8 @@ CHECKS: dict[str, Callable[[RenderResult, Settings], Evidence]] = {
     "runit": check_runit,
     "s6": check_s6,
     "s6-rc": check_s6rc,
+    "process-compose": check_process_compose,
+    "kubernetes": check_kubernetes,
 }
 
 

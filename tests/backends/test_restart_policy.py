@@ -153,7 +153,8 @@ def test_sysvinit_script(tmp_path: Path) -> None:
     failing = only(files, "failing", "init.d/failing")
     assert "procmgmt_stop_timeout=3\n" in failing
     assert ('set -- /bin/sh -c "$procmgmt_supervisor" "$procmgmt_name" on-failure 3 4 60 '
-            '"$procmgmt_stop_signal" "$@"') in failing
+            '"$procmgmt_stop_signal" "$procmgmt_pidfile.restarts" "$procmgmt_reload_signal" '
+            '"$@"') in failing
     assert " always 1 '' 60 " in only(files, "forever", "init.d/forever")
 
 
@@ -171,11 +172,18 @@ def test_bsdrc_restarts_through_daemon(tmp_path: Path) -> None:
         "without restart= it does 'no')")
 
 
-@pytest.mark.parametrize("backend", ["cygrunsrv", "runit", "s6-rc"])
+@pytest.mark.parametrize("backend", ["cygrunsrv", "s6-rc"])
 def test_refused_where_the_manager_cannot(tmp_path: Path, backend: str) -> None:
     problems = refused(tmp_path, backend, one("on-failure", restart_max=3))
     fields = sorted(p.split(":")[0] for p in problems)
     assert fields == ["restart", "restart_max"], problems
+
+
+def test_runit_carries_on_failure_but_no_restart_limit(tmp_path: Path) -> None:
+    """runit's generated ./finish carries "on-failure"; runsv keeps no count of
+    restarts, so restart_max stays refused."""
+    problems = refused(tmp_path, "runit", one("on-failure", restart_max=3))
+    assert [p.split(":")[0] for p in problems] == ["restart_max"], problems
 
 
 def test_runit_stop_timeout_reaches_the_activator(tmp_path: Path) -> None:
@@ -227,10 +235,12 @@ def test_supervising_loop_gives_up_after_restart_max(tmp_path: Path) -> None:
     started = time.monotonic()
     result = subprocess.run(
         ["sh", "-c", SUPERVISE_SH, "crashy", "on-failure", "0", "2", "60", "TERM",
-         "sh", "-c", f'echo run >> {runs}; exit 3'],
-        capture_output=True, text=True, timeout=30, check=False)
+         str(tmp_path / "count"), "HUP", "sh", "-c", f'echo run >> {runs}; exit 3'],
+        capture_output=True, text=True, timeout=30, check=False, umask=0)
     assert result.returncode == 3, result.stderr
     assert runs.read_text().count("run") == 3  # the first start and two restarts
+    assert (tmp_path / "count").read_text() == "2\n", "the loop counts its restarts"
+    assert (tmp_path / "count").stat().st_mode & 0o022 == 0, "umask 000 made it writable"
     assert "after 2 restarts within 60 s; not restarted again" in result.stderr
     assert time.monotonic() - started < 10
 
@@ -239,7 +249,7 @@ def test_supervising_loop_stops_without_restart(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     loop = subprocess.Popen(
         ["setsid", "sh", "-c", SUPERVISE_SH, "looping", "always", "0", "", "60", "TERM",
-         "sh", "-c", f'echo run >> {runs}; exec sleep 30'],
+         "/nonexistent/count", "HUP", "sh", "-c", f'echo run >> {runs}; exec sleep 30'],
         stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 10
@@ -253,3 +263,29 @@ def test_supervising_loop_stops_without_restart(tmp_path: Path) -> None:
         if loop.poll() is None:
             os.killpg(loop.pid, 9)
             loop.wait()
+
+
+def test_supervising_loop_passes_the_reload_signal_on(tmp_path: Path) -> None:
+    """The pid file names the loop, so reload signals it: the program gets the signal
+    and keeps running, the loop too."""
+    runs, reloads = tmp_path / "runs", tmp_path / "reloads"
+    loop = subprocess.Popen(
+        ["setsid", "sh", "-c", SUPERVISE_SH, "looping", "always", "0", "", "60", "TERM",
+         "/nonexistent/count", "USR1", "sh", "-c",
+         f"trap 'echo reloaded >> {reloads}' USR1; echo run >> {runs}; "
+         "while :; do sleep 0.1; done"],
+        stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not runs.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        os.kill(loop.pid, 10)  # SIGUSR1, to the loop only
+        while not reloads.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert reloads.exists(), "the program did not get the reload signal"
+        time.sleep(0.3)
+        assert loop.poll() is None and runs.read_text().count("run") == 1
+    finally:
+        os.killpg(loop.pid, 9)
+        loop.wait()

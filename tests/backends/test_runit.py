@@ -332,3 +332,150 @@ def test_svlogd_rotates_the_log(tmp_path: Path) -> None:
     finally:
         run("switch", "--undeploy", check=False)
         kill_leftovers(str(state))
+
+
+@pytest.mark.e2e
+def test_a_dead_runsvdir_is_reported_and_the_next_switch_restarts_it(
+        runit_state: tuple[Runner, Path, int]) -> None:
+    """runsvdir killed behind procmgmt's back: the runsv processes keep the
+    services up, status warns and exits 3; a switch to the same generation starts a
+    new runsvdir and status is clean again."""
+    run, state, _ = runit_state
+    run("switch", EXAMPLES / "webapps" / "processes.py")
+    pid_file = str(state / "run" / "runsvdir-processes.pid")
+    (pid,) = runsvdir.find_running(pid_file, str(_scan(state)))
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while runsvdir.find_running(pid_file, str(_scan(state))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    shown = run("status", "--json", check=False)
+    report = json.loads(shown.stdout)
+    assert shown.returncode == 3 and all(p["running"] for p in report["processes"])
+    assert [m for m in report["manager_problems"] if "runsvdir" in m and "not running" in m]
+    run("switch", "--switch-generation", "1")
+    assert runsvdir.find_running(pid_file, str(_scan(state)))
+    shown = run("status", "--json", check=False)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["manager_problems"] == []
+
+
+ONCE_MODEL = """\
+from procmgmt import Instance, Process
+
+RUN = 'echo run >> "$RUNS"; sleep 3; exit "$STATUS"'
+
+
+def processes(settings):
+    def once(name, policy, status):
+        return Instance(Process(
+            name=name, foreground_process="/bin/sh", foreground_process_args=["-c", RUN, name],
+            environment={"RUNS": f"{settings.state_dir}/runs-{name}", "STATUS": str(status)},
+            restart=policy))
+
+    return {"once": once("once", "no", 1), "clean": once("clean", "on-failure", 0),
+            "failing": once("failing", "on-failure", 3),
+            "server": Instance(Process(name="server", foreground_process="/bin/sleep",
+                                       foreground_process_args=["1000"], restart="no"))}
+"""
+
+
+def test_restart_no_and_on_failure_get_a_finish(tmp_path: Path) -> None:
+    """runsv restarts after every exit: restart "no" and "on-failure" get a ./finish
+    that writes "d" to runsv's control fifo (always, or after exit status 0), the
+    policy reaches the activator; "always" (runit's own) writes none; a user's
+    finish override wins."""
+    model = tmp_path / "processes.py"
+    model.write_text(ONCE_MODEL)
+    files = _files(model)
+    assert "procmgmt_restart=no\n" in files["once/service/finish"]
+    assert "procmgmt_restart=on-failure\n" in files["clean/service/finish"]
+    assert 'printf d >supervise/control' in files["clean/service/finish"]
+    model.write_text(ONCE_MODEL.replace('"no", 1)', '"always", 1)'))
+    assert "once/service/finish" not in _files(model)
+    settings = golden_settings(False, "runit")
+    parsed, specs = evaluate(str(model), settings)
+    result = render(parsed, specs, settings, get_backend("runit"))
+    extra = {r.spec.name: r.extra for r in result.processes}
+    assert extra["clean"]["restart"] == "on-failure" and "restart" not in extra["once"]
+
+
+def _finish_runs(finish: str, code: str, tmp_path: Path) -> bytes:
+    """What the generated ./finish writes to supervise/control (a plain file here)
+    when ./run exited with ``code``."""
+    (tmp_path / "supervise").mkdir(exist_ok=True)
+    control = tmp_path / "supervise" / "control"
+    control.write_bytes(b"")
+    script = tmp_path / "finish"
+    script.write_text(finish)
+    script.chmod(0o755)
+    result = subprocess.run([str(script), code, "0"], cwd=tmp_path, check=False)
+    assert result.returncode == 0
+    return control.read_bytes()
+
+
+@pytest.mark.parametrize(("policy", "code", "written"), [
+    ("no", "0", b"d"), ("no", "1", b"d"), ("no", "-1", b"d"),
+    ("on-failure", "0", b"d"), ("on-failure", "1", b""), ("on-failure", "-1", b"")])
+def test_finish_keeps_down_what_the_policy_does_not_restart(
+        policy: str, code: str, written: bytes, tmp_path: Path) -> None:
+    from procmgmt.backends.runit.service import finish_script
+    assert _finish_runs(finish_script(policy), code, tmp_path) == written
+
+
+def _runs(state: Path, name: str) -> int:
+    path = state / f"runs-{name}"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def _rows(run: Runner) -> dict[str, dict[str, object]]:
+    out = run("status", "--json", check=False).stdout
+    return {p["name"]: p for p in json.loads(out)["processes"]}
+
+
+@pytest.mark.e2e
+def test_restart_policies_no_and_on_failure_with_procmgmts_own_commands(
+        runit_state: tuple[Runner, Path, int], tmp_path: Path) -> None:
+    """"no" runs once, "on-failure" again only after a failure; status says a process
+    exited and is not restarted; ``procmgmt start NAME`` runs it again (at once after
+    it exited: the activator waits for ./finish); stop, start and restart of a
+    running "no" process behave as for any other."""
+    run, state, _ = runit_state
+    model = tmp_path / "once.py"
+    model.write_text(ONCE_MODEL)
+    run("switch", model)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _runs(state, "failing") < 2:
+        time.sleep(0.2)
+    assert _runs(state, "failing") >= 2, "on-failure did not restart after exit status 3"
+    time.sleep(1.5)
+    assert _runs(state, "once") == 1, "restart='no' restarted"
+    assert _runs(state, "clean") == 1, "on-failure restarted after exit status 0"
+    rows = _rows(run)
+    assert rows["once"]["state"] == "down" and rows["once"]["pid"] is None
+    assert "exited, not restarted (restart='no')" in str(rows["once"]["detail"])
+    assert "exited with status 0, not restarted (restart='on-failure')" in str(
+        rows["clean"]["detail"])
+    assert "not restarted" not in str(rows["failing"]["detail"])
+    assert rows["server"]["state"] == "running"
+
+    # Started again by hand; and at once again right after it exited.
+    run("start", "clean")
+    assert _runs(state, "clean") == 2
+    while _rows(run)["clean"]["state"] == "running":
+        time.sleep(0.05)
+    run("start", "clean")
+    assert _runs(state, "clean") == 3
+    while _rows(run)["clean"]["state"] == "running":
+        time.sleep(0.05)
+    time.sleep(2)
+    assert _runs(state, "clean") == 3
+
+    # A running "no" process: stop keeps it down (by hand), start and restart run it.
+    first = _rows(run)["server"]["pid"]
+    run("stop", "server")
+    assert _rows(run)["server"]["state"] == "stopped by hand"
+    run("start", "server")
+    second = _rows(run)["server"]["pid"]
+    assert _rows(run)["server"]["state"] == "running" and second != first
+    run("restart", "server")
+    third = _rows(run)["server"]["pid"]
+    assert _rows(run)["server"]["state"] == "running" and third not in (first, second)

@@ -162,12 +162,11 @@ def test_webapps_lifecycle_unprivileged(state: Path) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.root("creates the example's accounts")
 def test_webapps_lifecycle_as_root_with_users() -> None:
     """The same as root with user changes: every webapp runs as its own user (all
     four uids and gids), from a world-readable copy of procmgmt (tests.e2e.test_root)."""
     _require_s6()
-    if os.geteuid() != 0:
-        pytest.skip("user changes need root")
     from tests.e2e.test_root import assert_runs_as_own_user, root_env
 
     with root_env("s6") as env:
@@ -303,10 +302,18 @@ def test_svscan_killed_then_switch_status_and_undeploy(state: Path) -> None:
     pid_file = next(state.glob("run/s6-svscan-*.pid"))
     os.kill(int(pid_file.read_text()), signal.SIGKILL)
     time.sleep(0.3)
-    assert all(p["running"] for p in _status(run).values())
+    shown = run("status", "--json", check=False)
+    report = json.loads(shown.stdout)
+    assert all(p["running"] for p in report["processes"])
+    # ... but status warns that the scanner is gone, and exits 3 for monitoring.
+    assert shown.returncode == 3
+    assert [m for m in report["manager_problems"] if "s6-svscan" in m and "not running" in m]
+    assert "warning: s6-svscan of" in run("status", check=False).stdout
     run("switch", model)
     new = int(pid_file.read_text())
     assert "s6-svscan" in Path(f"/proc/{new}/cmdline").read_text()
+    shown = run("status", "--json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["manager_problems"] == []
     assert all(p["running"] for p in _status(run).values())
     run("switch", "--undeploy")
     assert wait_no_leftovers(str(state)) == []

@@ -46,11 +46,17 @@ def test_the_package_ships_its_shell_files() -> None:
     "backends/sysvinit/spawn_rotating.sh",
     "backends/sysvinit/supervise.sh",
     "backends/s6/finish.sh",
+    "backends/runit/finish.sh",
     "backends/sh/log_writer.sh",
+    "backends/sh/process_wait.sh",
     "backends/bsdrc/helpers.sh",
+    "backends/bsdrc/stop.sh",
+    "backends/bsdrc/log_start.sh",
+    "backends/bsdrc/log_serve.sh",
     *(f"backends/shared/sh/ready_{kind}.sh"
       for kind in ("common", "last", "tcp", "http", "pidfile", "log", "command")),
     *(f"backends/shared/sh/proxy_{part}.sh" for part in ("wait_for", "daemon_head", "daemon_tail")),
+    "backends/shared/sh/liveness_watch.sh",
 ])
 def test_the_backend_packages_ship_their_shell_files(name: str) -> None:
     assert name in FILES

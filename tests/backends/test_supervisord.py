@@ -11,6 +11,7 @@ it recorded that is still alive.
 from __future__ import annotations
 
 import dataclasses
+import io
 import locale
 import os
 import random
@@ -41,6 +42,9 @@ from procmgmt.backends.supervisord.embedded import min_fds
 from procmgmt.backends.supervisord.external import read_external_config
 from procmgmt.backends.supervisord.format import encode_command, encode_environment, env_problem
 from procmgmt.deploy.build import build, evaluate, render
+from procmgmt.deploy.engine import Engine
+from procmgmt.deploy.options import Options
+from procmgmt.deploy.profile import Profile
 from procmgmt.errors import DeployError, UsageError, ValidationError
 from procmgmt.manifest import Generation
 from procmgmt.model.spec import ProcessSpec
@@ -422,6 +426,24 @@ def test_socket_path_limit(tmp_path: Path) -> None:
         SupervisordActivator(s).check_paths()
 
 
+@pytest.mark.parametrize(("length", "ok"), [(99, True), (100, False), (107, False)])
+def test_socket_path_leaves_room_for_the_bind_name(length: int, ok: bool) -> None:
+    """supervisord binds ``PATH.<pid>`` first: with a 7-digit pid only a path of at
+    most 99 bytes fits the 107-byte limit (a 100-byte path failed in supervisord
+    with "AF_UNIX path too long" once its pid had enough digits)."""
+    name = "/supervisord-processes.sock"
+    runtime = "/tmp/" + "r" * (length - len("/tmp/") - len(name))
+    s = resolve({"state_dir": "/tmp/s", "runtime_dir": runtime,
+                 "force_disable_user_change": True}, environ={})
+    act = SupervisordActivator(s)
+    assert len(act.socket_path) == length
+    if ok:
+        act.check_paths()
+    else:
+        with pytest.raises(UsageError, match="so at most 99"):
+            act.check_paths()
+
+
 # --------------------------------------------------------------------------- integration
 
 class Deployment:
@@ -514,6 +536,60 @@ def test_deploy_switch_undeploy(deployment: Deployment) -> None:
     for pid in dep.pids:
         assert _wait_gone(pid), f"process {pid} left behind"
     assert not dep.activator.running()
+
+
+SLEEPS = """\
+from procmgmt import Instance, Process
+
+def processes(settings):
+    a = Process(name="a", foreground_process="/bin/sleep", args=["1000"])
+    b = Process(name="b", foreground_process="/bin/sleep", args=["1000"],
+                dependencies=[a] if {edges} else [])
+    c = Process(name="c", foreground_process="/bin/sleep", args=["1000"])
+    return {{"a": Instance(a), "b": Instance(b), "c": Instance(c)}}
+"""
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("edges", [False, True])
+def test_undeploy_of_every_program(deployment: Deployment, tmp_path: Path,
+                                   edges: bool) -> None:
+    """Through the engine: the undeploy of a generation without dependency edges is
+    one apply (stop everything at once, shut down); with an edge the engine stops
+    program by program, the dependent first. Either way every program and
+    supervisord are gone and the empty generation is recorded."""
+    dep = deployment
+    model = tmp_path / "sleeps.py"
+    model.write_text(SLEEPS.format(edges=edges))
+    engine = Engine(dep.settings, out=io.StringIO(), options=Options(start_grace=0.0))
+    act = dep.activator
+    engine.use_activator("supervisord", act)
+    profile = Profile(dep.settings)
+    stops: list[str] = []
+    real_stop = act.stop
+
+    def stop(gen: Generation, proc: Any) -> Any:
+        stops.append(proc.name)
+        return real_stop(gen, proc)
+
+    act.stop = stop  # type: ignore[method-assign]
+    gen = dep.build(model)
+    engine.switch(gen, lambda: profile.add(gen.path))
+    pids = [dep.pid_of(gen, n) for n in ("a", "b", "c")]
+    sup = act.supervisord_pid()
+    assert sup is not None
+    empty = dep.build(None)
+    result = engine.switch(empty, lambda: profile.add(empty.path))
+    assert sorted(result.stopped) == ["a", "b", "c"]
+    if edges:
+        assert sorted(stops) == ["a", "b", "c"] and stops.index("b") < stops.index("a")
+    else:
+        assert stops == []
+    for pid in [*pids, sup]:
+        assert not _alive(pid), f"process {pid} left behind"
+    assert not act.running()
+    current = engine.current()
+    assert current is not None and current.processes == ()
 
 
 @pytest.mark.e2e

@@ -794,3 +794,28 @@ def test_log_rotation_writes_through_the_rotating_writer() -> None:
     plain = script(golden_settings(False, "sysvinit"))
     assert "procmgmt_log_writer" not in plain and "procmgmt_log_max_bytes" not in plain
     assert '"$@" </dev/null >>"$procmgmt_logfile" 2>&1 &' in plain
+
+
+def test_engine_start_puts_the_markers_in_the_scripts_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pid file names the script's forked child before it execs the program, and
+    /proc/PID/environ shows the environment of the last exec: only markers already
+    in the script's own environment make a pid check in that window find them."""
+    from procmgmt.backends.sysvinit import activator as mod
+    from procmgmt.manifest import DeployedProcess, Generation
+    from procmgmt.settings import resolve
+    from procmgmt.validate import deployment_id
+
+    seen: list[dict[str, str]] = []
+
+    def runner(argv: Any, env: Any = None, timeout: float = 0) -> Any:
+        seen.append(dict(env or {}))
+        return mod.CommandResult(0, "")
+
+    monkeypatch.setattr(mod, "subprocess_runner", runner)
+    settings = resolve({"state_dir": str(tmp_path / "s")})
+    proc = DeployedProcess(name="web", hash="h", path=str(tmp_path), rank=0, dependencies=())
+    mod.SysVInitActivator(settings).start(Generation(backend="sysvinit", path="",
+                                                     processes=(proc,)), proc)
+    assert seen and seen[0]["PROCMGMT_DEPLOYMENT"] == deployment_id(settings)
+    assert seen[0]["PROCMGMT_PROCESS"] == "web" and seen[0]["PROCMGMT_START_GRACE"] == "0"

@@ -142,3 +142,14 @@ def test_fish_completes_commands_options_and_names(tmp_path: Path,
     assert complete("procmgmt re") == commands_starting("re")
     assert complete("procmgmt switch --list-g") == ["--list-generations"]
     assert complete(f"procmgmt restart --state-dir {state} we") == ["web", "webapp1"]
+
+    def described(line: str) -> dict[str, str]:
+        proc = subprocess.run(
+            ["fish", "--no-config", "-c", f"source {path}; complete -C '{line}'"],
+            capture_output=True, text=True, env={**env(), "HOME": str(tmp_path)}, timeout=60,
+            check=False)
+        return dict(line.split("\t", 1) for line in proc.stdout.splitlines() if "\t" in line)
+
+    # Commands and options come with one line of their help.
+    assert described("procmgmt resta")["restart"].startswith("stop and start processes")
+    assert described("procmgmt logs --sin")["--since"] == "only lines written since T"

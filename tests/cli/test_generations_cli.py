@@ -129,3 +129,38 @@ def test_analyze_names_the_current_generation(tmp_path: Path,
     assert rc == 0
     assert "current generation 1 (sysvinit, 2 processes)" in out.splitlines()[0]
     assert "web @1.000s" in out and "└─db @0.500s" in out
+
+
+def test_a_refused_switch_neither_waits_for_nor_takes_the_profile_lock(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Another procmgmt holds the profile lock: a switch to another model without
+    --replace is refused at once (it would otherwise wait for the lock), and with
+    --assign-ids the ids file is left as it was."""
+    import fcntl
+    import threading
+
+    state = tmp_path / "state"
+    recorded(state, "/srv/other/processes.py", "webapp")
+    settings = resolve({"state_dir": str(state)}, environ={})
+    os.makedirs(settings.profiles_dir, exist_ok=True)
+    ids = tmp_path / "ids.json"
+    ids.write_text("{}\n")
+    resources = tmp_path / "resources.json"
+    resources.write_text(json.dumps({"webappPorts": {"min": 5000, "max": 5100}}))
+    fd = os.open(os.path.join(settings.profiles_dir, f"{settings.profile}.lock"),
+                 os.O_RDWR | os.O_CREAT, 0o600)
+    results: list[tuple[int, str, str]] = []
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        for extra in ([], ["--assign-ids", "--id-resources", str(resources), "--ids",
+                           str(ids)]):
+            worker = threading.Thread(target=lambda extra=extra: results.append(
+                run(capsys, "switch", *opts(state), *extra, str(SIMPLE))), daemon=True)
+            worker.start()
+            worker.join(20)
+            assert not worker.is_alive(), "the refused switch waits for the profile lock"
+    finally:
+        os.close(fd)
+    for rc, out, err in results:
+        assert rc == 2 and "--replace" in err and "waiting for" not in out + err
+    assert ids.read_text() == "{}\n", "--assign-ids wrote the ids file of a refused switch"

@@ -190,3 +190,14 @@ def test_did_you_mean(capsys: pytest.CaptureFixture[str], argv: list[str],
     rc, _, err = run(capsys, *argv)
     assert_one_clear_line(rc, err, *needles)
     assert rc == 2
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "soon"])
+def test_start_grace_must_be_seconds(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                     value: str) -> None:
+    """--start-grace is a finite, non-negative number of seconds, refused before a build."""
+    rc, _, err = run(capsys, "switch", "--state-dir", str(tmp_path), "--start-grace", value,
+                     str(EXAMPLES / "webapps" / "processes.py"))
+    assert_one_clear_line(rc, err, "--start-grace", value)
+    assert not (tmp_path / "lib").exists() or not any(
+        (tmp_path / "lib" / "procmgmt" / "profiles").glob("*-link"))

@@ -30,6 +30,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -47,8 +48,10 @@ MOUNT = "/opt/pmtest"
 CHECK_UNIT = "pmtest-check.service"
 RESULT_MARK = "PMRESULT "
 SYSTEM_PYTHON = "/usr/bin/python3"
-#: Seconds the whole boot may take before ``timeout`` kills nspawn.
-BOOT_TIMEOUT = 100
+#: Seconds the whole boot may take before ``timeout`` kills nspawn: far above a
+#: normal run (test_boot_is_fast wants it under a minute), so that on a loaded
+#: machine a slow run still reports its checks instead of none.
+BOOT_TIMEOUT = 150
 #: The unprivileged user of the user-mode scenario (created inside only).
 TEST_USER = "pmuser"
 PREFIX = "procmgmt-"
@@ -56,6 +59,8 @@ SYSTEM_PORT_BASE = 38000
 USER_PORT_BASE = 38100
 EXTRA_PORT_BASE = 38200
 NOCHANGE_PORT_BASE = 38300
+#: The day-two operations scenario's server (system manager; the user manager's is +1).
+OPS_PORT = 38400
 FIRST_NAMES = ("webapp", "webapp1")
 ADVANCED_NAMES = tuple(f"webapp{i}" for i in range(1, 7))
 #: Every account the webapps scenarios may create (``webapp``, ``webapp1``..6).
@@ -343,9 +348,11 @@ def ports_of(names: Sequence[str], base: int) -> dict[str, int]:
     return {n: base + (0 if n == "webapp" else int(n.removeprefix("webapp"))) for n in names}
 
 
-def status_rows(sc: Scenario, mode: Mode) -> tuple[int, dict[str, dict[str, Any]]]:
-    """Exit status and name -> row of ``procmgmt status --json``."""
-    st = procmgmt(sc, mode, "status", "--json")
+def status_rows(sc: Scenario, mode: Mode,
+                *extra: str) -> tuple[int, dict[str, dict[str, Any]]]:
+    """Exit status and name -> row of ``procmgmt status --json`` (``extra``: more
+    options, e.g. a profile)."""
+    st = procmgmt(sc, mode, "status", "--json", *extra)
     try:
         rows = {r["name"]: r for r in json.loads(st.stdout)["processes"]}
     except (ValueError, KeyError, TypeError):
@@ -612,6 +619,119 @@ def extras_scenario(sc: Scenario, mode: Mode, config: dict[str, Any]) -> None:
              out=r.stdout)
 
 
+#: Model of the "ops" profiles: a server that restarts always, stops within 3 s,
+#: reloads on SIGHUP (it prints "reloaded N"), closes its listener on SIGUSR1 (hung
+#: as far as a client can tell) and has a TCP liveness check.
+OPS_MODEL = '''
+from procmgmt import Process
+from procmgmt.readiness import TCP, Liveness
+
+SERVER = ("import os, signal, socket, sys, time; s = socket.socket(); "
+          "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+          "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(16); n = [0]; "
+          "signal.signal(signal.SIGHUP, lambda *_: (n.__setitem__(0, n[0] + 1), "
+          "print('reloaded', n[0], flush=True))); "
+          "signal.signal(signal.SIGUSR1, lambda *_: (s.close(), print('hanging', flush=True), "
+          "[time.sleep(60) for _ in iter(int, 1)])); "
+          "print('listening', os.getpid(), flush=True); "
+          "[s.accept()[0].close() for _ in iter(int, 1)]")
+
+
+def processes(settings):
+    port = settings.extra_params["port"]
+    return {"server": Process(
+        name="server", foreground_process="/usr/bin/python3",
+        foreground_process_args=["-c", SERVER, str(port)], restart="always",
+        stop_timeout=3, reload_signal="HUP", readiness=TCP(port=port),
+        liveness=Liveness(TCP(port=port), period=0.3, failures=2, delay=2))}
+'''
+
+
+def _wait(what: Callable[[], Any], timeout: float = 15.0) -> Any:
+    """``what()`` once it is truthy (polled), or its last value after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    value = what()
+    while not value and time.monotonic() < deadline:
+        time.sleep(0.2)
+        value = what()
+    return value
+
+
+def operations_scenario(sc: Scenario, mode: Mode, port: int) -> None:
+    """Day-two operations on one process: status fields (restart policy and count,
+    liveness), the stop timeout in the unit, reload (same MainPID, the program's
+    journal line), ``logs --since`` (only what came after T), and a liveness
+    restart (a new MainPID, NRestarts and ``restarts`` 1, the watcher's lines in
+    ``logs``) followed by ``logs -f`` across it; then undeploy."""
+    m = f"{mode.name}ops"
+    model = Path(MOUNT) / "ops.py"
+    model.write_text(OPS_MODEL, encoding="utf-8")
+    profile = ["-P", "systemd", "-p", f"ops{mode.name}"]
+    unit = f"{PREFIX}server.service"
+    r = procmgmt(sc, mode, "switch", *profile, str(model), "--extra-params",
+                 json.dumps({"port": port}))
+    sc.check(f"{m}.switch.rc", r.returncode == 0, out=r.stdout, err=r.stderr)
+    _, rows = status_rows(sc, mode, *profile)
+    row = rows.get("server", {})
+    sc.check(f"{m}.status", row.get("restart") == "always" and row.get("restarts") == 0
+             and "tcp 127.0.0.1" in str(row.get("liveness")), row=row)
+    props = show(sc, mode, unit, "TimeoutStopUSec", "MainPID")
+    sc.check(f"{m}.stop_timeout", props.get("TimeoutStopUSec") == "3s", props=props)
+    first = int(props.get("MainPID") or 0)
+
+    def logs(*args: str) -> str:
+        return str(procmgmt(sc, mode, "logs", *profile, *args, "server").stdout)
+
+    r = procmgmt(sc, mode, "reload", *profile, "server")
+    once = _wait(lambda: "reloaded 1" in logs("-n", "20"))
+    after = int(show(sc, mode, unit, "MainPID").get("MainPID") or 0)
+    sc.check(f"{m}.reload", r.returncode == 0 and once and after == first,
+             out=r.stdout, err=r.stderr, first=first, after=after)
+    time.sleep(1.1)
+    since = time.strftime("%Y-%m-%dT%H:%M:%S")  # local time, as journalctl reads it
+    time.sleep(1.1)
+    procmgmt(sc, mode, "reload", *profile, "server")
+    twice = _wait(lambda: "reloaded 2" in logs("-n", "20"))
+    text = logs("--since", since)
+    sc.check(f"{m}.logs_since", twice and "reloaded 2" in text and "reloaded 1" not in text,
+             since=since, text=text)
+
+    new = 0
+    follow = subprocess.Popen(mode.wrap([SYSTEM_PYTHON, "-m", "procmgmt", "logs", "-f",
+                                         *profile, "server",
+                                         *(["--state-dir", mode.state_dir]
+                                           if mode.state_dir else [])]),
+                              env=mode.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+    try:
+        os.kill(first, signal.SIGUSR1)
+        new = _wait(lambda: (pid := int(show(sc, mode, unit, "MainPID").get("MainPID") or 0))
+                    not in (0, first) and not port_closed(port) and pid)
+        _, rows = status_rows(sc, mode, *profile)
+        row = rows.get("server", {})
+        counted = show(sc, mode, unit, "NRestarts").get("NRestarts")
+        sc.check(f"{m}.liveness_restart", bool(new) and row.get("restarts") == 1
+                 and counted == "1" and row.get("pid") == new, new=new, row=row,
+                 nrestarts=counted)
+        text = logs("-n", "40")
+        sc.check(f"{m}.liveness_logs", "liveness check failed (2 of 2 in a row" in text
+                 and f"killing pid {first}" in text, text=text)
+        time.sleep(1.0)  # the journal reaches the follower
+    finally:
+        follow.terminate()
+        try:
+            followed = follow.communicate(timeout=10)[0]
+        except subprocess.TimeoutExpired:
+            follow.kill()
+            followed = follow.communicate()[0]
+    sc.check(f"{m}.logs_follow", f"killing pid {first}" in followed
+             and f"listening {new}" in followed, followed=followed, new=new)
+    r = procmgmt(sc, mode, "switch", *profile, "--undeploy")
+    state = show(sc, mode, unit, "ActiveState").get("ActiveState")
+    sc.check(f"{m}.undeploy", r.returncode == 0 and state != "active" and port_closed(port),
+             out=r.stdout, err=r.stderr, state=state)
+
+
 def dump(path: str, argv: Sequence[str]) -> None:
     """The quoting probe: write argv and environment as JSON, then wait to be stopped."""
     Path(path).write_text(json.dumps({"argv": list(argv), "environment": dict(os.environ)}),
@@ -628,13 +748,15 @@ def create_test_user() -> int:
     return pwd.getpwnam(TEST_USER).pw_uid
 
 
-def user_manager(sc: Scenario, uid: int) -> Mode:
-    """Start the user manager of :data:`TEST_USER`; the user mode."""
+def user_manager(sc: Scenario, uid: int, report: bool = True) -> Mode:
+    """Start the user manager of :data:`TEST_USER` (it may be started already: two
+    scenarios use it side by side); the user mode. ``report``: check that it runs."""
     subprocess.run(["systemctl", "start", f"user@{uid}.service"], check=True, timeout=60)
     mode = Mode("user", TEST_USER, uid, USER_PORT_BASE, None,
                 f"/home/{TEST_USER}/.config/systemd/user")
     state = run(sc, mode, ["systemctl", "--user", "is-system-running", "--wait"]).stdout.strip()
-    sc.check("user.manager_running", state in ("running", "degraded"), state=state)
+    if report:
+        sc.check("user.manager_running", state in ("running", "degraded"), state=state)
     return mode
 
 
@@ -668,6 +790,10 @@ def scenario() -> int:
             "nochange", port_base=NOCHANGE_PORT_BASE, state_dir="/srv/pmtest-nochange",
             no_user_change=True)),
         "user": lambda: webapps_scenario(sc, user_manager(sc, uid)),
+        "ops": lambda: operations_scenario(sc, Mode("system", state_dir="/srv/pmtest-ops"),
+                                           OPS_PORT),
+        "userops": lambda: operations_scenario(sc, user_manager(sc, uid, report=False),
+                                               OPS_PORT + 1),
         "services": lambda: services_step(sc, config),
         "userservices": lambda: user_services_step(sc, config, uid),
     }
@@ -690,7 +816,7 @@ def scenario() -> int:
     # test user but its manager, and both deploy units named procmgmt-nginx. (For the
     # same reason "user" and "userservices" are never wanted in one boot.)
     threads = [threading.Thread(target=chain, args=(c,))
-               for c in (["system", "extras", "nochange"], ["user"],
+               for c in (["system", "extras", "nochange"], ["user"], ["ops"], ["userops"],
                          ["services", "userservices"])]
     for t in threads:
         t.start()

@@ -122,6 +122,7 @@ def test_lifecycle_current_user(backend: str, tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 @pytest.mark.root("creates a separate user; the current-user test covers the unprivileged case")
+@pytest.mark.own_accounts
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_lifecycle_separate_unprivileged_user(backend: str, tmp_path_factory:
                                               pytest.TempPathFactory) -> None:

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.e2e
 
 MODEL = Path(__file__).parent / "models" / "restarts.py"
 BACKENDS = ["sysvinit", "supervisord",
+            pytest.param("runit", marks=pytest.mark.requires_tool("runsvdir")),
             pytest.param("s6", marks=pytest.mark.requires_tool("s6-svscan"))]
 #: Seconds to watch: each run lasts 1.5 s, so a restarted process has run at least twice.
 WATCH = 5.0

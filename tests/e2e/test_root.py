@@ -37,6 +37,7 @@ from tests import _lanes
 from tests.e2e.util import (
     REPO,
     free_port_block,
+    is_own_account,
     kill_leftovers,
     kill_uid,
     port_closed,
@@ -57,8 +58,10 @@ ALL_NAMES = {*NAMES, SERVICE}
 
 
 def account_names() -> tuple[set[str], set[str]]:
-    """(user names, group names) as NSS sees them now."""
-    return {p.pw_name for p in pwd.getpwall()}, {g.gr_name for g in grp.getgrall()}
+    """(user names, group names) as NSS sees them now, but those that tests running
+    beside this one create and delete for themselves (``is_own_account``)."""
+    return ({p.pw_name for p in pwd.getpwall() if not is_own_account(p.pw_name)},
+            {g.gr_name for g in grp.getgrall() if not is_own_account(g.gr_name)})
 
 
 @dataclass

@@ -127,6 +127,10 @@ def expected(rel: tuple[str, ...], st: os.stat_result, services: set[int]) -> st
                 return exact(stat.S_IFREG, 0o600)
             if len(sub) == 4 and sub[2] in ("conf.d", "bin"):
                 return exact(stat.S_IFLNK, 0)
+        if sub == ("render-cache",):
+            return exact(stat.S_IFDIR, 0o700)
+        if sub[0] == "render-cache" and len(sub) == 2 and name.endswith(".json"):
+            return exact(stat.S_IFREG, 0o600)
         if sub[0] == "runit":
             return runit_path(sub[1:], exact)
         if sub[0] == "s6":
@@ -215,6 +219,10 @@ def s6_path(sub: tuple[str, ...],
         return exact(stat.S_IFDIR, 0o700)
     if inner in (("event",), ("log", "event")):
         return exact(stat.S_IFDIR, 0o3730)
+    if len(inner) >= 2 and inner[-2] == "event" and inner[-1].startswith("ftrig1:"):
+        # A listener's fifo in the fifodir (s6-svwait, s6-svlisten: s6's ftrig),
+        # there while one waits; made by that listener, not by procmgmt.
+        return None
     if len(inner) >= 2 and inner[-2] == "supervise" and inner[-1] in S6_MADE:
         return exact(*S6_MADE[inner[-1]])
     return "is not a path of an s6 service directory"

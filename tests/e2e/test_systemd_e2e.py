@@ -19,7 +19,10 @@ import pytest
 from tests.e2e import systemd_nspawn as ns
 from tests.e2e.nspawn_run import assert_checks, booted_scenario
 
-pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(120)]
+# One boot at a time (a whole OS each), beside the accounts group: its accounts
+# are made inside the container's throw-away overlay root.
+pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.xdist_group("nspawn"),
+              pytest.mark.timeout(120)]
 
 #: Characters that systemd's unit parser, specifier expansion, word
 #: splitting and $-expansion treat specially, plus non-ASCII.
@@ -49,7 +52,8 @@ def booted() -> Iterator[ns.BootResult]:
     reason = ns.unavailable()
     if reason:
         pytest.skip(reason)
-    config = {"steps": ["system", "extras", "nochange", "user"], "quoting": quoting_cases(),
+    config = {"steps": ["system", "extras", "nochange", "user", "ops", "userops"],
+              "quoting": quoting_cases(),
               "extra_port_base": ns.EXTRA_PORT_BASE}
     with booted_scenario(config, "pm-nspawn") as result:
         yield result
@@ -117,6 +121,28 @@ def test_forking_initialize_and_quoting(booted: ns.BootResult) -> None:
                            "extras.initialize_as_root",
                            "extras.quoting.argv", "extras.quoting.environment",
                            "extras.undeploy.rc", "extras.completed"])
+
+
+def ops_checks(mode: str) -> list[str]:
+    """The checks of the day-two operations scenario in ``mode`` (system or user)."""
+    return [f"{mode}ops.{c}" for c in (
+        "switch.rc", "status", "stop_timeout", "reload", "logs_since", "liveness_restart",
+        "liveness_logs", "logs_follow", "undeploy")]
+
+
+def test_day_two_operations_as_root(booted: ns.BootResult) -> None:
+    """On one process of the system manager: ``status`` shows restart policy, restart
+    count and liveness check; stop_timeout is TimeoutStopSec=; ``reload`` keeps the
+    MainPID and the program logs it; ``logs --since T`` shows only what came after T;
+    a server that stops answering is killed by its liveness watcher and restarted by
+    Restart=always (new MainPID, NRestarts and ``restarts`` 1, the watcher's lines in
+    ``logs``), and ``logs -f`` follows across that restart; undeploy stops it."""
+    assert_checks(booted, [*ops_checks("system"), "ops.completed"])
+
+
+def test_day_two_operations_as_unprivileged_user(booted: ns.BootResult) -> None:
+    """The same in ``systemctl --user`` of a non-root user."""
+    assert_checks(booted, [*ops_checks("user"), "userops.completed"])
 
 
 def test_boot_is_fast(booted: ns.BootResult) -> None:

@@ -33,7 +33,10 @@ USER_WEBNGINX_PORT_BASE = 38700
 PROGRAMS = ("postgres", "redis-server", "redis-cli", "mariadbd", "mariadb", "memcached",
             "nginx", "apache2", "psql", "curl")
 
-pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(150)]
+# One boot at a time (a whole OS each), beside the accounts group: its accounts
+# are made inside the container's throw-away overlay root.
+pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.xdist_group("nspawn"),
+              pytest.mark.timeout(150)]
 
 
 @pytest.fixture(scope="module")

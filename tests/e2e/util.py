@@ -19,6 +19,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent.parent
 
 
+def worker_share(start: int, end: int) -> tuple[int, int]:
+    """This pytest-xdist worker's part of the ports ``start`` .. ``end`` (all of them
+    outside xdist): a block found free is bound only later, when the test deploys,
+    so tests running at the same time in two workers must not pick from the same ports."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    if not worker.startswith("gw") or count < 2:
+        return start, end
+    size = (end - start) // count
+    index = int(worker[2:]) % count
+    return start + index * size, start + (index + 1) * size
+
+
 def free_port_block(count: int, start: int = 20000, end: int = 32700) -> int:
     """A base port such that base .. base+count-1 are all free on 127.0.0.1.
 
@@ -26,6 +39,7 @@ def free_port_block(count: int, start: int = 20000, end: int = 32700) -> int:
     can be taken by any outgoing connection before the test's server binds it."""
     import random
 
+    start, end = worker_share(start, end)
     rng = random.Random(os.getpid() ^ int(time.time()))
     for _ in range(200):
         base = rng.randrange(start, end - count)
@@ -112,8 +126,9 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def kill_uid(uid: int) -> None:
-    """SIGKILL, by PID, every process of the throw-away test user ``uid``."""
+def uid_pids(uid: int) -> list[int]:
+    """PIDs of the processes with ``uid`` among their real, effective, saved or fs uids."""
+    found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -123,8 +138,15 @@ def kill_uid(uid: int) -> None:
         except (OSError, StopIteration):
             continue
         if str(uid) in uids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(entry), signal.SIGKILL)
+            found.append(int(entry))
+    return found
+
+
+def kill_uid(uid: int) -> None:
+    """SIGKILL, by PID, every process of the throw-away test user ``uid``."""
+    for pid in uid_pids(uid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def kill_leftovers(marker: str) -> list[int]:
@@ -194,6 +216,70 @@ class Runner:
         return argv, env
 
 
+#: Prefixes of the accounts a test marked ``own_accounts`` creates for itself:
+#: the prefix, then digits of its process id (and more, for several at once).
+#: Such tests run beside the ``accounts`` group, so a check that a switch
+#: created no account leaves these names out (another worker adds and deletes
+#: them at any moment).
+OWN_ACCOUNT_PREFIXES = ("pmtest", "pmops", "pmimg", "pmnet")
+
+
+def own_account_name(prefix: str, suffix: str = "") -> str:
+    """A name for an account of this test process only (see OWN_ACCOUNT_PREFIXES)."""
+    assert prefix in OWN_ACCOUNT_PREFIXES, prefix
+    return f"{prefix}{os.getpid() % 100000}{suffix}"
+
+
+#: Where such accounts take their ids: above the system range procmgmt (and
+#: ``useradd --system``) choose from, so a test's account never takes the id a
+#: deployment beside it remembered for its own account (which then refused
+#: to create it again: "gid 991 now belongs to group pmops26665").
+OWN_ID_BAND = range(61000, 64000)
+
+
+def own_account_id() -> int:
+    """An id free both as a uid and as a gid in OWN_ID_BAND, the start depending on
+    this process so that tests beside it start elsewhere (a clash makes useradd fail)."""
+    import grp
+
+    start = (os.getpid() * 7) % len(OWN_ID_BAND)
+    for i in range(len(OWN_ID_BAND)):
+        candidate = OWN_ID_BAND[(start + i) % len(OWN_ID_BAND)]
+        try:
+            pwd.getpwuid(candidate)
+            continue
+        except KeyError:
+            pass
+        try:
+            grp.getgrgid(candidate)
+        except KeyError:
+            return candidate
+    raise AssertionError(f"no free id in {OWN_ID_BAND}")
+
+
+def add_own_account(name: str, *useradd_options: str) -> int:
+    """``useradd`` of ``name`` with a group of the same name, both with an id from
+    OWN_ID_BAND; the id."""
+    for _ in range(5):
+        ident = own_account_id()
+        made = subprocess.run(["groupadd", "--gid", str(ident), name], capture_output=True,
+                              text=True, check=False)
+        if made.returncode != 0:
+            continue  # taken meanwhile
+        made = subprocess.run(["useradd", "--uid", str(ident), "--gid", str(ident),
+                               *useradd_options, name], capture_output=True, text=True,
+                              check=False)
+        if made.returncode == 0:
+            return ident
+        subprocess.run(["groupdel", name], capture_output=True, check=False)
+    raise AssertionError(f"cannot create {name}: {made.stderr}")
+
+
+def is_own_account(name: str) -> bool:
+    """Whether ``name`` is an account some test process made for itself."""
+    return any(name.startswith(p) and name[len(p):][:1].isdigit() for p in OWN_ACCOUNT_PREFIXES)
+
+
 @contextlib.contextmanager
 def other_user_tree(tmp_root: Path) -> Iterator[tuple[str, Path, str]]:
     """A throw-away system user and a world-readable copy of procmgmt for it.
@@ -204,7 +290,7 @@ def other_user_tree(tmp_root: Path) -> Iterator[tuple[str, Path, str]]:
     """
     import supervisor
 
-    name = f"pmtest{os.getpid() % 100000}"
+    name = own_account_name("pmtest")
     home = tmp_root / "home"
     tree = tmp_root / "tree"
     for d in (tmp_root,):
@@ -227,13 +313,13 @@ def other_user_tree(tmp_root: Path) -> Iterator[tuple[str, Path, str]]:
             if not os.stat(parent).st_mode & 0o001:
                 raise PermissionError(f"{parent} is not traversable by other users")
         parent = parent.parent
-    subprocess.run(["useradd", "--system", "--create-home", "--home-dir", str(home),
-                    "--shell", "/bin/sh", "--user-group", name], check=True)
+    add_own_account(name, "--create-home", "--home-dir", str(home), "--shell", "/bin/sh")
     try:
         yield name, tree, str(tree / "lib")
     finally:
         kill_uid(pwd.getpwnam(name).pw_uid)
         subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
+        subprocess.run(["groupdel", name], check=False, capture_output=True)
 
 
 def start_lines(output: str) -> list[str]:

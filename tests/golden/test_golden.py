@@ -31,6 +31,7 @@ CASES: dict[str, tuple[Path, bool, dict[str, object]]] = {
                            {"webapp_mode": "foreground"}),
     "webapps-daemon": (EXAMPLES / "webapps" / "processes.py", False, {"webapp_mode": "daemon"}),
     "lifecycle": (REPO / "tests" / "fixtures" / "lifecycle" / "processes.py", False, {}),
+    "liveness": (REPO / "tests" / "fixtures" / "liveness" / "processes.py", False, {}),
 }
 
 
@@ -59,7 +60,7 @@ def rendered_tree(backend: str, case: str) -> dict[str, str]:
     for f in result.generation_files:
         put("_generation", f)
     if result.warnings:
-        tree["_warnings.txt"] = "\n".join(result.warnings) + "\n"
+        tree["_warnings.txt"] = normalize("\n".join(result.warnings) + "\n")
     return tree
 
 

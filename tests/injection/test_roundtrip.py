@@ -19,6 +19,10 @@ read it, not with procmgmt's own encoder:
   the ``proxy`` it executes;
 * s6: ``run`` must exec ``./data/start`` (directly or through
   ``s6-notifyoncheck``), whose environment block and command ``sh`` evaluates;
+* process-compose, kubernetes: PyYAML, after the reader's own ``$`` (and, for
+  process-compose, Go template) rules; an inlined proxy is read with sh;
+* docker: the ``docker create`` plan's ``--env`` and ``--workdir`` values and its
+  exec-form command, and ``sh`` for the proxy of daemon-only processes;
 * s6-rc: the longrun's definition directory (``type`` is ``longrun``) holds the
   same ``run`` and ``data/start`` (s6-rc-compile copies ``data/`` verbatim), read
   as for s6.
@@ -40,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from supervisor.options import ServerOptions
@@ -343,6 +348,85 @@ def read_none(files: Sequence[File], case: Case, tmp: Path) -> Parsed:
                   data.get("directory"), data.get("pid_file"))
 
 
+def _dollars(text: str) -> str:
+    """What a ``$$``-escaping reader (process-compose's substitution of the file
+    text, Kubernetes' ``$(VAR)`` expansion) gives for ``text``: ``$$`` is ``$``,
+    and a lone ``$`` would name a variable, which the exports never write."""
+    marker = "\0dollar\0"
+    rest = text.replace("$$", marker)
+    assert "$" not in rest, f"a $ that the reader would expand in {text!r}"
+    return rest.replace(marker, "$")
+
+
+def _go_template(text: str) -> str:
+    """A Go template (process-compose renders these fields) whose only actions are
+    the documented escape ``{{"{{"}}``, rendered."""
+    rendered = text.replace('{{"{{"}}', "\0")
+    assert "{{" not in rendered, f"a template action in {text!r}"
+    return rendered.replace("\0", "{{")
+
+
+def _proxy_or_argv(argv: list[str], case: Case, directory: str | None) -> Parsed:
+    """An exported argv: the inlined proxy (``/bin/sh -c SCRIPT NAME``) read with sh,
+    or the program itself."""
+    if argv[:2] == ["/bin/sh", "-c"] and argv[3:] == [case.name]:
+        argv, directory, pid_file = read_proxy(argv[2], case)
+        return Parsed(argv, directory=directory, pid_file=pid_file)
+    return Parsed(argv, directory=directory)
+
+
+def read_process_compose(files: Sequence[File], case: Case, tmp: Path) -> Parsed:
+    """process-compose substitutes variables in the file text (``$$`` is ``$``), then
+    reads the YAML; ``entrypoint`` is the argv as written, ``environment`` entries
+    and ``working_dir`` are also rendered as Go templates
+    (https://f1bonacc1.github.io/process-compose/configuration/)."""
+    data = yaml.safe_load(_dollars(_file(files, r"process-compose\.yaml")))
+    entry = data["processes"][case.name]
+    directory = entry.get("working_dir")
+    parsed = _proxy_or_argv(list(entry["entrypoint"]),
+                            case, _go_template(directory) if directory else None)
+    for item in entry.get("environment", []):
+        key, _, value = _go_template(item).partition("=")
+        parsed.env[key] = value
+    return parsed
+
+
+def read_kubernetes(files: Sequence[File], case: Case, tmp: Path) -> Parsed:
+    """The kubelet runs the container's ``command`` (no shell), ``$(VAR)`` expanded
+    and ``$$`` turned into ``$`` there and in ``env`` values; ``workingDir`` as is."""
+    docs = list(yaml.safe_load_all(_file(files, r"kubernetes\.yaml")))
+    deployment = next(d for d in docs if d["kind"] == "Deployment"
+                      and d["metadata"]["name"] == case.name)
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    parsed = _proxy_or_argv([_dollars(w) for w in container["command"]], case,
+                            container.get("workingDir"))
+    parsed.env.update({e["name"]: _dollars(e["value"]) for e in container.get("env", [])})
+    return parsed
+
+
+def read_docker(files: Sequence[File], case: Case, tmp: Path) -> Parsed:
+    """The rules of ``docker create`` (docker run reference): each ``--env`` value is
+    one argv word split at its first ``=`` (nothing is unquoted), ``--workdir`` is the
+    working directory, and the words after the image are the command's argv (exec
+    form: no shell). When the command is the store entry's proxy, sh reads that."""
+    doc = json.loads(_file(files, r"docker/[^/]+\.json"))
+    create = doc["create"]
+    env: dict[str, str] = {}
+    directory, pid_file = None, None
+    for option, value in zip(create[::2], create[1::2], strict=True):
+        assert option.startswith("--"), create
+        if option == "--env":
+            key, _, val = value.partition("=")
+            env[key] = val
+        elif option == "--workdir":
+            directory = value
+    argv = list(doc["command"])
+    if doc.get("proxy"):
+        assert argv == [], doc
+        argv, directory, pid_file = read_proxy(_file(files, re.escape(doc["proxy"])), case)
+    return Parsed(argv, env, directory, pid_file)
+
+
 READERS: dict[str, Callable[[Sequence[File], Case, Path], Parsed]] = {
     "sysvinit": read_sysvinit,
     "bsdrc": read_bsdrc,
@@ -354,6 +438,9 @@ READERS: dict[str, Callable[[Sequence[File], Case, Path], Parsed]] = {
     "runit": read_runit,
     "s6": read_s6,
     "s6-rc": read_s6rc,
+    "process-compose": read_process_compose,
+    "kubernetes": read_kubernetes,
+    "docker": read_docker,
 }
 
 
@@ -376,7 +463,8 @@ def roundtrip(backend: str, case: Case, tmp: Path) -> Parsed | None:
     except ValidationError as exc:
         refusal_is_clear(exc, backend)
         return None
-    files = result.processes[0].files
+    # An export writes its one document as a generation file.
+    files = [*result.processes[0].files, *result.generation_files]
     reader = READERS.get(backend)
     if reader is None:
         pytest.fail(f"no reader for backend {backend}: add one to READERS")

@@ -41,6 +41,10 @@ from tests.conftest import golden_settings
 from tests.e2e.util import free_port_block
 
 MODEL = Path(__file__).resolve().parent / "models" / "catalogue.py"
+#: As root the catalogue creates its instances' accounts (fixed names, e.g. ``nginxt``),
+#: as tests/services/test_databases.py does: one worker for both.
+pytestmark = pytest.mark.xdist_group("accounts")
+
 BACKENDS = ("sysvinit", "supervisord")
 PROGRAMS = {"postgresql": "/usr/lib/postgresql/15/bin/postgres", "redis": "redis-server",
             "mariadb": "mariadbd", "memcached": "memcached", "nginx": "nginx",

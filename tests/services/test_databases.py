@@ -60,6 +60,11 @@ from tests.e2e.util import (
     wait_no_leftovers,
 )
 
+#: As root the module creates a throw-away account (``other_user``, module-scoped)
+#: for its unprivileged deployments: it runs with the other account tests
+#: (tests/conftest.py), on one worker, which also creates that account once.
+pytestmark = pytest.mark.xdist_group("accounts")
+
 MODEL = Path(__file__).resolve().parent / "models" / "databases.py"
 EXAMPLE = REPO / "examples" / "services" / "processes.py"
 SERVICES = ("postgresql", "redis", "mariadb", "memcached")
@@ -411,7 +416,8 @@ def test_forced_mode(service: str, backend: str, mode: str,
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("backend", [
-    *BACKENDS, pytest.param("runit", marks=pytest.mark.requires_tool("runsvdir"))])
+    *BACKENDS, pytest.param("runit", marks=pytest.mark.requires_tool("runsvdir")),
+    pytest.param("s6", marks=pytest.mark.requires_tool("s6-svscan", "execlineb"))])
 def test_services_example(backend: str, request: pytest.FixtureRequest) -> None:
     """examples/services (2 PostgreSQL, Redis, MariaDB, nginx, Apache) deploys and answers.
 

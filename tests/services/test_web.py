@@ -85,7 +85,8 @@ def redirect_check_b(base: int) -> None:
 @pytest.mark.e2e
 @pytest.mark.requires_tool("nginx")
 @pytest.mark.parametrize("backend", [
-    *BACKENDS, pytest.param("runit", marks=pytest.mark.requires_tool("runsvdir"))])
+    *BACKENDS, pytest.param("runit", marks=pytest.mark.requires_tool("runsvdir")),
+    pytest.param("s6", marks=pytest.mark.requires_tool("s6-svscan", "execlineb"))])
 def test_webapps_nginx_scenario(backend: str, tmp_path: Path,
                                 request: pytest.FixtureRequest) -> None:
     """Deploy A, upgrade to B, roll back, undeploy, delete generations: every step checked."""

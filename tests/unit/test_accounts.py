@@ -598,3 +598,46 @@ def test_chainload_non_root_cannot_switch_to_another_user() -> None:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+class RacedSystem(FakeSystem):
+    """Another program creates account ``intruder`` with the id procmgmt planned,
+    between procmgmt's plan and its first command (as a concurrent ``useradd
+    --system`` would: it takes the highest free id too); a taken id fails like
+    shadow-utils' "UID ... is not unique"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raced = False
+
+    def run(self, cmd: Command) -> None:
+        argv = cmd.argv
+        if not self.raced and argv[0] == "groupadd":
+            self.raced = True
+            self.groups["intruder"] = int(argv[argv.index("-g") + 1])
+        if argv[0] == "useradd" and "-u" in argv \
+                and int(argv[argv.index("-u") + 1]) in self.used_uids():
+            self.commands.append(argv)
+            raise DeployError("useradd failed (exit status 4): UID is not unique")
+        if argv[0] == "groupadd" and "-g" in argv \
+                and int(argv[argv.index("-g") + 1]) in self.used_gids():
+            self.commands.append(argv)
+            raise DeployError("groupadd failed (exit status 4): GID is not unique")
+        super().run(cmd)
+
+
+def test_an_id_taken_between_plan_and_command_is_chosen_again(tmp_path: Path) -> None:
+    fake = RacedSystem()
+    acc, said = make(tmp_path, fake)
+    acc.create(None, gen(webapp("b")))
+    assert fake.commands[0] == ("groupadd", "--system", "-g", "999", "b")
+    assert fake.groups["intruder"] == 999 and fake.groups["b"] == 998
+    assert "gid 999 was taken meanwhile; choosing another for b" in said
+
+
+def test_a_declared_id_taken_meanwhile_is_not_replaced(tmp_path: Path) -> None:
+    fake = RacedSystem()
+    acc, _ = make(tmp_path, fake)
+    with pytest.raises(DeployError, match="not unique"):
+        acc.create(None, gen(webapp("a", uid=2001, gid=2001)))
+    assert "a" not in fake.groups

@@ -47,9 +47,13 @@ NOISE = ("NOISE module level", "NOISE override function", "NOISE print", "NOISE 
 
 
 def procmgmt(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """``python -m procmgmt ARGS`` with a hard time limit (a hang fails the test)."""
+    """``python -m procmgmt ARGS`` with a hard time limit (a hang fails the test), with
+    stdout block-buffered as a user's is (without PYTHONUNBUFFERED, which some
+    environments set: what a model left in sys.__stdout__'s buffer must not leak)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     return subprocess.run([sys.executable, "-m", "procmgmt", *args], capture_output=True,
-                          text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+                          text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL,
+                          env=env)
 
 
 @pytest.fixture

@@ -8,14 +8,17 @@ service user naming root's process) are in tests/e2e/test_pid_trust.py.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from procmgmt.pids import MARKER_DEPLOYMENT, expected_uid, trusted_pid
+from procmgmt import pids
+from procmgmt.pids import MARKER_DEPLOYMENT, expected_uid, group_alive, stat_fields, trusted_pid
 
 MARKER = "/srv/state:processes"
 
@@ -104,3 +107,80 @@ def test_expected_uid() -> None:
     assert expected_uid(None) == os.geteuid()
     assert expected_uid("root") == 0
     assert expected_uid("no-such-user-procmgmt") is None
+
+
+def test_group_alive_sees_a_member_that_outlives_the_leader(tmp_path: Path) -> None:
+    """A stop that waits for the pid file's process only would return while its
+    child (same group) still runs: the group counts until its last member is gone."""
+    child_pid = tmp_path / "child"
+    leader = subprocess.Popen(["sh", "-c", f'sleep 30 & echo $! > "{child_pid}"; wait'],
+                              start_new_session=True)
+    try:
+        for _ in range(200):
+            if child_pid.exists() and child_pid.read_text().strip():
+                break
+            time.sleep(0.01)
+        child = int(child_pid.read_text())
+        os.kill(leader.pid, 9)
+        leader.wait()
+        assert group_alive(leader.pid), "the child still runs in the group"
+        os.kill(child, 9)
+        for _ in range(200):
+            if not group_alive(leader.pid):
+                break
+            time.sleep(0.01)
+        assert not group_alive(leader.pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(leader.pid, 9)
+        leader.wait()
+
+
+def _zombie() -> subprocess.Popen[bytes]:
+    """A process leading its own group that has exited and is not reaped yet."""
+    proc = subprocess.Popen(["true"], start_new_session=True)
+    for _ in range(500):
+        if (stat_fields(proc.pid) or ["?"])[0] == "Z":
+            return proc
+        time.sleep(0.01)
+    raise AssertionError("no zombie")
+
+
+def test_a_group_of_zombies_is_not_alive() -> None:
+    """A member its parent has not reaped holds nothing: the group counts as gone."""
+    zombie = _zombie()
+    try:
+        os.killpg(zombie.pid, 0)  # the kernel still counts it as a member
+        assert not group_alive(zombie.pid)
+    finally:
+        zombie.wait()
+
+
+def test_one_proc_scan_serves_every_probe_of_a_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stopping many processes whose zombies linger asked /proc once per group and
+    poll round (quadratic); groups already there when a scan began share it, a group
+    signalled after it began gets a fresh one."""
+    zombies = [_zombie() for _ in range(3)]
+    try:
+        scans: list[int] = []
+        real = os.listdir
+
+        def counting(path: str) -> list[str]:
+            if path == "/proc":
+                scans.append(1)
+            return real(path)
+
+        monkeypatch.setattr(pids.os, "listdir", counting)
+        monkeypatch.setattr(pids, "GROUP_SCAN_TTL", 60.0)  # a round, however slow the machine
+        signalled = time.monotonic()
+        for z in zombies:
+            assert not group_alive(z.pid, since=signalled)
+        assert len(scans) == 1, "one scan for the round"
+        assert not group_alive(zombies[0].pid, since=time.monotonic())
+        assert len(scans) == 2, "a group signalled after the scan began is scanned again"
+        monkeypatch.setattr(pids, "GROUP_SCAN_TTL", 0.0)
+        assert not group_alive(zombies[0].pid, since=signalled)
+        assert len(scans) == 3, "a stale scan is not reused"
+    finally:
+        for z in zombies:
+            z.wait()

@@ -31,7 +31,7 @@ class FakeSystemctl:
             return CommandResult(1, "Job for web.service failed.")
         if verb == "show":
             return CommandResult(0, "ActiveState=active\nSubState=running\nResult=success\n"
-                                    "MainPID=42\nLoadState=loaded\n")
+                                    "MainPID=42\nLoadState=loaded\nNRestarts=2\n")
         if verb == "status":
             return CommandResult(3, "web.service - failed\nMain process exited")
         return CommandResult(0)
@@ -101,11 +101,11 @@ def test_status_and_reload(tmp_path: Path,
     fake = FakeSystemctl()
     act = _activator(tmp_path, fake)
     status = act.status(gen, proc)
-    assert (status.running, status.pid) == (True, 42)
+    assert (status.running, status.pid, status.restarts) == (True, 42, 2)
     assert act.activity(gen, proc, "reload") == 0
     assert fake.calls == [
         [*USER, "show", "--property=ActiveState", "--property=SubState", "--property=MainPID",
-                "procmgmt-web.service"],
+                "--property=NRestarts", "procmgmt-web.service"],
         [*USER, "reload", "procmgmt-web.service"],
     ]
 

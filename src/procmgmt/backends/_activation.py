@@ -9,6 +9,7 @@ pid file. Several activators need exactly these; keeping one copy means a fix
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -59,16 +60,49 @@ def subprocess_runner(argv: Sequence[str], env: Mapping[str, str] | None = None,
     (as with timeout(1)); one that cannot be executed with 127 (as in sh)."""
     with _output_file() as out:
         try:
-            rc = subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=out,
-                                env=None if env is None else dict(env),
-                                stderr=subprocess.STDOUT, timeout=timeout,
-                                umask=fsutil.SERVICE_UMASK, check=False).returncode
-        except subprocess.TimeoutExpired:
-            rc = TIMED_OUT
+            proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out,
+                                    env=None if env is None else dict(env),
+                                    stderr=subprocess.STDOUT, umask=fsutil.SERVICE_UMASK)
         except OSError as exc:
             return CommandResult(127, str(exc))
+        try:
+            rc = wait_exit(proc, timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            rc = TIMED_OUT
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
         out.seek(0)
         return CommandResult(rc, out.read().decode(errors="replace"))
+
+
+def wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> int:
+    """``proc.wait(timeout)``, woken by the exit itself where Linux offers a pidfd.
+
+    ``Popen.wait`` with a timeout polls ``waitpid(WNOHANG)``, sleeping up to
+    50 ms in between (doubling from 0.5 ms): a script done in 3 ms was seen
+    after 3.5 ms, one done in 8 ms after 15.5 ms, and a thousand starts in a
+    pool of threads paid that latency each (mean 19 ms per start script at
+    load). A pidfd becomes readable when the process exits: one ``poll`` waits
+    exactly that long. Elsewhere (BSD, macOS, old kernels), ``Popen.wait``."""
+    pidfd_open = getattr(os, "pidfd_open", None)
+    try:
+        fd = pidfd_open(proc.pid) if pidfd_open is not None else None
+    except OSError:  # ENOSYS (before Linux 5.3), or seccomp refuses it
+        fd = None
+    if fd is None:
+        return proc.wait(timeout)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        if not poller.poll(max(0, int(timeout * 1000))):
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+    finally:
+        os.close(fd)
+    return proc.wait()
 
 
 def _output_file() -> IO[bytes]:
@@ -123,4 +157,5 @@ __all__ = [
     "read_pid_file",
     "subprocess_runner",
     "tail",
+    "wait_exit",
 ]

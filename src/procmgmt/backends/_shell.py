@@ -63,3 +63,7 @@ PID_OWNED_SH = shell_file("procmgmt.backends", "sh/pid_owned.sh")
 #: ``procmgmt_make_piddir DIR USER``: the process's own pid directory
 #: (sh/make_piddir.sh says why).
 MAKE_PIDDIR_SH = shell_file("procmgmt.backends", "sh/make_piddir.sh")
+
+#: ``procmgmt_poll TENTHS CMD...``, ``procmgmt_stat PID`` and ``procmgmt_alive PID``:
+#: waiting for a process to exit (sh/process_wait.sh says why).
+PROCESS_WAIT_SH = shell_file("procmgmt.backends", "sh/process_wait.sh")

@@ -153,6 +153,10 @@ class Lifecycle:
     default_stop_timeout: float | None = None
     #: How ``stop_timeout`` is carried.
     stop_timeout: Support = Support.REFUSED
+    #: How a ``liveness`` check is carried: no manager probes a running process
+    #: with the model's check kinds, so it is emulated (the generated liveness
+    #: wrapper of :mod:`procmgmt.backends.shared.liveness`) or refused.
+    liveness: Support = Support.REFUSED
 
     def restart_support(self, policy: str) -> Support:
         """How ``policy`` is carried: native, emulated or refused."""
@@ -206,7 +210,7 @@ class BuildContext:
     """What a translator may look at besides its own spec.
 
     Frozen, because the indexes below are computed once from ``specs`` and
-    must not go stale; only ``warnings`` grows while a model is rendered."""
+    must not go stale; only ``warnings`` and ``natives`` grow while a model is rendered."""
 
     settings: Settings
     #: Every spec of the model by name (dependency lookups).
@@ -218,6 +222,11 @@ class BuildContext:
     #: Process name -> the model's own (validated, not normalized) Process, for a
     #: backend that writes the model's properties as given (``none``).
     processes: Mapping[str, Process] = field(default_factory=dict)
+    #: Process name -> its native model after the overrides, recorded by
+    #: :meth:`Backend.render_process`: an export whose output is one document for
+    #: the whole generation (process-compose, Kubernetes) assembles it in
+    #: ``generation_files`` from these, so the user's overrides reach it.
+    natives: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def problem(self, name: str, field_name: str, message: str) -> Problem:
         """A :class:`Problem` about process ``name``, located like model validation's
@@ -236,6 +245,16 @@ class BuildContext:
     def dependents(self, name: str) -> tuple[str, ...]:
         """Names of the specs that depend on ``name``, sorted."""
         return self._dependents_index.get(name, ())
+
+    def which(self, name: str) -> str | None:
+        """``shutil.which(name)``: a translator that looks at the host does so
+        here, so the render cache (:mod:`procmgmt.deploy.rendercache`) records
+        the answer and renders again when it changes."""
+        return shutil.which(name)
+
+    def is_executable(self, path: str) -> bool:
+        """Whether ``path`` is an executable file on this host (recorded as :meth:`which`)."""
+        return os.path.isfile(path) and os.access(path, os.X_OK)
 
     @cached_property
     def _dependents_index(self) -> dict[str, tuple[str, ...]]:
@@ -282,6 +301,10 @@ class ProcessStatus:
     running: bool
     pid: int | None = None
     detail: str = ""
+    #: How often the manager restarted it by its restart policy, where the manager
+    #: counts (systemd's NRestarts, s6's death tally, the init scripts' loop); None:
+    #: not known.
+    restarts: int | None = None
 
 
 @dataclass(frozen=True)
@@ -437,6 +460,13 @@ class Activator(ABC):
         print(f"{proc.name}: sent SIG{name} (pid {pids[-1]})")
         return 0
 
+    def manager_problems(self, gen: Generation) -> list[str]:
+        """What is wrong with the manager itself that no process's status shows
+        (a supervision tree whose scanner died: its processes still run and
+        are restarted, but nothing new is picked up); one sentence each, saying
+        what puts it right. ``status`` prints them. By default none."""
+        return []
+
     def diagnose(self, gen: Generation, proc: DeployedProcess) -> str:
         """Why ``proc`` may have died: by default the last lines of its log file
         (``extra["log_file"]`` of the manifest), for failure messages."""
@@ -475,7 +505,10 @@ class Activator(ABC):
 
     @property
     def applies_plans(self) -> bool:
-        """True when this activator implements :meth:`apply`."""
+        """True when :meth:`apply` takes the switch this activator was just prepared
+        for (read after :meth:`prepare`). By default: whenever it implements
+        :meth:`apply`; an activator may take only some switches (supervisord:
+        the undeploy of every program)."""
         return type(self).apply is not Activator.apply
 
     def finish(self, new: Generation, old: Generation | None) -> None:  # noqa: B027
@@ -525,6 +558,7 @@ class Backend(ABC):
         """translate -> override -> render, the single extension point of every backend."""
         native = self.translate(spec, ctx)
         native = apply_override(native, spec.override_for(self.name))
+        ctx.natives[spec.name] = native
         return self.render(native, spec, ctx), self.manifest_extra(native, spec, ctx)
 
 

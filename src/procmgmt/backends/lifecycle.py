@@ -2,7 +2,8 @@
 
 Every backend declares in :class:`~procmgmt.backends.base.Lifecycle` which
 restart policies it carries natively or by generated code, and whether it
-can express ``restart_delay``, ``restart_max`` and ``stop_timeout``. The
+can express ``restart_delay``, ``restart_max``, ``stop_timeout`` and a
+``liveness`` check. The
 build checks a model against that declaration here, once for every backend,
 before any translator runs: a translator then only writes what it declared,
 and a value no backend file could carry is reported at the model's line
@@ -40,4 +41,8 @@ def lifecycle_problems(lifecycle: Lifecycle, specs: Sequence[ProcessSpec],
                 rows.append((spec.name, field, f"cannot carry {field}: leave it unset, "
                              "or see which backends can in docs/backends.md (restart "
                              "and stop)"))
+        if spec.liveness is not None and lifecycle.liveness is Support.REFUSED:
+            rows.append((spec.name, "liveness", "cannot carry a liveness check: leave it "
+                         "unset, or see which backends can in docs/backends.md (restart "
+                         "and stop)"))
     return ctx.problems(rows)

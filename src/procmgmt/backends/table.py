@@ -17,7 +17,8 @@ COLUMNS = ("backend", "prefers", "dependencies", "ordering", "user switching",
            "deploys as", "readiness", "pid files", "tested here")
 SETTING_COLUMNS = ("backend", "variable", "kind", "default", "meaning")
 LIFECYCLE_COLUMNS = ("backend", "without restart=", "no", "on-failure", "always",
-                     "restart_delay", "restart_max", "stop_timeout", "without stop_timeout=")
+                     "restart_delay", "restart_max", "stop_timeout", "without stop_timeout=",
+                     "liveness")
 
 
 def _privileges(c: Capabilities) -> str:
@@ -56,7 +57,8 @@ def lifecycle_row(name: str, lc: Lifecycle) -> tuple[str, ...]:
         default_stop = f"{format_seconds(lc.default_stop_timeout)} s"
     return (name, lc.default_restart or "-",
             *(lc.restart_support(p).value for p in ("no", "on-failure", "always")),
-            lc.restart_delay.value, lc.restart_max.value, lc.stop_timeout.value, default_stop)
+            lc.restart_delay.value, lc.restart_max.value, lc.stop_timeout.value, default_stop,
+            lc.liveness.value)
 
 
 def lifecycle_rows(names: Sequence[str]) -> list[tuple[str, ...]]:

@@ -148,10 +148,14 @@ def cmd_switch(args: argparse.Namespace, settings: Settings) -> int:
 
     # Without -P, keep deploying with the manager the current generation uses.
     settings = keep_current_backend(settings)
+    model = None if args.undeploy else model_path(args)
+    if not (args.replace or args.dry_run or args.diff):
+        # Before --assign-ids writes the ids file and before the switch takes the
+        # profile lock: a refused switch changes nothing and waits for nobody.
+        Switcher(settings).check_model(model)
     if args.assign_ids:
         settings = _assign_ids(args, settings)
     switcher = Switcher(settings, options, out=sys.stdout)
-    model = None if args.undeploy else model_path(args)
     preview = args.dry_run or args.diff
     switched = switcher.deploy(model, dry_run=preview, replace=args.replace)
     if preview:
@@ -300,13 +304,16 @@ def _status_report(args: argparse.Namespace, settings: Settings, out: TextIO) ->
             print(f"nothing deployed in profile {settings.profile!r}", file=out)
         return 0
     gen = load_generation(path)
-    rows = status.rows(settings, gen, Engine(settings).activator(gen.backend))
+    act = Engine(settings).activator(gen.backend)
+    rows = status.rows(settings, gen, act)
+    problems = act.manager_problems(gen)
     if args.json:
         print(json.dumps({"generation": profile.current_number(), "backend": gen.backend,
                           "processes": [r.to_json() for r in rows],
+                          "manager_problems": problems,
                           "summary": status.summary(rows), "settings": settings.dirs()},
                          indent=2), file=out)
-        return status.exit_status(rows)
+        return status.exit_status(rows, problems)
     print(f"generation {profile.current_number()} ({gen.backend})", file=out)
     width = max((len(r.name) for r in rows), default=0)
     for r in rows:
@@ -316,10 +323,17 @@ def _status_report(args: argparse.Namespace, settings: Settings, out: TextIO) ->
                 f" uptime {status.duration(up):<7}" if up is not None else "")
         else:
             what = r.detail if r.state == status.DOWN else ""
+        policy = f"  restart {r.restart}" if r.restart else ""
+        if r.restarts is not None:
+            policy += f" ({status.plural(r.restarts, 'restart')})"
+        live = f"  liveness {r.liveness}" if r.liveness else ""
         log = f"  log {', '.join(r.log)}" if r.log else ""
-        print(f"  {r.name:<{width}}  {r.state:<15}  {what}{log}".rstrip(), file=out)
+        print(f"  {r.name:<{width}}  {r.state:<15}  {what}{policy}{live}{log}".rstrip(),
+              file=out)
     print(status.summary(rows), file=out)
-    return status.exit_status(rows)
+    for problem in problems:
+        print(f"warning: {problem}", file=out)
+    return status.exit_status(rows, problems)
 
 
 def cmd_init_state(args: argparse.Namespace, settings: Settings) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 
 from procmgmt.deploy.options import DEFAULT_MAX_PARALLEL, Options
 from procmgmt.errors import UsageError
+from procmgmt.numbers import seconds_problem
 from procmgmt.settings import Settings
 
 #: A subcommand: parsed arguments and resolved settings in, exit status out.
@@ -76,16 +77,25 @@ def activation_args(p: argparse.ArgumentParser) -> None:
                         f"(default {DEFAULT_MAX_PARALLEL})")
     p.add_argument("--sequential", action="store_true",
                    help="one process at a time in strict dependency order (as the original)")
+    p.add_argument("--start-grace", type=float, metavar="SECONDS",
+                   default=Options.start_grace,
+                   help="a process without a readiness check counts as started once it "
+                        "is still alive this long after its start (0: once it runs, as "
+                        f"s6 and runit count; default {Options.start_grace:g})")
 
 
 def engine_options(args: argparse.Namespace) -> Options:
-    """Engine options from --max-parallel/--sequential/--no-rollback/--no-wait."""
+    """Engine options from --max-parallel/--sequential/--start-grace/--no-rollback/--no-wait."""
     n = 1 if getattr(args, "sequential", False) else getattr(args, "max_parallel",
                                                              DEFAULT_MAX_PARALLEL)
     if n < 1:
         raise UsageError(f"--max-parallel must be at least 1, got {n}")
+    grace = getattr(args, "start_grace", Options.start_grace)
+    problem = seconds_problem(grace, zero_ok=True)
+    if problem:
+        raise UsageError(f"--start-grace {problem}")
     return Options(max_parallel=n, rollback_on_failure=not getattr(args, "no_rollback", False),
-                   wait_for_lock=not getattr(args, "no_wait", False))
+                   wait_for_lock=not getattr(args, "no_wait", False), start_grace=grace)
 
 
 def fmt_time(ts: float) -> str:

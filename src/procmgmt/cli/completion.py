@@ -16,6 +16,7 @@ completed (``--state-dir``, ``-p``) passed along.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.resources
 import shlex
 from collections.abc import Iterator, Mapping
@@ -48,6 +49,10 @@ class Command:
     values: dict[str, str] = field(default_factory=dict)
     #: FILE, NAMES, ANY, the words a positional is one of, or "" (none).
     positional: str = ""
+    #: One line saying what the command does (fish shows it beside the name).
+    description: str = ""
+    #: Option string -> one line saying what it does.
+    helps: dict[str, str] = field(default_factory=dict)
 
 
 def _value_kind(action: argparse.Action) -> str:
@@ -65,15 +70,39 @@ def _value_kind(action: argparse.Action) -> str:
     return ANY
 
 
+#: Longest description fish gets (it truncates long ones itself, mid-word).
+_DESCRIPTION_MAX = 60
+
+
+def _one_line(text: str | None, params: Mapping[str, object] | None = None) -> str:
+    """The first clause of a help text, on one line and at most
+    :data:`_DESCRIPTION_MAX` characters (``%(default)s`` expanded as argparse does)."""
+    if not text or text == argparse.SUPPRESS:
+        return ""
+    if params is not None:
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            text = text % params
+    line = " ".join(text.split())
+    for stop in ("; ", ". ", " (", ": "):
+        line = line.split(stop, 1)[0]
+    line = line.rstrip(".")
+    if len(line) > _DESCRIPTION_MAX:
+        line = line[:_DESCRIPTION_MAX - 3].rsplit(" ", 1)[0] + "..."
+    return line
+
+
 def commands(subcommands: Mapping[str, argparse.ArgumentParser]) -> list[Command]:
     """Every subcommand (name -> its parser, as :class:`Subcommands` keeps them), with
-    its options and what completes their values."""
+    its options, what completes their values and one line of help for each."""
     out = []
     for name, sub in subcommands.items():
-        cmd = Command(name)
+        cmd = Command(name, description=_one_line(sub.description))
         for action in sub._actions:
             if action.option_strings:
                 cmd.options += action.option_strings
+                described = _one_line(action.help, dict(vars(action), prog=sub.prog))
+                for option in action.option_strings:
+                    cmd.helps[option] = described
                 if action.nargs != 0:
                     kind = _value_kind(action)
                     for option in action.option_strings:
@@ -133,11 +162,17 @@ def _zsh_data(cmds: list[Command]) -> list[str]:
     return _sh_data(cmds, "typeset -gA", zsh=True)
 
 
+def _described(text: str) -> str:
+    """fish's ``-d TEXT`` (nothing when there is no text)."""
+    return f" -d {_q(text)}" if text else ""
+
+
 def _fish_data(cmds: list[Command]) -> list[str]:
-    names = " ".join(c.name for c in cmds)
-    lines = [f"set -g __procmgmt_settings {' '.join(_q(s) for s in _settings_options())}",
-             f"complete -c procmgmt -n __fish_use_subcommand -a {_q(names)}",
-             "complete -c procmgmt -n __fish_use_subcommand -l help -l version"]
+    lines = [f"set -g __procmgmt_settings {' '.join(_q(s) for s in _settings_options())}"]
+    lines += [f"complete -c procmgmt -n __fish_use_subcommand -a {_q(c.name)}"
+              + _described(c.description) for c in cmds]
+    lines += ["complete -c procmgmt -n __fish_use_subcommand -l help -d 'show the help'",
+              "complete -c procmgmt -n __fish_use_subcommand -l version -d 'show the version'"]
     for c in cmds:
         when = f"-n {_q('__fish_seen_subcommand_from ' + c.name)}"
         if c.positional == FILE:
@@ -149,14 +184,15 @@ def _fish_data(cmds: list[Command]) -> list[str]:
         for option in c.options:
             flag = f"-l {_q(option[2:])}" if option.startswith("--") else f"-s {_q(option[1:])}"
             value = c.values.get(option)
+            desc = _described(c.helps.get(option, ""))
             if value is None:
-                lines.append(f"complete -c procmgmt {when} {flag}")
+                lines.append(f"complete -c procmgmt {when} {flag}{desc}")
             elif value == FILE:
-                lines.append(f"complete -c procmgmt {when} {flag} -r -F")
+                lines.append(f"complete -c procmgmt {when} {flag} -r -F{desc}")
             elif value == ANY:
-                lines.append(f"complete -c procmgmt {when} {flag} -r")
+                lines.append(f"complete -c procmgmt {when} {flag} -r{desc}")
             else:
-                lines.append(f"complete -c procmgmt {when} {flag} -x -a {_q(value)}")
+                lines.append(f"complete -c procmgmt {when} {flag} -x -a {_q(value)}{desc}")
     return lines
 
 

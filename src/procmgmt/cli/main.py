@@ -25,8 +25,10 @@ from procmgmt.cli import (
     control,
     doctor,
     idassign,
+    image,
     inspect,
     logs,
+    network,
 )
 from procmgmt.cli.common import HANDLER, Handler, Subcommands
 from procmgmt.cli.present import run_guarded
@@ -36,7 +38,7 @@ from procmgmt.suggest import did_you_mean
 #: Every module that adds subcommands, in the order ``--help`` lists them. Each
 #: has ``register(subparsers)``; none imports this module.
 COMMAND_MODULES = (commands, agnostic, chainload, control, doctor, idassign, inspect, logs,
-                   completion)
+                   image, network, completion)
 
 
 class Parser(argparse.ArgumentParser):
@@ -132,6 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:
+        args, extra = _intermixed(parser, args, extra,
+                                  list(sys.argv[1:] if argv is None else argv))
+    if extra:
         sub = parser.subcommands.get(args.command or "")
         if isinstance(sub, Parser):
             sub.unrecognized(extra)
@@ -147,6 +152,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     show_library_warnings()
     return run_guarded(run)
+
+
+def _intermixed(parser: Parser, args: argparse.Namespace, extra: list[str],
+                argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """The subcommand's line parsed again with options anywhere between its words
+    (``network switch --dry-run INFRA DIST MODEL``).
+
+    argparse fills a subcommand's positionals from one run of words, so the words
+    after an option in their middle are left over. Only then is the subcommand's
+    part of the line parsed again, options first and then every word
+    (``parse_known_intermixed_args``): a line the ordinary parse accepts keeps its
+    meaning. A subcommand whose positionals cannot be intermixed (a ``REMAINDER``)
+    keeps the first result."""
+    sub = parser.subcommands.get(args.command or "")
+    words = [i for i, a in enumerate(argv) if not a.startswith("-")]
+    if sub is None or not words or argv[words[0]] != args.command:
+        return args, extra
+    try:
+        return sub.parse_known_intermixed_args(
+            argv[words[0] + 1:], argparse.Namespace(command=args.command))
+    except TypeError:  # argparse refuses intermixing for this subcommand's arguments
+        return args, extra
 
 
 class _StderrWarnings(logging.Handler):

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import stat
@@ -414,8 +415,8 @@ class Accounts:
                     gid = g.get("gid")
                     existing = self.view.group(name)
                     if existing is None:
-                        self._execute(self.platform.add_group(name, ids[GROUPS][name],
-                                                              self.view))
+                        ids = self._add(rec, new, ids, GROUPS, name, functools.partial(
+                            self._group_command, name))
                         rec.created(GROUPS, name, self.view.group(name), profile)
                         made.append((GROUPS, name))
                         self.say(f"created group {name} (gid {self.view.group(name)})")
@@ -428,8 +429,8 @@ class Accounts:
                     uid = u.get("uid")
                     found = self.view.user(name)
                     if found is None:
-                        self._execute(self.platform.add_user(
-                            name, {**u, "uid": ids[USERS][name]}, self.view))
+                        ids = self._add(rec, new, ids, USERS, name, functools.partial(
+                            self._user_command, name, u))
                         now = self.view.user(name)
                         rec.created(USERS, name, now[0] if now else None, profile)
                         made.append((USERS, name))
@@ -442,6 +443,39 @@ class Accounts:
             except DeployError:
                 self._remove(rec, made)
                 raise
+
+    def _group_command(self, name: str, gid: int | None) -> Plan:
+        return self.platform.add_group(name, gid, self.view)
+
+    def _user_command(self, name: str, user: Mapping[str, Any], uid: int | None) -> Plan:
+        return self.platform.add_user(name, {**user, "uid": uid}, self.view)
+
+    def _add(self, rec: Record, new: Generation, ids: dict[str, dict[str, int | None]],
+             kind: str, name: str, command: Callable[[int | None], Plan],
+             attempts: int = 3) -> dict[str, dict[str, int | None]]:
+        """Run the command that creates account ``name`` with its planned id; the ids
+        (planned again when that was needed).
+
+        An id procmgmt chose (neither declared nor remembered) was free when it
+        was planned, but another program may create an account in between (an
+        administrator's ``useradd --system`` takes the highest free id too): then
+        the command fails with the id taken, and the id is planned again."""
+        word = "gid" if kind == GROUPS else "uid"
+        chosen = (declared(new).accounts()[kind][name].get(word) is None
+                  and rec.remembered(kind, name) is None)
+        for attempt in range(attempts):
+            ident = ids[kind][name]
+            try:
+                self._execute(command(ident))
+                return ids
+            except DeployError:
+                used = self.view.used_gids() if kind == GROUPS else self.view.used_uids()
+                if not chosen or ident is None or ident not in used \
+                        or attempt == attempts - 1:
+                    raise
+                self.say(f"{word} {ident} was taken meanwhile; choosing another for {name}")
+                ids = self.plan_ids(rec, new)
+        return ids
 
     def _remove(self, rec: Record, made: list[tuple[str, str]]) -> None:
         """Delete accounts just created (users first), for a switch that fails."""

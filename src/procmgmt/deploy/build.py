@@ -8,7 +8,7 @@ entry whose ``manifest.json`` tells the engine what runs where.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +17,7 @@ from procmgmt.backends import get_backend
 from procmgmt.backends.base import Backend, BuildContext, File
 from procmgmt.backends.lifecycle import lifecycle_problems
 from procmgmt.deploy import store
+from procmgmt.deploy.rendercache import RenderCache
 from procmgmt.errors import Problem, UserCodeError, ValidationError, storage
 from procmgmt.ids import check_assigned, credentials_with_ids, missing_assignments
 from procmgmt.manifest import MANIFEST, DeployedProcess, Generation, dumps, load_generation
@@ -30,11 +31,13 @@ from procmgmt.validate import validate
 
 @dataclass
 class Rendered:
-    """The rendered files of one process."""
+    """The rendered files of one process (none when the render cache had them:
+    ``stored`` is then the store entry they are in)."""
 
     spec: ProcessSpec
     files: list[File]
     extra: dict[str, Any]
+    stored: str | None = None
 
 
 @dataclass
@@ -70,13 +73,21 @@ def evaluate(model_path: str | None, settings: Settings) -> tuple[Model, list[Pr
 
 
 def render(model: Model, specs: Sequence[ProcessSpec], settings: Settings,
-           backend: Backend | None = None) -> RenderResult:
-    """Render every spec with the settings' backend (pure: no file is written)."""
+           backend: Backend | None = None, cache: RenderCache | None = None,
+           keep: Callable[[Rendered], Rendered] | None = None) -> RenderResult:
+    """Render every spec with the settings' backend (pure: no file is written).
+
+    With a ``cache``, a process whose inputs are unchanged since the cache
+    recorded it is not rendered: its :class:`Rendered` names the store entry.
+    ``keep`` is given each process as soon as it is rendered, and what it
+    returns is kept instead (:func:`build` stores the files then and keeps
+    only the entry's path, so a large model's files are never all in memory)."""
     backend = backend or get_backend(settings.process_manager)
     by_name = {inst.process.effective_name: (key, inst) for key, inst in model.instances.items()}
     origins = {str(pname): (key, *(inst.origin if inst.origin[0] else (model.file, None)))
                for pname, (key, inst) in by_name.items()}
-    ctx = BuildContext(settings=settings, specs={s.name: s for s in specs}, origins=origins,
+    make_context = cache.context if cache is not None else BuildContext
+    ctx = make_context(settings=settings, specs={s.name: s for s in specs}, origins=origins,
                        processes={str(pname): inst.process
                                   for pname, (_, inst) in by_name.items()})
 
@@ -89,30 +100,43 @@ def render(model: Model, specs: Sequence[ProcessSpec], settings: Settings,
     if problems:
         raise ValidationError([dataclasses.replace(p, message=f"{backend.name}: {p.message}")
                                for p in problems])
-    rendered = []
-    current = specs[0] if specs else None
-    try:
-        for current in specs:
-            # An override function is user code: contained like the model's evaluation
-            # (and only then: the time limit is the function's, not the whole render's).
-            guard = (user_code(model.file, settings.model_timeout, blame_file=False)
-                     if callable(current.override_for(backend.name)) else nullcontext())
+
+    def render_one(current: ProcessSpec) -> Rendered:
+        # An override function is user code: contained like the model's evaluation
+        # (and only then: the time limit is the function's, not the whole render's).
+        guard = (user_code(model.file, settings.model_timeout, blame_file=False)
+                 if callable(current.override_for(backend.name)) else nullcontext())
+        seen = len(ctx.warnings)
+        try:
             with guard:
-                rendered.append(Rendered(current, *backend.render_process(current, ctx)))
-    except UserCodeError as exc:
-        assert current is not None
-        raise ValidationError([Problem(f"{backend.name}: the override function failed: "
-                                       f"{exc.reason}", by_name.get(current.name,
-                                                                    (current.name,))[0],
-                                       f"overrides.{backend.name}", exc.file or model.file,
-                                       exc.line)]) from None
-    except (TypeError, ValueError, KeyError) as exc:
-        # Almost always a bad override; name it instead of a traceback.
-        assert current is not None
-        raise ValidationError([problem(
-            current.name, f"overrides.{backend.name}",
-            f"{backend.name}: rendering failed: {exc} (check overrides[{backend.name!r}])",
-        )]) from None
+                if cache is None:
+                    return Rendered(current, *backend.render_process(current, ctx))
+                with cache.recording(current) as rec:
+                    fresh = Rendered(current, *backend.render_process(current, ctx))
+        except UserCodeError as exc:
+            raise ValidationError([Problem(f"{backend.name}: the override function failed: "
+                                           f"{exc.reason}", by_name.get(current.name,
+                                                                        (current.name,))[0],
+                                           f"overrides.{backend.name}", exc.file or model.file,
+                                           exc.line)]) from None
+        except (TypeError, ValueError, KeyError) as exc:
+            # Almost always a bad override; name it instead of a traceback.
+            raise ValidationError([problem(
+                current.name, f"overrides.{backend.name}",
+                f"{backend.name}: rendering failed: {exc} (check overrides[{backend.name!r}])",
+            )]) from None
+        cache.rendered(current, rec.reads, fresh.extra, ctx.warnings[seen:])
+        return fresh
+
+    rendered = []
+    for spec in specs:
+        hit = cache.lookup(spec) if cache is not None else None
+        if hit is not None:
+            ctx.warnings.extend(hit.warnings)
+            rendered.append(Rendered(spec, [], hit.extra, hit.path))
+            continue
+        fresh = render_one(spec)
+        rendered.append(keep(fresh) if keep is not None else fresh)
     gen_files = backend.generation_files(specs, ctx)
     return RenderResult(backend, rendered, gen_files, ctx.warnings)
 
@@ -141,17 +165,33 @@ def _credentials_json(spec: ProcessSpec, settings: Settings) -> dict[str, Any]:
     }
 
 
-def build(model: Model, specs: Sequence[ProcessSpec], settings: Settings) -> Generation:
-    """Render and store every process, then store the generation and return it."""
-    result = render(model, specs, settings)
-    name = result.backend.name
+def build(model: Model, specs: Sequence[ProcessSpec], settings: Settings, *,
+          use_cache: bool = True) -> Generation:
+    """Render and store every process, then store the generation and return it.
+
+    Processes whose inputs did not change since the last build of this profile
+    and backend come from the render cache (:mod:`procmgmt.deploy.rendercache`)
+    unless ``use_cache`` is False; the generation is the same either way."""
+    backend = get_backend(settings.process_manager)
+    name = backend.name
+    cache = RenderCache.open(settings, backend) if use_cache else None
+
+    def store_now(r: Rendered) -> Rendered:
+        # Each process's files go to the store as soon as they are rendered.
+        with storage("write the store entry of " + r.spec.name, settings.store_dir):
+            fail_point("build")
+            path = store.add(settings.store_dir, r.spec.name, name, r.files)
+        if cache is not None:
+            cache.stored(r.spec, path)
+        return dataclasses.replace(r, files=[], stored=path)
+
+    result = render(model, specs, settings, backend, cache, keep=store_now)
     meta_of = {inst.process.effective_name: _json_safe(inst.metadata)
                for inst in model.instances.values()}
     procs: list[DeployedProcess] = []
     for r in result.processes:
-        with storage("write the store entry of " + r.spec.name, settings.store_dir):
-            fail_point("build")
-            path = store.add(settings.store_dir, r.spec.name, name, r.files)
+        path = r.stored
+        assert path is not None
         procs.append(DeployedProcess(
             name=r.spec.name,
             hash=store.entry_hash(path),
@@ -168,6 +208,8 @@ def build(model: Model, specs: Sequence[ProcessSpec], settings: Settings) -> Gen
             search_path=r.spec.path_value(),
             directory=r.spec.directory,
             reload_signal=r.spec.reload_signal,
+            restart=r.spec.restart,
+            liveness=r.spec.liveness.to_json() if r.spec.liveness is not None else None,
         ))
     extras = None
     if result.generation_files:
@@ -190,6 +232,8 @@ def build(model: Model, specs: Sequence[ProcessSpec], settings: Settings) -> Gen
     with storage("write the generation's manifest", settings.store_dir):
         gen_path = store.add(settings.store_dir, f"{settings.profile}-generation",
                              "generation", [File(MANIFEST, dumps(gen), mode=0o600)])
+    if cache is not None:
+        cache.save()
     return load_generation(gen_path)
 
 

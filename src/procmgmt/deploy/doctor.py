@@ -29,6 +29,7 @@ from procmgmt.pids import (
     pid_alive,
     protected_pids,
     report,
+    stat_fields,
     trusted_pid,
 )
 from procmgmt.settings import Settings
@@ -60,12 +61,8 @@ def _environ(pid: int) -> dict[str, str]:
 
 def _stat(pid: int) -> tuple[int, int] | None:
     """(parent pid, process group) of ``pid``."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return int(fields[1]), int(fields[2])
+    fields = stat_fields(pid)
+    return None if fields is None else (int(fields[1]), int(fields[2]))
 
 
 def _cmdline(pid: int) -> str:
@@ -140,7 +137,9 @@ def find_strays(settings: Settings, gen: Generation | None,
         if pid in roots:
             continue
         st = _stat(pid)
-        if st is not None and st[1] in groups:
+        if st is None or not pid_alive(pid):
+            continue  # gone since the scan (a deployed process's short-lived child)
+        if st[1] in groups:
             continue
         # Descendant of a deployed process?
         cur, seen = pid, 0
@@ -161,9 +160,11 @@ def find_strays(settings: Settings, gen: Generation | None,
 
 def stop_strays(strays: list[Stray], timeout: float = 10.0) -> list[int]:
     """SIGTERM each stray (its group when it leads one), SIGKILL what survives; PIDs left.
-    Never PID 1, procmgmt or one of its ancestors (a marked shell that runs procmgmt)."""
+    Never PID 1, procmgmt or one of its ancestors (a marked shell that runs procmgmt),
+    nor a pid whose command line is no longer the one found (gone, and reused)."""
     protected = protected_pids()
-    strays = [s for s in strays if s.pid not in protected]
+    # The same process still, not a reused pid: its command line as found.
+    strays = [s for s in strays if s.pid not in protected and _cmdline(s.pid) == s.cmdline]
     for s in strays:
         st = _stat(s.pid)
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -48,7 +48,14 @@ from procmgmt.deploy.options import Options
 from procmgmt.deploy.plan import Plan, compute_plan
 from procmgmt.deploy.profile import Profile
 from procmgmt.deploy.progress import Progress, Silent
-from procmgmt.deploy.scheduler import Outcome, reverse_waits, run_dag
+from procmgmt.deploy.scheduler import (
+    Outcome,
+    Watched,
+    not_before,
+    reverse_waits,
+    run_dag,
+    watched_sources,
+)
 from procmgmt.deploy.state import init_state
 from procmgmt.errors import (
     DeployError,
@@ -59,6 +66,8 @@ from procmgmt.errors import (
     storage,
     storage_error,
 )
+from procmgmt.filewatch import FileWatch
+from procmgmt.listeners import RecentListenTable
 from procmgmt.manifest import DeployedProcess, Generation, load_generation
 from procmgmt.pids import expected_uid
 from procmgmt.settings import Settings
@@ -810,6 +819,12 @@ class Engine:
                    timeline: _Timeline, cancel: Callable[[], bool] | None = None) -> Outcome:
         by_name = {p.name: p for p in procs}
         waits = {p.name: set(p.dependencies) for p in procs}
+        # Shared by every check of this run: one inotify instance for the log files
+        # (only when a log-line check needs one), one reading of the listening
+        # sockets per pass of the scheduler.
+        files = (FileWatch.open() if any((p.readiness or {}).get("kind") == rd.LogLine.kind
+                                         for p in procs) else None)
+        listening = RecentListenTable()
 
         def start(name: str) -> Callable[[], bool]:
             p = by_name[name]
@@ -821,7 +836,8 @@ class Engine:
             ctx = rd.ProbeContext(name=name, pid_file=p.pid_file,
                                   roots=lambda: self._started_pids(act, gen, p),
                                   pid_uid=expected_uid(p.user),
-                                  marker=deployment_id(self.settings))
+                                  marker=deployment_id(self.settings),
+                                  listening=listening, files=files)
             if isinstance(check, rd.LogLine):
                 with contextlib.suppress(OSError):
                     ctx.log_offsets[check.path] = os.path.getsize(check.path)
@@ -892,11 +908,18 @@ class Engine:
                         ctx.notify.close()
                 return ready
 
-            return probe
+            # The scheduler waits on what the readiness check waits on, once it began,
+            # and asks no sooner than it can succeed (the start grace).
+            return Watched(probe, lambda: watched_sources(phase[0]) if phase[0] else (),
+                           not_before=lambda: not_before(phase[0]) if phase[0] else None)
 
         # A readiness wait is abandoned when cancelled: the undo stops the process.
-        return run_dag([p.name for p in procs], waits, start, self.options.max_parallel,
-                       cancel=cancel, drain=False)
+        try:
+            return run_dag([p.name for p in procs], waits, start, self.options.max_parallel,
+                           cancel=cancel, drain=False)
+        finally:
+            if files is not None:
+                files.close()
 
     def start_processes(self, act: Activator, gen: Generation,
                         procs: list[DeployedProcess]) -> Outcome:

@@ -7,9 +7,17 @@ An action has two phases. The *action* itself (run a start script, ask
 supervisord to add a program) runs in a worker pool of ``max_parallel``
 threads. It may return a *probe*: a non-blocking callable that says whether
 the item is finished yet (ready) and raises when it failed. Probes do not
-hold a worker: one loop polls every pending probe, so a thousand processes
+hold a worker: one loop watches every pending probe, so a thousand processes
 waiting for their ports cost one thread, and slow-to-become-ready
 processes do not keep others from starting.
+
+The loop sleeps in one selector. A finished action wakes it through a pipe,
+and a :class:`Watched` probe names sources (file descriptors) that become
+readable when it may have become ready (an inotify watch on its log file, its
+notification socket): the probe is asked the moment one fires, not at the
+next tick of a timer. Probes without a descriptor are polled every
+:data:`POLL_INTERVAL`; watched ones too, every :data:`FALLBACK_INTERVAL`, so a
+missed event costs latency, never a hang (their timeouts still fire).
 
 With ``max_parallel=1`` the items run strictly one after another in the
 given order, each waiting for the previous one to be ready (the original's
@@ -25,18 +33,73 @@ restores the previous generation must not find it half-way down).
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+import os
+import selectors
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 #: A probe returns True once the item is finished, False while it is not; it raises on failure.
 Probe = Callable[[], bool]
 #: An action does the work and returns a probe (or None: finished when it returns).
 Action = Callable[[str], "Probe | None"]
 
+#: How often a probe without a file descriptor to wait on is asked.
 POLL_INTERVAL = 0.02
+#: How often a :class:`Watched` probe is asked without an event: its safety net
+#: (an event lost or never sent, a timeout or a dead process to notice).
+FALLBACK_INTERVAL = 0.25
+
+
+class EventSource(Protocol):
+    """Something to wait on: a descriptor that becomes readable when a probe may have
+    become ready, and how to consume what made it readable (called once per wake-up,
+    before the probes waiting on it are asked, so that one source shared by many
+    probes cannot lose an event to a probe asked before it arrived)."""
+
+    def fileno(self) -> int:
+        """The descriptor (negative: closed, nothing to wait on)."""
+
+    def drain(self) -> None:
+        """Read what is pending, for the probes to look at."""
+
+
+def _never() -> float | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Watched:
+    """A probe that says what to wait on: ``sources()`` at this moment; they may
+    change from one call to the next (a probe that first waits for a process to
+    start, then for its log line). None means: poll me.
+
+    ``not_before()`` is the monotonic time before which asking cannot succeed
+    (a start grace: a thousand processes in their 0.2-s grace were each asked
+    ten times for nothing, 0.7 s of the engine's CPU in a start of 1,000);
+    None: no such time."""
+
+    check: Probe
+    sources: Callable[[], Sequence[EventSource]]
+    not_before: Callable[[], float | None] = _never
+
+    def __call__(self) -> bool:
+        return self.check()
+
+
+def watched_sources(probe: Probe) -> Sequence[EventSource]:
+    """What ``probe`` waits on now (nothing for a plain probe)."""
+    return probe.sources() if isinstance(probe, Watched) else ()
+
+
+def not_before(probe: Probe) -> float | None:
+    """The earliest time worth asking ``probe`` again (None: its usual interval)."""
+    return probe.not_before() if isinstance(probe, Watched) else None
 
 
 @dataclass
@@ -56,6 +119,93 @@ class Outcome:
         return not self.failed and not self.cancelled
 
 
+class _Waiter:
+    """The one place the loop sleeps: a selector over a wake-up pipe (written by
+    finished actions) and the sources of the pending probes, shared among probes
+    that wait on the same one (one inotify instance for many log files)."""
+
+    def __init__(self) -> None:
+        self.selector = selectors.DefaultSelector()
+        self.rfd, self.wfd = os.pipe()
+        os.set_blocking(self.rfd, False)
+        os.set_blocking(self.wfd, False)
+        self.selector.register(self.rfd, selectors.EVENT_READ)
+        #: descriptor -> its source and the names waiting on it
+        self.users: dict[int, tuple[EventSource, set[str]]] = {}
+        self.name_fds: dict[str, frozenset[int]] = {}
+
+    def wake(self, _fut: object = None) -> None:
+        """Called from worker threads when an action finished."""
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self.wfd, b"\0")
+
+    def watch(self, name: str, sources: Sequence[EventSource]) -> None:
+        """Wait on ``sources`` for ``name`` (none: stop waiting on anything for it)."""
+        by_fd = {fd: src for src in sources if (fd := src.fileno()) >= 0}
+        old = self.name_fds.get(name, frozenset())
+        new = frozenset(by_fd)
+        if new == old:
+            return
+        for fd in old - new:
+            self._drop(name, fd)
+        for fd in new - old:
+            if fd not in self.users:
+                try:
+                    self.selector.register(fd, selectors.EVENT_READ)
+                except (OSError, ValueError, KeyError):
+                    new = new - {fd}
+                    continue
+                self.users[fd] = (by_fd[fd], set())
+            self.users[fd][1].add(name)
+        if new:
+            self.name_fds[name] = new
+        else:
+            self.name_fds.pop(name, None)
+
+    def _drop(self, name: str, fd: int) -> None:
+        entry = self.users.get(fd)
+        if entry is None:
+            return
+        entry[1].discard(name)
+        if not entry[1]:
+            del self.users[fd]
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                self.selector.unregister(fd)
+
+    def forget(self, name: str) -> None:
+        """``name`` no longer waits on anything."""
+        self.watch(name, ())
+
+    def wait(self, timeout: float | None) -> set[str]:
+        """Sleep until an action finished, a watched source fired or ``timeout``
+        passed; each fired source is drained once; the names waiting on them."""
+        fired: set[str] = set()
+        for key, _ in self.selector.select(timeout):
+            if key.fd == self.rfd:
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(self.rfd, 4096):
+                        pass
+            elif key.fd in self.users:
+                source, names = self.users[key.fd]
+                source.drain()
+                fired |= names
+        return fired
+
+    def close(self) -> None:
+        self.selector.close()
+        os.close(self.rfd)
+        os.close(self.wfd)
+
+
+@contextlib.contextmanager
+def _waiter() -> Iterator[_Waiter]:
+    waiter = _Waiter()
+    try:
+        yield waiter
+    finally:
+        waiter.close()
+
+
 def run_dag(order: Sequence[str], waits_for: Mapping[str, set[str]],
             action: Action, max_parallel: int, *, cancel: Callable[[], bool] | None = None,
             drain: bool = True) -> Outcome:
@@ -72,6 +222,11 @@ def run_dag(order: Sequence[str], waits_for: Mapping[str, set[str]],
     lock = threading.Lock()
     running: dict[Future[Probe | None], str] = {}
     probing: dict[str, Probe] = {}
+    #: When each probing name is next due without an event, and a heap of
+    #: (due, name) to find the due ones without scanning every pending probe
+    #: (entries whose time no longer matches ``due`` are stale and skipped).
+    due: dict[str, float] = {}
+    agenda: list[tuple[float, str]] = []
     sequential = max_parallel <= 1
 
     def finish(name: str, exc: BaseException | None) -> None:
@@ -88,50 +243,90 @@ def run_dag(order: Sequence[str], waits_for: Mapping[str, set[str]],
             began[name] = time.monotonic()
         return action(name)
 
-    with ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
+    def ask(name: str, probe: Probe, now: float) -> None:
+        """Call one probe; finish it, or note what it waits on and when it is due."""
+        try:
+            ready = probe()
+        except Exception as exc:
+            del probing[name]
+            waiter.forget(name)
+            finish(name, exc)
+            return
+        if ready:
+            del probing[name]
+            waiter.forget(name)
+            finish(name, None)
+            return
+        waiter.watch(name, watched_sources(probe))
+        when = now + (FALLBACK_INTERVAL if waiter.name_fds.get(name) else POLL_INTERVAL)
+        hint = not_before(probe)
+        if hint is not None and hint > when:
+            when = hint
+        due[name] = when
+        heapq.heappush(agenda, (when, name))
+
+    def next_due() -> float | None:
+        """The earliest time a pending probe is due (stale heap entries dropped)."""
+        while agenda and (agenda[0][1] not in probing or due.get(agenda[0][1]) != agenda[0][0]):
+            heapq.heappop(agenda)
+        return agenda[0][0] if agenda else None
+
+    def launch(stopping: bool) -> None:
+        """Submit what may begin now, in ``order``, while workers are free."""
+        if outcome.failed or stopping:
+            return
+        for name in list(pending):
+            busy = len(running) + (len(probing) if sequential else 0)
+            if busy >= max(1, max_parallel):
+                break
+            if blockers[name] <= finished:
+                pending.remove(name)
+                fut = pool.submit(timed, name)
+                running[fut] = name
+                fut.add_done_callback(waiter.wake)
+            elif sequential:
+                break  # strict order: never overtake
+
+    # The pool shuts down (its workers finished) before the waiter closes: a late
+    # wake-up must not write into a descriptor number already reused.
+    with _waiter() as waiter, ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
         while pending or running or probing:
             stopping = cancel is not None and cancel()
             if stopping and not drain and probing:
                 outcome.cancelled.extend(probing)
+                for name in probing:
+                    waiter.forget(name)
                 probing.clear()
-            if not outcome.failed and not stopping:
-                for name in list(pending):
-                    busy = len(running) + (len(probing) if sequential else 0)
-                    if busy >= max(1, max_parallel):
-                        break
-                    if blockers[name] <= finished:
-                        pending.remove(name)
-                        running[pool.submit(timed, name)] = name
-                    elif sequential:
-                        break  # strict order: never overtake
+                due.clear()
+            launch(stopping)
             if not running and not probing:
                 break
-            if running:
-                done, _ = wait(list(running), timeout=POLL_INTERVAL if probing else None,
-                               return_when=FIRST_COMPLETED)
-                for fut in done:
-                    name = running.pop(fut)
-                    exc = fut.exception()
-                    if exc is not None:
-                        finish(name, exc)
-                        continue
-                    probe = fut.result()
-                    if probe is None:
-                        finish(name, None)
-                    else:
-                        probing[name] = probe
-            else:
-                time.sleep(POLL_INTERVAL)
-            for name, probe in list(probing.items()):
-                try:
-                    ready = probe()
-                except Exception as exc:
-                    del probing[name]
+            soonest = next_due()
+            timeout = None if soonest is None else max(0.0, soonest - time.monotonic())
+            asked = waiter.wait(timeout)
+            for fut in [f for f in running if f.done()]:
+                name = running.pop(fut)
+                exc = fut.exception()
+                if exc is not None:
                     finish(name, exc)
                     continue
-                if ready:
-                    del probing[name]
+                probe = fut.result()
+                if probe is None:
                     finish(name, None)
+                else:
+                    probing[name] = probe
+                    asked.add(name)  # at once: it may be ready already
+            # A freed worker gets its next item before the probe round, which may
+            # take a while with many probes due.
+            launch(cancel is not None and cancel())
+            now = time.monotonic()
+            while (soonest := next_due()) is not None and soonest <= now:
+                asked.add(heapq.heappop(agenda)[1])
+            for name in asked:
+                if name in probing:
+                    ask(name, probing[name], now)
+            for name in [n for n in asked if n not in probing]:
+                due.pop(name, None)
     if cancel is not None and cancel():
         outcome.cancelled.extend(pending)
     return outcome

@@ -1,4 +1,5 @@
-"""What ``procmgmt status`` reports: per process its state, PID, uptime and log.
+"""What ``procmgmt status`` reports: per process its state, PID, uptime, restart
+policy, liveness check and log.
 
 States: ``running``; ``stopped by hand`` (``procmgmt stop``, recorded in
 :mod:`procmgmt.deploy.handstop`); ``down`` (not running although nothing asked
@@ -11,13 +12,16 @@ unit and an LSB ``status`` a stopped service: 0 only when every process runs,
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from procmgmt.backends import get_backend
 from procmgmt.backends.base import Activator
 from procmgmt.deploy import handstop
 from procmgmt.manifest import Generation
 from procmgmt.pids import started_at
+from procmgmt.readiness import Liveness
 from procmgmt.settings import Settings
 
 RUNNING = "running"
@@ -39,6 +43,13 @@ class Row:
     #: The manager's own words (supervisord's state, "no pid in ...").
     detail: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The restart policy in force: the model's, else the backend's default
+    #: (None: the backend starts nothing by itself).
+    restart: str | None = None
+    #: The liveness check, described ("tcp 127.0.0.1:80 every 10 s, ..."), or None.
+    liveness: str | None = None
+    #: Restarts by the restart policy where the manager counts them, else None.
+    restarts: int | None = None
 
     def uptime(self, now: float | None = None) -> float | None:
         """Seconds since it started (None when not running)."""
@@ -51,12 +62,15 @@ class Row:
         return {"name": self.name, "state": self.state, "running": self.state == RUNNING,
                 "pid": self.pid,
                 "started_at": None if self.started_at is None else round(self.started_at, 2),
-                "log": list(self.log), "detail": self.detail, "metadata": self.metadata}
+                "log": list(self.log), "detail": self.detail, "metadata": self.metadata,
+                "restart": self.restart, "restarts": self.restarts,
+                "liveness": self.liveness}
 
 
 def rows(settings: Settings, gen: Generation, act: Activator) -> list[Row]:
     """The status of every process of ``gen``, in start order."""
     held = handstop.held(settings, gen)
+    default_restart = get_backend(gen.backend).capabilities.lifecycle.default_restart
     out = []
     for p in gen.processes:
         st = act.status(gen, p)
@@ -65,8 +79,11 @@ def rows(settings: Settings, gen: Generation, act: Activator) -> list[Row]:
         source = act.log_source(gen, p)
         log = source.files or ((f"journalctl {' '.join(source.journal)}",)
                                if source.journal else ())
+        live = Liveness.from_json(p.liveness) if p.liveness else None
         out.append(Row(p.name, state, pid, started_at(pid) if pid else None, log, st.detail,
-                       dict(p.metadata)))
+                       dict(p.metadata), restart=p.restart or default_restart,
+                       liveness=live.describe() if live is not None else None,
+                       restarts=st.restarts if st.running else None))
     return out
 
 
@@ -86,9 +103,10 @@ def summary(rows: list[Row]) -> str:
     return ", ".join(parts)
 
 
-def exit_status(rows: list[Row]) -> int:
-    """0 when every process runs, 3 otherwise (stopped by hand included)."""
-    return 0 if all(r.state == RUNNING for r in rows) else 3
+def exit_status(rows: list[Row], manager_problems: Sequence[str] = ()) -> int:
+    """0 when every process runs under a healthy manager, 3 otherwise (stopped by
+    hand included; a dead scanner too: a monitoring check must notice it)."""
+    return 0 if all(r.state == RUNNING for r in rows) and not manager_problems else 3
 
 
 def duration(seconds: float) -> str:

@@ -217,9 +217,12 @@ def _stdout_to_stderr() -> Iterator[None]:
     try:
         yield
     finally:
-        for stream in (sys.stdout, sys.stderr, saved_err):
+        # sys.__stdout__ too (and the stdout we saved, usually the same): what user
+        # code wrote there sits in its buffer (block-buffered on a pipe unless
+        # PYTHONUNBUFFERED) and must reach fd 1 while fd 1 is still stderr.
+        for stream in (sys.stdout, sys.stderr, saved_err, saved_out, sys.__stdout__):
             with suppress(BaseException):
-                stream.flush()
+                stream.flush()  # type: ignore[union-attr]
         sys.stdout, sys.stderr = saved_out, saved_err
         if saved_fd is not None:
             os.dup2(saved_fd, 1)

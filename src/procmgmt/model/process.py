@@ -136,6 +136,13 @@ class Process:
     #: supervisord's stopwaitsecs, systemd's DefaultTimeoutStopSec, launchd's
     #: 20 s ExitTimeOut, ...; the lifecycle table lists them).
     stop_timeout: float | None = None
+    #: A liveness check (``procmgmt.readiness.Liveness``): a readiness check run
+    #: every ``period`` seconds while the process runs; after ``failures`` failed
+    #: probes in a row the process is killed so that its restart policy (which
+    #: must be "on-failure" or "always") starts it again. None: none. No manager
+    #: probes a process by itself: the generated files run a small watcher
+    #: beside it (the liveness table in docs/backends.md says where).
+    liveness: Any = None
     #: Where the object was created (file, line), for error messages.
     origin: tuple[str | None, int | None] = field(default=(None, None), compare=False)
 

@@ -61,6 +61,8 @@ class ProcessSpec:
     restart_max: int | None = None
     #: Seconds from the stop signal to SIGKILL; None: the backend's default.
     stop_timeout: float | None = None
+    #: The liveness check (``procmgmt.readiness.Liveness``); None: none.
+    liveness: Any = None
     #: Start rank: 0 without dependencies, else 1 + the highest rank of the dependencies.
     rank: int = 0
 
@@ -166,5 +168,6 @@ def to_spec(proc: Process, names: Mapping[int, str], rank: int) -> ProcessSpec:
         restart_delay=proc.restart_delay,
         restart_max=proc.restart_max,
         stop_timeout=proc.stop_timeout,
+        liveness=proc.liveness,
         rank=rank,
     )

@@ -1,7 +1,8 @@
 """Three chatty processes for the day-two tests: ``base``, ``app`` (needs base) and
 ``solo``; each prints a numbered line to stdout and one to stderr every 0.1 s.
 ``--extra-params``: ``{"tag": ...}`` changes ``solo`` only; ``{"user": NAME}`` runs
-``solo`` as its own account NAME (created by the switch) when user changes are allowed.
+``solo`` as its own account NAME (created by the switch) when user changes are allowed,
+with ``{"id": N}`` as its declared uid and gid.
 A process exits at once while ``STATE_DIR/fail-NAME`` exists. ``solo`` declares
 ``reload_signal="USR1"`` and prints ``reloaded`` when it gets it.
 """
@@ -29,8 +30,10 @@ def processes(settings):
     base = chatty("base")
     own = {} if not user else {
         "user": user,
-        "credentials": Credentials(groups={user: Group()},
-                                   users={user: User(group=user, description="day-two test")}),
+        "credentials": Credentials(
+            groups={user: Group(gid=settings.extra_params.get("id"))},
+            users={user: User(group=user, uid=settings.extra_params.get("id"),
+                              description="day-two test")}),
     }
     return {
         "base": base,

@@ -38,8 +38,9 @@ from procmgmt.backends.bsdrc.model import (
     RcScriptModel,
     var_prefix,
 )
-from procmgmt.backends.bsdrc.script import render_env_file, render_script
+from procmgmt.backends.bsdrc.script import render_env_file, render_log_writer, render_script
 from procmgmt.backends.shared import ready
+from procmgmt.backends.shared.logrotation import native_rotation
 from procmgmt.errors import Problem
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings
@@ -67,6 +68,12 @@ def _restart_flags(spec: ProcessSpec) -> list[str]:
     return ["-R", str(max(1, math.ceil(spec.restart_delay)))]
 
 
+def _child_pid_file(pid_file: str) -> str:
+    """Where a supervising daemon(8) writes its child's pid: beside its own pid file."""
+    stem = pid_file.removesuffix(".pid")
+    return f"{stem}.child.pid"
+
+
 class BSDRCBackend(Backend):
     """FreeBSD rc.d scripts (rc.subr), ordered by rcorder over PROVIDE/REQUIRE."""
 
@@ -83,9 +90,10 @@ class BSDRCBackend(Backend):
         readiness=Support.EMULATED,
         readiness_kinds=SH_READINESS,
         pid_files=PidFiles.EVERY_PROCESS,
-        # daemon(8) -r/-R restarts after every exit; rc.subr's stop waits without a limit.
+        # daemon(8) -r/-R restarts after every exit; rc.subr's stop waits without a
+        # limit, a stop_timeout is a generated stop_cmd (stop.sh).
         lifecycle=Lifecycle(default_restart="no", restart_native=frozenset({"no", "always"}),
-                            restart_delay=Support.NATIVE),
+                            restart_delay=Support.NATIVE, stop_timeout=Support.EMULATED),
         notes="rc.subr scripts; foreground-only processes run under daemon(8); readiness: "
               "start_postcmd waits for the declared check (generated sh probes; Notify only "
               "by the engine); checked on "
@@ -104,8 +112,11 @@ class BSDRCBackend(Backend):
         foreground mode), pid_file, procname (the program the pid file's process
         runs, when not ``program``), log_file, stop_signal, reload_signal,
         user, chdir, nice, umask, environment, path (prepended to PATH),
-        initialize, extra_commands, rcvar_defaults (more ``<name>_<var>``
-        defaults) and readiness (the declaration as JSON, or None: start waits
+        log_rotation (max_bytes and backups of the rotating log writer, or
+        None), initialize, extra_commands, rcvar_defaults (more ``<name>_<var>``
+        defaults), stop_timeout (whole seconds to SIGKILL; unset: rc.subr's
+        stop, no limit), child_pid_file (the supervised child's pid, for that
+        stop) and readiness (the declaration as JSON, or None: start waits
         for it in ``start_postcmd``).
         """
         settings = ctx.settings
@@ -145,9 +156,18 @@ class BSDRCBackend(Backend):
             # daemon(8) writes its own pid, so rc.subr checks for it.
             "procname": DEFAULT_DAEMON_PROGRAM if supervise else spec.pid_file_program,
             "log_file": spec.log_file(settings, opened_as_user=True),
+            # --log-max-bytes/--log-backups: daemon(8) writes into the rotating
+            # log writer's fifo (foreground mode; None: the log only grows).
+            "log_rotation": native_rotation(settings),
             "stop_signal": spec.stop_signal,
             "reload_signal": spec.reload_signal or DEFAULT_RELOAD_SIGNAL,
             **({"supervise": True} if supervise else {}),
+            # A stop_cmd sends SIGKILL this many seconds after the stop signal; a
+            # supervising daemon(8) also writes its child's pid for it.
+            **({} if spec.stop_timeout is None else {
+                "stop_timeout": max(1, math.ceil(spec.stop_timeout)),
+                **({"child_pid_file": _child_pid_file(spec.derived_pid_file(settings))}
+                   if supervise else {})}),
             "user": user,
             "chdir": spec.directory,
             "nice": spec.nice,
@@ -162,11 +182,14 @@ class BSDRCBackend(Backend):
         }
 
     def render(self, native: dict[str, Any], spec: ProcessSpec, ctx: BuildContext) -> list[File]:
-        """The rc script (0755) and, when there is an environment, its env file."""
+        """The rc script (0755), its env file when there is an environment and the
+        log writer program (0755) when the log rotates."""
         script = RcScriptModel.from_native(native)
         files = [File(script.script_path, render_script(script), mode=0o755)]
         if script.environment:
             files.append(File(script.env_path, render_env_file(script)))
+        if script.log_rotation:
+            files.append(File(script.log_writer_path, render_log_writer(script), mode=0o755))
         return files
 
     def manifest_extra(self, native: dict[str, Any], spec: ProcessSpec,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from procmgmt import readiness as rd
+from procmgmt.backends.shared.logrotation import rotation_of
 
 #: rc.subr's default signals: sig_stop/sig_reload are written only when different.
 DEFAULT_STOP_SIGNAL = "TERM"
@@ -71,11 +72,26 @@ class RcScriptModel:
     extra_commands: tuple[str, ...]
     rcvar_defaults: Mapping[str, str]
     readiness: rd.Readiness | None = None
+    #: Seconds from the stop signal to SIGKILL (None: rc.subr's stop, which waits
+    #: without a limit).
+    stop_timeout: int | None = None
+    #: The pid file a supervising daemon(8) writes its child's pid into (-p), read
+    #: by the stop with a timeout (None: no supervisor, or no timeout).
+    child_pid_file: str | None = None
+    #: (max bytes, backups) when daemon(8)'s output goes through the rotating
+    #: log writer (foreground mode only), and the log file it writes.
+    log_rotation: tuple[int, int] | None = None
+    log_file: str | None = None
 
     @property
     def script_path(self) -> str:
         """Path of the script inside the store entry."""
         return f"etc/rc.d/{self.file}"
+
+    @property
+    def log_writer_path(self) -> str:
+        """Path of the log writer program inside the store entry (log rotation)."""
+        return f"libexec/{self.file}-log-writer"
 
     @property
     def env_path(self) -> str:
@@ -99,16 +115,26 @@ class RcScriptModel:
         program = _word(native, "program")
         args = _str_list(native, "args")
         pid_file = _word(native, "pid_file")
+        rotation = None
+        log_file: str | None = None
         if mode == "foreground":
             log_file = _word(native, "log_file")
+            rotation = rotation_of(native)
+            # With rotation daemon(8) writes into the log writer's fifo.
+            output = f"{log_file}.fifo" if rotation else log_file
             command = _word(native, "daemon_program")
             # -P: the pid file holds daemon(8)'s own pid, the supervisor rc.subr
             # must stop when daemon(8) restarts the program (-r, -R).
             pid_flag = "-P" if native.get("supervise") else "-p"
-            argv = (*_str_list(native, "daemon_flags"), pid_flag, pid_file, "-o", log_file,
-                    program, *args)
+            # -p beside -P: the child's pid, which a stop with a timeout must
+            # know (daemon(8) exits on SIGTERM without waiting for its child).
+            child_pid_file = _optional_word(native, "child_pid_file") if native.get(
+                "supervise") else None
+            child: tuple[str, ...] = ("-p", child_pid_file) if child_pid_file else ()
+            argv = (*_str_list(native, "daemon_flags"), pid_flag, pid_file, *child,
+                    "-o", output, program, *args)
         else:
-            command, argv = program, tuple(args)
+            command, argv, child_pid_file = program, tuple(args), None
         rcvar = _str(native, "rcvar")
         if not IDENTIFIER.match(rcvar):
             raise ValueError(f"rcvar: {rcvar!r} is not a shell identifier")
@@ -167,6 +193,10 @@ class RcScriptModel:
             extra_commands=tuple(_conditions(native, "extra_commands")),
             rcvar_defaults={str(k): str(v) for k, v in defaults.items()},
             readiness=check,
+            stop_timeout=_stop_timeout(native),
+            child_pid_file=child_pid_file,
+            log_rotation=rotation,
+            log_file=log_file,
         )
 
 
@@ -209,6 +239,16 @@ def _conditions(native: Mapping[str, Any], key: str) -> list[str]:
         if not _CONDITION.match(item):
             raise ValueError(f"{key}: {item!r} is not a single word")
     return items
+
+
+def _stop_timeout(native: Mapping[str, Any]) -> int | None:
+    value = native.get("stop_timeout")
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"stop_timeout must be a whole number of seconds, at least 1, "
+                         f"got {value!r}")
+    return value
 
 
 def _signal(native: Mapping[str, Any], key: str, default: str) -> str:

@@ -50,7 +50,7 @@ not survive the user switch; translation warns about such arguments.
 from __future__ import annotations
 
 from procmgmt import readiness as rd
-from procmgmt.backends._shell import PID_OWNED_SH, quote, shell_file
+from procmgmt.backends._shell import PID_OWNED_SH, PROCESS_WAIT_SH, quote, shell_file
 from procmgmt.backends.bsdrc.model import (
     DEFAULT_RELOAD_SIGNAL,
     DEFAULT_STOP_SIGNAL,
@@ -60,6 +60,13 @@ from procmgmt.backends.shared import ready
 
 #: ``procmgmt_replace`` and ``procmgmt_command_args`` (helpers.sh).
 HELPERS_SH = shell_file("procmgmt.backends.bsdrc", "helpers.sh")
+#: ``procmgmt_stop``, the stop_cmd of a process with a stop timeout (stop.sh).
+STOP_SH = shell_file("procmgmt.backends.bsdrc", "stop.sh")
+#: ``procmgmt_start_log_writer``, start_precmd's part of log rotation (log_start.sh).
+LOG_START_SH = shell_file("procmgmt.backends.bsdrc", "log_start.sh")
+#: The log writer program: the shared rotating writer and its main part.
+LOG_WRITER_SH = shell_file("procmgmt.backends", "sh/log_writer.sh")
+LOG_SERVE_SH = shell_file("procmgmt.backends.bsdrc", "log_serve.sh")
 
 
 def _snippet(text: str) -> list[str]:
@@ -136,16 +143,18 @@ def render_script(script: RcScriptModel) -> str:
         lines.append(f': "${{{p}_umask:={script.umask}}}"')
     for knob, value in sorted(script.rcvar_defaults.items()):
         lines.append(f': "${{{p}_{knob}:={value}}}"')
-    if script.environment:
+    if script.environment or script.log_rotation:
+        what = "environment file" if script.environment else "log writer"
         lines += [
             "",
-            "# The environment file is in this script's store entry. rc.subr sets",
+            f"# The {what} is in this script's store entry. rc.subr sets",
             "# rc_service to the script being run, also when /etc/rc sources it at boot",
             "# through a link in the local rc.d directory; realpath resolves the link.",
             'procmgmt_root=$(realpath "${rc_service:-$0}")',
             f"procmgmt_root=${{procmgmt_root%/{script.script_path}}}",
-            f': "${{{p}_env_file:=$procmgmt_root/{script.env_path}}}"',
         ]
+    if script.environment:
+        lines.append(f': "${{{p}_env_file:=$procmgmt_root/{script.env_path}}}"')
     lines.append("")
     if script.path:
         lines.append(f'PATH={quote(script.path)}:"$PATH"; export PATH')
@@ -169,7 +178,11 @@ def render_script(script: RcScriptModel) -> str:
     lines.append(f"start_precmd={p}_prestart")
     if waits:
         lines.append(f"start_postcmd={p}_poststart")
-    lines += [f"stop_precmd={p}_trusted", f"reload_precmd={p}_trusted"]
+    if script.stop_timeout is None:
+        lines.append(f"stop_precmd={p}_trusted")
+    else:
+        lines.append(f"stop_cmd={p}_stop")
+    lines.append(f"reload_precmd={p}_trusted")
     lines += [
         "",
         "# rc.subr found pid $rc_pid in $pidfile. The user the process runs as can",
@@ -190,6 +203,7 @@ def render_script(script: RcScriptModel) -> str:
         "",
         PID_OWNED_SH.rstrip("\n"),
         "",
+        *_wait_lines(script),
         "# Runs before the process starts, as root (before the switch to the user).",
         f"{p}_initialize()",
         "{",
@@ -214,6 +228,17 @@ def render_script(script: RcScriptModel) -> str:
         '\t\twarn "initialize failed"',
         "\t\treturn 1",
         "\tfi",
+    ]
+    if script.log_rotation:
+        assert script.log_file is not None
+        lines += [
+            "\t# daemon(8) writes into the fifo of the rotating log writer.",
+            f'\tprocmgmt_start_log_writer "$procmgmt_root/{script.log_writer_path}" \\',
+            f"\t    {quote(script.log_file + '.fifo')} {quote(script.log_file)} \\",
+            f"\t    {script.log_rotation[0]} {script.log_rotation[1]} "
+            f'"${{{p}_chroot-}}" "${{{p}_user-}}" || return 1',
+        ]
+    lines += [
         f'\tprocmgmt_command_args "${{{p}_chroot-}}" "${{{p}_user-}}" "${{{p}_nice-}}"'
         + (" \\" if script.argv else ""),
     ]
@@ -236,6 +261,53 @@ def render_script(script: RcScriptModel) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _wait_lines(script: RcScriptModel) -> list[str]:
+    """The helpers of a stop timeout (``stop_cmd``: sig_stop, then SIGKILL after
+    the timeout; stop.sh says how, and why a supervised child's pid is read first)
+    and of log rotation (log_start.sh), with the process waits both use."""
+    if script.stop_timeout is None and script.log_rotation is None:
+        return []
+    lines = [PROCESS_WAIT_SH.strip("\n"), ""]
+    if script.log_rotation is not None:
+        lines += [LOG_START_SH.strip("\n"), ""]
+    if script.stop_timeout is not None:
+        child = ([quote(script.child_pid_file), quote(script.program)]
+                 if script.child_pid_file else ["''", "''"])
+        lines += [
+            STOP_SH.strip("\n"),
+            "",
+            f"# Stop: {script.stop_signal}, SIGKILL after {script.stop_timeout} s.",
+            f"{script.name}_stop()",
+            "{",
+            f"\tprocmgmt_stop {script.stop_timeout} {' '.join(child)}",
+            "}",
+            "",
+        ]
+    return lines
+
+
+def render_log_writer(script: RcScriptModel) -> str:
+    """The log writer program (log rotation): run by start_precmd as
+    ``WRITER FIFO LOGFILE MAX_BYTES BACKUPS``, as the process's user."""
+    return "\n".join([
+        "#!/bin/sh",
+        f"# The rotating log writer of {script.file}, started by its rc.d script",
+        "# (generated by procmgmt, bsdrc backend): daemon(8) writes the process's",
+        "# output into FIFO, this writes it to LOGFILE, rotated at MAX_BYTES with",
+        "# BACKUPS older files kept.",
+        "",
+        "# The shared writer also sets what only the sysvinit scripts read (SC2034).",
+        "# shellcheck disable=SC2034",
+        "",
+        LOG_WRITER_SH.strip("\n"),
+        "",
+        LOG_SERVE_SH.strip("\n"),
+        "",
+        'procmgmt_log_serve "$@"',
+        "",
+    ])
 
 
 def _poststart_lines(script: RcScriptModel, check: rd.Readiness) -> list[str]:

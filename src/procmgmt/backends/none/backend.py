@@ -52,7 +52,8 @@ class NoneBackend(Backend):
         lifecycle=Lifecycle(default_restart=None, restart_native=ALL_RESTART_POLICIES,
                             restart_delay=Support.NOT_APPLICABLE,
                             restart_max=Support.NOT_APPLICABLE,
-                            stop_timeout=Support.NOT_APPLICABLE),
+                            stop_timeout=Support.NOT_APPLICABLE,
+                            liveness=Support.NOT_APPLICABLE),
         notes="agnostic JSON specs (nix-processmgmt's processManager = null); "
               "translate them with 'procmgmt generate-config -P BACKEND'",
     )

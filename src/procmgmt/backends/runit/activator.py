@@ -10,9 +10,10 @@ a new runsv) while the old one still runs until the engine stops it.
 A live directory is built under a dot name (runsvdir skips those), with a
 ``down`` file, and renamed into place: runsvdir never sees it half made, and
 runsv supervises it without starting it. procmgmt then starts services in
-dependency order with ``sv -w SECS start`` (which also waits for ``./check``)
-and removes ``down``, so a restarted runsvdir (a reboot) starts the service
-itself; its ``run`` script waits for the dependencies then.
+dependency order (``u`` to runsv, or ``sv -w SECS start``, which also waits
+for ``./check``, where there is one) and removes ``down``, so a restarted
+runsvdir (a reboot) starts the service itself; its ``run`` script waits for
+the dependencies then.
 
 runsvdir looks at its scan directory every five seconds and notices a
 change only through the directory's mtime (or inode); a change
@@ -20,10 +21,19 @@ within the second of its last look is seen at the next look (measured
 here: a new directory was picked up after about 5 s). :meth:`RunitActivator.prepare`
 therefore adds all of a generation's new directories at once and waits for
 their runsv (``supervise/ok`` opened), touching the scan directory again if
-a look was missed; a first deployment adds them before runsvdir starts.
+a look was missed; a first deployment adds them before runsvdir starts (and
+dates the directory back, so that runsvdir's first look comes at once).
+runsvdir 2.1.2 has no signal that makes it look now: its only wake-ups are
+that timer and its readproctitle log pipe, which would take runsvdir's and
+every runsv's stderr away from ``runsvdir-<profile>.log``.
 
-Removing a directory: rename it to a dot name (runsvdir forgets it) and
-``sv exit`` it (runsv exits once the service is down), then delete it.
+Stopping writes a ``down`` file and sends runsv ``d`` (its ``control/d``
+signals the process group), and the stop probe waits until runsv's record
+says down (SIGKILL, ``k``, past the timeout): the commands go into
+``supervise/control`` as ``sv`` writes them and the record is read directly
+(:mod:`.supervise`), no ``sv`` run per process. Removing directories (in
+``finish``): rename them to dot names (runsvdir forgets them) and send ``x``
+(runsv exits once the service is down), all at once, then delete them.
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ from collections.abc import Callable
 
 from procmgmt import fsutil
 from procmgmt.backends.base import Activator, ProcessStatus, Tool
-from procmgmt.backends.runit import runsvdir, service
+from procmgmt.backends.runit import runsvdir, service, supervise
 from procmgmt.backends.shared.startlock import start_lock
 from procmgmt.errors import DeployError
 from procmgmt.manifest import DeployedProcess, Generation
@@ -47,8 +57,14 @@ from procmgmt.settings import Settings
 #: svlogd's directory of a process.
 LOG_DIR = 0o750
 
-#: supervise/status byte 19: what runsv is doing.
-_STATES = {0: "down", 1: "run", 2: "finish"}
+
+
+def _size(path: str) -> int:
+    """The size of ``path``, 0 when it is missing (or no path)."""
+    try:
+        return os.stat(path).st_size if path else 0
+    except OSError:
+        return 0
 
 
 class RunitActivator(Activator):
@@ -59,6 +75,10 @@ class RunitActivator(Activator):
     stop_timeout = 10
     #: Seconds to wait for runsvdir to supervise new directories.
     pickup_timeout = 20.0
+    #: Seconds a service started without ``sv`` must have been running before its
+    #: start counts: a process that exits at once is then reported by the start
+    #: itself, as when ``sv -w`` (which looks every 0.42 s) still waited.
+    settle = 0.25
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -102,18 +122,45 @@ class RunitActivator(Activator):
         os.rename(tmp, live)
         return live
 
-    def _remove(self, live: str) -> None:
-        """Make runsvdir forget ``live``, let its runsv exit, delete it."""
-        gone = os.path.join(self.scan, "." + os.path.basename(live) + ".gone")
-        shutil.rmtree(gone, ignore_errors=True)
-        os.rename(live, gone)
-        self._sv("exit", gone, check=False)
+    def _remove_all(self, lives: list[str], hidden: list[str]) -> None:
+        """Make runsvdir forget ``lives`` (renamed to dot names, which it skips), tell
+        their runsv to exit (``x``: runsv exits once the service and its logger
+        are down) and delete them, all at once; ``hidden`` are dot entries left
+        by an interrupted removal, finished alike (without an error when their
+        runsv stays)."""
+        gone = []
+        for live in lives:
+            moved = os.path.join(self.scan, "." + os.path.basename(live) + ".gone")
+            shutil.rmtree(moved, ignore_errors=True)
+            os.rename(live, moved)
+            gone.append(moved)
+        for path in gone + hidden:
+            supervise.send(path, "x")
         deadline = time.monotonic() + self.pickup_timeout
-        while runsvdir.supervised(gone) or runsvdir.supervised(os.path.join(gone, "log")):
+        waiting = gone + hidden
+        while waiting := [p for p in waiting
+                          if runsvdir.supervised(p) or runsvdir.supervised(os.path.join(p, "log"))]:
             if time.monotonic() > deadline:
-                raise DeployError(f"runsv of {gone} did not exit")
+                stuck = [p for p in waiting if p in gone]
+                if stuck:
+                    raise DeployError(f"runsv of {', '.join(stuck[:5])} did not exit")
+                break
             time.sleep(0.02)
-        shutil.rmtree(gone)
+        for path in gone + [p for p in hidden if p not in waiting]:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def _date_back_scan(self) -> None:
+        """Before runsvdir starts: date the scan directory's mtime two seconds back.
+
+        runsvdir waits a second before a look at a directory changed in the current
+        second (a change later in that second would leave the mtime as it was). A
+        runsvdir that is not running yet has no look to miss, and any change after
+        its first look sets the mtime to the present, which differs from this one.
+        So the first look, which starts every service of a first deployment, comes
+        at once instead of a second later.
+        """
+        past = time.time() - 2
+        os.utime(self.scan, (past, past))
 
     def _wait_supervised(self, lives: list[str]) -> None:
         """Wait until runsvdir runs a runsv for each of ``lives`` (and its log)."""
@@ -135,23 +182,16 @@ class RunitActivator(Activator):
                                   f"see {self.log_file}")
             time.sleep(0.05)
 
-    def _sv(self, command: str, live: str, *, check: bool = True,
-            wait: int | None = None) -> subprocess.CompletedProcess[str]:
-        argv = ["sv", *(["-w", str(wait)] if wait else []), command, live]
-        result = subprocess.run(argv, capture_output=True, text=True, check=False,
-                                env=runsvdir.environment())
-        if check and result.returncode != 0:
-            raise DeployError(f"{' '.join(argv)} failed: "
-                              f"{(result.stdout + result.stderr).strip()}")
-        return result
-
     # -- Activator -----------------------------------------------------------
 
     def prepare(self, new: Generation, old: Generation | None) -> None:
         """Add ``new``'s service directories (down) and make sure runsvdir runs and
-        supervises them; running services are untouched."""
+        supervises them; running services are untouched. A runsvdir started here
+        picks them all up at its first look: the starts go out as each runsv
+        comes up (their probes wait for it), not after the last one."""
         for d in (self.settings.runtime_dir, self.settings.log_dir):
             fsutil.ensure_dir(d)
+        fresh = False
         with start_lock(self.dir, enforce=True):
             fsutil.ensure_dir(self.scan, enforce=True)
             added = [live for proc in new.processes if (live := self._build(proc))]
@@ -159,86 +199,186 @@ class RunitActivator(Activator):
                     new.processes or os.listdir(self.scan)):
                 os.close(fsutil.open_file(self.log_file, fsutil.LOG,
                                           os.O_WRONLY | os.O_APPEND))
+                self._date_back_scan()
                 runsvdir.start(self.scan, self.pid_file, self.log_file)
-                added = [self.entry(p) for p in new.processes]
-        self._wait_supervised(added)
+                fresh = True
+        if not fresh:
+            self._wait_supervised(added)
 
     def start(self, gen: Generation, proc: DeployedProcess) -> Callable[[], bool]:
-        """Run ``sv -w SECS start`` (up, and ``./check`` passing) in the background and
-        return a probe: True once it succeeded (then the ``down`` file goes), raising
-        when it failed or when the service ran and went down again (a crash: runsv
-        would restart it every second, and sv would wait out its whole timeout)."""
+        """Start the service and return a probe: True once it runs (then the ``down``
+        file goes), raising when it failed or when the service ran and went down
+        again (a crash: runsv would restart it every second).
+
+        Without ``./check``, the probe sends ``u`` straight into runsv's control
+        FIFO (once a runsv listens) and reads its record (no ``sv`` per process: 1,000 of them, each
+        polling, were most of a start of 1,000). With one, ``sv -w SECS start``
+        runs in the background, as it runs ``./check`` until it passes."""
         live = self.entry(proc)
         if not os.path.isdir(live):
             with start_lock(self.dir, enforce=True):
                 built = self._build(proc)
             self._wait_supervised([built] if built else [])
-        argv = ["sv", "-w", str(self.start_timeout), "start", live]
-        waiter = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True, env=runsvdir.environment())
+        self._wait_finished(live)
+        log_file = str(proc.extra.get("log_file") or "")
+        logged = _size(log_file)
+        deadline = time.monotonic() + self.start_timeout
+        waiter: subprocess.Popen[str] | None = None
+        if os.path.exists(os.path.join(live, "check")):
+            self._wait_supervised([live])  # sv fails on a directory no runsv supervises yet
+            waiter = subprocess.Popen(["sv", "-w", str(self.start_timeout), "start", live],
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True, env=runsvdir.environment())
+        launched = time.time()
+        sent: list[float] = []  # when u went to runsv
         seen_running: list[bool] = []
 
-        def failed(reason: str) -> DeployError:
-            tail = self.diagnose(gen, proc)
-            return DeployError(f"runit service {proc.name} failed to start: {reason}"
-                               + (f"\n  {tail}" if tail else ""))
-
-        def probe() -> bool:
-            state, _ = self._state(live)
-            if state == "run":
-                seen_running.append(True)
-            elif seen_running and waiter.poll() is None:
-                waiter.kill()
-                waiter.communicate()
-                raise failed(f"it exited right after starting ({state})")
-            if waiter.poll() is None:
-                return False
-            output, _ = waiter.communicate()
-            if waiter.returncode != 0:
-                raise failed(output.strip())
+        def up() -> bool:
             if not proc.extra.get("down"):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(live, "down"))
             return True
 
+        def probe() -> bool:
+            if waiter is None and not sent:
+                if not supervise.send(live, "u"):  # no runsv yet (a fresh runsvdir)
+                    if time.monotonic() > deadline:
+                        raise self._failed(gen, proc, f"no runsv supervises {live}")
+                    return False
+                sent.append(time.time())
+            rec = self._record(live)
+            if waiter is None:
+                if rec.state == "run" and rec.pid is not None \
+                        and time.time() - rec.changed >= self.settle:
+                    return up()
+                if rec.want == "u" and rec.state in ("down", "finish") \
+                        and rec.changed > sent[0]:
+                    raise self._crashed(gen, proc, rec.state, log_file, logged)
+                if time.monotonic() > deadline:
+                    raise self._failed(gen, proc, f"not running after {self.start_timeout} s "
+                                       f"({rec.state})")
+                return False
+            if rec.state == "run":
+                seen_running.append(True)
+            elif (seen_running or (rec.want == "u" and rec.state in ("down", "finish")
+                                   and rec.changed > launched)) and waiter.poll() is None:
+                # Wanted up, yet down (or running ./finish) since after the start: it
+                # ran and exited, and runsv waits a second before the next try. That
+                # window is far wider than the run of a process that exits at once,
+                # which a probe can miss. (runsv records "wanted up" just before it
+                # starts the process, so "down" from before the start is no crash.)
+                waiter.kill()
+                waiter.communicate()
+                raise self._crashed(gen, proc, rec.state, log_file, logged)
+            if waiter.poll() is None:
+                return False
+            output, _ = waiter.communicate()
+            if waiter.returncode != 0:
+                raise self._failed(gen, proc, output.strip())
+            return up()
+
         return probe
 
-    def _state(self, live: str) -> tuple[str, int | None]:
-        """(runsv's state: down, run or finish, the pid) from ``supervise/status``;
-        ("unsupervised", None) without one."""
-        try:
-            with open(os.path.join(live, "supervise", "status"), "rb") as f:
-                record = f.read()
-        except OSError:
-            return "unsupervised", None
-        if len(record) < 20:
-            return "unsupervised", None
-        return _STATES.get(record[19], "unknown"), int.from_bytes(record[12:16], "little") or None
+    def _failed(self, gen: Generation, proc: DeployedProcess, reason: str) -> DeployError:
+        tail = self.diagnose(gen, proc)
+        return DeployError(f"runit service {proc.name} failed to start: {reason}"
+                           + (f"\n  {tail}" if tail else ""))
 
-    def stop(self, gen: Generation, proc: DeployedProcess) -> None:
-        """``sv -w SECS force-stop`` (``control/d`` sends the stop signal to the
-        process group; SIGKILL after the timeout); a ``down`` file keeps it down."""
+    def _crashed(self, gen: Generation, proc: DeployedProcess, state: str, log_file: str,
+                 logged: int) -> DeployError:
+        """The error of a service that exited right after its start. Found within
+        milliseconds, maybe before svlogd wrote what it printed: the log gets a
+        moment to grow, for the message."""
+        deadline = time.monotonic() + 1.0
+        while _size(log_file) <= logged and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self._failed(gen, proc, f"it exited right after starting ({state})")
+
+    def _wait_finished(self, live: str) -> None:
+        """Wait while ``./finish`` runs (at most the start timeout): the generated one
+        of restart "no"/"on-failure" may still tell runsv "d", which would undo the
+        start about to be sent (sent afterwards, the start queues behind that "d" in
+        runsv's fifo and wins). No other ``./finish`` can begin meanwhile: that
+        needs ``./run`` to exit, and it is not running."""
+        deadline = time.monotonic() + self.start_timeout
+        while self._record(live).state == "finish" and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def _record(self, live: str) -> supervise.Record:
+        """runsv's ``supervise/status`` (:func:`.supervise.read`); state "unsupervised"
+        without one."""
+        return supervise.read(live) or supervise.Record("unsupervised", None, "", 0.0)
+
+    def stop(self, gen: Generation, proc: DeployedProcess) -> Callable[[], bool] | None:
+        """A ``down`` file (it stays down), then ``d`` to runsv (``control/d`` sends
+        the stop signal to the process group) and a probe: True once runsv's record
+        says down; past the stop timeout ``k`` (SIGKILL), as ``sv force-stop`` does,
+        and an error if it still runs a moment later. Non-blocking: the stops of a
+        generation are under way at once (the activator is not parallel-safe, so a
+        blocking stop held every other one up for its whole wait)."""
         live = self.entry(proc)
         if not os.path.isdir(live):
-            return
+            return None
         fsutil.write_atomic(os.path.join(live, "down"), "", fsutil.FILE)
         if not runsvdir.supervised(live):
-            return
+            return None
         own = proc.extra.get("stop_timeout")
         wait = self.stop_timeout if own is None else max(1, math.ceil(float(own)))
-        result = self._sv("force-stop", live, check=False, wait=wait)
-        if self.status(gen, proc).running:
-            raise DeployError(f"runit service {proc.name} did not stop: "
-                              f"{(result.stdout + result.stderr).strip()}")
+        supervise.send(live, "d")
+        deadline = [time.monotonic() + wait]
+        killed: list[bool] = []
+
+        def probe() -> bool:
+            if self._record(live).state in ("down", "unsupervised"):
+                return True
+            if time.monotonic() <= deadline[0]:
+                return False
+            if not killed:
+                supervise.send(live, "k")
+                killed.append(True)
+                deadline[0] = time.monotonic() + 2.0
+                return False
+            st = self.status(gen, proc)
+            if not st.running:
+                return True
+            raise DeployError(f"runit service {proc.name} did not stop within {wait:g} s, "
+                              f"nor after SIGKILL: {st.detail}")
+
+        return probe
 
     def status(self, gen: Generation, proc: DeployedProcess) -> ProcessStatus:
         """From ``supervise/status`` (runsv's binary record: pid, wanted, state)."""
         live = self.entry(proc)
-        state, pid = self._state(live)
-        if state == "unsupervised" or not runsvdir.supervised(live):
+        rec = self._record(live)
+        if rec.state == "unsupervised" or not runsvdir.supervised(live):
             return ProcessStatus(proc.name, False, detail="not supervised by runsvdir")
-        running = state == "run" and pid is not None
-        return ProcessStatus(proc.name, running, pid if running else None, state)
+        running = rec.state == "run" and rec.pid is not None
+        return ProcessStatus(proc.name, running, rec.pid if running else None,
+                             self._exited(live, proc, rec) or rec.state)
+
+    def _exited(self, live: str, proc: DeployedProcess, rec: supervise.Record) -> str:
+        """The detail of a process that exited and is not restarted by its policy
+        (down, wanted down by its ``./finish``, no ``down`` file as procmgmt's stop
+        leaves), else ""."""
+        policy = proc.extra.get("restart")
+        if policy not in service.FINISH_POLICIES:
+            return ""
+        if rec.state != "down" or rec.want != "d" or os.path.exists(os.path.join(live, "down")):
+            return ""
+        how = "exited" if policy == "no" else "exited with status 0"
+        return f"{how}, not restarted (restart={policy!r}); procmgmt start {proc.name} " \
+               "starts it again"
+
+    def manager_problems(self, gen: Generation) -> list[str]:
+        """runsvdir gone (killed, crashed) while the generation has processes: each
+        runsv goes on, so every process looks fine, but a new service directory is
+        not picked up until a switch starts runsvdir again."""
+        if not gen.processes or not os.path.isdir(self.scan) \
+                or runsvdir.find_running(self.pid_file, self.scan):
+            return []
+        return [f"runsvdir of {self.scan} is not running: the processes run on under "
+                "their runsv, but nothing new is picked up; the next switch starts it "
+                "again (procmgmt switch --switch-generation N, N the current one)"]
 
     def finish(self, new: Generation, old: Generation | None) -> None:
         """Remove the service directories ``new`` does not have (stopped by now);
@@ -246,23 +386,11 @@ class RunitActivator(Activator):
         keep = {os.path.basename(self.entry(p)) for p in new.processes}
         if not os.path.isdir(self.scan):
             return
-        for entry in sorted(os.listdir(self.scan)):
-            path = os.path.join(self.scan, entry)
-            if entry.startswith("."):
-                self._remove_hidden(path)
-            elif entry not in keep:
-                self._remove(path)
+        entries = sorted(os.listdir(self.scan))
+        self._remove_all([os.path.join(self.scan, e) for e in entries
+                          if not e.startswith(".") and e not in keep],
+                         [os.path.join(self.scan, e) for e in entries if e.startswith(".")])
         if not new.processes:
             runsvdir.stop(runsvdir.find_running(self.pid_file, self.scan))
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.pid_file)
-
-    def _remove_hidden(self, path: str) -> None:
-        """A dot entry left by an interrupted removal: finish it."""
-        self._sv("exit", path, check=False)
-        deadline = time.monotonic() + self.pickup_timeout
-        while runsvdir.supervised(path):
-            if time.monotonic() > deadline:
-                return
-            time.sleep(0.02)
-        shutil.rmtree(path, ignore_errors=True)

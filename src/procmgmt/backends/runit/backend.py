@@ -52,8 +52,8 @@ from procmgmt.backends.base import (
 )
 from procmgmt.backends.runit import service
 from procmgmt.backends.runit.activator import RunitActivator
+from procmgmt.backends.shared import liveness, ready
 from procmgmt.backends.shared import proxy as _proxy
-from procmgmt.backends.shared import ready
 from procmgmt.backends.shared.proxy import PROXY_KEY
 from procmgmt.errors import Problem
 from procmgmt.model.spec import SYSTEM_PATH, ProcessSpec
@@ -80,9 +80,11 @@ class RunitBackend(Backend):
         readiness=Support.NATIVE,
         readiness_kinds=SH_READINESS,
         pid_files=PidFiles.EVERY_PROCESS,
+        # "no"/"on-failure": a generated ./finish tells runsv not to restart (finish.sh).
         lifecycle=Lifecycle(default_restart="always", restart_native=frozenset({"always"}),
+                            restart_emulated=frozenset(service.FINISH_POLICIES),
                             default_stop_timeout=RunitActivator.stop_timeout,
-                            stop_timeout=Support.EMULATED),
+                            stop_timeout=Support.EMULATED, liveness=Support.EMULATED),
         notes="service directories run by a runsvdir per profile; ./check from the "
               "readiness declaration (generated sh probe, sv -w waits for it); "
               "daemon-only processes and dependency waits run under the foreground proxy",
@@ -135,6 +137,8 @@ class RunitBackend(Backend):
                 "kill_after": _proxy.kill_after(spec.stop_timeout),
                 "stop_signal": spec.stop_signal,
                 **options,
+                # The proxy execs the program through the liveness wrapper (./liveness).
+                "liveness": "liveness" if spec.liveness is not None else None,
             },
             "log_dir": log_dir(spec, settings),
             # --log-max-bytes/--log-backups as svlogd's config; None: svlogd's own
@@ -142,9 +146,13 @@ class RunitBackend(Backend):
             "log_rotation": None if rotation is None
             else {"max_bytes": rotation[0], "backups": max(1, rotation[1])},
             "check": spec.readiness.to_json() if spec.readiness is not None else None,
+            "liveness": spec.liveness.to_json() if spec.liveness is not None else None,
             "pid_file": pid_file,
             "log_offset_file": ready.log_offset_file(spec, settings),
             "down": False,
+            # None or "always": runsv restarts after every exit; "no", "on-failure": a
+            # generated ./finish keeps it down (after exit status 0 for on-failure).
+            "restart": spec.restart,
         }
 
     def render(self, native: dict[str, Any], spec: ProcessSpec, ctx: BuildContext) -> list[File]:
@@ -155,10 +163,12 @@ class RunitBackend(Backend):
                        ctx: BuildContext) -> dict[str, Any]:
         """Where the service directory and the log are, for the activator."""
         logs = str(native.get("log_dir") or log_dir(spec, ctx.settings))
-        # runsv never sends SIGKILL itself: procmgmt's stop (sv -w force-stop) does,
+        # runsv never sends SIGKILL itself: procmgmt's stop (k past it, as sv force-stop) does,
         # after the model's stop_timeout (written only when set).
         timeout = {} if spec.stop_timeout is None else {"stop_timeout": spec.stop_timeout}
-        return {**timeout,
+        policy = native.get("restart")
+        restart = {"restart": policy} if policy in service.FINISH_POLICIES else {}
+        return {**timeout, **restart,
                 "service": service.SERVICE_DIR,
                 "log_dir": logs,
                 "log_file": os.path.join(logs, "current"),
@@ -172,6 +182,7 @@ class RunitBackend(Backend):
         problems: list[tuple[str, str, str]] = []
         for spec in specs:
             problems += ready.spec_problems(spec)
+            problems += liveness.spec_problems(spec)
             words = [*spec.environment.keys(), *spec.environment.values(),
                      spec.foreground or "", *spec.foreground_args, spec.daemon or "",
                      *spec.daemon_args, spec.directory or "", spec.initialize]

@@ -6,9 +6,9 @@ output into it: here ``svlogd`` writing ``<log dir>/<name>/current``),
 ``check`` (``sv -w SECS start`` and ``sv check`` run it until it exits 0),
 ``control/d`` (runsv(8) "customize control": runsv runs it on a stop and,
 when it exits 0, sends no SIGTERM of its own; so any stop signal works, not
-only the ones ``sv`` has a command for) and, when
-the model says so, ``down`` (runsv does not start the service when it first
-sees the directory).
+only the ones ``sv`` has a command for), ``finish`` for the restart policies
+"no" and "on-failure" (finish.sh) and, when the model says so, ``down`` (runsv
+does not start the service when it first sees the directory).
 
 Every ``run`` ends in ``chpst -P``: runsv does not give its child a process
 group of its own, and a stop must reach the whole group (as supervisord's
@@ -23,15 +23,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from procmgmt import readiness as rd
-from procmgmt.backends._shell import command_line, export_lines, quote
+from procmgmt.backends._shell import command_line, export_lines, quote, shell_file
 from procmgmt.backends.base import File
-from procmgmt.backends.shared import ready
+from procmgmt.backends.shared import liveness, ready
 from procmgmt.backends.shared.proxy import PROXY_KEY, generate, options_from_native
 
 #: The service directory inside a process's store entry.
 SERVICE_DIR = "service"
 #: Files of a service directory the activator links into a live directory.
-LINKED = ("run", "finish", "check", "control/d", "log/run", "proxy")
+LINKED = ("run", "finish", "check", "control/d", "log/run", "proxy", "liveness")
+
+#: Restart policies a generated ``finish`` carries (runsv itself restarts always).
+FINISH_POLICIES = ("no", "on-failure")
+FINISH_SH = shell_file("procmgmt.backends.runit", "finish.sh")
 
 #: A signal name as ``kill -s`` takes it (without SIG).
 _SIGNAL = re.compile(r"[A-Z][A-Z0-9]*")
@@ -120,6 +124,14 @@ def log_script(name: str, log_dir: str, rotation: Any = None) -> str:
                       f"exec svlogd {quote(log_dir)}", ""])
 
 
+def finish_script(policy: str) -> str:
+    """``finish`` for restart ``policy`` ("no", "on-failure"): tells runsv not to
+    start ``run`` again (finish.sh says how, and why that cannot undo a stop or a
+    start by procmgmt)."""
+    return "\n".join(["#!/bin/sh", f"# ./finish of a service with restart={policy!r}.",
+                      f"procmgmt_restart={policy}", FINISH_SH.strip("\n"), ""])
+
+
 def render(name: str, native: Mapping[str, Any]) -> list[File]:
     """Every file of the service directory (and its proxy) for ``native``."""
     signal = str(native.get("stop_signal") or "TERM")
@@ -134,13 +146,22 @@ def render(name: str, native: Mapping[str, Any]) -> list[File]:
     proxy = native.get(PROXY_KEY)
     if proxy:
         files.append(File(path("proxy"), generate(options_from_native(proxy)), mode=0o755))
+    live = liveness.of(native.get("liveness"))
+    if live is not None:
+        files.append(File(path("liveness"), liveness.wrapper(
+            name, live, pid_file=native.get("pid_file")), mode=0o755))
     check = rd.from_json(native.get("check"))
     if check is not None and ready.checkable(check):
         files.append(File(path("check"), check_script(
             name, check, pid_file=native.get("pid_file"),
             offset_file=str(native.get("log_offset_file") or "")), mode=0o755))
+    policy = native.get("restart")
+    if policy not in (None, "always", *FINISH_POLICIES):
+        raise ValueError(f"restart: {policy!r} is not 'no', 'on-failure', 'always' or None")
     if native.get("finish"):
         files.append(File(path("finish"), str(native["finish"]), mode=0o755))
+    elif policy in FINISH_POLICIES:
+        files.append(File(path("finish"), finish_script(str(policy)), mode=0o755))
     if native.get("down"):
         files.append(File(path("down"), ""))
     return files

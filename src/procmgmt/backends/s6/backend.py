@@ -32,11 +32,11 @@ from procmgmt.backends.base import (
 )
 from procmgmt.backends.s6 import servicedir
 from procmgmt.backends.s6.activator import S6Activator
+from procmgmt.backends.shared import liveness
 from procmgmt.backends.shared.proxy import (
-    DEFAULT_PID_FILE_TIMEOUT,
     DEFAULT_WAIT_TIMEOUT,
     PROXY_KEY,
-    kill_after,
+    proxy_params,
     wraps_daemon,
 )
 from procmgmt.backends.shared.ready import checkable, spec_problems
@@ -82,7 +82,7 @@ class S6Backend(Backend):
                             restart_emulated=frozenset({"no", "on-failure"}),
                             restart_delay=Support.EMULATED, restart_max=Support.NATIVE,
                             default_stop_timeout=TIMEOUT_KILL_MS / 1000,
-                            stop_timeout=Support.NATIVE),
+                            stop_timeout=Support.NATIVE, liveness=Support.EMULATED),
         notes="readiness: notification-fd written by s6-notifyoncheck polling the "
               "generated sh probe (data/check); Notify (sd_notify) has no s6 "
               "equivalent: only the engine waits for it; daemon-only processes "
@@ -111,9 +111,6 @@ class S6Backend(Backend):
         if path:
             env["PATH"] = f"{path}:{SYSTEM_PATH}"
         wrap = spec.foreground is None
-        exe = spec.daemon if wrap else spec.foreground
-        assert exe is not None, "validation guarantees a daemon or a foreground process"
-        args = spec.daemon_args if wrap else spec.foreground_args
         check = spec.readiness
         # A PidFile check without a path names the process's own pid file, which a
         # foreground program does not write: the start script writes it before exec.
@@ -137,23 +134,13 @@ class S6Backend(Backend):
                              else max(1, math.ceil(spec.stop_timeout * 1000))),
             "log": {"dir": log_dir(spec, settings), **self._log_rotation(spec, ctx)},
             PROXY_KEY: {
-                "name": spec.name,
-                "command": [exe, *args],
-                "wrap_daemon": wrap,
-                "pid_file": pid_file,
-                # The start script runs as root (or the deployer) and creates it.
-                "pid_dir": spec.own_pid_dir(settings) if pid_file else None,
-                "write_pid_file": write_pid,
-                "initialize": spec.initialize,
-                "directory": spec.directory,
-                "umask": spec.umask,
-                "nice": spec.nice,
-                "user": user,
+                # The start script runs as root (or the deployer) and makes the pid dir.
+                **proxy_params(spec, settings, write_pid=write_pid, user=user),
                 "environment": env,
-                "pid_file_timeout": DEFAULT_PID_FILE_TIMEOUT,
-                "kill_after": kill_after(spec.stop_timeout),
-                "stop_signal": spec.stop_signal,
+                # The start script execs the program through data/liveness.
+                "liveness": "liveness" if spec.liveness is not None else None,
             },
+            "liveness": spec.liveness.to_json() if spec.liveness is not None else None,
         }
         # Written only when set: a model without them keeps s6's own behaviour
         # (restart after every death) and its service directory as before.
@@ -195,6 +182,7 @@ class S6Backend(Backend):
                 if any("\0" in w for w in words):
                     problems.append((spec.name, fieldname, "contains a NUL character"))
             problems.extend(spec_problems(spec))
+            problems.extend(liveness.spec_problems(spec))
             if spec.restart_max is not None and spec.restart_max + 1 > MAX_DEATH_TALLY:
                 problems.append((spec.name, "restart_max", f"s6 remembers at most "
                                  f"{MAX_DEATH_TALLY} deaths: at most {MAX_DEATH_TALLY - 1}"))

@@ -29,7 +29,7 @@ from typing import Any
 from procmgmt import readiness as rd
 from procmgmt.backends._shell import in_double_quotes, quote, shell_file
 from procmgmt.backends.base import File
-from procmgmt.backends.shared import ready
+from procmgmt.backends.shared import liveness, ready
 from procmgmt.backends.shared.proxy import generate, options_from_native
 from procmgmt.model.process import RESTART_WINDOW
 from procmgmt.numbers import format_seconds
@@ -175,6 +175,10 @@ def render(name: str, native: Mapping[str, Any]) -> list[File]:
         if check is not None:
             files.append(File(f"{base}/data/check",
                               check_script(name, check, native.get("pid_file")), mode=0o755))
+    live = liveness.of(native.get("liveness"))
+    if live is not None:
+        files.append(File(f"{base}/data/liveness", liveness.wrapper(
+            name, live, pid_file=native.get("pid_file")), mode=0o755))
     log = native.get("log")
     if log:
         files.append(File(f"{base}/log/run", log_run_script(

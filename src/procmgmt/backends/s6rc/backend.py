@@ -76,7 +76,7 @@ class S6RcBackend(Backend):
         # The source trees carry no finish script: only s6's own "always".
         lifecycle=Lifecycle(default_restart="always", restart_native=frozenset({"always"}),
                             default_stop_timeout=TIMEOUT_KILL_MS / 1000,
-                            stop_timeout=Support.NATIVE),
+                            stop_timeout=Support.NATIVE, liveness=Support.EMULATED),
         notes="s6-rc is not packaged here: source trees are checked against "
               "s6-rc-compile's rules in Python and the activator's command plan "
               "(compile, init or update with a conversion file that restarts every "

@@ -1,8 +1,8 @@
 # shellcheck shell=sh disable=SC2034,SC2154
 ## The rotating log writer of scripts that write a process's log file themselves
-## (sysvinit foreground mode) when log rotation is on. The script sets
-## procmgmt_name, procmgmt_logfile, procmgmt_log_max_bytes and
-## procmgmt_log_backups first.
+## (sysvinit foreground mode; bsdrc foreground mode, where daemon(8) writes into
+## the fifo) when log rotation is on. The script sets procmgmt_name,
+## procmgmt_logfile, procmgmt_log_max_bytes and procmgmt_log_backups first.
 ##
 ## Why a shell loop and not a program: the generated scripts need nothing but a
 ## POSIX sh at run time. The loop uses builtins only (read, printf, arithmetic),
@@ -49,11 +49,21 @@ procmgmt_log_writer() {
     exec 3>&-
 }
 
+# procmgmt_log_from FIFO: the writer's side of FIFO: open it (which waits for
+# the writing side), remove it once both ends are open, and copy what comes to
+# the log file. It ignores the signals a terminal sends (it ends when the
+# output does) and keeps nothing of its caller's output open (procmgmt waits
+# for that).
+procmgmt_log_from() {
+    trap '' HUP INT TERM
+    exec <"$1" >/dev/null 2>&1
+    rm -f "$1"
+    procmgmt_log_writer
+}
+
 # procmgmt_spawn_rotating CMD...: start CMD in the background (procmgmt_pid is
 # its pid, as for "CMD &") with its output going through a fifo to
-# procmgmt_log_writer. The writer removes the fifo once both ends are open,
-# ignores the signals a terminal sends (it ends when the output does), and
-# keeps nothing of the script's own output open (procmgmt waits for that).
+# procmgmt_log_writer.
 procmgmt_spawn_rotating() {
     procmgmt_fifo="$procmgmt_logfile.fifo"
     rm -f "$procmgmt_fifo"
@@ -61,12 +71,7 @@ procmgmt_spawn_rotating() {
         echo "$procmgmt_name: cannot create the fifo $procmgmt_fifo" >&2
         return 1
     fi
-    (
-        trap '' HUP INT TERM
-        exec <"$procmgmt_fifo" >/dev/null 2>&1
-        rm -f "$procmgmt_fifo"
-        procmgmt_log_writer
-    ) &
+    (procmgmt_log_from "$procmgmt_fifo") &
     "$@" </dev/null >"$procmgmt_fifo" 2>&1 &
     procmgmt_pid=$!
 }

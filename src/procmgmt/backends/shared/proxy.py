@@ -93,6 +93,38 @@ def kill_after(stop_timeout: float | None) -> int:
     return max(1, math.floor(stop_timeout * 0.8))
 
 
+def proxy_params(spec: ProcessSpec, settings: Settings, *, write_pid: bool,
+                 user: str | None, pid_dir: bool = True) -> dict[str, Any]:
+    """The proxy parameters every backend that runs ``spec`` through the shared
+    proxy gives alike (each adds its own: readiness waits, environment,
+    liveness): the program (the daemon, wrapped, when there is no foreground
+    form), its pid file when the proxy wraps a daemon or writes one
+    (``write_pid``), that pid file's own directory unless ``pid_dir`` is False
+    (a proxy that never runs as root cannot make it), the user to drop to,
+    and the stop timing."""
+    wrap = spec.foreground is None
+    exe = spec.daemon if wrap else spec.foreground
+    assert exe is not None, "validation guarantees a daemon or a foreground process"
+    args = spec.daemon_args if wrap else spec.foreground_args
+    has_pid = wrap or write_pid
+    return {
+        "name": spec.name,
+        "command": [exe, *args],
+        "wrap_daemon": wrap,
+        "pid_file": spec.derived_pid_file(settings) if has_pid else None,
+        "pid_dir": spec.own_pid_dir(settings) if has_pid and pid_dir else None,
+        "write_pid_file": write_pid,
+        "initialize": spec.initialize,
+        "directory": spec.directory,
+        "umask": spec.umask,
+        "nice": spec.nice,
+        "user": user,
+        "pid_file_timeout": DEFAULT_PID_FILE_TIMEOUT,
+        "kill_after": kill_after(spec.stop_timeout),
+        "stop_signal": spec.stop_signal,
+    }
+
+
 @dataclass(frozen=True)
 class ProxyOptions:
     """Everything a proxy script is generated from (plain data, so it can live
@@ -138,6 +170,9 @@ class ProxyOptions:
     #: Log file -> marker file: before the program starts, record the log's size
     #: in the marker, so dependents' LogLine waits read only what this start wrote.
     record_log_offset: Mapping[str, str] = field(default_factory=dict)
+    #: Foreground mode: the liveness wrapper (:mod:`.liveness`) to exec the
+    #: program through, as a file name in the proxy's own directory; None: none.
+    liveness: str | None = None
 
 
 def _has_dependents(spec: ProcessSpec, ctx: BuildContext) -> bool:
@@ -244,11 +279,15 @@ def command_words(opts: ProxyOptions) -> str:
     words: list[str] = []
     if opts.nice is not None:
         words += ["nice", "-n", str(opts.nice)]
+    program = command_line(opts.command)
+    if opts.liveness:
+        # Next to this proxy (procmgmt_proxy_here: see generate).
+        program = '"$procmgmt_proxy_here"/' + quote(opts.liveness) + " " + program
     if opts.user:
         words += ["setpriv", f"--reuid={opts.user}"]
         return (command_line(words) + ' --regid="$procmgmt_proxy_gid" --init-groups -- '
-                + command_line(opts.command))
-    return command_line([*words, *opts.command])
+                + program)
+    return " ".join([*(quote(w) for w in words), program])
 
 
 def check_options(opts: ProxyOptions) -> list[str]:
@@ -283,6 +322,9 @@ def check_options(opts: ProxyOptions) -> list[str]:
         else:
             problems += [f"wait_ready.{dep}: {field_} {msg}"
                          for field_, msg in ready.problems(check)]
+    if opts.liveness is not None and (opts.wrap_daemon or "/" in opts.liveness
+                                      or opts.liveness in ("", ".", "..")):
+        problems.append("liveness names a file next to the proxy, for a foreground program")
     if any("\0" in t for pair in opts.record_log_offset.items() for t in pair):
         problems.append("a NUL character cannot be in a log or marker file name")
     return problems
@@ -305,6 +347,12 @@ def generate(opts: ProxyOptions) -> str:
     if (opts.wrap_daemon or opts.user or opts.initialize.strip() or opts.wait_for
             or opts.write_pid_file or opts.wait_ready or opts.record_log_offset):
         lines.append(f"procmgmt_name={_assign(opts.name)}")
+    if opts.liveness:
+        lines += ["# The liveness wrapper is next to this script (found before any cd).",
+                  'if ! procmgmt_proxy_here=$(cd "${0%/*}" && pwd); then',
+                  '    echo "$0: cannot find its own directory" >&2',
+                  "    exit 1",
+                  "fi"]
     if opts.wait_for or opts.wait_ready:
         lines += wait_for_lines(opts)
     if opts.initialize.strip():

@@ -9,7 +9,8 @@ returns a probe the engine polls; every probe and status call reads one shared
 ``getAllProcessInfo`` table (refreshed at most every 20 ms) instead of asking
 per program. A first deploy without dependency edges boots supervisord with
 the programs already linked, so it spawns them all in its first pass and the
-probes only watch.
+probes only watch; the undeploy of such a generation stops every program with
+one request and shuts supervisord down (:meth:`SupervisordActivator.apply`).
 
 The supervisord is procmgmt's own (:mod:`.embedded`: started on demand), or,
 with ``PROCMGMT_SUPERVISORD_CONF``, someone else's that runs already
@@ -38,6 +39,7 @@ from procmgmt.backends.supervisord.external import (
     EXTERNAL_CONF_SETTING,
     ExternalSupervisord,
 )
+from procmgmt.deploy.plan import Plan
 from procmgmt.errors import DeployError, UsageError
 from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.pids import pid_alive
@@ -101,8 +103,13 @@ class SupervisordActivator(Activator):
         self._use_external(external if external is not None
                            else EXTERNAL_CONF_SETTING.read())
         self._snapshot = control.Snapshot(self._fetch_table)
-        #: Groups supervisord added (and autostarted) itself when it booted with them.
+        self._batcher = control.Batcher(self.rpc)
+        #: Groups supervisord added (and autostarted) itself when it booted with them,
+        #: and when it first answered (its first loop pass had spawned them).
         self._booted: set[str] = set()
+        self._booted_at = float("-inf")
+        #: The switch being prepared takes every program away at once (:meth:`apply`).
+        self._stops_all = False
 
     def _fetch_table(self) -> list[dict[str, Any]]:
         return control.fetch_table(self.rpc())
@@ -226,6 +233,9 @@ class SupervisordActivator(Activator):
         An external supervisord is never started: it must be running."""
         self._booted = set()
         self._snapshot.invalidate()
+        self._stops_all = self.external is None and not new.processes \
+            and old is not None and bool(old.processes) \
+            and not any(p.dependencies for p in old.processes)
         if self.external is not None:
             if not self.running():
                 raise DeployError(
@@ -251,12 +261,36 @@ class SupervisordActivator(Activator):
                 self.start_supervisord()
                 if boot:
                     self._booted = {_group(p) for p in new.processes}
+                    self._booted_at = time.monotonic()
                     return
         if not start:
             embedded.warn_if_fds_short(self.conf, programs, self.settings.profile)
             self.write_base_config(programs)
         self.link(new)
-        self._reload()
+        if not self._stops_all:  # shut down next: it never needs the files again
+            self._reload()
+
+    @property
+    def applies_plans(self) -> bool:
+        """True for the switch just prepared when it is the undeploy of every program
+        of our own supervisord and no program depends on another: :meth:`apply`
+        then takes it. Otherwise the engine stops and starts program by program
+        (dependents stop first, dependencies start first)."""
+        return self._stops_all
+
+    def apply(self, new: Generation, old: Generation | None, plan: Plan) -> None:
+        """The undeploy of every program (only then does :attr:`applies_plans` say
+        so): stop them all with one request and shut supervisord down
+        (:meth:`shutdown`), as an admin would with ``supervisorctl stop all``
+        and ``shutdown``. The engine noted every stop in its journal first, as
+        for stops one by one. Stopping program by program costs the engine a
+        stop, a table and a removal per program, then the same shutdown; with
+        nothing left to supervise and no order to keep, that buys nothing."""
+        if not self._stops_all or old is None:
+            raise DeployError("supervisord takes a whole switch only when it stops every "
+                              "program (an internal error: the engine asked anyway)")
+        self._stops_all = False
+        self.shutdown(stop_wait=max(self._stop_wait(p) for p in old.processes))
 
     def _reload(self) -> None:
         """``reloadConfig``: supervisord reads the program files anew (``reread``)."""
@@ -274,58 +308,123 @@ class SupervisordActivator(Activator):
         own = proc.extra.get("stop_timeout")
         return max(self.stop_timeout, float(own) + 5) if own is not None else self.stop_timeout
 
-    def stop(self, gen: Generation, proc: DeployedProcess) -> None:
-        """Stop the program's group (waiting) and forget it; absent is fine (also
-        when supervisord is not running: then nothing of it runs)."""
-        server = self.rpc()
+    def stop(self, gen: Generation, proc: DeployedProcess) -> Callable[[], bool] | None:
+        """Ask supervisord to stop the program's group and return a probe that
+        forgets the group once nothing of it runs; absent is fine (also when
+        supervisord is not running: then nothing of it runs).
+
+        Not waiting here: the stop (``wait=False``: a waiting one is answered
+        only after supervisord's 1-s poll) and the removal go through the
+        :class:`~.control.Batcher`, so a thousand stops cost a few multicalls,
+        and one shared process table (:class:`~.control.Snapshot`) tells when
+        each is down."""
         name = _group(proc)
         self._booted.discard(name)
-        self._snapshot.invalidate()
-        try:
-            # wait=False and poll: a waiting stop is answered from supervisord's main
-            # loop, whose 1-s poll timeout SIGCHLD does not cut short (about 1 s per
-            # stop); every request of ours wakes the loop, which then reaps at once.
-            server.supervisor.stopProcessGroup(name, False)
-        except OSError:
+        # stopProcess, not stopProcessGroup: the group form is always deferred by
+        # supervisord (answered in a later loop iteration, about 1 s each inside a
+        # multicall); each group holds the one program of the same name.
+        asked = self._batcher.submit("supervisor.stopProcess", f"{name}:{name}", False)
+        deadline = time.monotonic() + self._stop_wait(proc)
+        removing: list[control.Call] = []
+        checked: list[bool] = []
+        #: Read a table requested after this (the stop's answer, then the last table read).
+        after: list[float] = []
+
+        def probe() -> bool:
+            if removing:
+                return removing[0].done() and self._stop_outcome(name, "remove", removing[0])
+            if not asked.done():
+                return False
+            if not checked:
+                checked.append(True)
+                if not self._stop_outcome(name, "stop", asked):
+                    return True  # supervisord is gone: so is the program
+            if asked.exception() is None:
+                # A table asked for after the stop was answered tells the truth.
+                table = self._snapshot.poll(after[0] if after else asked.answered_at)
+                if table is None:
+                    return False
+                info = table[0].get(name)
+                if info is not None and info.get("statename") in control.ACTIVE_STATES:
+                    if time.monotonic() > deadline:
+                        raise DeployError(f"supervisord did not stop {name} within "
+                                          f"{self._stop_wait(proc):g} s")
+                    after[:] = [table[1]]
+                    return False
+            removing.append(self._batcher.submit("supervisor.removeProcessGroup", name))
+            return False
+
+        return probe
+
+    def _stop_outcome(self, name: str, what: str, fut: control.Call) -> bool:
+        """Whether a batched stop or remove of ``name`` leaves supervisord to ask
+        further (False: it is not running, nothing of the program can be).
+        Faults that mean "not there" or "not running" are fine; others fail."""
+        exc = fut.exception()
+        if exc is None:
+            return True
+        if isinstance(exc, OSError | xmlrpc.client.ProtocolError):
             if self.running():
-                raise
-            return
-        except xmlrpc.client.Fault as fault:
-            if fault.faultCode not in (control.FAULT_BAD_NAME, control.FAULT_NOT_RUNNING):
-                raise DeployError(f"supervisord could not stop {name}: {fault.faultString}") \
-                    from None
-        else:
-            control.wait_stopped(server, [name], self._stop_wait(proc))
-        try:
-            server.supervisor.removeProcessGroup(name)
-        except xmlrpc.client.Fault as fault:
-            if fault.faultCode != control.FAULT_BAD_NAME:
-                raise DeployError(f"supervisord could not remove {name}: {fault.faultString}") \
-                    from None
-        self._snapshot.invalidate()
+                raise DeployError(f"supervisord could not {what} {name}: {exc}") from None
+            return False
+        if isinstance(exc, xmlrpc.client.Fault):
+            fine = ((control.FAULT_BAD_NAME, control.FAULT_NOT_RUNNING) if what == "stop"
+                    else (control.FAULT_BAD_NAME,))
+            if exc.faultCode in fine:
+                return True
+            raise DeployError(f"supervisord could not {what} {name}: {exc.faultString}") \
+                from None
+        raise exc
 
     def start(self, gen: Generation, proc: DeployedProcess) -> Callable[[], bool]:
         """Add the group (autostart spawns it) unless supervisord booted with it,
         start it when it does not autostart, and return a probe: True once it runs
-        (or is STARTING with a pid for ``settle`` s), raising when it failed."""
+        (or is STARTING with a pid for ``settle`` s), raising when it failed.
+
+        The add goes through the :class:`~.control.Batcher` (a thousand starts
+        cost a few multicalls); the probe waits for its answer first."""
         name = _group(proc)
-        autostart = proc.extra.get("autostart")
-        if name not in self._booted:
-            try:
-                self.rpc().supervisor.addProcessGroup(name)
-            except xmlrpc.client.Fault as fault:
-                if fault.faultCode == control.FAULT_BAD_NAME:
-                    raise DeployError(f"supervisord does not know program {name}; "
-                                      f"is {self.conf_d} linked?") from None
-                if fault.faultCode != control.FAULT_ALREADY_ADDED:
-                    raise DeployError(f"supervisord could not add {name}: "
-                                      f"{fault.faultString}") from None
-                autostart = None  # added before: maybe stopped since
-            self._snapshot.invalidate()
-        if autostart is not True:
-            # Not autostarted (overridden, or an older manifest that does not say).
-            self._start_group(name)
-        return self._started_probe(name, time.monotonic())
+        kick = proc.extra.get("autostart") is not True
+        if name in self._booted:
+            if kick:
+                self._start_group(name)
+                return self._started_probe(name, time.monotonic())
+            # Any table supervisord answered after booting knows its first spawns:
+            # one table serves every booted program, however late the engine
+            # gets to each.
+            return self._started_probe(name, self._booted_at)
+        added = self._batcher.submit("supervisor.addProcessGroup", name)
+        started: list[Callable[[], bool]] = []
+
+        def probe() -> bool:
+            if not started:
+                if not added.done():
+                    return False
+                if not self._added(name, added) or kick:
+                    # Added before (maybe stopped since), or not autostarted
+                    # (overridden, or an older manifest that does not say).
+                    self._start_group(name)
+                # A table asked for after the add was answered knows the program.
+                started.append(self._started_probe(name, added.answered_at))
+            return started[0]()
+
+        return probe
+
+    def _added(self, name: str, call: control.Call) -> bool:
+        """Whether the batched ``addProcessGroup`` of ``name`` added it (False: it
+        was there already); DeployError when supervisord refused it."""
+        exc = call.exception()
+        if exc is None:
+            return True
+        if isinstance(exc, xmlrpc.client.Fault):
+            if exc.faultCode == control.FAULT_BAD_NAME:
+                raise DeployError(f"supervisord does not know program {name}; "
+                                  f"is {self.conf_d} linked?") from None
+            if exc.faultCode == control.FAULT_ALREADY_ADDED:
+                return False
+            raise DeployError(f"supervisord could not add {name}: {exc.faultString}") from None
+        raise DeployError(f"supervisord ({self.socket_path}) stopped answering while "
+                          f"{name} was added: {exc}") from None
 
     def _start_group(self, name: str) -> None:
         try:
@@ -341,19 +440,25 @@ class SupervisordActivator(Activator):
         deadline = since + self.start_timeout
         starting_since: list[float] = []
         kicked: list[bool] = []
+        #: Read a table requested after this (``since``, then the last table read).
+        after = [since]
 
         def probe() -> bool:
             try:
-                infos, at = self._snapshot.get()
+                table = self._snapshot.poll(after[0])
             except (OSError, xmlrpc.client.ProtocolError) as exc:
                 raise DeployError(f"supervisord ({self.socket_path}) stopped answering while "
                                   f"{name} started: {exc}") from None
-            info = infos.get(name)
             now = time.monotonic()
-            if info is None:
-                if at > since:
-                    raise DeployError(f"supervisord has no program {name} after adding it")
+            if table is None:
+                if now > deadline:
+                    raise self._start_failed(name, f"no answer after {self.start_timeout:g} s")
                 return False
+            infos, at = table
+            after[0] = at
+            info = infos.get(name)
+            if info is None:
+                raise DeployError(f"supervisord has no program {name} after adding it")
             state = info.get("statename")
             if state == "RUNNING":
                 return True
@@ -425,7 +530,14 @@ class SupervisordActivator(Activator):
 
     def status(self, gen: Generation, proc: DeployedProcess) -> ProcessStatus:
         """Running (RUNNING or STARTING) and the pid supervisord tracks (the proxy's,
-        for a wrapped daemon: the daemon's pid is in the detail)."""
+        for a wrapped daemon: the daemon's pid is in the detail).
+
+        The shared table may be a moment old (see :class:`~.control.Snapshot`), and
+        supervisord notices an exit only when its loop wakes: a pid our own
+        supervisord reports that is gone (or a zombie) now counts as not
+        running. That is what makes the engine's start grace ("still alive
+        0.2 s later") true without fetching the table again. Not for an
+        external supervisord: it may report pids of another pid namespace."""
         name = _group(proc)
         try:
             infos, _ = self._snapshot.get()
@@ -436,14 +548,17 @@ class SupervisordActivator(Activator):
             return ProcessStatus(name, False, detail=f"supervisord has no program {name}")
         state = str(info.get("statename"))
         pid = int(info.get("pid") or 0) or None
+        running = state in ("RUNNING", "STARTING")
         detail = state
+        if running and pid is not None and self.external is None and not pid_alive(pid):
+            running, detail = False, f"{state} but its pid {pid} has exited"
         if proc.extra.get("proxy") and proc.pid_file:
             verdict = pid_verdict(proc, self.settings)
             if verdict.trusted and verdict.pid != pid:
                 detail += f" (proxy of daemon pid {verdict.pid})"
             elif verdict.refused:
                 detail += f" ({verdict.detail})"
-        return ProcessStatus(name, state in ("RUNNING", "STARTING"), pid, detail)
+        return ProcessStatus(name, running, pid, detail)
 
     def finish(self, new: Generation, old: Generation | None) -> None:
         """An empty generation leaves nothing to supervise: shut supervisord down.
@@ -456,26 +571,41 @@ class SupervisordActivator(Activator):
         if not new.processes:
             self.shutdown()
 
-    def shutdown(self, timeout: float = 30.0) -> None:
-        """Stop all programs first (a ``shutdown`` with programs running stops one
-        group per 1-s poll), then supervisord; wait until its pid is gone."""
+    def shutdown(self, timeout: float = 30.0, stop_wait: float | None = None) -> None:
+        """Stop every program, then supervisord; wait until its pid is gone (it exits
+        once it reaped every program).
+
+        ``stopAllProcesses`` without waiting (it signals every program at once;
+        a ``shutdown`` alone stops one group per loop iteration), then
+        ``shutdown`` right away: supervisord exits as soon as nothing of it
+        runs. Neither waits inside supervisord: its loop notices an exit only
+        when something wakes it (SIGCHLD does not: up to 1 s in ``poll``, and a
+        waiting ``stopAllProcesses`` is answered that late), so while its pid
+        lives a cheap ``getState`` every 10 ms wakes it to reap and look again.
+        supervisord kills what outlives its stopwaitsecs; we give up
+        ``stop_wait`` (default :attr:`stop_timeout`; more when a program's
+        stopwaitsecs is longer) plus ``timeout`` seconds after asking."""
         if self.external is not None:
             raise UsageError(f"the supervisord of {self.conf} is not procmgmt's: "
                              "procmgmt does not shut it down")
         if not self.running():
             return
         pid = self.supervisord_pid()
-        server = self.rpc()
+        wait = self.stop_timeout if stop_wait is None else stop_wait
+        server = self.rpc(timeout=self.probe_timeout)
         with contextlib.suppress(xmlrpc.client.Fault):
             server.supervisor.stopAllProcesses(False)
-            control.wait_stopped(server, None, self.stop_timeout)
         with contextlib.suppress(xmlrpc.client.Fault, OSError):
             server.supervisor.shutdown()
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + wait + timeout
         while pid is not None and pid_alive(pid):
             if time.monotonic() > deadline:
-                raise DeployError(f"supervisord (pid {pid}) did not exit within {timeout:g} s")
-            time.sleep(0.05)
+                raise DeployError(f"supervisord (pid {pid}) did not exit within "
+                                  f"{wait + timeout:g} s of being asked to stop its programs "
+                                  f"and shut down; see {self.log_file}")
+            with contextlib.suppress(OSError, xmlrpc.client.Error):
+                self.rpc(timeout=self.probe_timeout).supervisor.getState()
+            time.sleep(0.01)
 
 
 def _group(proc: DeployedProcess) -> str:

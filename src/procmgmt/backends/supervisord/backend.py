@@ -18,7 +18,6 @@ Deploying is :mod:`.activator`'s job.
 from __future__ import annotations
 
 import math
-import shutil
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,13 +36,14 @@ from procmgmt.backends.base import (
     ProcessMode,
     Support,
 )
+from procmgmt.backends.shared import liveness
+from procmgmt.backends.shared.liveness import liveness_file
 from procmgmt.backends.shared.proxy import (
-    DEFAULT_PID_FILE_TIMEOUT,
     PROXY_KEY,
     generate,
-    kill_after,
     options_from_native,
     proxy_file,
+    proxy_params,
     readiness_options,
     readiness_pid_file,
     uses_proxy,
@@ -89,9 +89,14 @@ def _uses_proxy(spec: ProcessSpec, settings: Settings, ctx: BuildContext) -> boo
                       and spec.nice is not None and spec.nice < 0)
 
 
-def _nice_command() -> str:
+def _nice_command(ctx: BuildContext) -> str:
     """``nice`` by absolute path: supervisord looks bare names up in the program's PATH."""
-    return shutil.which("nice") or "nice"
+    return ctx.which("nice") or "nice"
+
+
+#: Key of the liveness declaration (JSON) in the native model (never rendered as a
+#: key): render writes the liveness wrapper the command starts with.
+LIVENESS_KEY = "_liveness"
 
 
 class SupervisordBackend(Backend):
@@ -113,7 +118,7 @@ class SupervisordBackend(Backend):
         lifecycle=Lifecycle(default_restart="on-failure", restart_native=ALL_RESTART_POLICIES,
                             restart_max=Support.WARNED,
                             default_stop_timeout=DEFAULT_STOPWAITSECS,
-                            stop_timeout=Support.NATIVE),
+                            stop_timeout=Support.NATIVE, liveness=Support.EMULATED),
         notes="daemon-only processes run under a generated foreground proxy; readiness: "
               "a dependent's proxy waits until dependencies that declare a check pass "
               "it (generated sh probes; Notify: only the engine waits)",
@@ -134,32 +139,22 @@ class SupervisordBackend(Backend):
         if path:
             env["PATH"] = f"{path}:{SYSTEM_PATH}"
         native: dict[str, Any] = {}
+        live_file = liveness_file(spec.name)
+        if spec.liveness is not None:
+            native[LIVENESS_KEY] = spec.liveness.to_json()
         if _uses_proxy(spec, settings, ctx):
-            wrap = spec.foreground is None
-            exe = spec.daemon if wrap else spec.foreground
-            assert exe is not None, "validation guarantees a daemon or a foreground process"
-            args = spec.daemon_args if wrap else spec.foreground_args
             root_first = bool(spec.initialize.strip()) or (spec.nice is not None and spec.nice < 0)
             native["command"] = [Raw(f"{HERE}/../{proxy_file(spec.name)}")]
             write_pid = readiness_pid_file(spec, ctx)
             native[PROXY_KEY] = {
-                "name": spec.name,
-                "command": [exe, *args],
-                "wrap_daemon": wrap,
-                "pid_file": spec.derived_pid_file(settings) if wrap or write_pid else None,
-                # Created by a proxy that starts as root (as the user, it could not).
-                "pid_dir": spec.own_pid_dir(settings)
-                if (wrap or write_pid) and (root_first or not user) else None,
-                "write_pid_file": write_pid,
-                "initialize": spec.initialize,
-                "directory": spec.directory,
-                "umask": spec.umask,
-                "nice": spec.nice,
-                "user": user if root_first else None,
-                "pid_file_timeout": DEFAULT_PID_FILE_TIMEOUT,
-                "kill_after": kill_after(spec.stop_timeout),
-                "stop_signal": spec.stop_signal,
+                # The pid dir is created by a proxy that starts as root (as the
+                # user, it could not).
+                **proxy_params(spec, settings, write_pid=write_pid,
+                               user=user if root_first else None,
+                               pid_dir=root_first or not user),
                 **readiness_options(spec, ctx, settings, pid_waits=False),
+                "liveness": (live_file.removeprefix("bin/")
+                             if spec.liveness is not None else None),
             }
             if user and not root_first:
                 native["user"] = user
@@ -167,7 +162,9 @@ class SupervisordBackend(Backend):
             assert spec.foreground is not None
             argv = [spec.foreground, *spec.foreground_args]
             if spec.nice is not None:
-                argv = [_nice_command(), "-n", str(spec.nice), *argv]
+                argv = [_nice_command(ctx), "-n", str(spec.nice), *argv]
+            if spec.liveness is not None:
+                argv = [Raw(f"{HERE}/../{live_file}"), *argv]
             native["command"] = argv
             if spec.directory:
                 native["directory"] = spec.directory
@@ -211,6 +208,10 @@ class SupervisordBackend(Backend):
         if proxy:
             opts = options_from_native(proxy)
             files.append(File(proxy_file(spec.name), generate(opts), mode=0o755))
+        live = liveness.of(native.get(LIVENESS_KEY))
+        if live is not None:
+            files.append(File(liveness_file(spec.name), liveness.wrapper(
+                spec.name, live, pid_file=spec.derived_pid_file(ctx.settings)), mode=0o755))
         return files
 
     def manifest_extra(self, native: dict[str, Any], spec: ProcessSpec,
@@ -227,6 +228,8 @@ class SupervisordBackend(Backend):
         if spec.stop_timeout is not None:
             # The activator waits this long (and a little) for a stop.
             extra["stop_timeout"] = native.get("stopwaitsecs", DEFAULT_STOPWAITSECS)
+        if native.get(LIVENESS_KEY):
+            extra["liveness"] = liveness_file(spec.name)
         if native.get(PROXY_KEY):
             extra["proxy"] = proxy_file(spec.name)
             extra["wraps_daemon"] = wraps_daemon(native.get(PROXY_KEY))
@@ -287,6 +290,7 @@ class SupervisordBackend(Backend):
                 add("name", f"log file {spec.log_file(settings)!r} {problem}")
             if ctx.dependents(spec.name):
                 problems.extend(spec_problems(spec))
+            problems.extend(liveness.spec_problems(spec))
         return ctx.problems(problems)
 
     def activator(self, settings: Settings) -> SupervisordActivator:

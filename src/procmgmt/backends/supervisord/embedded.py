@@ -54,13 +54,21 @@ def min_procs(programs: int) -> int:
     return wanted
 
 
+#: supervisord binds its socket as ``PATH.<its pid>`` and then links it to PATH:
+#: that name needs room for a dot and the longest Linux pid (pid_max <= 4194304).
+BIND_SUFFIX = len(".4194304")
+#: The longest socket path supervisord can bind.
+SOCKET_PATH_MAX = UNIX_PATH_MAX - BIND_SUFFIX
+
+
 def check_paths(directory: str, socket_path: str, pid_file: str, log_file: str) -> None:
     """Paths supervisord cannot use, as a UsageError naming the fix."""
-    if len(os.fsencode(socket_path)) > UNIX_PATH_MAX:
+    if len(os.fsencode(socket_path)) > SOCKET_PATH_MAX:
         raise UsageError(
             f"supervisord socket path {socket_path!r} is "
             f"{len(os.fsencode(socket_path))} bytes; unix sockets allow at most "
-            f"{UNIX_PATH_MAX}: use a shorter --runtime-dir or --state-dir")
+            f"{UNIX_PATH_MAX}, and supervisord first binds PATH.<pid>, so at most "
+            f"{SOCKET_PATH_MAX}: use a shorter --runtime-dir or --state-dir")
     # %(here)s (the conf.d dir) is substituted unquoted into proxy commands.
     if not SAFE_WORD.fullmatch(directory) or any(c in directory for c in "*?["):
         raise UsageError(
@@ -74,8 +82,10 @@ def check_paths(directory: str, socket_path: str, pid_file: str, log_file: str) 
 
 
 def base_config(settings: Settings, *, directory: str, socket_path: str, pid_file: str,
-                log_file: str, programs: int, nodaemon: bool = False) -> str:
-    """The ``supervisord.conf``: socket only (no TCP), include of conf.d."""
+                log_file: str, programs: int, nodaemon: bool = False,
+                as_root: bool | None = None) -> str:
+    """The ``supervisord.conf``: socket only (no TCP), include of conf.d. ``as_root``:
+    whether it runs as root (default: whether this process does; an image says)."""
     def v(text: str) -> str:
         return encode_value(text, "path")
 
@@ -91,7 +101,7 @@ def base_config(settings: Settings, *, directory: str, socket_path: str, pid_fil
         f"minprocs={min_procs(programs)}",
         f"nodaemon={'true' if nodaemon else 'false'}",
     ]
-    if os.geteuid() == 0:
+    if os.geteuid() == 0 if as_root is None else as_root:
         # Says "root on purpose" (otherwise supervisord logs a CRIT line).
         lines.append("user=root")
     lines += [
@@ -150,18 +160,34 @@ def read_pid(pid_file: str) -> int | None:
         return None
 
 
-def reads_config(pid: int, conf: str) -> bool | None:
-    """Whether process ``pid`` is a supervisord started with ``-c conf``; None when
-    its command line cannot be read (no ``/proc``, or gone)."""
+def _cmdline(pid: int) -> bytes | None:
+    """The first 64 KiB of ``/proc/PID/cmdline`` (NUL-separated: a supervisord's is
+    far shorter), None when it cannot be read. One plain ``os.read``:
+    :func:`find_running` reads one per process on the machine."""
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = f.read().split(b"\0")
+        fd = os.open(f"/proc/{pid}/cmdline", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
-    target = os.fsencode(conf)
+    try:
+        return os.read(fd, 65536)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _is_supervisord_of(cmdline: bytes, target: bytes) -> bool:
+    argv = cmdline.split(b"\0")
     return any(a in (b"-c", b"--configuration") and b == target
                for a, b in itertools.pairwise(argv)) \
         and any(b"supervisord" in a for a in argv)
+
+
+def reads_config(pid: int, conf: str) -> bool | None:
+    """Whether process ``pid`` is a supervisord started with ``-c conf``; None when
+    its command line cannot be read (no ``/proc``, or gone)."""
+    cmdline = _cmdline(pid)
+    return None if cmdline is None else _is_supervisord_of(cmdline, os.fsencode(conf))
 
 
 def find_running(pid_file: str, conf: str) -> list[int]:
@@ -179,8 +205,14 @@ def find_running(pid_file: str, conf: str) -> list[int]:
         entries = os.listdir("/proc")
     except OSError:
         return sorted(found)
+    target = os.fsencode(conf)
+    me = os.getpid()
     for entry in entries:
-        if entry.isdigit() and int(entry) != os.getpid() and reads_config(int(entry), conf):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        cmdline = _cmdline(int(entry))
+        # The substring test first: it rules out nearly every process cheaply.
+        if cmdline and target in cmdline and _is_supervisord_of(cmdline, target):
             found.add(int(entry))
     return sorted(found)
 

@@ -1,5 +1,6 @@
-"""The links that make a supervisord run a generation: ``conf.d/<name>.conf`` and
-``bin/<name>-proxy`` point into the generation's store entries.
+"""The links that make a supervisord run a generation: ``conf.d/<name>.conf``,
+``bin/<name>-proxy`` and ``bin/<name>-liveness`` point into the generation's
+store entries.
 
 Switching a generation replaces links (each atomically, through a ``.new``
 link), never file contents; ``reloadConfig`` then makes supervisord read them.
@@ -35,14 +36,16 @@ def link(gen: Generation | None, *, conf_d: str, bin_dir: str, ext: ExternalSupe
         program = str(extra.get("program", program_file(proc.name)))
         wanted[os.path.join(conf_d, f"{proc.name}.conf")] = os.path.join(proc.path,
                                                                             program)
-        if extra.get("proxy"):
-            wanted[os.path.join(bin_dir, f"{proc.name}-proxy")] = os.path.join(
-                proc.path, str(extra["proxy"]))
+        for kind in ("proxy", "liveness"):
+            if extra.get(kind):
+                wanted[os.path.join(bin_dir, f"{proc.name}-{kind}")] = os.path.join(
+                    proc.path, str(extra[kind]))
     owned: set[str] | None = None
     if ext is not None:
         owned = set(external.read_record(record_file).get("names") or ())
         mine = {os.path.join(d, f) for n in owned
-                for d, f in ((conf_d, f"{n}.conf"), (bin_dir, f"{n}-proxy"))}
+                for d, f in ((conf_d, f"{n}.conf"), (bin_dir, f"{n}-proxy"),
+                             (bin_dir, f"{n}-liveness"))}
         for path, target in wanted.items():
             if os.path.lexists(path) and path not in mine \
                     and not (os.path.islink(path) and os.readlink(path) == target):
@@ -64,7 +67,8 @@ def link(gen: Generation | None, *, conf_d: str, bin_dir: str, ext: ExternalSupe
                 continue
             if owned is not None and not (
                     os.path.islink(path)
-                    and any(entry in (f"{n}.conf", f"{n}-proxy") for n in owned)):
+                    and any(entry in (f"{n}.conf", f"{n}-proxy", f"{n}-liveness")
+                            for n in owned)):
                 continue
             os.unlink(path)
             changed = True

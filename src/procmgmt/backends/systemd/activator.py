@@ -236,13 +236,16 @@ class SystemdActivator(Activator):
                 self._reload_needed = True
 
     def status(self, gen: Generation, proc: DeployedProcess) -> ProcessStatus:
-        """ActiveState and MainPID from ``systemctl show``."""
+        """ActiveState, MainPID and NRestarts (restarts by ``Restart=``) from
+        ``systemctl show``."""
         unit = _unit_of(proc)
-        props = self.show(unit, "ActiveState", "SubState", "MainPID")
+        props = self.show(unit, "ActiveState", "SubState", "MainPID", "NRestarts")
         active = props.get("ActiveState", "unknown")
         pid = int(props.get("MainPID") or 0) or None
+        count = props.get("NRestarts", "")  # empty before systemd 235
         return ProcessStatus(proc.name, active in ("active", "reloading"), pid,
-                             detail=f"{unit} {active}/{props.get('SubState', '?')}")
+                             detail=f"{unit} {active}/{props.get('SubState', '?')}",
+                             restarts=int(count) if count.isdigit() else None)
 
     def log_source(self, gen: Generation, proc: DeployedProcess) -> LogSource:
         """systemd keeps a unit's stdout and stderr in the journal: ``journalctl -u``

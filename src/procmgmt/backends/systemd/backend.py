@@ -91,7 +91,8 @@ from procmgmt.backends.base import (
     ProcessMode,
     Support,
 )
-from procmgmt.backends.shared import ready
+from procmgmt.backends.shared import liveness, ready
+from procmgmt.backends.shared.liveness import liveness_file
 from procmgmt.backends.systemd.activator import SystemdActivator
 from procmgmt.backends.systemd.directives import directive_problems
 from procmgmt.backends.systemd.naming import (
@@ -132,14 +133,14 @@ def render_prestart(name: str, initialize: str) -> str:
     )
 
 
-def _resolve_executable(exe: str, spec: ProcessSpec) -> str:
+def _resolve_executable(exe: str, spec: ProcessSpec, ctx: BuildContext) -> str:
     """A bare executable name found in ``path`` becomes absolute: systemd looks
     bare names up in its own fixed directories, not in Environment=PATH."""
     if "/" in exe:
         return exe
     for d in (spec.path_value() or "").split(":"):
         candidate = os.path.join(d, exe)
-        if d and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+        if d and ctx.is_executable(candidate):
             return candidate
     return exe
 
@@ -178,7 +179,8 @@ class SystemdBackend(Backend):
         pid_files=PidFiles.DAEMONS,
         lifecycle=Lifecycle(default_restart="no", restart_native=ALL_RESTART_POLICIES,
                             restart_delay=Support.NATIVE, restart_max=Support.NATIVE,
-                            default_stop_timeout=90, stop_timeout=Support.NATIVE),
+                            default_stop_timeout=90, stop_timeout=Support.NATIVE,
+                            liveness=Support.EMULATED),
         notes="readiness: Notify is Type=notify (foreground processes), other checks a "
               "generated sh wait in ExecStartPost=, so After= dependents start when ready; "
               "real systemd inside systemd-nspawn; user mode with systemctl --user "
@@ -227,7 +229,11 @@ class SystemdBackend(Backend):
             wanted = math.ceil(float(check.timeout)) + 30
             if wanted > DEFAULT_START_TIMEOUT:
                 service["TimeoutStartSec"] = wanted
-        service["ExecStart"] = exec_line([_resolve_executable(exe, spec), *args])
+        service["ExecStart"] = exec_line([_resolve_executable(exe, spec, ctx), *args])
+        if spec.liveness is not None:
+            # The wrapper starts the watcher and execs the program: the main pid stays.
+            service["ExecStart"] = (self._store_script(liveness_file(spec.name), None)
+                                    + " " + service["ExecStart"])
         environment = dict(spec.environment)
         if notify and environment.get("NOTIFY_SOCKET") == rd.notify_socket_path(
                 settings.runtime_dir, spec.name):
@@ -299,6 +305,10 @@ class SystemdBackend(Backend):
         if spec.initialize.strip():
             files.append(File(self.prestart_path(spec),
                               render_prestart(spec.name, spec.initialize), mode=0o755))
+        live = spec.liveness
+        if live is not None:
+            files.append(File(liveness_file(spec.name), liveness.wrapper(
+                spec.name, live, pid_file=spec.derived_pid_file(ctx.settings)), mode=0o755))
         if self._waits(spec):
             files.append(File(self.ready_path(spec), ready.ready_script(
                 spec.name, spec.readiness, pid_file=spec.derived_pid_file(ctx.settings),
@@ -353,14 +363,17 @@ class SystemdBackend(Backend):
                 problems.append((spec.name, "process",
                                  f"systemd needs an absolute path or a bare name, got {exe!r}"))
             problems += ready.spec_problems(spec) if self._waits(spec) else []
+            problems += liveness.spec_problems(spec)
             # %Y expands to the store path before the line is split into words.
-            if (spec.initialize.strip() or self._waits(spec)) and re.search(
-                    r'["\\$%\x00-\x1f]', ctx.settings.store_dir):
+            if (spec.initialize.strip() or self._waits(spec) or spec.liveness is not None) \
+                    and re.search(r'["\\$%\x00-\x1f]', ctx.settings.store_dir):
                 problems.append((spec.name,
-                                 "initialize" if spec.initialize.strip() else "readiness",
+                                 "initialize" if spec.initialize.strip() else
+                                 "readiness" if self._waits(spec) else "liveness",
                                  f"the store dir {ctx.settings.store_dir!r} contains a quote, "
                                  "backslash, $, % or control character, which the "
-                                 "ExecStartPre=/ExecStartPost= line cannot carry"))
+                                 "ExecStartPre=/ExecStartPost=/ExecStart= line cannot "
+                                 "carry"))
         return ctx.problems(problems)
 
     def activator(self, settings: Settings) -> Activator:

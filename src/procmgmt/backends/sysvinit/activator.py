@@ -9,6 +9,7 @@ once, is done here with signals instead (no shell per process).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import time
@@ -31,8 +32,11 @@ from procmgmt.backends.base import (
 from procmgmt.backends.shared import ready
 from procmgmt.backends.sysvinit.script import DEFAULT_START_TIMEOUT, DEFAULT_STOP_TIMEOUT
 from procmgmt.errors import DeployError
+from procmgmt.fsutil import read_count
 from procmgmt.manifest import DeployedProcess, Generation
+from procmgmt.pids import MARKER_DEPLOYMENT, MARKER_PROCESS, group_alive
 from procmgmt.settings import Settings
+from procmgmt.validate import deployment_id
 
 #: Extra seconds the activator allows beyond the script's own timeouts.
 ACTIVATOR_SLACK = 60
@@ -109,8 +113,13 @@ class SysVInitActivator(Activator):
         The script's own crash grace and readiness wait are turned off: the engine
         watches every started process concurrently (readiness check or grace time)
         instead of spending that time inside each script, one after another."""
+        # The markers in the script's own environment, not only exported inside it:
+        # the pid file names the forked child before it execs the program, and
+        # /proc/PID/environ shows the environment of the last exec, so a check in
+        # that window would find no marker and refuse a process that is ours.
+        markers = {MARKER_DEPLOYMENT: deployment_id(self.settings), MARKER_PROCESS: proc.name}
         self._run(proc, "start", self._timeout(proc, "start_timeout", DEFAULT_START_TIMEOUT),
-                  env=ENGINE_START_ENV)
+                  env={**ENGINE_START_ENV, **markers})
 
     def stop(self, gen: Generation, proc: DeployedProcess) -> Callable[[], bool] | None:
         """Stop ``proc`` (of its own generation).
@@ -147,7 +156,10 @@ class SysVInitActivator(Activator):
         killed: list[float] = []
 
         def probe() -> bool:
-            if not pid_alive(pid):
+            # The whole group, when it was signalled: a child of the process (a
+            # server under a wrapper, a user switch) may outlive it by a moment,
+            # holding its port for the next generation's pre-flight.
+            if not pid_alive(pid) and not (target < 0 and group_alive(-target, since=began)):
                 _remove(pid_file)
                 return True
             now = time.monotonic()
@@ -158,12 +170,20 @@ class SysVInitActivator(Activator):
                 raise DeployError(f"{proc.name}: pid {pid} survived SIGKILL")
             return False
 
-        return None if probe() else probe
+        # Not asked here: the engine asks every new probe at once, on its own thread,
+        # a round of them sharing one /proc scan for their groups (asked here, in
+        # each worker, a process that died at once cost a scan of its own per stop).
+        return probe
 
     def status(self, gen: Generation, proc: DeployedProcess) -> ProcessStatus:
         """Read the pid file here: no fork per process, cheap for ``status`` of many;
-        the whole first line, as the script's ``read -r`` reads it."""
-        return pid_file_status(proc, self.settings, whole_line=True)
+        the whole first line, as the script's ``read -r`` reads it. A process under
+        the script's restart loop also has the loop's count of restarts."""
+        st = pid_file_status(proc, self.settings, whole_line=True)
+        counted = proc.extra.get("restarts_file")
+        if st.running and isinstance(counted, str):
+            return dataclasses.replace(st, restarts=read_count(counted))
+        return st
 
     def activity(self, gen: Generation, proc: DeployedProcess, activity: str) -> int:
         """Any activity through the script itself (with its own grace and readiness

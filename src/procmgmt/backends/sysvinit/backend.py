@@ -43,7 +43,8 @@ from procmgmt.backends.base import (
     ProcessMode,
     Support,
 )
-from procmgmt.backends.shared import ready
+from procmgmt.backends.shared import liveness, ready
+from procmgmt.backends.shared.logrotation import native_rotation
 from procmgmt.backends.sysvinit.activator import SysVInitActivator
 from procmgmt.backends.sysvinit.script import (
     DEFAULT_START,
@@ -91,7 +92,7 @@ class SysVInitBackend(Backend):
                             restart_emulated=frozenset(RESTARTING),
                             restart_delay=Support.EMULATED, restart_max=Support.EMULATED,
                             default_stop_timeout=DEFAULT_STOP_TIMEOUT,
-                            stop_timeout=Support.EMULATED),
+                            stop_timeout=Support.EMULATED, liveness=Support.EMULATED),
         notes="self-contained POSIX sh scripts; foreground processes are daemonized "
               "by the script (setsid, log file, pid file); readiness: start returns once "
               "the declared check passes (generated sh probes; Notify only by the engine)",
@@ -114,8 +115,9 @@ class SysVInitBackend(Backend):
         stop_signal (what stop sends first; SIGKILL follows after stop_timeout),
         start_timeout,
         stop_timeout, start_grace, readiness (the declaration as JSON, or None:
-        start waits for it), activities (name -> raw shell body) and
-        remove_activities.
+        start waits for it), liveness (the declaration as JSON, or None:
+        foreground mode runs the program under the liveness wrapper),
+        activities (name -> raw shell body) and remove_activities.
         """
         settings = ctx.settings
         # A restarted process runs in the foreground under the script's loop.
@@ -153,7 +155,7 @@ class SysVInitBackend(Backend):
             "pid_file": spec.derived_pid_file(settings),
             "pid_dir": spec.own_pid_dir(settings),
             "log_file": spec.log_file(settings),
-            "log_rotation": _log_rotation(settings),
+            "log_rotation": native_rotation(settings),
             # What start creates when missing (a fresh state dir, generated files
             # run without procmgmt): the pid file's and the log file's directories
             # (an own pid directory is procmgmt_make_piddir's, owned by the user).
@@ -177,6 +179,8 @@ class SysVInitBackend(Backend):
                 "status": "procmgmt_status",
             },
             "remove_activities": [],
+            "liveness": (spec.liveness.to_json()
+                         if isinstance(spec.liveness, rd.Liveness) else None),
             **({"restart": {"policy": spec.restart,
                             "delay": (DEFAULT_RESTART_DELAY if spec.restart_delay is None
                                       else spec.restart_delay),
@@ -211,6 +215,9 @@ class SysVInitBackend(Backend):
             "start_timeout": seconds_of(native, "start_timeout", DEFAULT_START_TIMEOUT),
             "stop_timeout": seconds_of(native, "stop_timeout", DEFAULT_STOP_TIMEOUT),
             "stop_signal": signal_of(native, "stop_signal", "TERM"),
+            # The restart loop's count of restarts (supervise.sh writes it).
+            **({"restarts_file": f"{native.get('pid_file')}.restarts"}
+               if native.get("restart") and native.get("mode") == "foreground" else {}),
             # The stop activity is the generated one: the activator may do the
             # same steps itself (no shell per process) when it stops many.
             "native_stop": (native.get("activities") or {}).get("stop") == "procmgmt_stop"
@@ -227,6 +234,7 @@ class SysVInitBackend(Backend):
             for spec in specs
             if spec.rank + MIN_SEQUENCE > MAX_SEQUENCE
         ] + [row for spec in specs for row in ready.spec_problems(spec)]
+          + [row for spec in specs for row in liveness.spec_problems(spec)]
           + [row for spec in specs for row in _restart_problems(spec)])
 
     def activator(self, settings: Settings) -> Activator:
@@ -254,9 +262,3 @@ def _directories(settings: Settings, files: list[str]) -> list[list[str]]:
     """[directory, mode] of each file's directory, with procmgmt's mode for it."""
     dirs = dict.fromkeys(os.path.dirname(f) for f in files)
     return [[d, f"{directory_mode(settings, d):04o}"] for d in dirs if d and d != "/"]
-
-
-def _log_rotation(settings: Settings) -> dict[str, int] | None:
-    """The ``log_rotation`` of the settings (--log-max-bytes, --log-backups)."""
-    rotation = settings.log_rotation()
-    return None if rotation is None else {"max_bytes": rotation[0], "backups": rotation[1]}

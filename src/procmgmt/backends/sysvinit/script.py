@@ -23,13 +23,15 @@ from procmgmt import readiness as rd
 from procmgmt.backends._shell import (
     MAKE_PIDDIR_SH,
     PID_OWNED_SH,
+    PROCESS_WAIT_SH,
     command_line,
     export_lines,
     quote,
     shell_file,
 )
 from procmgmt.backends._shell import in_double_quotes as _msg
-from procmgmt.backends.shared import ready
+from procmgmt.backends.shared import liveness, ready
+from procmgmt.backends.shared.logrotation import rotation_of
 from procmgmt.model.spec import SYSTEM_PATH
 from procmgmt.numbers import seconds_problem
 
@@ -52,7 +54,7 @@ _SIGNAL_NAME = re.compile(r"^[A-Z][A-Z0-9+-]*\Z")
 
 
 #: The helpers every script carries (helpers.sh says what they need).
-HELPERS_SH = (PID_OWNED_SH + "\n" + MAKE_PIDDIR_SH
+HELPERS_SH = (PID_OWNED_SH + "\n" + MAKE_PIDDIR_SH + PROCESS_WAIT_SH + "\n"
               + shell_file("procmgmt.backends.sysvinit", "helpers.sh"))
 #: ``procmgmt_start`` up to initialize; then the process's command is set up and
 #: one of the two endings follows, by mode.
@@ -196,6 +198,10 @@ def render_script(native: dict[str, Any]) -> str:
     activities = _activities(native)
     raw = native.get("readiness")
     check = raw if isinstance(raw, rd.Readiness) else rd.from_json(raw)
+    live = liveness.of(native.get("liveness"))
+    if live is not None and mode != "foreground":
+        raise ValueError("liveness needs mode 'foreground' (the watcher starts beside "
+                         "the program the script runs)")
 
     def header(field: str, values: Iterable[Any]) -> str:
         text = " ".join(str(v) for v in values)
@@ -245,7 +251,7 @@ def render_script(native: dict[str, Any]) -> str:
         "procmgmt_uid=",
         "procmgmt_refused=",
     ]
-    rotation = _rotation_of(native) if mode == "foreground" else None
+    rotation = rotation_of(native) if mode == "foreground" else None
     if mode == "foreground":
         lines.append(f"procmgmt_logfile={quote(str(native['log_file']))}")
         if rotation is not None:
@@ -270,6 +276,11 @@ def render_script(native: dict[str, Any]) -> str:
             "# shellcheck disable=SC2016",
             f"procmgmt_supervisor={quote(SUPERVISE_SH)}"]
           if mode == "foreground" and native.get("restart") else []),
+        *(["# The liveness wrapper's text, run by sh -c: literal on purpose.",
+           "# shellcheck disable=SC1003,SC2016",
+           "procmgmt_liveness="
+           + quote(liveness.wrapper(name, live, pid_file=str(native["pid_file"])))]
+          if live is not None else []),
         "",
         HELPERS_SH.rstrip("\n"),
         "",
@@ -287,11 +298,17 @@ def render_script(native: dict[str, Any]) -> str:
     if directory:
         lines.append(f"    cd {quote(str(directory))} || return 1")
     lines.append(f"    set -- {command_line(command)}")
+    if live is not None:
+        lines += ["    # The liveness watcher starts beside the program and kills it when it",
+                  "    # stops answering; the restart loop below starts it again.",
+                  '    set -- /bin/sh -c "$procmgmt_liveness" "$procmgmt_name" "$@"']
     restart = _restart_of(native) if mode == "foreground" else None
     if restart is not None:
-        lines += ["    # Restarted by the supervising loop (supervise.sh) when it exits.",
+        lines += ["    # Restarted by the supervising loop (supervise.sh) when it exits; it",
+                  "    # counts the restarts next to the pid file and passes reloads on.",
                   '    set -- /bin/sh -c "$procmgmt_supervisor" "$procmgmt_name" '
-                  f'{" ".join(restart)} "$procmgmt_stop_signal" "$@"']
+                  f'{" ".join(restart)} "$procmgmt_stop_signal" "$procmgmt_pidfile.restarts" '
+                  '"$procmgmt_reload_signal" "$@"']
     user = native.get("user")
     if user:
         lines += _user_switch_lines(str(user))
@@ -411,18 +428,3 @@ def _restart_of(native: dict[str, Any]) -> list[str] | None:
     # POSIX sleep takes whole seconds: rounded up, never below the model's delay.
     return [str(raw["policy"]), str(math.ceil(delay)), quote("" if most is None else str(most)),
             str(window)]
-
-
-def _rotation_of(native: dict[str, Any]) -> tuple[int, int] | None:
-    """``log_rotation`` ({"max_bytes": N, "backups": K}, or None: the log only grows)."""
-    raw = native.get("log_rotation")
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        raise ValueError(f"log_rotation must be None or a dict, got {raw!r}")
-    max_bytes, backups = raw.get("max_bytes"), raw.get("backups")
-    if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes <= 0:
-        raise ValueError(f"log_rotation.max_bytes must be a positive integer, got {max_bytes!r}")
-    if not isinstance(backups, int) or isinstance(backups, bool) or backups < 0:
-        raise ValueError(f"log_rotation.backups must be 0 or more, got {backups!r}")
-    return max_bytes, backups

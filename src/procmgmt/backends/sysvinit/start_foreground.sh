@@ -4,17 +4,19 @@
     # Check the pid and log files first: a process started without them
     # could not be stopped or diagnosed. Where another user can write, a
     # symlink would make root write wherever it points: it is refused, and
-    # the pid file is created exclusively (set -C: O_EXCL).
+    # the pid file is created exclusively (set -C: O_EXCL) in the tail.
     if [ -L "$procmgmt_logfile" ]; then
         echo "$procmgmt_name: the log file $procmgmt_logfile is a symlink;" \
             "refusing to write through it (remove it)" >&2
         return 1
     fi
-    if ! (set -C && true >"$procmgmt_pidfile") 2>/dev/null; then
+    # Can the pid file be made? Asked of its directory (no fork; the file is
+    # created exclusively once the pid is known, which catches the rest).
+    procmgmt_pidfile_dir=${procmgmt_pidfile%/*}
+    if [ ! -d "${procmgmt_pidfile_dir:-/}" ] || [ ! -w "${procmgmt_pidfile_dir:-/}" ]; then
         echo "$procmgmt_name: cannot create the pid file $procmgmt_pidfile" >&2
         return 1
     fi
-    rm -f "$procmgmt_pidfile"
     if ! true 2>/dev/null >>"$procmgmt_logfile"; then
         echo "$procmgmt_name: cannot write the log file $procmgmt_logfile" >&2
         return 1

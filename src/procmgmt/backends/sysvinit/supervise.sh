@@ -6,13 +6,29 @@
 ## restarts within WINDOW seconds, and when procmgmt_stop signals the process
 ## group (the program gets the stop signal too) it waits for the program and
 ## exits without a restart. The loop runs as the process's user, so the pid
-## file names a process of that user as for an unsupervised program.
-## Arguments: POLICY DELAY MAX WINDOW STOP_SIGNAL COMMAND... ($0: the name).
+## file names a process of that user as for an unsupervised program. It keeps
+## the number of restarts in COUNT_FILE (procmgmt status shows it; a file it
+## cannot write just leaves the count unknown).
+## The pid file names the loop, so the script's reload signals the loop: it
+## passes RELOAD_SIGNAL on to the program (unless it is the stop signal).
+## Arguments: POLICY DELAY MAX WINDOW STOP_SIGNAL COUNT_FILE RELOAD_SIGNAL COMMAND...
+## ($0: the name).
 procmgmt_policy=$1 procmgmt_delay=$2 procmgmt_max=$3 procmgmt_window=$4
-procmgmt_stop_signal=$5
-shift 5
+procmgmt_stop_signal=$5 procmgmt_count_file=$6 procmgmt_reload_signal=$7
+shift 7
 procmgmt_stopping=
 procmgmt_times=
+procmgmt_restarts=0
+procmgmt_child=
+procmgmt_count() {
+    # Not writable by others whatever the process's umask (a subshell keeps it).
+    (umask 022 && echo "$1" 2>/dev/null >"$procmgmt_count_file")
+}
+procmgmt_count 0
+if [ "$procmgmt_reload_signal" != "$procmgmt_stop_signal" ]; then
+    trap 'kill -s "$procmgmt_reload_signal" "$procmgmt_child" 2>/dev/null' \
+        "$procmgmt_reload_signal"
+fi
 trap 'procmgmt_stopping=1' "$procmgmt_stop_signal"
 while :; do
     "$@" &
@@ -48,6 +64,8 @@ while :; do
         procmgmt_times="$procmgmt_kept $procmgmt_now"
     fi
     echo "$0: exited with status $procmgmt_status; restarting in $procmgmt_delay s" >&2
+    procmgmt_restarts=$((procmgmt_restarts + 1))
+    procmgmt_count "$procmgmt_restarts"
     sleep "$procmgmt_delay" &
     procmgmt_child=$!
     wait "$procmgmt_child"

@@ -1,0 +1,51 @@
+"""supervisord as PID 1, in the foreground (``-n``): the config and the
+``conf.d``/``bin`` links the activator writes on a host, pointing into the
+image's store entries. It runs with the Python procmgmt runs with and the very
+``supervisor`` package procmgmt uses, both carried into the image (with the
+interpreter's standard library: tens of megabytes, which is why sysvinit and s6
+images are lighter). SIGTERM stops every program and supervisord exits.
+"""
+
+from __future__ import annotations
+
+import os
+
+import supervisor
+
+from procmgmt.backends.supervisord import embedded
+from procmgmt.backends.supervisord.format import program_file
+from procmgmt.image.generation import ImageGeneration
+from procmgmt.image.managers.start import Owner, Start
+from procmgmt.image.tree import Tree
+from procmgmt.model.spec import SYSTEM_PATH
+from procmgmt.settings import Settings
+
+
+def layout(gen: ImageGeneration, settings: Settings, tree: Tree, owner: Owner) -> Start:
+    """``supervisord.conf`` (nodaemon), the links, and the supervisord command."""
+    directory = os.path.join(settings.procmgmt_dir, "supervisord", settings.profile)
+    tag = f"supervisord-{settings.profile}"
+    socket_path = os.path.join(settings.runtime_dir, f"{tag}.sock")
+    pid_file = os.path.join(settings.runtime_dir, f"{tag}.pid")
+    log_file = os.path.join(settings.log_dir, f"{tag}.log")
+    embedded.check_paths(directory, socket_path, pid_file, log_file)
+    conf = os.path.join(directory, "supervisord.conf")
+    text = embedded.base_config(settings, directory=directory, socket_path=socket_path,
+                                pid_file=pid_file, log_file=log_file,
+                                programs=len(gen.processes), nodaemon=True,
+                                as_root=owner.uid == 0)
+    tree.file(conf, text.encode(), 0o644, origin="supervisord image config")
+    for d in ("conf.d", "bin"):
+        tree.directory(os.path.join(directory, d), origin="supervisord image config")
+    for p in gen.processes:
+        program = str(p.extra.get("program", program_file(p.name)))
+        tree.symlink(os.path.join(directory, "conf.d", f"{p.name}.conf"),
+                     os.path.join(p.path, program), origin=f"program of {p.name}")
+        if p.extra.get("proxy"):
+            tree.symlink(os.path.join(directory, "bin", f"{p.name}-proxy"),
+                         os.path.join(p.path, str(p.extra["proxy"])),
+                         origin=f"proxy of {p.name}")
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(supervisor.__file__)))
+    env = [f"PATH={SYSTEM_PATH}", f"PYTHONPATH={package_parent}"]
+    return Start(tuple(embedded.command(conf, nodaemon=True)), tuple(env),
+                 python_packages=(supervisor.__name__,))
