@@ -19,27 +19,40 @@ def available() -> bool:
 
 
 class S6:
-    """One s6-svscan over a scan dir of ``run`` scripts (``#!/bin/sh`` + ``exec ...``)."""
+    """One s6-svscan over a scan dir of ``run`` scripts (``#!/bin/sh`` + ``exec ...``).
 
-    def __init__(self, root: str, tag: str, runs: dict[str, str]) -> None:
+    With ``log_root``, each service dir also has the logger a person would write
+    for it (``log/run``: ``s6-log`` into ``<log_root>/<name>``, the rotation
+    procmgmt uses by default) and ``run`` sends stderr there too: the same work
+    as procmgmt's generated service dirs, which always log.
+    """
+
+    def __init__(self, root: str, tag: str, runs: dict[str, str],
+                 log_root: str | None = None) -> None:
         self.scan = os.path.join(root, "scan")
         self.tag = tag
         self.names = list(runs)
+        self.logged = log_root is not None
         os.makedirs(self.scan)
         for name, command in runs.items():
             tmp = os.path.join(root, f".{name}")
             os.makedirs(tmp)
-            run = os.path.join(tmp, "run")
-            with open(run, "w") as f:
-                f.write(f"#!/bin/sh\nexec {command}\n")
-            os.chmod(run, 0o755)
+            redirect = "exec 2>&1\n" if log_root else ""
+            u.write_script(os.path.join(tmp, "run"), f"{redirect}exec {command}\n")
+            if log_root:
+                logs = os.path.join(log_root, name)
+                os.makedirs(logs)
+                os.makedirs(os.path.join(tmp, "log"))
+                u.write_script(os.path.join(tmp, "log", "run"),
+                        f"exec s6-log -b -- n10 s1000000 {logs}\n")
             os.rename(tmp, os.path.join(self.scan, name))  # appears complete, as the baselines did
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        """Launch s6-svscan (``-c`` twice the services: the default handles 500)."""
+        """Launch s6-svscan (``-c`` twice the supervisors: the default handles 500)."""
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), u.TAG_VAR: self.tag}
-        self.proc = subprocess.Popen(["s6-svscan", "-c", str(max(64, 2 * len(self.names))),
+        supervisors = len(self.names) * (2 if self.logged else 1)
+        self.proc = subprocess.Popen(["s6-svscan", "-c", str(max(64, 2 * supervisors)),
                                       self.scan], env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True)
@@ -71,10 +84,7 @@ class S6:
 
     def kill(self) -> None:
         """Cleanup after a failure."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        u.kill_tagged(self.tag)
+        u.kill_manager(self.proc, self.tag)
 
 
 def now() -> float:

@@ -192,6 +192,21 @@ def workdir(prefix: str) -> Iterator[str]:
         shutil.rmtree(d, ignore_errors=True)
 
 
+def write_script(path: str, body: str) -> None:
+    """An executable ``#!/bin/sh`` script (a hand-written service's run file)."""
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n" + body)
+    os.chmod(path, 0o755)
+
+
+def kill_manager(proc: subprocess.Popen[bytes] | None, tag: str) -> None:
+    """Cleanup of a peer manager after a failure: the manager, then what it left of ``tag``."""
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+    kill_tagged(tag)
+
+
 # --- subreaper ----------------------------------------------------------------------
 
 def become_subreaper() -> bool:

@@ -6,13 +6,40 @@ after reading the perf baselines: one ``[program:x]`` per process with
 ``startsecs=0``, ``minfds`` sized for N, stdout to a log file, the same
 stop settings as procmgmt's (``stopasgroup``/``killasgroup``).
 
-- deploy: from "no supervisord running" until every program is RUNNING
-  (hand-written: launch + poll ``getAllProcessInfo`` over the socket;
-  procmgmt: ``switch`` until it returns, which includes its own readiness
-  gate of 0.2 s alive per process);
-- undeploy: until supervisord and every program are gone (hand-written:
-  ``stopAllProcesses`` then ``shutdown``, the fast order from the baselines;
-  procmgmt: ``switch`` to the empty generation).
+Both sides give the same guarantee at the end of each clock:
+
+- deploy: from "no supervisord running" until every program runs and is
+  still alive 0.2 s after supervisord reported it started.
+  procmgmt: ``switch`` to the built generation until it returns (journal,
+  supervisord booted with the programs linked, one shared process table for
+  every start probe, the engine's start grace of 0.2 s per process checked
+  against the pid supervisord reported, the generation recorded).
+  Hand-written: launch supervisord, poll ``getAllProcessInfo`` over the
+  socket every 20 ms until all are RUNNING, wait the same 0.2 s and check
+  that every pid of that table is still alive (``/proc``, no second table).
+- undeploy: until supervisord and every program are gone.
+  procmgmt: ``switch`` to the empty generation (journal, one waiting
+  ``stopAllProcesses``, ``shutdown``, wait for supervisord's pid, the empty
+  generation recorded). Hand-written: ``stopAllProcesses`` (waiting) then
+  ``shutdown``, the fast order from the baselines, until every pid is gone.
+  The waiting ``stopAllProcesses`` (what ``supervisorctl stop all`` sends)
+  is answered only when supervisord's loop looks again, and once the
+  programs are gone nothing wakes that loop: the hand-written undeploy
+  takes either a few hundredths of a second or about 1 s more (its
+  ``poll`` timeout). procmgmt asks without waiting, shuts down at once and
+  wakes the loop with a ``getState`` every 10 ms until the pid is gone.
+
+Targets (issue 16): deploy <= 1.10 x hand-written at N = 100 and 1,000;
+undeploy <= 1.2 x hand-written at N = 1,000. At N = 1,000 the deploy misses
+it for a measured reason: supervisord reads procmgmt's configuration, one
+included file per program, in time quadratic in the number of files (after
+each file configparser's ``_join_multiline_values`` and supervisor's
+``expand_here`` walk every section read so far: 505,505 ``items`` calls for
+1,000 files). ``ServerOptions.realize`` took 3.1-3.3 s on procmgmt's 1,000
+files and 0.3-0.4 s on the single hand-written file (quiet machine), and
+supervisord spends that before its first spawn. Under load the first
+spawn pass (one fork per program inside supervisord's loop) also varies by
+a third between runs.
 """
 
 from __future__ import annotations
@@ -31,6 +58,9 @@ from bench import _util as u
 NAME = "supervisord"
 #: N=1000 costs about 30-40 s (both sides spawn 1000 programs at 10-15 ms each).
 SIZES = {"quick": (10,), "full": (100, 1000)}
+#: The engine's default start grace (``Options.start_grace``): the hand-written side
+#: waits for the same "still alive this long after it started".
+GRACE = 0.2
 
 
 def _rpc(sock: str) -> Any:
@@ -75,14 +105,20 @@ def _hand(n: int) -> dict[str, float]:
                                 env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         try:
+            table: list[dict[str, Any]] = []
+
             def all_running() -> bool:
                 try:
                     infos = _rpc(sock).supervisor.getAllProcessInfo()
                 except (OSError, xmlrpc.client.Error):
                     return False
+                table[:] = infos
                 return len(infos) == n and all(i["statename"] == "RUNNING" for i in infos)
 
-            t_deploy = u.wait_until(all_running, 120, 0.02, "all RUNNING") - t0
+            u.wait_until(all_running, 120, 0.02, "all RUNNING")
+            time.sleep(GRACE)
+            assert all(u.alive(int(i["pid"])) for i in table), "a program died"
+            t_deploy = time.monotonic() - t0
             pids = u.tagged_pids(tag)
             assert len(pids) == n + 1, len(pids)
             t0 = time.monotonic()
@@ -139,8 +175,8 @@ def run(mode: str) -> list[u.Row]:
                           ratio_to="hand-written"))
         rows.append(u.Row(NAME, "procmgmt supervisord undeploy", n, ours["undeploy"],
                           ratio=ours["undeploy"] / hand["undeploy"], ratio_to="hand-written",
-                          target="<= 1.5 s" if n == 100 else None,
-                          met=ours["undeploy"] <= 1.5 if n == 100 else None))
+                          target="<= 1.2 x hand-written" if n >= 1000 else None,
+                          met=ours["undeploy"] <= 1.2 * hand["undeploy"] if n >= 1000 else None))
         rows.append(u.Row(NAME, "hand-written supervisord undeploy", n, hand["undeploy"],
                           ratio=1.0, ratio_to="hand-written"))
     return rows

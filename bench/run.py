@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/run.py [--quick] [--only NAME[,NAME...]] [--out DIR]
 
-Benchmarks (see bench/README.md): eval, activation, supervisord, switch, readiness.
+Benchmarks (see bench/README.md): eval, activation, supervisord, switch, readiness,
+network, scale, supervision, idle.
 Every ratio compares measurements taken in the same run. The suite re-runs
 itself under a child subreaper (PR_SET_CHILD_SUBREAPER) so that orphaned
 daemons are reaped at once, as in the perf baselines.
@@ -28,6 +29,10 @@ BENCHMARKS = {
     "supervisord": "bench.bench_supervisord",
     "switch": "bench.bench_switch",
     "readiness": "bench.bench_readiness",
+    "network": "bench.bench_network",
+    "scale": "bench.bench_scale",
+    "supervision": "bench.bench_supervision",
+    "idle": "bench.bench_idle",
 }
 REAPED = "PMBENCH_REAPED"
 
