@@ -48,4 +48,9 @@ def booted_scenario(config: dict[str, Any], prefix: str) -> Iterator[ns.BootResu
 def assert_checks(result: ns.BootResult, names: list[str]) -> None:
     """Every named check reported and passed."""
     failed = [n for n in names if not result.results.get(n, {}).get("ok")]
-    assert not failed, "\n".join(f"{n}: {result.describe(n)}" for n in failed)
+    # A failed switch explains the failures after it: its output first and whole,
+    # the others shortened (a report is cut after a few thousand characters).
+    first = sorted(failed, key=lambda n: not n.endswith(".rc"))
+    assert not failed, "\n".join(
+        f"{n}: {result.describe(n) if n.endswith('.rc') else result.describe(n)[:600]}"
+        for n in first)

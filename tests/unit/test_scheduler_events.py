@@ -248,3 +248,43 @@ def test_a_grace_probe_says_when_it_can_succeed() -> None:
     assert not probe()
     now[0] = 100.25
     assert probe()
+
+
+def test_a_signal_wakes_the_loop_at_once(slow_timers: None) -> None:
+    """A signal whose handler cancels the run is seen at once, not at the next due
+    probe (2 s here) nor when the probe's start grace ends (60 s)."""
+    cancelled = threading.Event()
+    import signal
+
+    previous = signal.signal(signal.SIGUSR1, lambda *_: cancelled.set())
+    far = time.monotonic() + 60
+    try:
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+        t0 = time.monotonic()
+        out = run_dag(["a"], {}, lambda _n: Watched(lambda: False, tuple,
+                                                    not_before=lambda: far),
+                      2, cancel=cancelled.is_set, drain=False)
+        took = time.monotonic() - t0
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert out.cancelled == ["a"] and not out.failed
+    assert took < 1.5, took
+    assert signal.set_wakeup_fd(-1) == -1, "the loop left its wake-up descriptor set"
+
+
+def test_a_probe_that_fails_after_the_cancel_counts_as_cancelled() -> None:
+    """A probe slow to answer (a manager that takes its time) that comes back with a
+    failure after the run was cancelled: the wait was abandoned, not failed."""
+    cancelled = threading.Event()
+
+    def probe() -> bool:
+        cancelled.set()  # the interrupt arrives while the probe runs
+        raise TimeoutError("not ready after 60 s")
+
+    out = run_dag(["a", "b"], {}, lambda n: probe if n == "a" else None, 2,
+                  cancel=cancelled.is_set, drain=False)
+    assert out.cancelled == ["a"] and not out.failed, out
+    # With drain=True (stops finish even when cancelled) a failure stays a failure.
+    cancelled.clear()
+    out = run_dag(["a"], {}, lambda _n: probe, 2, cancel=cancelled.is_set, drain=True)
+    assert list(out.failed) == ["a"] and not out.cancelled

@@ -92,7 +92,8 @@ def test_stop_of_an_obsolete_unit_removes_its_link_and_finish_reloads(
     act.stop(gen, proc)
     act.finish(empty, gen)
     assert not (target / "procmgmt-web.service").exists()
-    assert fake.calls == [[*USER, "stop", "procmgmt-web.service"], [*USER, "daemon-reload"]]
+    assert fake.calls == [[*USER, "stop", "procmgmt-web.service"], [*USER, "daemon-reload"],
+                          [*USER, "reset-failed", "procmgmt-web.service"]]
 
 
 def test_status_and_reload(tmp_path: Path,

@@ -102,6 +102,11 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _named(name: str, text: str) -> str:
+    """``NAME: text``, unless the text already begins with the name."""
+    return text if text.startswith(f"{name}: ") else f"{name}: {text}"
+
+
 @contextmanager
 def profile_lock(settings: Settings, *, wait: bool = True,
                  out: TextIO | None = None) -> Iterator[None]:
@@ -736,7 +741,7 @@ class Engine:
         if interrupted:
             reasons = "interrupted"
         elif isinstance(exc, _RunFailedError):
-            reasons = "; ".join(f"{name}: {_describe(e)}"
+            reasons = "; ".join(_named(name, _describe(e))
                                 for name, e in exc.outcome.failed.items())
         else:
             reasons = _describe(exc)

@@ -37,6 +37,7 @@ import contextlib
 import heapq
 import os
 import selectors
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -130,6 +131,14 @@ class _Waiter:
         os.set_blocking(self.rfd, False)
         os.set_blocking(self.wfd, False)
         self.selector.register(self.rfd, selectors.EVENT_READ)
+        #: In the main thread a signal wakes the loop too (a SIGINT that cancels
+        #: the run is seen at once, not when a worker or a probe next is due):
+        #: the descriptor set before, restored by :meth:`close`.
+        self.previous_wakeup: int | None = None
+        if threading.current_thread() is threading.main_thread():
+            with contextlib.suppress(ValueError):
+                self.previous_wakeup = signal.set_wakeup_fd(self.wfd,
+                                                            warn_on_full_buffer=False)
         #: descriptor -> its source and the names waiting on it
         self.users: dict[int, tuple[EventSource, set[str]]] = {}
         self.name_fds: dict[str, frozenset[int]] = {}
@@ -192,6 +201,9 @@ class _Waiter:
         return fired
 
     def close(self) -> None:
+        if self.previous_wakeup is not None:
+            with contextlib.suppress(ValueError):
+                signal.set_wakeup_fd(self.previous_wakeup)
         self.selector.close()
         os.close(self.rfd)
         os.close(self.wfd)
@@ -243,6 +255,10 @@ def run_dag(order: Sequence[str], waits_for: Mapping[str, set[str]],
             began[name] = time.monotonic()
         return action(name)
 
+    def abandoning() -> bool:
+        """Cancelled, and pending probes are to be abandoned (``drain=False``)."""
+        return not drain and cancel is not None and cancel()
+
     def ask(name: str, probe: Probe, now: float) -> None:
         """Call one probe; finish it, or note what it waits on and when it is due."""
         try:
@@ -250,7 +266,13 @@ def run_dag(order: Sequence[str], waits_for: Mapping[str, set[str]],
         except Exception as exc:
             del probing[name]
             waiter.forget(name)
-            finish(name, exc)
+            if abandoning():
+                # Interrupted while this probe ran (a probe can take a while: a
+                # manager slow to answer): a readiness timeout it found on
+                # return is moot, the wait was abandoned before it.
+                outcome.cancelled.append(name)
+            else:
+                finish(name, exc)
             return
         if ready:
             del probing[name]
@@ -323,7 +345,7 @@ def run_dag(order: Sequence[str], waits_for: Mapping[str, set[str]],
             while (soonest := next_due()) is not None and soonest <= now:
                 asked.add(heapq.heappop(agenda)[1])
             for name in asked:
-                if name in probing:
+                if name in probing and not abandoning():
                     ask(name, probing[name], now)
             for name in [n for n in asked if n not in probing]:
                 due.pop(name, None)

@@ -259,13 +259,25 @@ class SystemdActivator(Activator):
         return super().activity(gen, proc, activity)
 
     def finish(self, new: Generation, old: Generation | None) -> None:
-        """Remove leftover links of units not in ``new``, then daemon-reload."""
+        """Remove leftover links of units not in ``new``, then daemon-reload, then
+        forget the failed state of the units that are gone.
+
+        systemd keeps a unit that failed loaded after its file is gone
+        (``not-found failed`` in ``systemctl list-units``, and in ``--failed``)
+        until ``reset-failed``: a process that crashed in a switch that was then
+        undone, or in the generation an undeploy removed, would stay listed as a
+        failed unit of ours for good. Its log stays in the journal."""
         keep = {_unit_of(p) for p in new.processes}
         candidates = set(self._installed)
         if old is not None:
             candidates |= {_unit_of(p) for p in old.processes}
-        removed = [u for u in sorted(candidates - keep) if self._remove_link(u)]
+        gone = sorted(candidates - keep)
+        removed = [u for u in gone if self._remove_link(u)]
         self._installed &= keep
         if removed or self._reload_needed:
             self.systemctl("daemon-reload")
             self._reload_needed = False
+        if gone:
+            # check=False: units that never failed (or never loaded) are refused
+            # one by one, which is fine.
+            self.systemctl("reset-failed", *gone, check=False)
