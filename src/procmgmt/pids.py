@@ -108,31 +108,35 @@ class _GroupScan:
 
     began: float = -1.0
     live: frozenset[int] = frozenset()
+    #: Groups with any member, zombies included.
+    seen: frozenset[int] = frozenset()
 
 
 _last_scan = _GroupScan()
 _scan_lock = threading.Lock()
 
 
-def _live_groups(since: float) -> frozenset[int] | None:
-    """The live process groups by a /proc scan that began at or after ``since``
+def _group_scan(since: float) -> _GroupScan | None:
+    """A /proc scan of process groups that began at or after ``since``
     (monotonic), reusing the last one while it is fresh; None without procfs."""
     global _last_scan
     with _scan_lock:
         now = time.monotonic()
         if _last_scan.began >= since and now - _last_scan.began < GROUP_SCAN_TTL:
-            return _last_scan.live
+            return _last_scan
         try:
             entries = os.listdir("/proc")
         except OSError:
             return None
-        live = set()
+        live, seen = set(), set()
         for entry in entries:
             if entry.isdigit() and (fields := stat_fields(entry)) is not None \
-                    and len(fields) > 2 and fields[0] not in ("Z", "X"):
-                live.add(int(fields[2]))
-        _last_scan = _GroupScan(now, frozenset(live))
-        return _last_scan.live
+                    and len(fields) > 2:
+                seen.add(int(fields[2]))
+                if fields[0] not in ("Z", "X"):
+                    live.add(int(fields[2]))
+        _last_scan = _GroupScan(now, frozenset(live), frozenset(seen))
+        return _last_scan
 
 
 def group_alive(pgid: int, *, since: float | None = None) -> bool:
@@ -150,14 +154,24 @@ def group_alive(pgid: int, *, since: float | None = None) -> bool:
     one since (a zombie forks nothing)."""
     if pgid <= 1:
         return False
+    signalled = True
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        pass
-    live = _live_groups(time.monotonic() if since is None else since)
-    return True if live is None else pgid in live
+        signalled = False
+    scan = _group_scan(time.monotonic() if since is None else since)
+    if scan is None:
+        return True
+    if pgid in scan.live:
+        return True
+    # The kernel just found members the scan did not see at all, not even as
+    # zombies: a child forked while the scan listed /proc (its parent exited
+    # before its own entry was read). Not gone: asked again, a later scan sees
+    # it. (Only for a group we may signal: others' processes may be hidden from
+    # /proc, hidepid=, and would never be seen.)
+    return signalled and pgid not in scan.seen
 
 
 @dataclass(frozen=True)

@@ -256,3 +256,29 @@ def test_activator_status_same_from_the_record_and_from_s6_svstat(
     monkeypatch.setattr(supervise, "direct_read", lambda: False)
     through_tools = act.status(None, proc)  # type: ignore[arg-type]
     assert direct == through_tools and direct.running and direct.pid == s.record().pid
+
+
+def test_a_supervisor_that_appears_after_the_move_is_told_to_exit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The logger's s6-supervise spawned by s6-svscan just as the directory was moved
+    out had no control FIFO when ``dx`` went to the others: it is told again (at
+    most every RETELL s) until it exits, instead of supervising the moved dir for
+    good."""
+    act = S6Activator(golden_settings(False, "s6"))
+    running = {"svc": False, "svc/log": True}  # the logger came up after the move
+    sent: list[tuple[str, str]] = []
+    monkeypatch.setattr(act, "supervised", lambda p: running[p])
+
+    def svc(path: str, commands: str) -> None:
+        sent.append((path, commands))
+        running[path] = False  # it reads "dx" and exits
+
+    monkeypatch.setattr(act, "svc", svc)
+    told = {"svc": time.monotonic(), "svc/log": time.monotonic() - 1}
+    assert act._still_supervised(["svc/log", "svc"], told) is True
+    assert sent == [("svc/log", "dx")]
+    assert act._still_supervised(["svc/log", "svc"], told) is False
+    # Told a moment ago: not told again before RETELL has passed.
+    running["svc/log"] = True
+    assert act._still_supervised(["svc/log", "svc"], told) is True
+    assert sent == [("svc/log", "dx")]

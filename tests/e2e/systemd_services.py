@@ -37,6 +37,7 @@ import json
 import os
 import pwd
 import socket
+import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -163,7 +164,14 @@ class Deployment:
         r = ns.procmgmt(self.sc, self.mode, "switch", "-P", "systemd", *args,
                         "--extra-params", json.dumps({"port_base": self.base}))
         step = "undeploy" if "--undeploy" in args else "switch"
-        self.check(f"{step}.rc", r.returncode == 0, out=r.stdout, err=r.stderr)
+        extra: dict[str, Any] = {}
+        if r.returncode != 0:
+            # What the managers said meanwhile (the scenario runs as root: the
+            # whole journal, user managers' too), to tell why from the report.
+            journal = subprocess.run(["journalctl", "--no-pager", "-n", "60"],
+                                     capture_output=True, text=True, timeout=30, check=False)
+            extra["journal"] = journal.stdout[-6000:]
+        self.check(f"{step}.rc", r.returncode == 0, out=r.stdout, err=r.stderr, **extra)
         return r.stdout
 
     def owner_ids(self, name: str) -> tuple[int, int] | None:

@@ -184,3 +184,28 @@ def test_one_proc_scan_serves_every_probe_of_a_round(monkeypatch: pytest.MonkeyP
     finally:
         for z in zombies:
             z.wait()
+
+
+def test_a_member_the_scan_missed_keeps_the_group_alive(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A /proc scan is not atomic: a child forked while it listed /proc, whose parent
+    exited before its own entry was read, is seen neither live nor as a zombie.
+    When the kernel still finds members the scan saw none of, the group is not
+    gone (asked again, a later scan sees the child); a group the scan saw only as
+    zombies is."""
+    sleeper = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    zombie = _zombie()
+    try:
+        real = os.listdir
+
+        def missing_the_sleeper(path: str) -> list[str]:
+            entries = real(path)
+            return [e for e in entries if e != str(sleeper.pid)] if path == "/proc" else entries
+
+        monkeypatch.setattr(pids.os, "listdir", missing_the_sleeper)
+        assert group_alive(sleeper.pid), "a member the scan did not see at all"
+        assert not group_alive(zombie.pid), "only a zombie: gone"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        zombie.wait()

@@ -55,6 +55,8 @@ TOOLS = ("s6-svscan", "s6-svscanctl", "s6-svc", "s6-svwait", "s6-svstat",
 INSTALL_BATCH = 100
 
 #: ``s6-svstat`` options whose output :func:`svstat_status` reads.
+#: Seconds between two ``dx`` to a supervisor of a removed service still running.
+RETELL = 0.2
 SVSTAT_OPTIONS = ("-o", "up,ready,pid,wantedup,exitcode,signal")
 
 
@@ -294,15 +296,31 @@ class S6Activator(Activator):
                                           f"{wait:g} s")
                     return False
                 moved.append(self._move_out(path))
+                told.update(dict.fromkeys(moved[0][1], time.monotonic()))
             gone, parts = moved[0]
-            if any(self.supervised(p) for p in parts):
+            if self._still_supervised(parts, told):
                 if time.monotonic() > deadline + self.stop_timeout:
                     raise DeployError(f"the s6-supervise processes of {path} did not exit")
                 return False
             shutil.rmtree(gone, ignore_errors=True)
             return True
 
+        told: dict[str, float] = {}
         return probe
+
+    def _still_supervised(self, parts: list[str], told: dict[str, float]) -> bool:
+        """Whether a supervisor of ``parts`` still runs; each one that does is told
+        ``dx`` again, at most every :data:`RETELL` s. A supervisor that s6-svscan
+        spawned just as the directory was moved out (the logger's, typically)
+        had no control FIFO yet when :meth:`_move_out` told the others, and would
+        otherwise supervise the moved directory for good."""
+        now = time.monotonic()
+        running = [p for p in parts if self.supervised(p)]
+        for part in running:
+            if now - told.get(part, float("-inf")) >= RETELL:
+                told[part] = now
+                self.svc(part, "dx")
+        return bool(running)
 
     def _really_down(self, path: str) -> bool:
         """Down with ``./finish`` done too (what ``s6-svwait -D`` waits for): no pid in
@@ -344,7 +362,8 @@ class S6Activator(Activator):
         """Move ``path`` out of the scan dir, wait until its supervisors exited, delete it."""
         gone, parts = self._move_out(path)
         deadline = time.monotonic() + self.stop_timeout
-        while any(self.supervised(p) for p in parts):
+        told = dict.fromkeys(parts, time.monotonic())
+        while self._still_supervised(parts, told):
             if time.monotonic() > deadline:
                 raise DeployError(f"the s6-supervise processes of {path} did not exit")
             time.sleep(0.02)
