@@ -24,7 +24,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -74,6 +73,7 @@ from tests import _lanes
 from tests.backends import _helpers
 from tests.backends._helpers import deploy, rollback
 from tests.conftest import EXAMPLES, golden_settings
+from tests.e2e.util import free_port_block
 from tests.golden.test_golden import CASES
 
 HERE = Path(__file__).resolve().parent
@@ -122,25 +122,6 @@ def with_fake_rc_subr(spec: ProcessSpec) -> ProcessSpec:
                                                 "bsdrc": {"rc_subr": str(FAKE_RC_SUBR)}})
 
 
-def free_port_base(count: int) -> int:
-    """A base port with ``count`` consecutive free ports above it (high range)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = int(s.getsockname()[1])
-        if base + count >= 65000:
-            continue
-        ok = True
-        for p in range(base, base + count + 1):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free port range")
 
 
 # --- generator -----------------------------------------------------------------------
@@ -405,7 +386,7 @@ def test_deploy_order_is_a_topological_order_of_the_generated_headers(tmp_path: 
 def test_activator_refuses_headers_that_contradict_or_cycle(tmp_path: Path) -> None:
     """An override that makes webapp1 REQUIRE webapp4 creates a header cycle: prepare
     refuses to deploy it; one that only reorders is refused as a contradiction."""
-    settings = tmp_settings(tmp_path, port_base=free_port_base(7))
+    settings = tmp_settings(tmp_path, port_base=free_port_block(8))
     model, specs = evaluate(str(WEBAPPS / "processes-advanced.py"), settings)
 
     def requiring(target: str, extra: list[str]) -> list[ProcessSpec]:
@@ -704,7 +685,7 @@ def test_scripts_run_for_real_with_the_fake_rc_subr(mode: str, boot: bool, tmp_p
 
     This proves the scripts against our reading of rc.subr(8), not against FreeBSD.
     """
-    base = free_port_base(2)
+    base = free_port_block(3)
     settings = tmp_settings(tmp_path, port_base=base, webapp_mode=mode)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

@@ -50,6 +50,7 @@ from tests import _lanes
 from tests.backends import _helpers
 from tests.backends._helpers import deploy, rollback, session_members
 from tests.conftest import EXAMPLES, golden_settings
+from tests.e2e.util import free_port_block
 from tests.golden.test_golden import CASES
 
 WEBAPPS = EXAMPLES / "webapps"
@@ -475,22 +476,6 @@ def test_print_parsing_takes_only_the_service_level() -> None:
 # --- the proxy's dependency wait, for real -------------------------------------------
 
 
-def free_ports(count: int) -> int:
-    """A base port with ``count`` consecutive free ports after it."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = int(s.getsockname()[1])
-        if base + count >= 65000:
-            continue
-        try:
-            for p in range(base, base + count + 1):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free port range")
 
 
 def listening(port: int) -> bool:
@@ -522,7 +507,7 @@ def test_proxy_waits_for_dependencies_then_runs_webapp4(tmp_path: Path) -> None:
     """webapp4's proxy, started while webapp2 and webapp3 are down, waits (webapp4 does
     not listen); with only webapp2 up it still waits; once webapp3 runs too, it writes
     its pid file and execs webapp4, which answers HTTP with that very pid."""
-    base = free_ports(7)
+    base = free_port_block(8)
     settings = tmp_settings(tmp_path, port_base=base)
     for i in range(1, 7):
         Path(settings.pid_dir(f"webapp{i}")).mkdir(parents=True)

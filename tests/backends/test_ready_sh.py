@@ -39,6 +39,7 @@ from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import resolve
 from tests import _lanes
 from tests.conftest import golden_settings
+from tests.e2e.util import free_port_block
 
 DASH = _lanes.tool_path("dash") or "sh"
 REPO = Path(__file__).resolve().parents[2]
@@ -48,11 +49,6 @@ needs_dash = pytest.mark.requires_tool("dash")
 
 # --------------------------------------------------------------------------- helpers
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now (127.0.0.1)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -177,7 +173,7 @@ BASE_TOOLS = ["sleep", "date", "sed", "tail", "tr", "wc", "grep", "awk", "timeou
 def test_tcp_slow_starter(tmp_path: Path, tools: list[str] | None) -> None:
     """A port that opens after 0.5 s: the wait returns once it accepts, through each
     tool of the fallback chain (nc if installed, python3, bash /dev/tcp)."""
-    port = free_port()
+    port = free_port_block(1)
     env = {} if tools is None else {"PATH": restricted_path(tmp_path, BASE_TOOLS + tools)}
     with tcp_listener(port, 0.5):
         rc, err, took = run_sh(wait_script(rd.TCP(port=port, timeout=10)), tmp_path, env)
@@ -189,7 +185,7 @@ def test_tcp_slow_starter(tmp_path: Path, tools: list[str] | None) -> None:
 @needs_dash
 def test_tcp_never_ready_fails_after_timeout(tmp_path: Path) -> None:
     """A port that never opens: exit 1 after the timeout, naming the check and error."""
-    port = free_port()
+    port = free_port_block(1)
     rc, err, took = run_sh(wait_script(rd.TCP(port=port, timeout=0.6, interval=0.1)), tmp_path)
     assert rc == 1
     assert f"svc: not ready within 0.600 s (tcp 127.0.0.1:{port}): connect to " \
@@ -202,7 +198,7 @@ def test_tcp_never_ready_fails_after_timeout(tmp_path: Path) -> None:
 def test_tcp_without_any_tool_says_so(tmp_path: Path) -> None:
     """No nc, python3 or bash: the check fails with a message naming the chain."""
     env = {"PATH": restricted_path(tmp_path, BASE_TOOLS)}
-    rc, err, _ = run_sh(wait_script(rd.TCP(port=free_port(), timeout=0.2)), tmp_path, env)
+    rc, err, _ = run_sh(wait_script(rd.TCP(port=free_port_block(1), timeout=0.2)), tmp_path, env)
     assert rc == 1 and "none of nc, bash and python3 is installed" in err
 
 
@@ -214,7 +210,7 @@ def test_http_slow_starter_with_each_tool(tmp_path: Path, tool: str) -> None:
     reject); the Host header reaches the server exactly."""
     if tool != "python3":  # the test's own interpreter
         _lanes.require_tool(tool)
-    port = free_port()
+    port = free_port_block(1)
     seen: list[str] = []
     env = {"PATH": restricted_path(tmp_path, [*BASE_TOOLS, tool])}
     check = rd.HTTP(url=f"http://127.0.0.1:{port}/health", status=404,
@@ -230,7 +226,7 @@ def test_http_slow_starter_with_each_tool(tmp_path: Path, tool: str) -> None:
 @needs_dash
 def test_http_wrong_status_fails_with_the_status(tmp_path: Path) -> None:
     """A server answering 503 when 200 is expected: fails, reporting the status."""
-    port = free_port()
+    port = free_port_block(1)
     check = rd.HTTP(url=f"http://127.0.0.1:{port}/", timeout=0.5, interval=0.1)
     with http_listener(port, 0.0, status=503):
         rc, err, _ = run_sh(wait_script(check), tmp_path)
@@ -414,7 +410,7 @@ def test_sysvinit_start_by_hand_returns_once_the_port_accepts(tmp_path: Path) ->
                        environ={})
     for d in (settings.runtime_dir, settings.log_dir):
         os.makedirs(d, exist_ok=True)
-    port = free_port()
+    port = free_port_block(1)
     spec = ProcessSpec(name="slow", description="slow", foreground=sys.executable,
                        foreground_args=("-c", LISTENER, str(port), "0.6"),
                        readiness=rd.TCP(port=port, timeout=10))
@@ -502,7 +498,7 @@ def test_supervisord_stateless_starts_dependent_when_dependency_is_ready(
     (tmp_path / "listener.py").write_text(LISTENER)
     (tmp_path / "dependent.py").write_text(DEPENDENT)
     marker = tmp_path / "early"
-    db_port = free_port()
+    db_port = free_port_block(1)
     settings = resolve({"state_dir": str(tmp_path / "s"), "force_disable_user_change": True,
                         "process_manager": "supervisord",
                         "extra_params": {"db_port": db_port, "marker": str(marker),

@@ -643,7 +643,9 @@ def test_activator_links_and_reload(fake: FakeSystemd) -> None:
     assert not act2.status(gen1, old_webapp).running
     act2.finish(gen2, gen1)
     assert sorted(fake.links()) == [f"procmgmt-webapp{i}.service" for i in range(1, 7)]
-    assert fake.calls()[-1].endswith("daemon-reload")
+    assert fake.calls()[-2].endswith("daemon-reload")
+    # The removed unit's failed state (if any) is forgotten: no "not-found failed" left.
+    assert fake.calls()[-1].endswith("reset-failed procmgmt-webapp.service")
     assert "--no-ask-password stop procmgmt-webapp.service" in fake.calls()
 
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests._lanes import require_root, require_tool, skip
-from tests.e2e.util import REPO, kill_uid, own_account_name
+from tests.e2e.util import REPO, kill_uid, own_account_name, worker_share
 
 #: The sshd configuration of a test host (values filled in per host).
 SSHD_CONFIG = """\
@@ -102,9 +102,12 @@ class HostSet:
 
 
 def free_port(address: str, start: int = 20000, end: int = 32700) -> int:
-    """A port free on ``address`` (below the ephemeral range, see tests.e2e.util)."""
+    """A port free on ``address`` (below the ephemeral range, see tests.e2e.util), from
+    this xdist worker's share of the range: a port found free is bound only when the
+    test deploys, and pre-flight refuses a port taken on any address."""
     import random
 
+    start, end = worker_share(start, end)
     rng = random.Random(os.getpid() ^ time.monotonic_ns())
     for _ in range(200):
         port = rng.randrange(start, end)
