@@ -31,21 +31,9 @@ class Runit:
                  log_root: str | None = None) -> None:
         if len(runs) > MAX_SERVICES:
             raise ValueError(f"runsvdir supervises at most {MAX_SERVICES} services")
-        self.scan = os.path.join(root, "scan")
+        self.scan = u.write_scan_dir(root, runs, log_root, "svlogd")
         self.tag = tag
         self.names = list(runs)
-        os.makedirs(self.scan)
-        for name, command in runs.items():
-            tmp = os.path.join(root, f".{name}")
-            os.makedirs(tmp)
-            redirect = "exec 2>&1\n" if log_root else ""
-            u.write_script(os.path.join(tmp, "run"), f"{redirect}exec {command}\n")
-            if log_root:
-                logs = os.path.join(log_root, name)
-                os.makedirs(logs)
-                os.makedirs(os.path.join(tmp, "log"))
-                u.write_script(os.path.join(tmp, "log", "run"), f"exec svlogd {logs}\n")
-            os.rename(tmp, os.path.join(self.scan, name))  # appears complete
         # runsvdir waits a second before reading a directory changed within the
         # current second; dated back (as procmgmt's activator does), its first
         # look comes at once, so neither side pays that wait.

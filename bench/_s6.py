@@ -29,23 +29,10 @@ class S6:
 
     def __init__(self, root: str, tag: str, runs: dict[str, str],
                  log_root: str | None = None) -> None:
-        self.scan = os.path.join(root, "scan")
+        self.scan = u.write_scan_dir(root, runs, log_root, "s6-log -b -- n10 s1000000")
         self.tag = tag
         self.names = list(runs)
         self.logged = log_root is not None
-        os.makedirs(self.scan)
-        for name, command in runs.items():
-            tmp = os.path.join(root, f".{name}")
-            os.makedirs(tmp)
-            redirect = "exec 2>&1\n" if log_root else ""
-            u.write_script(os.path.join(tmp, "run"), f"{redirect}exec {command}\n")
-            if log_root:
-                logs = os.path.join(log_root, name)
-                os.makedirs(logs)
-                os.makedirs(os.path.join(tmp, "log"))
-                u.write_script(os.path.join(tmp, "log", "run"),
-                        f"exec s6-log -b -- n10 s1000000 {logs}\n")
-            os.rename(tmp, os.path.join(self.scan, name))  # appears complete, as the baselines did
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

@@ -199,6 +199,29 @@ def write_script(path: str, body: str) -> None:
     os.chmod(path, 0o755)
 
 
+def write_scan_dir(root: str, runs: dict[str, str], log_root: str | None,
+                   logger: str) -> str:
+    """A hand-written scan directory under ``root`` (runit's and s6's layout): per
+    name a ``run`` that execs its command and, with ``log_root``, a ``log/run``
+    that execs ``logger`` (e.g. ``svlogd``) on ``<log_root>/<name>``. Each service
+    directory is renamed into place complete, as the baselines do. The scan
+    directory's path."""
+    scan = os.path.join(root, "scan")
+    os.makedirs(scan)
+    for name, command in runs.items():
+        tmp = os.path.join(root, f".{name}")
+        os.makedirs(tmp)
+        redirect = "exec 2>&1\n" if log_root else ""
+        write_script(os.path.join(tmp, "run"), f"{redirect}exec {command}\n")
+        if log_root:
+            logs = os.path.join(log_root, name)
+            os.makedirs(logs)
+            os.makedirs(os.path.join(tmp, "log"))
+            write_script(os.path.join(tmp, "log", "run"), f"exec {logger} {logs}\n")
+        os.rename(tmp, os.path.join(scan, name))  # appears complete
+    return scan
+
+
 def kill_manager(proc: subprocess.Popen[bytes] | None, tag: str) -> None:
     """Cleanup of a peer manager after a failure: the manager, then what it left of ``tag``."""
     if proc is not None and proc.poll() is None:
