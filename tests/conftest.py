@@ -20,6 +20,7 @@ reports how many tests ``-m``/``-k`` deselected.
 from __future__ import annotations
 
 import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -52,10 +53,15 @@ def _is_xdist_worker(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     """An xdist worker's temporary directories go to ``<basetemp>/gw0`` rather than
     ``<basetemp>/popen-gw0``: unix socket paths below ``tmp_path`` (107 bytes,
-    supervisord's 99) stay as short as they can."""
+    supervisord's 99) stay as short as they can. SIGINT is not left ignored."""
     if _is_xdist_worker(config) and config.option.basetemp:
         worker = config.workerinput["workerid"]  # type: ignore[attr-defined]
         config.option.basetemp = str(Path(config.option.basetemp).with_name(worker))
+    # Run from a background job of a script (``cmd &``), the suite starts with
+    # SIGINT ignored, and every program it starts inherits that: the tests that
+    # press Ctrl-C on procmgmt would find it deaf. Ctrl-C as a terminal sends it.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(optionalhook=True)
