@@ -105,7 +105,7 @@ def test_one_signal_undoes_the_switch(backend: str, name: str, tmp_path: Path) -
         out, err = proc.communicate(timeout=60)
         took = time.monotonic() - t0
         out = seen + out
-        assert proc.returncode == 130, out + err
+        assert proc.returncode == 130, f"ended {took:.1f} s after the signal\n{out}{err}"
         assert signum.name in err and "restoring the previous generation" in err, err
         assert "interrupted: the previous generation was restored" in err, err
         assert "Traceback" not in err, err
@@ -131,15 +131,19 @@ def test_second_signal_leaves_the_journal(tmp_path: Path) -> None:
         run("switch", SIMPLE)
         proc, _ = _switch_until(run, "starting sleeper")
         time.sleep(0.5)
+        t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
         # The undo waits about 2 s for slowexit to exit: interrupt it there.
         deadline = time.monotonic() + 10
         while not (stamps / "slowexit.term").exists():
             assert time.monotonic() < deadline, "the undo never stopped slowexit"
             time.sleep(0.02)
+        t1 = time.monotonic() - t0
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 130, out + err
+        assert proc.returncode == 130, (f"slowexit stopped {t1:.1f} s after the first signal, "
+                                        f"the switch ended {time.monotonic() - t0:.1f} s after "
+                                        f"it\n{out}{err}")
         assert "interrupted again" in err and "procmgmt repair" in err, err
         assert "Traceback" not in err, err
         assert _journal(state).exists(), "the journal must stay for repair"

@@ -288,3 +288,15 @@ def test_a_probe_that_fails_after_the_cancel_counts_as_cancelled() -> None:
     cancelled.clear()
     out = run_dag(["a"], {}, lambda _n: probe, 2, cancel=cancelled.is_set, drain=True)
     assert list(out.failed) == ["a"] and not out.cancelled
+
+
+def test_an_action_that_fails_after_the_cancel_counts_as_cancelled() -> None:
+    """The same for an action still running when the run was cancelled."""
+    cancelled = threading.Event()
+
+    def action(_name: str) -> None:
+        cancelled.set()
+        raise TimeoutError("start script timed out")
+
+    out = run_dag(["a"], {}, action, 2, cancel=cancelled.is_set, drain=False)
+    assert out.cancelled == ["a"] and not out.failed, out

@@ -330,7 +330,10 @@ def run_dag(order: Sequence[str], waits_for: Mapping[str, set[str]],
                 name = running.pop(fut)
                 exc = fut.exception()
                 if exc is not None:
-                    finish(name, exc)
+                    if abandoning():
+                        outcome.cancelled.append(name)  # moot: its wait was abandoned
+                    else:
+                        finish(name, exc)
                     continue
                 probe = fut.result()
                 if probe is None:
