@@ -60,16 +60,22 @@ def _switch_until(run: Cli, line: str, timeout: float = 60) -> tuple[subprocess.
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=run.cwd)
     assert proc.stdout is not None
-    seen = ""
+    # Read the descriptor itself, never the buffered file: a readline() that took
+    # several lines in one read would leave ``line`` in the buffer, where select()
+    # does not see it, until the switch printed more (at sleeper's 60-s timeout,
+    # when the signal this waits to send came far too late).
+    fd = proc.stdout.fileno()
+    seen = b""
     deadline = time.monotonic() + timeout
-    while line not in seen:
-        assert time.monotonic() < deadline, f"no {line!r} within {timeout} s:\n{seen}"
-        ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+    while line.encode() not in seen:
+        assert time.monotonic() < deadline, f"no {line!r} within {timeout} s:\n{seen!r}"
+        ready, _, _ = select.select([fd], [], [], 1.0)
         if ready:
-            text = proc.stdout.readline()
-            assert text, f"the switch ended before {line!r}:\n{seen}{proc.communicate()[1]}"
-            seen += text
-    return proc, seen
+            chunk = os.read(fd, 65536)
+            assert chunk, (f"the switch ended before {line!r}:\n{seen.decode()}"
+                           f"{proc.communicate()[1]}")
+            seen += chunk
+    return proc, seen.decode()
 
 
 def _setup(backend: str, tmp_path: Path) -> tuple[Cli, Path, int, Path]:
