@@ -418,9 +418,22 @@ def _marker(pid: int, marker: str) -> str | None:
     return f"does not carry this deployment's marker {MARKER_DEPLOYMENT}"
 
 
-def check_pid(path: str, pid: int, uid: int | None, marker: str) -> Verdict:
-    """The verdict on ``pid``, read from ``path``, for a service whose processes
-    run as ``uid`` (see :func:`expected_uid`) in deployment ``marker``.
+def _starting_as_root(pid: int, marker: str, process: str | None) -> bool:
+    """``pid`` runs as root and carries both markers of this deployment's process
+    ``process``: its own start, between the fork the pid file names and the exec
+    that switches to the service's user (``setpriv``, ``su``). Only procmgmt
+    starts root processes with these markers, each for that one process."""
+    if not process:
+        return False
+    entries = _environ(pid)
+    return entries is not None and f"{MARKER_DEPLOYMENT}={marker}".encode() in entries \
+        and f"{MARKER_PROCESS}={process}".encode() in entries
+
+
+def check_pid(path: str, pid: int, uid: int | None, marker: str,
+              process: str | None = None) -> Verdict:
+    """The verdict on ``pid``, read from ``path``, for the service ``process`` whose
+    processes run as ``uid`` (see :func:`expected_uid`) in deployment ``marker``.
 
     Trusted only when the pid is alive and none of these holds:
 
@@ -431,7 +444,11 @@ def check_pid(path: str, pid: int, uid: int | None, marker: str) -> Verdict:
       does, any (root recorded it: a daemon that switches user itself, such
       as mariadbd, is still found); when anyone could have written it, only
       processes of the service's user. A root process whose child runs as
-      an allowed user counts as that user's (``su`` keeps such a parent);
+      an allowed user counts as that user's (``su`` keeps such a parent), and
+      so does one still on its way to that user that carries this very
+      process's markers (:func:`_starting_as_root`: a pid file is written at
+      the fork, before the exec chain switches user; refused, a stop in that
+      moment left the service running for good);
     * its environment lacks this deployment's marker. A process that wrote its
       title over its environment (nginx, redis, PostgreSQL) cannot show the
       marker; it is trusted on the owner rule alone unless the pid file is
@@ -461,7 +478,8 @@ def check_pid(path: str, pid: int, uid: int | None, marker: str) -> Verdict:
     if uid is None and allowed is not None and allowed == {None}:
         return refuse("belongs to a service whose user does not exist")
     if allowed is not None and owner_uid not in allowed \
-            and not (owner_uid == 0 and _child_owned(pid, allowed)):
+            and not (owner_uid == 0 and (_child_owned(pid, allowed)
+                                         or _starting_as_root(pid, marker, process))):
         names = ", ".join(sorted(_user_name(u) for u in allowed)) or "nobody"
         return refuse(f"belongs to {_user_name(owner_uid)}, not to {names}")
     why = _marker(pid, marker)
@@ -475,10 +493,11 @@ def check_pid(path: str, pid: int, uid: int | None, marker: str) -> Verdict:
 
 
 def trusted_pid(path: str, expected: int | None, marker: str, *,
-                whole_line: bool = False) -> Verdict:
+                whole_line: bool = False, process: str | None = None) -> Verdict:
     """The verdict on the pid file ``path`` (read as :func:`read_pid_file`
-    does): ABSENT when there is no live pid in it, else :func:`check_pid`.
-    A pid file that is a symlink or not a regular file is refused."""
+    does): ABSENT when there is no live pid in it, else :func:`check_pid`
+    (for the process named ``process``). A pid file that is a symlink or not
+    a regular file is refused."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -492,7 +511,7 @@ def trusted_pid(path: str, expected: int | None, marker: str, *,
     pid = read_pid_file(path, whole_line=whole_line)
     if pid is None:
         return Verdict(path, None, ABSENT, f"no pid in {path}")
-    return check_pid(path, pid, expected, marker)
+    return check_pid(path, pid, expected, marker, process)
 
 
 def started_at(pid: int) -> float | None:

@@ -263,7 +263,7 @@ class PidFile(Readiness):
         if not path:
             return "no pid file known"
         if ctx.marker:
-            verdict = report(trusted_pid(path, ctx.pid_uid, ctx.marker))
+            verdict = report(trusted_pid(path, ctx.pid_uid, ctx.marker, process=ctx.name))
             return None if verdict.trusted else verdict.detail
         pid = read_pid_file(path)
         if pid is None:

@@ -209,3 +209,25 @@ def test_a_member_the_scan_missed_keeps_the_group_alive(
         sleeper.kill()
         sleeper.wait()
         zombie.wait()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a root process of the service's "
+                    "own start; run as root: python3 tasks.py test")
+def test_a_root_process_of_the_services_own_start_is_trusted(tmp_path: Path) -> None:
+    """The pid file is written at the fork, before the exec chain (setpriv, su)
+    switches to the service's user: for that moment the pid is root's. It carries
+    both markers of this very process, which procmgmt gives only that start, so
+    it is the service's; a root process with another process's marker, or with
+    no process name asked for, is still refused."""
+    env = {**os.environ, MARKER_DEPLOYMENT: MARKER, pids.MARKER_PROCESS: "svc"}
+    proc = subprocess.Popen(["sleep", "600"], env=env)
+    try:
+        path = pid_file(tmp_path / "shared", proc.pid, mode=0o1777)
+        user = os.geteuid() + 4242  # the service's user, not root
+        assert trusted_pid(path, user, MARKER, process="svc").trusted
+        for other in ("other", None):
+            verdict = trusted_pid(path, user, MARKER, process=other)
+            assert verdict.refused and "belongs to root" in verdict.reason, verdict
+    finally:
+        proc.kill()
+        proc.wait()

@@ -132,7 +132,7 @@ def pid_verdict(proc: DeployedProcess, settings: Settings, *,
     if not pid_file:
         return Verdict("", None, ABSENT, "no pid file")
     return report(trusted_pid(pid_file, expected_uid(proc.user), deployment_id(settings),
-                              whole_line=whole_line))
+                              whole_line=whole_line, process=proc.name))
 
 
 def pid_file_status(proc: DeployedProcess, settings: Settings, *,

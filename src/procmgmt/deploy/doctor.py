@@ -128,7 +128,7 @@ def find_strays(settings: Settings, gen: Generation | None,
                 roots.add(status.pid)
             if p.pid_file:
                 verdict = report(trusted_pid(p.pid_file, expected_uid(p.user),
-                                             deployment_id(settings)))
+                                             deployment_id(settings), process=p.name))
                 if verdict.trusted and verdict.pid is not None:
                     roots.add(verdict.pid)
     groups = {s[1] for r in roots if (s := _stat(r)) is not None and s[1] == r}

@@ -37,8 +37,23 @@ procmgmt_trusted() {
         procmgmt_child_owned "$procmgmt_pid" "$procmgmt_uid"; then
         return 0
     fi
+    # Still on its way to the user: this process's own start (the pid file is
+    # written at the fork, before the user switch) carries its markers.
+    if [ "$procmgmt_pid_owner" = 0 ] && procmgmt_own_start "$procmgmt_pid"; then
+        return 0
+    fi
     procmgmt_refuse "belongs to uid ${procmgmt_pid_owner:-unknown}, not to $procmgmt_user"
     return 1
+}
+
+# procmgmt_own_start PID: PID's environment (Linux /proc) holds both markers of
+# this very process, which only its own start gives a root process.
+procmgmt_own_start() {
+    [ -n "$PROCMGMT_DEPLOYMENT" ] && [ -n "$PROCMGMT_PROCESS" ] &&
+        [ -r "/proc/$1/environ" ] || return 1
+    procmgmt_env=$(tr '\0' '\n' <"/proc/$1/environ" 2>/dev/null) || return 1
+    printf '%s\n' "$procmgmt_env" | grep -Fqx "PROCMGMT_DEPLOYMENT=$PROCMGMT_DEPLOYMENT" &&
+        printf '%s\n' "$procmgmt_env" | grep -Fqx "PROCMGMT_PROCESS=$PROCMGMT_PROCESS"
 }
 
 # procmgmt_child_owned PID UID: a child of PID runs as UID (Linux /proc).
