@@ -159,7 +159,8 @@ def test_a_group_of_zombies_is_not_alive() -> None:
 def test_one_proc_scan_serves_every_probe_of_a_round(monkeypatch: pytest.MonkeyPatch) -> None:
     """Stopping many processes whose zombies linger asked /proc once per group and
     poll round (quadratic); groups already there when a scan began share it, a group
-    signalled after it began gets a fresh one."""
+    signalled after it began counts as alive until the next scan, which comes once
+    this one is stale."""
     zombies = [_zombie() for _ in range(3)]
     try:
         scans: list[int] = []
@@ -171,16 +172,23 @@ def test_one_proc_scan_serves_every_probe_of_a_round(monkeypatch: pytest.MonkeyP
             return real(path)
 
         monkeypatch.setattr(pids.os, "listdir", counting)
+        monkeypatch.setattr(pids, "_last_scan", pids._GroupScan())  # none of other tests
         monkeypatch.setattr(pids, "GROUP_SCAN_TTL", 60.0)  # a round, however slow the machine
         signalled = time.monotonic()
         for z in zombies:
             assert not group_alive(z.pid, since=signalled)
         assert len(scans) == 1, "one scan for the round"
-        assert not group_alive(zombies[0].pid, since=time.monotonic())
-        assert len(scans) == 2, "a group signalled after the scan began is scanned again"
+        later = time.monotonic()
+        assert group_alive(zombies[0].pid, since=later), \
+            "a group signalled after the fresh scan began is not known yet: alive"
+        assert len(scans) == 1, "no scan of its own while the last one is fresh"
         monkeypatch.setattr(pids, "GROUP_SCAN_TTL", 0.0)
-        assert not group_alive(zombies[0].pid, since=signalled)
-        assert len(scans) == 3, "a stale scan is not reused"
+        last = pids._last_scan
+        time.sleep(last.ended - last.began + 0.01)  # as long as it took, and then some
+        assert not group_alive(zombies[0].pid, since=later)
+        assert len(scans) == 2, "a stale scan is not reused: the next one answers"
+        assert not group_alive(zombies[0].pid)
+        assert len(scans) == 3, "without since, a scan of its own"
     finally:
         for z in zombies:
             z.wait()
@@ -203,6 +211,7 @@ def test_a_member_the_scan_missed_keeps_the_group_alive(
             return [e for e in entries if e != str(sleeper.pid)] if path == "/proc" else entries
 
         monkeypatch.setattr(pids.os, "listdir", missing_the_sleeper)
+        monkeypatch.setattr(pids, "_last_scan", pids._GroupScan())
         assert group_alive(sleeper.pid), "a member the scan did not see at all"
         assert not group_alive(zombie.pid), "only a zombie: gone"
     finally:
@@ -231,3 +240,30 @@ def test_a_root_process_of_the_services_own_start_is_trusted(tmp_path: Path) -> 
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_slow_scan_serves_as_long_as_it_took(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scan of many processes takes longer than GROUP_SCAN_TTL: counted from its end,
+    and for as long as it took, it still serves the round's other probes (counted
+    from its beginning it was stale at once, and each probe scanned /proc again:
+    quadratic in a stop of 10,000)."""
+    zombie = _zombie()
+    try:
+        scans: list[int] = []
+        real = os.listdir
+
+        def slow(path: str) -> list[str]:
+            if path == "/proc":
+                scans.append(1)
+                time.sleep(1.0)  # far longer than a stall between two calls
+            return real(path)
+
+        monkeypatch.setattr(pids.os, "listdir", slow)
+        monkeypatch.setattr(pids, "_last_scan", pids._GroupScan())
+        monkeypatch.setattr(pids, "GROUP_SCAN_TTL", 0.001)
+        signalled = time.monotonic()
+        assert not group_alive(zombie.pid, since=signalled)
+        assert not group_alive(zombie.pid, since=signalled)
+        assert len(scans) == 1, "the second probe of the round had to scan again"
+    finally:
+        zombie.wait()
