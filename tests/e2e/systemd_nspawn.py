@@ -54,6 +54,10 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 BOOT_TIMEOUT = 150
 #: The unprivileged user of the user-mode scenario (created inside only).
 TEST_USER = "pmuser"
+#: Its uid: above the range useradd picks from (UID_MAX 60000) and below the band
+#: tests keep for accounts of their own (61000-63999): the host's /proc shows the
+#: container's processes under this uid, which no account of a test beside may have.
+TEST_UID = 60999
 PREFIX = "procmgmt-"
 SYSTEM_PORT_BASE = 38000
 USER_PORT_BASE = 38100
@@ -764,8 +768,8 @@ def dump(path: str, argv: Sequence[str]) -> None:
 def create_test_user() -> int:
     """Create :data:`TEST_USER` (before any scenario runs: the system scenario's
     account changes must not race with this ``useradd``); its uid."""
-    subprocess.run(["useradd", "--create-home", "--home-dir", f"/home/{TEST_USER}",
-                    "--shell", "/bin/sh", TEST_USER], check=True)
+    subprocess.run(["useradd", "--uid", str(TEST_UID), "--create-home", "--home-dir",
+                    f"/home/{TEST_USER}", "--shell", "/bin/sh", TEST_USER], check=True)
     return pwd.getpwnam(TEST_USER).pw_uid
 
 

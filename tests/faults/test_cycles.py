@@ -113,7 +113,12 @@ def test_cycles_in_process(tmp_path: Path) -> None:
             fds.append(_fds())
         assert len(log.read_text().splitlines()) == CYCLES, "the state dir's data was lost"
         assert len(set(sizes[1:])) == 1, f"store entries after gc per cycle: {sizes}"
-        assert fds[-1] == fds[0], f"open file descriptors per cycle: {fds}"
+        # No growth: a leak of one descriptor in every cycle, or now and then, ends
+        # above where the run began (one closed later than it was opened, a
+        # cached socket say, ends below: not a leak).
+        half = CYCLES // 2
+        assert fds[-1] <= fds[0] and max(fds[half:]) <= max(fds[:half]), \
+            f"open file descriptors per cycle: {fds}"
     finally:
         cleanup(Cli(state, "sysvinit", {}, cwd=tmp_path), state)
     assert marked(state) == {}

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests._lanes import require_root, require_tool, skip
-from tests.e2e.util import REPO, kill_uid, own_account_name, worker_share
+from tests.e2e.util import REPO, add_own_account, kill_uid, own_account_name, worker_share
 
 #: The sshd configuration of a test host (values filled in per host).
 SSHD_CONFIG = """\
@@ -178,12 +178,13 @@ def host_set(count: int) -> Iterator[HostSet]:
             address = f"127.0.0.{i + 2}"
             user = f"{tag}h{i}"
             home = base / f"home{i}"
-            subprocess.run(["useradd", "--no-create-home", "--home-dir", str(home),
-                            "--shell", "/bin/sh", user], check=True, capture_output=True)
+            # An id of the band tests keep for themselves: a uid useradd would pick
+            # (1000 and up) may be a user's in the systemd container booted beside,
+            # whose processes this machine's /proc shows under that uid.
+            uid = add_own_account(user, "--no-create-home", "--home-dir", str(home),
+                                  "--shell", "/bin/sh")
             subprocess.run(["usermod", "-p", "*", user], check=True, capture_output=True)
             home.mkdir(mode=0o755)
-            uid = int(subprocess.run(["id", "-u", user], check=True, capture_output=True,
-                                     text=True).stdout)
             shutil.chown(home, user, user)
             host = FakeHost(f"host{i}", address, free_port(address), user, uid, home,
                             namespaced=namespaced)

@@ -300,3 +300,22 @@ def test_an_action_that_fails_after_the_cancel_counts_as_cancelled() -> None:
 
     out = run_dag(["a"], {}, action, 2, cancel=cancelled.is_set, drain=False)
     assert out.cancelled == ["a"] and not out.failed, out
+
+
+def test_the_wakeup_descriptor_is_not_left_on_the_closed_pipe() -> None:
+    """A wake-up descriptor set before the run that is closed meanwhile cannot be put
+    back: none is left set then, never the run's own pipe, closed with it."""
+    import signal
+
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    previous = signal.set_wakeup_fd(w)
+    try:
+        def action(_name: str) -> None:
+            os.close(w)  # someone closes it while the run goes on
+
+        run_dag(["a"], {}, action, 1)
+        assert signal.set_wakeup_fd(-1) == -1
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.close(r)

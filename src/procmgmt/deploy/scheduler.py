@@ -202,8 +202,13 @@ class _Waiter:
 
     def close(self) -> None:
         if self.previous_wakeup is not None:
-            with contextlib.suppress(ValueError):
-                signal.set_wakeup_fd(self.previous_wakeup)
+            # Never left pointing at the pipe closed below (a signal would then
+            # write into whatever file reuses its number): the one set before,
+            # or none when that one is no longer valid.
+            try:
+                signal.set_wakeup_fd(self.previous_wakeup, warn_on_full_buffer=False)
+            except (ValueError, OSError):
+                signal.set_wakeup_fd(-1)
         self.selector.close()
         os.close(self.rfd)
         os.close(self.wfd)
