@@ -75,15 +75,19 @@ class Scripts:
                               capture_output=True, text=True, timeout=60, check=False)
 
     def start(self, name: str, umask: int | None = None) -> int:
-        """Start ``name`` and return the pid its pid file names once it runs."""
+        """Start ``name`` and return the pid its pid file names once it runs, as
+        rc.subr sees it (``onestatus``: the pid runs its program, not still the
+        ``su``/daemon(8) on the way to it, which rc.subr's stop would not find)."""
         result = self.run(name, "onestart", umask)
         assert result.returncode == 0, result.stdout + result.stderr
         deadline = time.monotonic() + 10
         while True:
             pid = read_pid_file(str(self.pid_file(name)))
             if pid is not None and pid_alive(pid):
-                self.started.append(pid)
-                return pid
+                if pid not in self.started:
+                    self.started.append(pid)
+                if self.run(name, "onestatus").returncode == 0:
+                    return pid
             assert time.monotonic() < deadline, f"{name} did not start"
             time.sleep(0.02)
 
