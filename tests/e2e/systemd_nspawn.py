@@ -765,6 +765,26 @@ def dump(path: str, argv: Sequence[str]) -> None:
         time.sleep(3600)
 
 
+#: The ids of the system accounts the scenarios create inside (SYS_UID/GID_MIN..MAX
+#: of the container's login.defs, which procmgmt and useradd choose from): the
+#: host's /proc shows the container's processes under their uid, and a test on
+#: the host that ends the processes of its own account (``kill_uid``) must never
+#: meet one of them under an id both picked from the same default range.
+CONTAINER_SYSTEM_IDS = (59000, 59999)
+
+
+def own_id_band(path: str = "/etc/login.defs") -> None:
+    """Point the container's system account range at :data:`CONTAINER_SYSTEM_IDS`
+    (the throw-away overlay root's copy of login.defs, not the host's)."""
+    keys = ("SYS_UID_MIN", "SYS_UID_MAX", "SYS_GID_MIN", "SYS_GID_MAX")
+    lines = [line for line in Path(path).read_text(encoding="utf-8").splitlines()
+             if not line.lstrip("#").split()[:1] or line.lstrip("#").split()[0] not in keys]
+    low, high = CONTAINER_SYSTEM_IDS
+    lines += [f"SYS_UID_MIN {low}", f"SYS_UID_MAX {high}", f"SYS_GID_MIN {low}",
+              f"SYS_GID_MAX {high}"]
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def create_test_user() -> int:
     """Create :data:`TEST_USER` (before any scenario runs: the system scenario's
     account changes must not race with this ``useradd``); its uid."""
@@ -806,6 +826,7 @@ def scenario() -> int:
     config = json.loads((Path(MOUNT) / "config.json").read_text())
     sc = Scenario(Path(MOUNT) / "results" / "scenario.log")
     wanted = config.get("steps", ["system", "extras", "nochange", "user"])
+    own_id_band()
     uid = create_test_user() if {"user", "userservices"} & set(wanted) else -1
     steps: dict[str, Callable[[], None]] = {
         "system": lambda: webapps_scenario(sc, Mode("system", state_dir="/srv/pmtest-system")),
