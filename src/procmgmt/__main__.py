@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import sys
 
+from procmgmt.interrupts import caused_by_interrupt
+
 
 def run() -> int:
-    """Import the command line and run it; an interrupt at any moment exits 130."""
+    """Import the command line and run it; an interrupt at any moment exits 130,
+    also when Python wrapped it in another exception (see :mod:`procmgmt.interrupts`)."""
     try:
         from procmgmt.cli.main import main
 
         return main()
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if isinstance(exc, SystemExit) or not caused_by_interrupt(exc):
+            raise
         try:
             sys.stderr.write("procmgmt: interrupted\n")
             sys.stderr.flush()

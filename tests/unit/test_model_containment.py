@@ -196,3 +196,29 @@ def test_the_model_file_is_the_users_even_inside_a_library_dir(
     with pytest.raises(ModelLoadError, match=rf"{model}:2: evaluating the model failed: "
                                              "ValueError: no"):
         load_model(str(model), resolve({"state_dir": str(tmp_path / "s")}, {}))
+
+
+#: A Ctrl-C that lands in a class body's ``__set_name__`` (as one did in a dataclass of
+#: procmgmt's own while the command line loaded): Python 3.11 wraps it in RuntimeError.
+SET_NAME_MODEL = '''
+import signal
+
+class Interrupted:
+    def __set_name__(self, owner, name):
+        signal.raise_signal(signal.SIGINT)
+
+def processes(settings):
+    class Holder:
+        field = Interrupted()
+    return {}
+'''
+
+
+def test_ctrl_c_wrapped_by_python_is_still_an_interruption(tmp_path: Path) -> None:
+    model = tmp_path / "setname.py"
+    model.write_text(SET_NAME_MODEL)
+    result = procmgmt("build", "--state-dir", str(tmp_path / "s"), str(model), timeout=30)
+    assert result.returncode == 130, result.stderr
+    assert "procmgmt: interrupted" in result.stderr
+    assert "evaluating the model failed" not in result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr

@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Callable
 
 from procmgmt.errors import ProcmgmtError, ValidationError, storage_error
+from procmgmt.interrupts import caused_by_interrupt
 
 EXIT_INTERNAL = 70
 
@@ -42,7 +43,10 @@ def run_guarded(fn: Callable[[], int]) -> int:
         # path and why, as a StorageError would (no traceback, no "internal error").
         print(f"procmgmt: error: {storage_error(exc)}", file=sys.stderr)
         return 1
-    except Exception:
+    except Exception as exc:
+        if caused_by_interrupt(exc):
+            print("procmgmt: interrupted", file=sys.stderr)
+            return 130
         fd, path = tempfile.mkstemp(prefix="procmgmt-debug-", suffix=".log")
         with os.fdopen(fd, "w") as log:
             traceback.print_exc(file=log)

@@ -48,6 +48,7 @@ from types import FrameType
 from typing import Any
 
 from procmgmt.errors import ProcmgmtError, UserCodeError
+from procmgmt.interrupts import caused_by_interrupt
 from procmgmt.suggest import did_you_mean
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -302,6 +303,10 @@ def user_code(file: str | None, timeout: float | None, what: str = "evaluating t
             raise
         raise _converted(exc, file, what, timeout) from None
     except BaseException as exc:
+        if (_state.interrupted or not recording) and caused_by_interrupt(exc):
+            # A real Ctrl-C that Python wrapped on its way out (an interrupt inside
+            # a class body's __set_name__ comes out as RuntimeError in 3.11).
+            raise KeyboardInterrupt from exc
         if isinstance(exc, Exception) and not blame_file \
                 and user_frame(exc.__traceback__, file) is None:
             raise
