@@ -1,15 +1,13 @@
 """``python -m procmgmt`` and the ``procmgmt`` console script.
 
-Nothing heavy is imported before the interrupt handling is in place: a
-Ctrl-C while the command line is still loading ends with "interrupted" and
-exit status 130, never with a traceback.
+Nothing is imported before the interrupt handling is in place: a Ctrl-C
+while the command line is still loading ends with "interrupted" and exit
+status 130, never with a traceback.
 """
 
 from __future__ import annotations
 
 import sys
-
-from procmgmt.interrupts import caused_by_interrupt
 
 
 def run() -> int:
@@ -19,15 +17,27 @@ def run() -> int:
         from procmgmt.cli.main import main
 
         return main()
-    except BaseException as exc:
-        if isinstance(exc, SystemExit) or not caused_by_interrupt(exc):
-            raise
+    except KeyboardInterrupt:
+        return _interrupted()
+    except Exception as exc:
         try:
-            sys.stderr.write("procmgmt: interrupted\n")
-            sys.stderr.flush()
-        except (OSError, ValueError, KeyboardInterrupt):
-            pass
-        return 130
+            from procmgmt.interrupts import caused_by_interrupt
+
+            wrapped = caused_by_interrupt(exc)
+        except KeyboardInterrupt:
+            return _interrupted()
+        if not wrapped:
+            raise
+        return _interrupted()
+
+
+def _interrupted() -> int:
+    try:
+        sys.stderr.write("procmgmt: interrupted\n")
+        sys.stderr.flush()
+    except (OSError, ValueError, KeyboardInterrupt):
+        pass
+    return 130
 
 
 if __name__ == "__main__":

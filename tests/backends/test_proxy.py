@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +25,7 @@ from procmgmt.backends.shared.proxy import ProxyOptions, check_options, generate
 from tests import _lanes
 from tests.backends._helpers import get_body, session_members
 from tests.conftest import EXAMPLES
+from tests.e2e.util import free_port_block
 
 WEBAPP = str(EXAMPLES / "webapps" / "webapp.py")
 
@@ -43,18 +42,6 @@ VARIANTS = {
         pid_file="/tmp/a dir/$d.pid", initialize="true", directory="/", umask="0022", nice=5,
         user="nobody", pid_file_timeout=3, kill_after=None),
 }
-
-
-def _free_port() -> int:
-    for _ in range(100):
-        port = random.randint(20000, 32700)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
 
 
 @pytest.fixture
@@ -112,7 +99,7 @@ def test_nice_before_privilege_drop() -> None:
 def test_wraps_daemon_and_stops_it(tmp_path: Path, cleanup: list[int]) -> None:
     """The proxy starts the self-daemonizing webapp, stays in the foreground while it
     serves, and on SIGTERM stops it and exits 0 without leaving anything behind."""
-    port = _free_port()
+    port = free_port_block(1)
     pid_file = tmp_path / "webapp.pid"
     script = _write(tmp_path, ProxyOptions(
         name="webapp", command=(sys.executable, WEBAPP, "-D"), wrap_daemon=True,
@@ -147,7 +134,7 @@ def test_wraps_daemon_and_stops_it(tmp_path: Path, cleanup: list[int]) -> None:
 def test_daemon_exiting_ends_proxy(tmp_path: Path, cleanup: list[int]) -> None:
     """When the daemon dies on its own, the proxy notices and exits non-zero, so
     the supervisor sees an unexpected exit (and can restart it)."""
-    port = _free_port()
+    port = free_port_block(1)
     pid_file = tmp_path / "webapp.pid"
     script = _write(tmp_path, ProxyOptions(
         name="webapp", command=(sys.executable, WEBAPP, "-D"), wrap_daemon=True,
