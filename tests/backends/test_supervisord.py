@@ -10,6 +10,7 @@ it recorded that is still alive.
 
 from __future__ import annotations
 
+import configparser
 import dataclasses
 import io
 import locale
@@ -18,6 +19,7 @@ import random
 import shlex
 import signal
 import socket
+import stat
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -50,6 +52,7 @@ from procmgmt.manifest import Generation
 from procmgmt.model.spec import ProcessSpec
 from procmgmt.settings import Settings, resolve
 from tests.conftest import EXAMPLES, golden_settings
+from tests.e2e.util import free_port_block
 
 WEBAPPS = EXAMPLES / "webapps"
 SIMPLE = WEBAPPS / "processes.py"
@@ -109,23 +112,6 @@ def parse_with_supervisor(tmp_path: Path, programs: Mapping[str, str]) -> dict[s
     options.configfile = str(root / "supervisord.conf")
     section = options.read_config(str(root / "supervisord.conf"))
     return {p.name: p for g in section.process_group_configs for p in g.process_configs}
-
-
-def _free_port_base(count: int) -> int:
-    """A base port such that base..base+count-1 are all free on 127.0.0.1."""
-    for _ in range(200):
-        base = random.randint(20000, 32700 - count)
-        ok = True
-        for port in range(base, base + count):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free port range")
 
 
 def _get(port: int, timeout: float = 10.0) -> str:
@@ -472,7 +458,7 @@ class Deployment:
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[Deployment]:
     """A supervisord deployment below tmp_path, shut down and swept afterwards."""
-    dep = Deployment(tmp_path, {"port_base": _free_port_base(7)})
+    dep = Deployment(tmp_path, {"port_base": free_port_block(7)})
     try:
         yield dep
     finally:
@@ -512,8 +498,7 @@ def test_deploy_switch_undeploy(deployment: Deployment) -> None:
     sup_pid = dep.activator.supervisord_pid()
     assert sup_pid and _alive(sup_pid)
     conf_d = Path(dep.activator.dir) / "conf.d"
-    assert sorted(p.name for p in conf_d.iterdir()) == ["webapp.conf", "webapp1.conf"]
-    assert all(p.is_symlink() for p in conf_d.iterdir())
+    assert _programs_file(conf_d, gen1) == ["webapp", "webapp1"]
     for name, port in (("webapp", base), ("webapp1", base + 1)):
         assert f"listening on port: {port}" in _get(port)
         dep.pid_of(gen1, name)
@@ -529,6 +514,7 @@ def test_deploy_switch_undeploy(deployment: Deployment) -> None:
         assert f"listening on port: {base + i}" in _get(base + i)
         dep.pid_of(gen2, f"webapp{i}")
     assert dep.activator.activity(gen2, gen2.by_name()["webapp3"], "status") == 0
+    assert sorted(_programs_file(conf_d, gen2)) == [f"webapp{i}" for i in range(1, 7)]
 
     gen3 = dep.build(None)
     _switch(dep, gen3, gen2)
@@ -536,6 +522,44 @@ def test_deploy_switch_undeploy(deployment: Deployment) -> None:
     for pid in dep.pids:
         assert _wait_gone(pid), f"process {pid} left behind"
     assert not dep.activator.running()
+    assert list(conf_d.iterdir()) == [], "an empty generation leaves no programs file"
+
+
+@pytest.mark.e2e
+def test_per_program_links_of_an_older_layout_become_one_file(deployment: Deployment) -> None:
+    """A supervisord set up with one linked file per program (procmgmt's layout before
+    the programs file) keeps running: the next switch replaces the links by
+    ``programs.conf`` and restarts only what changed."""
+    dep = deployment
+    gen1 = dep.build(SIMPLE)
+    _switch(dep, gen1, None)
+    conf_d = Path(dep.activator.dir) / "conf.d"
+    (conf_d / "programs.conf").unlink()
+    for p in gen1.processes:
+        (conf_d / f"{p.name}.conf").symlink_to(Path(p.path) / str(p.extra["program"]))
+    added, changed, removed = dep.activator.rpc().supervisor.reloadConfig()[0]
+    assert (added, changed, removed) == ([], [], []), "the old layout holds the same programs"
+    webapp1 = dep.pid_of(gen1, "webapp1")
+    gen2 = dep.build(ADVANCED)
+    _switch(dep, gen2, gen1)
+    assert dep.pid_of(gen2, "webapp1") == webapp1, "unchanged webapp1 was restarted"
+    assert sorted(_programs_file(conf_d, gen2)) == [f"webapp{i}" for i in range(1, 7)]
+
+
+def _programs_file(conf_d: Path, gen: Generation) -> list[str]:
+    """The programs of conf.d's one file, checked to be exactly ``gen``'s program
+    files (a regular file, mode 0644, alone in conf.d); in file order."""
+    assert [p.name for p in conf_d.iterdir()] == ["programs.conf"]
+    path = conf_d / "programs.conf"
+    assert not path.is_symlink() and stat.S_IMODE(path.stat().st_mode) == 0o644
+    text = path.read_bytes()
+    expected = b"".join(f"; {p.name}\n".encode()
+                        + (Path(p.path) / str(p.extra["program"])).read_bytes()
+                        for p in gen.processes)
+    assert text == expected
+    parser = configparser.RawConfigParser()
+    parser.read_string(text.decode())
+    return [s.removeprefix("program:") for s in parser.sections()]
 
 
 SLEEPS = """\
@@ -596,7 +620,7 @@ def test_undeploy_of_every_program(deployment: Deployment, tmp_path: Path,
 def test_daemon_mode_through_proxy(tmp_path: Path) -> None:
     """Daemon-only webapps run under supervisord through the proxy; stopping the
     program stops the daemon it wrapped."""
-    dep = Deployment(tmp_path, {"port_base": _free_port_base(2), "webapp_mode": "daemon"})
+    dep = Deployment(tmp_path, {"port_base": free_port_block(2), "webapp_mode": "daemon"})
     base = int(dep.settings.extra_params["port_base"])
     daemons: list[int] = []
     try:
@@ -669,7 +693,7 @@ def test_run_stateless(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    dep = Deployment(tmp_path, {"port_base": _free_port_base(2)})
+    dep = Deployment(tmp_path, {"port_base": free_port_block(2)})
     base = int(dep.settings.extra_params["port_base"])
     gen = dep.build(SIMPLE)
     code = (
@@ -754,7 +778,7 @@ def _external(tmp_path: Path) -> tuple[Settings, Path, Path]:
                     "[include]\nfiles=conf.d/*.conf\n")
     s = resolve({"state_dir": str(tmp_path / "s"), "force_disable_user_change": True,
                  "process_manager": "supervisord",
-                 "extra_params": {"port_base": _free_port_base(2)}}, environ={})
+                 "extra_params": {"port_base": free_port_block(2)}}, environ={})
     return s, conf, tmp_path / "ext" / "conf.d"
 
 

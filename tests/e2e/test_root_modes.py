@@ -125,6 +125,8 @@ def expected(rel: tuple[str, ...], st: os.stat_result, services: set[int]) -> st
                 return exact(stat.S_IFREG, 0o644)
             if sub[2:] in (("external.json",), ("start.lock",)):
                 return exact(stat.S_IFREG, 0o600)
+            if sub[2:] == ("conf.d", "programs.conf"):
+                return exact(stat.S_IFREG, 0o644)
             if len(sub) == 4 and sub[2] in ("conf.d", "bin"):
                 return exact(stat.S_IFLNK, 0)
         if sub == ("render-cache",):

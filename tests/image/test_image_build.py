@@ -22,6 +22,7 @@ from procmgmt.settings import resolve
 from tests.image.models import MISSING, SLEEPERS, write
 
 GOLDEN = Path(__file__).parent / "golden"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 #: Store entries are named by a hash of what the backend renders: the golden files
 #: check the layout, not the scripts (the backends' own golden files do that).
 _STORE_HASH = re.compile(r"/store/[a-z0-9]{32}-")
@@ -178,3 +179,21 @@ def test_directories_are_image_paths(tmp_path: Path) -> None:
     assert scan == "/srv/state/lib/procmgmt/s6/processes/scan"
     layout = json.dumps(image.config)
     assert "/logs" not in layout  # the config says how to start, the layer holds the dirs
+
+
+def test_supervisord_image_carries_every_helper_its_programs_name(tmp_path: Path) -> None:
+    """A program whose command is a helper (``%(here)s/../bin/<name>-liveness``, the
+    liveness wrapper) finds it in the image: every ``bin`` link points at a file of
+    the image's store, and the one programs file names only helpers that exist."""
+    model = FIXTURES / "liveness" / "processes.py"
+    image = build_image(str(model), resolve({}, {}),
+                        ImageOptions(manager="supervisord", name="procmgmt/test", tag="live"))
+    layer = _generation_layer(image)
+    links = {line.split()[2]: line.split(" -> ")[1] for line in layer if " -> " in line}
+    files = {line.split()[2] for line in layer if " -> " not in line}
+    helpers = {p: t for p, t in links.items() if "/supervisord/processes/bin/" in p}
+    assert {p.rsplit("/", 1)[1] for p in helpers} >= {"web-liveness", "worker-liveness"}
+    assert all(t in files for t in helpers.values()), helpers
+    conf_d = "/var/lib/procmgmt/supervisord/processes/conf.d"
+    assert f"{conf_d}/programs.conf" in files
+    assert not any(p.startswith(conf_d + "/") for p in links), "no per-program links"

@@ -8,8 +8,8 @@ can take tens of seconds: see the perf baselines). Starts do not block:
 returns a probe the engine polls; every probe and status call reads one shared
 ``getAllProcessInfo`` table (refreshed at most every 20 ms) instead of asking
 per program. A first deploy without dependency edges boots supervisord with
-the programs already linked, so it spawns them all in its first pass and the
-probes only watch; the undeploy of such a generation stops every program with
+the programs already in its config, so it spawns them all in its first pass
+and the probes only watch; the undeploy of such a generation stops every program with
 one request and shuts supervisord down (:meth:`SupervisordActivator.apply`).
 
 The supervisord is procmgmt's own (:mod:`.embedded`: started on demand), or,
@@ -57,8 +57,9 @@ class SupervisordActivator(Activator):
     """Starts and drives one supervisord per (state dir, profile) over XML-RPC.
 
     Layout: ``<procmgmt_dir>/supervisord/<profile>/`` holds ``supervisord.conf``,
-    ``conf.d/<name>.conf`` and ``bin/<name>-proxy`` symlinks into the store
-    entries of the deployed generation. The socket and pid file live in the
+    ``conf.d/programs.conf`` (every program's section, :mod:`.links`) and
+    ``bin/<name>-proxy`` symlinks into the store entries of the deployed
+    generation. The socket and pid file live in the
     runtime dir, supervisord's own log in the log dir.
 
     With ``external`` (or ``PROCMGMT_SUPERVISORD_CONF``) the supervisord is
@@ -225,8 +226,8 @@ class SupervisordActivator(Activator):
         switch conf.d to ``new`` and reread it: running programs are untouched.
 
         A first deploy (nothing before, supervisord not running) of a generation
-        without dependency edges boots supervisord with ``new``'s programs linked:
-        it spawns them all in its first pass, without an add request per program
+        without dependency edges boots supervisord with ``new``'s programs in its
+        config: it spawns them all in its first pass, without an add request per program
         (and without re-parsing every file in a ``reloadConfig``); :meth:`start`
         then only watches them. With edges, the engine starts each program once
         its dependencies are ready, so supervisord must not start them itself.
@@ -299,7 +300,7 @@ class SupervisordActivator(Activator):
             self.rpc().supervisor.reloadConfig()
         except xmlrpc.client.Fault as fault:
             # e.g. a user= that does not exist (yet): supervisord parses it here.
-            raise DeployError(f"supervisord rejected the program files in {self.conf_d}: "
+            raise DeployError(f"supervisord rejected the programs in {self.conf_d}: "
                               f"{fault.faultString}") from None
 
     def _stop_wait(self, proc: DeployedProcess) -> float:
@@ -419,7 +420,7 @@ class SupervisordActivator(Activator):
         if isinstance(exc, xmlrpc.client.Fault):
             if exc.faultCode == control.FAULT_BAD_NAME:
                 raise DeployError(f"supervisord does not know program {name}; "
-                                  f"is {self.conf_d} linked?") from None
+                                  f"are its programs in {self.conf_d}?") from None
             if exc.faultCode == control.FAULT_ALREADY_ADDED:
                 return False
             raise DeployError(f"supervisord could not add {name}: {exc.faultString}") from None

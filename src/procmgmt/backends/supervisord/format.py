@@ -13,7 +13,7 @@ encoders instead of being mangled.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 #: Key order of rendered program sections (anything else follows, sorted).
@@ -203,3 +203,24 @@ def render_program(name: str, native: Mapping[str, Any]) -> str:
 def program_file(name: str) -> str:
     """Where a process's program section lives, relative to its store entry."""
     return f"conf.d/{name}.conf"
+
+
+#: The one file procmgmt's own supervisord reads every program from, in its
+#: ``conf.d`` (which the config includes as ``conf.d/*.conf``).
+PROGRAMS_FILE = "programs.conf"
+
+
+def programs_text(programs: Iterable[tuple[str, bytes]]) -> bytes:
+    """Every program's section in one config text, from ``(name, program file)`` pairs.
+
+    Why one file and not one included file per program: after each included
+    file supervisord substitutes ``%(here)s`` in every section read so far
+    (``ServerOptions.read_config``), so N files cost time growing with N²,
+    at its start and at every ``reloadConfig`` (3.1 s for 1,000 files against
+    0.3 s for the same sections in one file). A file of one program's sections
+    ends with a newline; each is preceded by a comment naming the process."""
+    parts = []
+    for name, text in programs:
+        parts.append(f"; {name}\n".encode())
+        parts.append(text if text.endswith(b"\n") or not text else text + b"\n")
+    return b"".join(parts)

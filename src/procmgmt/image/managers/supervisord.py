@@ -1,5 +1,6 @@
-"""supervisord as PID 1, in the foreground (``-n``): the config and the
-``conf.d``/``bin`` links the activator writes on a host, pointing into the
+"""supervisord as PID 1, in the foreground (``-n``): the config, the programs file
+and the ``bin`` links the activator writes on a host
+(:mod:`procmgmt.backends.supervisord.links`), the links pointing into the
 image's store entries. It runs with the Python procmgmt runs with and the very
 ``supervisor`` package procmgmt uses, both carried into the image (with the
 interpreter's standard library: tens of megabytes, which is why sysvinit and s6
@@ -13,8 +14,9 @@ import os
 import supervisor
 
 from procmgmt.backends.supervisord import embedded
-from procmgmt.backends.supervisord.format import program_file
-from procmgmt.image.generation import ImageGeneration
+from procmgmt.backends.supervisord.format import PROGRAMS_FILE, program_file, programs_text
+from procmgmt.backends.supervisord.links import helper_links
+from procmgmt.image.generation import ImageGeneration, Placed
 from procmgmt.image.managers.start import Owner, Start
 from procmgmt.image.tree import Tree
 from procmgmt.model.spec import SYSTEM_PATH
@@ -37,15 +39,22 @@ def layout(gen: ImageGeneration, settings: Settings, tree: Tree, owner: Owner) -
     tree.file(conf, text.encode(), 0o644, origin="supervisord image config")
     for d in ("conf.d", "bin"):
         tree.directory(os.path.join(directory, d), origin="supervisord image config")
-    for p in gen.processes:
-        program = str(p.extra.get("program", program_file(p.name)))
-        tree.symlink(os.path.join(directory, "conf.d", f"{p.name}.conf"),
-                     os.path.join(p.path, program), origin=f"program of {p.name}")
-        if p.extra.get("proxy"):
-            tree.symlink(os.path.join(directory, "bin", f"{p.name}-proxy"),
-                         os.path.join(p.path, str(p.extra["proxy"])),
-                         origin=f"proxy of {p.name}")
+    if gen.processes:
+        programs = programs_text((p.name, _program(p)) for p in gen.processes)
+        tree.file(os.path.join(directory, "conf.d", PROGRAMS_FILE), programs, 0o644,
+                  origin="supervisord image programs")
+    for path, target in helper_links(gen.processes, os.path.join(directory, "bin")).items():
+        tree.symlink(path, target, origin=f"helper {os.path.basename(path)}")
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(supervisor.__file__)))
     env = [f"PATH={SYSTEM_PATH}", f"PYTHONPATH={package_parent}"]
     return Start(tuple(embedded.command(conf, nodaemon=True)), tuple(env),
                  python_packages=(supervisor.__name__,))
+
+
+def _program(p: Placed) -> bytes:
+    """The process's rendered program file, from the files placed in its entry."""
+    wanted = str(p.extra.get("program", program_file(p.name)))
+    for f in p.files:
+        if f.path == wanted and f.content is not None:
+            return f.content.encode()
+    raise ValueError(f"{p.name}: no rendered program file {wanted}")
