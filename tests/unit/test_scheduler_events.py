@@ -319,3 +319,80 @@ def test_the_wakeup_descriptor_is_not_left_on_the_closed_pipe() -> None:
     finally:
         signal.set_wakeup_fd(previous)
         os.close(r)
+
+
+def test_inline_actions_run_here_without_a_worker(slow_timers: None) -> None:
+    """Inline actions run on the caller's thread as soon as their dependencies finished
+    (in dependency order whatever the preferred order), while every worker is held by
+    a blocking action; their probes are asked at once, not on the timer."""
+    me = threading.get_ident()
+    release = threading.Event()
+    threads: dict[str, int] = {}
+    began: list[str] = []
+
+    def action(name: str) -> Callable[[], bool] | None:
+        threads[name] = threading.get_ident()
+        began.append(name)
+        if name.startswith("slow"):
+            release.wait(10)
+            return None
+        if name == "c":
+            release.set()  # the last inline one: the blocking ones may end now
+            return lambda: True
+        return None
+
+    t0 = time.monotonic()
+    out = run_dag(["slow1", "slow2", "c", "b", "a"], {"b": {"a"}, "c": {"b"}}, action, 2,
+                  inline=lambda name: not name.startswith("slow"))
+    assert time.monotonic() - t0 < 1.5, "an inline probe waited for the timer"
+    assert sorted(out.done) == ["a", "b", "c", "slow1", "slow2"] and not out.failed
+    assert [n for n in began if not n.startswith("slow")] == ["a", "b", "c"]
+    assert all(threads[n] == me for n in "abc")
+    assert threads["slow1"] != me and threads["slow2"] != me
+
+
+def test_an_inline_failure_stops_what_has_not_begun() -> None:
+    began: list[str] = []
+
+    def action(name: str) -> Callable[[], bool] | None:
+        began.append(name)
+        if name == "a":
+            raise OSError("a failed")
+        return None
+
+    out = run_dag(["a", "b", "c"], {"c": {"b"}}, action, 4, inline=lambda name: True)
+    assert began == ["a"] and list(out.failed) == ["a"]
+    assert "b" not in out.done and "c" not in out.done
+
+
+def test_a_cancel_stops_inline_actions_at_once() -> None:
+    began: list[str] = []
+    cancelled = threading.Event()
+
+    def action(name: str) -> Callable[[], bool] | None:
+        began.append(name)
+        cancelled.set()
+        return None
+
+    out = run_dag(["a", "b", "c"], {}, action, 4, cancel=cancelled.is_set,
+                  inline=lambda name: True)
+    assert began == ["a"] and out.done == ["a"]
+    assert sorted(out.cancelled) == ["b", "c"]
+
+
+def test_sequential_mode_runs_nothing_inline() -> None:
+    """``max_parallel=1`` keeps its strict order: an inline action waits its turn."""
+    order: list[str] = []
+    polls = {"a": 0}
+
+    def action(name: str) -> Callable[[], bool] | None:
+        order.append(name)
+        if name == "a":
+            def probe() -> bool:
+                polls["a"] += 1
+                return polls["a"] >= 3
+            return probe
+        return None
+
+    out = run_dag(["a", "b"], {}, action, 1, inline=lambda name: True)
+    assert order == ["a", "b"] and out.done == ["a", "b"] and polls["a"] == 3

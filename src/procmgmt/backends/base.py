@@ -403,6 +403,14 @@ class Activator(ABC):
         non-blocking probe (True once stopped, raises on failure) that the
         engine polls together with every other stop in flight."""
 
+    def stops_at_once(self, proc: DeployedProcess) -> bool:
+        """True when :meth:`stop` of ``proc`` never blocks (it signals and returns a
+        probe, or finds nothing to stop): the engine then calls it on its own
+        thread instead of handing it to a worker. A hand-off per process costs
+        more than such a stop: a thousand of them in eight workers contending for
+        the interpreter lock cost several times the stops' own work."""
+        return False
+
     @abstractmethod
     def status(self, gen: Generation, proc: DeployedProcess) -> ProcessStatus:
         """Is ``proc`` running, and with which PID?"""

@@ -820,7 +820,7 @@ class Engine:
         # Stops in progress finish even when cancelled: a process left half-way down
         # would die after the undo found it running.
         return run_dag([p.name for p in procs], waits, stop, self.options.max_parallel,
-                       cancel=cancel)
+                       cancel=cancel, inline=lambda name: act.stops_at_once(by_name[name]))
 
     def _start_all(self, act: Activator, gen: Generation, procs: list[DeployedProcess],
                    timeline: _Timeline, cancel: Callable[[], bool] | None = None) -> Outcome:

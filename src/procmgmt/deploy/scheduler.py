@@ -225,11 +225,16 @@ def _waiter() -> Iterator[_Waiter]:
 
 def run_dag(order: Sequence[str], waits_for: Mapping[str, set[str]],
             action: Action, max_parallel: int, *, cancel: Callable[[], bool] | None = None,
-            drain: bool = True) -> Outcome:
+            drain: bool = True, inline: Callable[[str], bool] | None = None) -> Outcome:
     """Run ``action(name)`` for every name; a name waits for ``waits_for[name]`` (within
     ``order``) to finish. ``order`` is the preferred order among the runnable ones.
     Once ``cancel()`` is true nothing new begins (and, unless ``drain``, pending
-    probes are abandoned); what never finished is listed in ``Outcome.cancelled``."""
+    probes are abandoned); what never finished is listed in ``Outcome.cancelled``.
+
+    ``inline(name)`` true: the action never blocks, and runs on this thread as
+    soon as the name may begin, without a worker (and without counting against
+    ``max_parallel``, which bounds blocking work); not with ``max_parallel=1``,
+    whose strict order it would not keep."""
     pending = list(order)
     names = set(order)
     blockers = {n: {d for d in waits_for.get(n, set()) if d in names and d != n} for n in order}
@@ -298,21 +303,53 @@ def run_dag(order: Sequence[str], waits_for: Mapping[str, set[str]],
             heapq.heappop(agenda)
         return agenda[0][0] if agenda else None
 
+    #: Probes of actions run inline since the loop last asked: asked at once.
+    fresh: list[str] = []
+
+    def run_inline(name: str) -> bool:
+        """Run one inline action here; True when it finished the item (which may
+        let others begin)."""
+        try:
+            probe = timed(name)
+        except Exception as exc:
+            if abandoning():
+                outcome.cancelled.append(name)
+            else:
+                finish(name, exc)
+            return False
+        if probe is None:
+            finish(name, None)
+            return True
+        probing[name] = probe
+        fresh.append(name)
+        return False
+
     def launch(stopping: bool) -> None:
-        """Submit what may begin now, in ``order``, while workers are free."""
-        if outcome.failed or stopping:
-            return
-        for name in list(pending):
-            busy = len(running) + (len(probing) if sequential else 0)
-            if busy >= max(1, max_parallel):
-                break
-            if blockers[name] <= finished:
+        """Begin what may begin now, in ``order``: inline actions here, the others
+        in the workers while one is free."""
+        again = True
+        while again:
+            again = False
+            for name in list(pending):
+                if outcome.failed or stopping or (cancel is not None and cancel()):
+                    return
+                if not blockers[name] <= finished:
+                    if sequential:
+                        break  # strict order: never overtake
+                    continue
+                if inline is not None and not sequential and inline(name):
+                    pending.remove(name)
+                    again |= run_inline(name)
+                    continue
+                busy = len(running) + (len(probing) if sequential else 0)
+                if busy >= max(1, max_parallel):
+                    if inline is None:
+                        break
+                    continue  # an inline action further on may still begin
                 pending.remove(name)
                 fut = pool.submit(timed, name)
                 running[fut] = name
                 fut.add_done_callback(waiter.wake)
-            elif sequential:
-                break  # strict order: never overtake
 
     # The pool shuts down (its workers finished) before the waiter closes: a late
     # wake-up must not write into a descriptor number already reused.
@@ -330,7 +367,7 @@ def run_dag(order: Sequence[str], waits_for: Mapping[str, set[str]],
                 break
             soonest = next_due()
             timeout = None if soonest is None else max(0.0, soonest - time.monotonic())
-            asked = waiter.wait(timeout)
+            asked = waiter.wait(0.0 if fresh else timeout)
             for fut in [f for f in running if f.done()]:
                 name = running.pop(fut)
                 exc = fut.exception()
@@ -349,6 +386,8 @@ def run_dag(order: Sequence[str], waits_for: Mapping[str, set[str]],
             # A freed worker gets its next item before the probe round, which may
             # take a while with many probes due.
             launch(cancel is not None and cancel())
+            asked.update(fresh)
+            fresh.clear()
             now = time.monotonic()
             while (soonest := next_due()) is not None and soonest <= now:
                 asked.add(heapq.heappop(agenda)[1])

@@ -346,6 +346,10 @@ class RunitActivator(Activator):
 
         return probe
 
+    def stops_at_once(self, proc: DeployedProcess) -> bool:
+        """:meth:`stop` writes the ``down`` file and ``d`` to runsv and returns a probe."""
+        return True
+
     def status(self, gen: Generation, proc: DeployedProcess) -> ProcessStatus:
         """From ``supervise/status`` (runsv's binary record: pid, wanted, state)."""
         live = self.entry(proc)

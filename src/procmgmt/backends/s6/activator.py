@@ -308,6 +308,11 @@ class S6Activator(Activator):
         told: dict[str, float] = {}
         return probe
 
+    def stops_at_once(self, proc: DeployedProcess) -> bool:
+        """:meth:`stop` writes ``d`` to the control FIFO and returns a probe, except on
+        an s6 older than 2.11 (it waits through ``s6-svwait`` there)."""
+        return supervise.direct_read()
+
     def _still_supervised(self, parts: list[str], told: dict[str, float]) -> bool:
         """Whether a supervisor of ``parts`` still runs; each one that does is told
         ``dx`` again, at most every :data:`RETELL` s. A supervisor that s6-svscan

@@ -175,6 +175,11 @@ class SysVInitActivator(Activator):
         # each worker, a process that died at once cost a scan of its own per stop).
         return probe
 
+    def stops_at_once(self, proc: DeployedProcess) -> bool:
+        """The generated stop activity is taken by :meth:`stop` itself, which signals
+        and returns a probe; an overridden one runs the script and waits."""
+        return bool(proc.extra.get("native_stop"))
+
     def status(self, gen: Generation, proc: DeployedProcess) -> ProcessStatus:
         """Read the pid file here: no fork per process, cheap for ``status`` of many;
         the whole first line, as the script's ``read -r`` reads it. A process under
