@@ -314,11 +314,12 @@ _START_SETUP_END = ("\nif ! procmgmt_proxy_gid=", "\nprocmgmt_make_piddir ",
 
 
 def read_s6(files: Sequence[File], case: Case, tmp: Path, top: str = "s6") -> Parsed:
-    """s6-supervise runs ``run``, which execs ``./data/start``; sh evaluates that
-    script's environment block (its ``cd`` left out) and its command words."""
+    """s6-supervise runs ``run``, which execs ``./data/start`` or reads it into its own
+    shell; sh evaluates that script's environment block (its ``cd`` left out) and
+    its command words."""
     run = _file(files, rf"{top}/[^/]+/run")
     last = run.rstrip("\n").rsplit("\n", 1)[-1]
-    assert last == "exec ./data/start" or (
+    assert last in ("exec ./data/start", ". ./data/start") or (
         last.startswith("exec s6-notifyoncheck ") and last.endswith(" ./data/start")), last
     start = _file(files, rf"{top}/[^/]+/data/start")
     end = min(i for i in (start.find(m) for m in _START_SETUP_END) if i >= 0)

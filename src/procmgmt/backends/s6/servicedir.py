@@ -6,7 +6,10 @@ the pipe), waits for each dependency with ``s6-svwait`` on the sibling
 service directory (``-U``, up *and ready*, for a dependency that notifies
 readiness, ``-u`` otherwise), so the order holds also when s6-svscan starts
 services by itself; then it execs ``data/start``, through
-``s6-notifyoncheck`` when the process has a readiness check.
+``s6-notifyoncheck`` when the process has a readiness check, or else reads it
+into its own shell (``. ./data/start``: the same process, without starting
+a second sh; not with a liveness wrapper, which ``data/start`` finds through
+``$0``).
 
 ``data/start`` is the shared foreground proxy (:mod:`procmgmt.backends.shared.proxy`):
 for a foreground program it only changes directory, umask, environment,
@@ -81,8 +84,12 @@ def run_script(name: str, native: Mapping[str, Any]) -> str:
     if check is not None and native.get("notification_fd") is not None:
         lines.append(f"exec s6-notifyoncheck -d -3 {int(native['notification_fd'])} "
                      f"-w {_ms(check.interval)} -T {_ms(check.timeout)} -n 0 ./data/start")
+    elif (native.get("_proxy") or {}).get("liveness"):
+        lines.append("exec ./data/start")  # it finds its liveness wrapper through $0
     else:
-        lines.append("exec ./data/start")
+        # Read into this shell, not executed: the same process either way (data/start
+        # ends in exec), one sh start less per service.
+        lines.append(". ./data/start")
     return "\n".join(lines) + "\n"
 
 
