@@ -69,13 +69,20 @@ def read_pid_file(path: str, *, whole_line: bool = False) -> int | None:
     return int(first) if first.isdigit() and not first.startswith("0") else None
 
 
+def _after_name(data: bytes, fields: int = -1) -> list[bytes]:
+    """The fields of a ``/proc/PID/stat`` text after the command name (state, ppid,
+    pgrp, ...: field N of proc(5) is index N - 3), the first ``fields`` of them and
+    the rest unsplit (-1: all). Split after the last ``)``: the name itself may
+    hold spaces and parentheses."""
+    return data[data.rfind(b")") + 1:].split(None, fields)
+
+
 def stat_fields(pid: int | str) -> list[str] | None:
-    """The fields of ``/proc/PID/stat`` after the command name (state, ppid, pgrp,
-    ...: field N of proc(5) is index N - 3); None when it cannot be read. Split
-    after the last ``)``: the name itself may hold spaces and parentheses."""
+    """The fields of ``/proc/PID/stat`` after the command name (:func:`_after_name`);
+    None when it cannot be read."""
     try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
-            return f.read().rsplit(")", 1)[-1].split()
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return [field.decode() for field in _after_name(f.read())]
     except OSError:
         return None
 
@@ -145,9 +152,7 @@ def _scan_proc() -> tuple[set[int], set[int]] | None:
             continue
         finally:
             os.close(fd)
-        # After the command name (which may hold spaces and parentheses):
-        # state, ppid, pgrp.
-        fields = data[data.rfind(b")") + 2:].split(b" ", 3)
+        fields = _after_name(data, 3)  # state, ppid, pgrp, the rest
         if len(fields) < 3 or not fields[2].isdigit():
             continue
         seen.add(int(fields[2]))

@@ -156,6 +156,23 @@ def test_a_group_of_zombies_is_not_alive() -> None:
         zombie.wait()
 
 
+def _count_scans(monkeypatch: pytest.MonkeyPatch, took: float = 0.0) -> list[int]:
+    """Count the /proc scans from now (each taking at least ``took`` seconds), with
+    no scan of another test's left to reuse."""
+    scans: list[int] = []
+    real = os.listdir
+
+    def counting(path: str) -> list[str]:
+        if path == "/proc":
+            scans.append(1)
+            time.sleep(took)
+        return real(path)
+
+    monkeypatch.setattr(pids.os, "listdir", counting)
+    monkeypatch.setattr(pids, "_last_scan", pids._GroupScan())
+    return scans
+
+
 def test_one_proc_scan_serves_every_probe_of_a_round(monkeypatch: pytest.MonkeyPatch) -> None:
     """Stopping many processes whose zombies linger asked /proc once per group and
     poll round (quadratic); groups already there when a scan began share it, a group
@@ -163,16 +180,7 @@ def test_one_proc_scan_serves_every_probe_of_a_round(monkeypatch: pytest.MonkeyP
     this one is stale."""
     zombies = [_zombie() for _ in range(3)]
     try:
-        scans: list[int] = []
-        real = os.listdir
-
-        def counting(path: str) -> list[str]:
-            if path == "/proc":
-                scans.append(1)
-            return real(path)
-
-        monkeypatch.setattr(pids.os, "listdir", counting)
-        monkeypatch.setattr(pids, "_last_scan", pids._GroupScan())  # none of other tests
+        scans = _count_scans(monkeypatch)
         monkeypatch.setattr(pids, "GROUP_SCAN_TTL", 60.0)  # a round, however slow the machine
         signalled = time.monotonic()
         for z in zombies:
@@ -249,17 +257,7 @@ def test_a_slow_scan_serves_as_long_as_it_took(monkeypatch: pytest.MonkeyPatch) 
     quadratic in a stop of 10,000)."""
     zombie = _zombie()
     try:
-        scans: list[int] = []
-        real = os.listdir
-
-        def slow(path: str) -> list[str]:
-            if path == "/proc":
-                scans.append(1)
-                time.sleep(1.0)  # far longer than a stall between two calls
-            return real(path)
-
-        monkeypatch.setattr(pids.os, "listdir", slow)
-        monkeypatch.setattr(pids, "_last_scan", pids._GroupScan())
+        scans = _count_scans(monkeypatch, took=1.0)  # far longer than a stall between calls
         monkeypatch.setattr(pids, "GROUP_SCAN_TTL", 0.001)
         signalled = time.monotonic()
         assert not group_alive(zombie.pid, since=signalled)

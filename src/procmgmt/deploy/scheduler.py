@@ -265,9 +265,22 @@ def run_dag(order: Sequence[str], waits_for: Mapping[str, set[str]],
             began[name] = time.monotonic()
         return action(name)
 
+    def cancelled() -> bool:
+        return cancel is not None and cancel()
+
     def abandoning() -> bool:
         """Cancelled, and pending probes are to be abandoned (``drain=False``)."""
-        return not drain and cancel is not None and cancel()
+        return not drain and cancelled()
+
+    def failed(name: str, exc: BaseException) -> None:
+        """An action or a probe raised: a failure, or a cancellation when the run
+        was interrupted meanwhile and abandons its waits (an action or probe can
+        take a while, e.g. a manager slow to answer: a readiness timeout it found
+        on return is moot, the wait was abandoned before it)."""
+        if abandoning():
+            outcome.cancelled.append(name)
+        else:
+            finish(name, exc)
 
     def ask(name: str, probe: Probe, now: float) -> None:
         """Call one probe; finish it, or note what it waits on and when it is due."""
@@ -276,13 +289,7 @@ def run_dag(order: Sequence[str], waits_for: Mapping[str, set[str]],
         except Exception as exc:
             del probing[name]
             waiter.forget(name)
-            if abandoning():
-                # Interrupted while this probe ran (a probe can take a while: a
-                # manager slow to answer): a readiness timeout it found on
-                # return is moot, the wait was abandoned before it.
-                outcome.cancelled.append(name)
-            else:
-                finish(name, exc)
+            failed(name, exc)
             return
         if ready:
             del probing[name]
@@ -312,10 +319,7 @@ def run_dag(order: Sequence[str], waits_for: Mapping[str, set[str]],
         try:
             probe = timed(name)
         except Exception as exc:
-            if abandoning():
-                outcome.cancelled.append(name)
-            else:
-                finish(name, exc)
+            failed(name, exc)
             return False
         if probe is None:
             finish(name, None)
@@ -324,14 +328,14 @@ def run_dag(order: Sequence[str], waits_for: Mapping[str, set[str]],
         fresh.append(name)
         return False
 
-    def launch(stopping: bool) -> None:
+    def launch() -> None:
         """Begin what may begin now, in ``order``: inline actions here, the others
         in the workers while one is free."""
         again = True
         while again:
             again = False
             for name in list(pending):
-                if outcome.failed or stopping or (cancel is not None and cancel()):
+                if outcome.failed or cancelled():
                     return
                 if not blockers[name] <= finished:
                     if sequential:
@@ -355,14 +359,13 @@ def run_dag(order: Sequence[str], waits_for: Mapping[str, set[str]],
     # wake-up must not write into a descriptor number already reused.
     with _waiter() as waiter, ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
         while pending or running or probing:
-            stopping = cancel is not None and cancel()
-            if stopping and not drain and probing:
+            if abandoning() and probing:
                 outcome.cancelled.extend(probing)
                 for name in probing:
                     waiter.forget(name)
                 probing.clear()
                 due.clear()
-            launch(stopping)
+            launch()
             if not running and not probing:
                 break
             soonest = next_due()
@@ -372,10 +375,7 @@ def run_dag(order: Sequence[str], waits_for: Mapping[str, set[str]],
                 name = running.pop(fut)
                 exc = fut.exception()
                 if exc is not None:
-                    if abandoning():
-                        outcome.cancelled.append(name)  # moot: its wait was abandoned
-                    else:
-                        finish(name, exc)
+                    failed(name, exc)
                     continue
                 probe = fut.result()
                 if probe is None:
@@ -385,7 +385,7 @@ def run_dag(order: Sequence[str], waits_for: Mapping[str, set[str]],
                     asked.add(name)  # at once: it may be ready already
             # A freed worker gets its next item before the probe round, which may
             # take a while with many probes due.
-            launch(cancel is not None and cancel())
+            launch()
             asked.update(fresh)
             fresh.clear()
             now = time.monotonic()
@@ -396,7 +396,7 @@ def run_dag(order: Sequence[str], waits_for: Mapping[str, set[str]],
                     ask(name, probing[name], now)
             for name in [n for n in asked if n not in probing]:
                 due.pop(name, None)
-    if cancel is not None and cancel():
+    if cancelled():
         outcome.cancelled.extend(pending)
     return outcome
 

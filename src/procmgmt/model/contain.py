@@ -298,14 +298,13 @@ def user_code(file: str | None, timeout: float | None, what: str = "evaluating t
             yield
     except ProcmgmtError:
         raise
-    except KeyboardInterrupt as exc:
-        if _state.interrupted or not recording:
-            raise
-        raise _converted(exc, file, what, timeout) from None
     except BaseException as exc:
         if (_state.interrupted or not recording) and caused_by_interrupt(exc):
-            # A real Ctrl-C that Python wrapped on its way out (an interrupt inside
-            # a class body's __set_name__ comes out as RuntimeError in 3.11).
+            # A real Ctrl-C, also one Python wrapped on its way out (an interrupt
+            # inside a class body's __set_name__ comes out as RuntimeError in 3.11).
+            # A KeyboardInterrupt the model raised itself is its error, converted.
+            if isinstance(exc, KeyboardInterrupt):
+                raise
             raise KeyboardInterrupt from exc
         if isinstance(exc, Exception) and not blame_file \
                 and user_frame(exc.__traceback__, file) is None:

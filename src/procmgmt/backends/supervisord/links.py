@@ -44,9 +44,15 @@ class Placed(Protocol):
     def extra(self) -> Mapping[str, Any]: ...
 
 
+def program_of(proc: Placed) -> str:
+    """The process's program file (its ``[program:x]`` section), relative to its
+    store entry."""
+    return str(proc.extra.get("program", program_file(proc.name)))
+
+
 def program_path(proc: Placed) -> str:
-    """The process's program file (its ``[program:x]`` section) in its store entry."""
-    return os.path.join(proc.path, str(proc.extra.get("program", program_file(proc.name))))
+    """The process's program file in its store entry."""
+    return os.path.join(proc.path, program_of(proc))
 
 
 def helper_links(processes: Iterable[Placed], bin_dir: str) -> dict[str, str]:

@@ -14,8 +14,8 @@ import os
 import supervisor
 
 from procmgmt.backends.supervisord import embedded
-from procmgmt.backends.supervisord.format import PROGRAMS_FILE, program_file, programs_text
-from procmgmt.backends.supervisord.links import helper_links
+from procmgmt.backends.supervisord.format import PROGRAMS_FILE, programs_text
+from procmgmt.backends.supervisord.links import helper_links, program_of
 from procmgmt.image.generation import ImageGeneration, Placed
 from procmgmt.image.managers.start import Owner, Start
 from procmgmt.image.tree import Tree
@@ -53,7 +53,7 @@ def layout(gen: ImageGeneration, settings: Settings, tree: Tree, owner: Owner) -
 
 def _program(p: Placed) -> bytes:
     """The process's rendered program file, from the files placed in its entry."""
-    wanted = str(p.extra.get("program", program_file(p.name)))
+    wanted = program_of(p)
     for f in p.files:
         if f.path == wanted and f.content is not None:
             return f.content.encode()
