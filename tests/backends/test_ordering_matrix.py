@@ -207,13 +207,15 @@ _PROXY_PID_FILE = re.compile(r"^procmgmt_proxy_pid_file='([^']*)'$", re.MULTILIN
 
 
 def check_runit(result: RenderResult, settings: Settings) -> Evidence:
-    """``run`` executes ``./proxy``; the proxy waits (``procmgmt_wait_for_dependency
+    """``run`` executes ``./proxy`` (or, when the proxy only prepares, reads it in);
+    the proxy waits (``procmgmt_wait_for_dependency
     NAME PID_FILE``) for pid files that the dependency's own proxy writes."""
     proxy: dict[str, str] = {}
     specs = {r.spec.name: r.spec for r in result.processes}
     for name, files in files_of(result).items():
         run = files["service/run"].content or ""
-        assert run.rstrip().splitlines()[-1].endswith(" -- ./proxy"), f"{name}: run {run!r}"
+        last = run.rstrip().splitlines()[-1]
+        assert last.endswith(" -- ./proxy") or last == ". ./proxy", f"{name}: run {run!r}"
         proxy[name] = files["service/proxy"].content or ""
     declared: Edges = set()
     for name, text in proxy.items():

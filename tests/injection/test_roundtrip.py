@@ -245,16 +245,23 @@ def read_launchd(files: Sequence[File], case: Case, tmp: Path) -> Parsed:
 
 def read_runit(files: Sequence[File], case: Case, tmp: Path) -> Parsed:
     """runsv executes ``run``: sh evaluates its exports and its last line, which
-    executes ``chpst ... -- ./proxy`` (chpst(8): options up to ``--``); the proxy
-    is read with sh."""
+    executes ``chpst ... -- ./proxy`` (chpst(8): options up to ``--``), or reads
+    the proxy in (``. ./proxy``), whose exec then runs ``chpst ... -- PROGRAM``;
+    the proxy is read with sh."""
     run = _file(files, r"service/run")
     keys = sorted(case.environment)
-    body = run[run.index("\nexec 2>&1\n") + len("\nexec 2>&1\n"):run.rindex("\nexec chpst ")]
+    sourced = run.endswith("\n. ./proxy\n")
+    end = run.rindex("\n# The proxy only prepares") if sourced else run.rindex("\nexec chpst ")
+    body = run[run.index("\nexec 2>&1\n") + len("\nexec 2>&1\n"):end]
     env_words = sh_words(body + _printf_vars(keys)) if keys else []
-    chpst = sh_words(f"set -- {_line(run, 'exec chpst ')[len('exec '):]}\n"
-                     "printf '%s\\0' \"$@\"\n")
-    assert chpst[-2:] == ["--", "./proxy"], chpst
     argv, directory, pid_file = read_proxy(_file(files, r"service/proxy"), case)
+    if sourced:
+        assert argv[:2] == ["chpst", "-P"] and "--" in argv, argv
+        argv = argv[argv.index("--") + 1:]
+    else:
+        chpst = sh_words(f"set -- {_line(run, 'exec chpst ')[len('exec '):]}\n"
+                         "printf '%s\\0' \"$@\"\n")
+        assert chpst[-2:] == ["--", "./proxy"], chpst
     return Parsed(argv, dict(zip(keys, env_words, strict=True)), directory, pid_file)
 
 

@@ -403,6 +403,15 @@ class Activator(ABC):
         non-blocking probe (True once stopped, raises on failure) that the
         engine polls together with every other stop in flight."""
 
+    def starts_at_once(self, proc: DeployedProcess) -> bool:
+        """True when :meth:`start` of ``proc`` never blocks (it hands the start to a
+        supervisor that is already there and returns a probe): the engine then
+        calls it on its own thread, as it does such stops. Handed to workers, a
+        thousand of them went out eight per round of the scheduler's loop, each
+        round asking every pending probe, so the last start went out seconds
+        after its supervisor was ready for it."""
+        return False
+
     def stops_at_once(self, proc: DeployedProcess) -> bool:
         """True when :meth:`stop` of ``proc`` never blocks (it signals and returns a
         probe, or finds nothing to stop): the engine then calls it on its own

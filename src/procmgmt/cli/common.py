@@ -73,8 +73,9 @@ def model_path(args: argparse.Namespace) -> str:
 def activation_args(p: argparse.ArgumentParser) -> None:
     """--max-parallel / --sequential."""
     p.add_argument("--max-parallel", type=int, metavar="N", default=DEFAULT_MAX_PARALLEL,
-                   help="start or stop at most N processes at once "
-                        f"(default {DEFAULT_MAX_PARALLEL})")
+                   help="run at most N start or stop actions at once (scripts, manager "
+                        "calls; a start or stop a running supervisor carries out, as "
+                        f"with runit and s6, is not counted; default {DEFAULT_MAX_PARALLEL})")
     p.add_argument("--sequential", action="store_true",
                    help="one process at a time in strict dependency order (as the original)")
     p.add_argument("--start-grace", type=float, metavar="SECONDS",

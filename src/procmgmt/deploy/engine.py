@@ -923,7 +923,8 @@ class Engine:
         # A readiness wait is abandoned when cancelled: the undo stops the process.
         try:
             return run_dag([p.name for p in procs], waits, start, self.options.max_parallel,
-                           cancel=cancel, drain=False)
+                           cancel=cancel, drain=False,
+                           inline=lambda name: act.starts_at_once(by_name[name]))
         finally:
             if files is not None:
                 files.close()

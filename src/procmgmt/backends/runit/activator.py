@@ -70,15 +70,18 @@ def _size(path: str) -> int:
 class RunitActivator(Activator):
     """Starts one runsvdir per (state dir, profile) and drives it with ``sv``."""
 
+    parallel_safe = True
+
     #: Seconds ``sv -w`` waits for a start (and ``./check``) or a stop.
     start_timeout = 30
     stop_timeout = 10
     #: Seconds to wait for runsvdir to supervise new directories.
     pickup_timeout = 20.0
     #: Seconds a service started without ``sv`` must have been running before its
-    #: start counts: a process that exits at once is then reported by the start
-    #: itself, as when ``sv -w`` (which looks every 0.42 s) still waited.
-    settle = 0.25
+    #: start counts. 0, as supervisord's: the engine watches every started process
+    #: afterwards (its readiness check, or the start grace, with a "did it die?"
+    #: check), so waiting here too only delayed every start by this much.
+    settle = 0.0
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -219,12 +222,14 @@ class RunitActivator(Activator):
             with start_lock(self.dir, enforce=True):
                 built = self._build(proc)
             self._wait_supervised([built] if built else [])
-        self._wait_finished(live)
+        checked = os.path.exists(os.path.join(live, "check"))
+        if checked:
+            self._wait_finished(live)
         log_file = str(proc.extra.get("log_file") or "")
         logged = _size(log_file)
         deadline = time.monotonic() + self.start_timeout
         waiter: subprocess.Popen[str] | None = None
-        if os.path.exists(os.path.join(live, "check")):
+        if checked:
             self._wait_supervised([live])  # sv fails on a directory no runsv supervises yet
             waiter = subprocess.Popen(["sv", "-w", str(self.start_timeout), "start", live],
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -241,9 +246,14 @@ class RunitActivator(Activator):
 
         def probe() -> bool:
             if waiter is None and not sent:
-                if not supervise.send(live, "u"):  # no runsv yet (a fresh runsvdir)
+                # Not while ./finish runs (see _wait_finished), nor before a runsv
+                # listens (a fresh runsvdir is still spawning them).
+                finishing = self._record(live).state == "finish"
+                if finishing or not supervise.send(live, "u"):
                     if time.monotonic() > deadline:
-                        raise self._failed(gen, proc, f"no runsv supervises {live}")
+                        raise self._failed(gen, proc, f"its ./finish still runs after "
+                                           f"{self.start_timeout} s" if finishing
+                                           else f"no runsv supervises {live}")
                     return False
                 sent.append(time.time())
             rec = self._record(live)
@@ -345,6 +355,13 @@ class RunitActivator(Activator):
                               f"nor after SIGKILL: {st.detail}")
 
         return probe
+
+    def starts_at_once(self, proc: DeployedProcess) -> bool:
+        """:meth:`start` returns its probe at once unless the service directory is
+        still to be made (then it waits for its runsv) or has a ``./check`` (then
+        it waits while ``./finish`` runs before ``sv -w start`` goes out)."""
+        live = self.entry(proc)
+        return os.path.isdir(live) and not os.path.exists(os.path.join(live, "check"))
 
     def stops_at_once(self, proc: DeployedProcess) -> bool:
         """:meth:`stop` writes the ``down`` file and ``d`` to runsv and returns a probe."""

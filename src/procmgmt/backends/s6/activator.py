@@ -308,6 +308,11 @@ class S6Activator(Activator):
         told: dict[str, float] = {}
         return probe
 
+    def starts_at_once(self, proc: DeployedProcess) -> bool:
+        """:meth:`start` returns its probe at once when :meth:`prepare` installed the
+        service directory (it copies one otherwise)."""
+        return os.path.isdir(self.service(proc))
+
     def stops_at_once(self, proc: DeployedProcess) -> bool:
         """:meth:`stop` writes ``d`` to the control FIFO and returns a probe, except on
         an s6 older than 2.11 (it waits through ``s6-svwait`` there)."""

@@ -173,6 +173,9 @@ class ProxyOptions:
     #: Foreground mode: the liveness wrapper (:mod:`.liveness`) to exec the
     #: program through, as a file name in the proxy's own directory; None: none.
     liveness: str | None = None
+    #: Foreground mode: words the final ``exec`` runs the program through (runit's
+    #: ``chpst -P``, when its run script reads this proxy into its own shell).
+    exec_prefix: tuple[str, ...] = ()
 
 
 def _has_dependents(spec: ProcessSpec, ctx: BuildContext) -> bool:
@@ -250,6 +253,7 @@ def options_from_native(proxy: Mapping[str, Any]) -> ProxyOptions:
         "wait_for": dict(proxy.get("wait_for") or {}),
         "wait_ready": {str(k): dict(v) for k, v in (proxy.get("wait_ready") or {}).items()},
         "record_log_offset": dict(proxy.get("record_log_offset") or {}),
+        "exec_prefix": tuple(proxy.get("exec_prefix") or ()),
     })
 
 
@@ -283,6 +287,7 @@ def command_words(opts: ProxyOptions) -> str:
     if opts.liveness:
         # Next to this proxy (procmgmt_proxy_here: see generate).
         program = '"$procmgmt_proxy_here"/' + quote(opts.liveness) + " " + program
+    words = [*opts.exec_prefix, *words]
     if opts.user:
         words += ["setpriv", f"--reuid={opts.user}"]
         return (command_line(words) + ' --regid="$procmgmt_proxy_gid" --init-groups -- '
@@ -325,6 +330,11 @@ def check_options(opts: ProxyOptions) -> list[str]:
     if opts.liveness is not None and (opts.wrap_daemon or "/" in opts.liveness
                                       or opts.liveness in ("", ".", "..")):
         problems.append("liveness names a file next to the proxy, for a foreground program")
+    if opts.exec_prefix and opts.wrap_daemon:
+        problems.append("exec_prefix is for a foreground program (a wrapped daemon's "
+                        "proxy stays its parent)")
+    if any("\0" in t for t in opts.exec_prefix):
+        problems.append("a NUL character cannot be passed to a program")
     if any("\0" in t for pair in opts.record_log_offset.items() for t in pair):
         problems.append("a NUL character cannot be in a log or marker file name")
     return problems
