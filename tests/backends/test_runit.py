@@ -139,6 +139,28 @@ def test_stop_signal_goes_to_the_process_group(tmp_path: Path) -> None:
     assert "procmgmt_stop_signal=QUIT\n" in files["dm/service/proxy"]
 
 
+@pytest.mark.parametrize("recorded", ["", "0", "1", "01", "12x", "-5", "4242\n", "4242"])
+def test_control_d_signals_only_a_real_pid(tmp_path: Path, recorded: str) -> None:
+    """``control/d`` reads runsv's ``supervise/pid`` (without a ``cat``) and signals its
+    group; nothing for no pid, and never 0 (its own group) or 1 (-1 is everyone).
+    Run with ``kill`` replaced by a recording function (sh looks up functions
+    before regular built-ins), so a wrong target is only written down."""
+    model = tmp_path / "processes.py"
+    model.write_text(STOP_MODEL)
+    (tmp_path / "control").mkdir()
+    (tmp_path / "control" / "d").write_text(_files(model)["fg/service/control/d"])
+    (tmp_path / "supervise").mkdir()
+    (tmp_path / "supervise" / "pid").write_text(recorded)
+    r = subprocess.run(["sh", "-c", 'kill() { echo "kill $*" >>kills; }; . ./control/d'],
+                       cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    kills = (tmp_path / "kills").read_text() if (tmp_path / "kills").exists() else ""
+    if recorded.strip() == "4242":
+        assert kills == "kill -s INT -- -4242\nkill -s CONT -- -4242\n"
+    else:
+        assert kills == ""
+
+
 def test_down_and_finish_from_overrides(tmp_path: Path) -> None:
     """``down`` and ``finish`` are written only when an override asks for them; the
     manifest tells the activator to leave ``down`` in place after a start."""
