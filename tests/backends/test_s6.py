@@ -203,6 +203,13 @@ def lifecycle(run: Callable[..., subprocess.CompletedProcess[str]], state: Path,
     assert svstat == ["true", "true"], "notified readiness through notification-fd"
     assert not os.stat(scan).st_mode & 0o022
     assert not os.stat(scan / "webapp4" / "supervise").st_mode & 0o077
+    # Real directories where s6-supervise writes; the files are links into the store.
+    svc = scan / "webapp4"
+    for real in (svc, svc / "log"):
+        assert real.is_dir() and not real.is_symlink()
+    store_files = [os.path.realpath(svc / f) for f in ("run", "data", "log/run")]
+    for f in ("run", "data", "log/run", "notification-fd"):
+        assert (svc / f).is_symlink() and "/store/" in os.readlink(svc / f), f
 
     pid6 = status["webapp6"]["pid"]
     run("stop", "webapp6")
@@ -222,6 +229,9 @@ def lifecycle(run: Callable[..., subprocess.CompletedProcess[str]], state: Path,
     run("switch", "--undeploy")
     assert wait_no_leftovers(str(state)) == []
     assert sorted(p.name for p in scan.iterdir()) == [".s6-svscan"]
+    # Removing a service directory removed its links, never what they point to.
+    assert all(os.path.exists(f) for f in store_files)
+    assert os.listdir(store_files[1])
 
 
 @pytest.mark.e2e

@@ -192,8 +192,9 @@ S6_MADE = {"lock": (stat.S_IFREG, 0o644), "control": (stat.S_IFIFO, 0o600),
 def s6_path(sub: tuple[str, ...],
             exact: Callable[[int, int], str | None]) -> str | None:
     """``LIB/procmgmt/s6/<profile>/...``: the scan dir and its service directories
-    (copied from the store: directories 0755, files read-only), ``.build`` 0700,
-    s6-svscan's ``.s6-svscan/`` and s6-supervise's ``supervise/`` 0700."""
+    (the service's and its logger's 0755, holding symlinks into the store and a
+    ``down`` file 0644), ``.build`` 0700, s6-svscan's ``.s6-svscan/`` and
+    s6-supervise's ``supervise/`` 0700."""
     if len(sub) <= 1 or sub[1:] == ("scan",):
         return exact(stat.S_IFDIR, 0o755)
     if sub[1:] == ("start.lock",):
@@ -208,15 +209,13 @@ def s6_path(sub: tuple[str, ...],
             return exact(stat.S_IFDIR, 0o700)
         return exact(stat.S_IFIFO if inner[0] == "control" else stat.S_IFREG, 0o600) \
             if inner in (("lock",), ("control",)) else "is not a file of s6-svscan"
-    if inner in ((), ("log",), ("data",)):
+    if inner in ((), ("log",)):
         return exact(stat.S_IFDIR, 0o755)
-    if inner in (("run",), ("log", "run"), ("data", "start")):
-        return exact(stat.S_IFREG, 0o555)
-    if inner in (("data", "check"),):
-        return exact(stat.S_IFREG, 0o555)
-    if len(inner) == 1 and inner[0] in ("down", "down-signal", "timeout-kill",
-                                        "notification-fd"):
-        return exact(stat.S_IFREG, 0o444)
+    if inner in (("run",), ("log", "run"), ("data",)) or (
+            len(inner) == 1 and inner[0] in ("down-signal", "timeout-kill", "notification-fd")):
+        return exact(stat.S_IFLNK, 0)
+    if inner == ("down",):
+        return exact(stat.S_IFREG, 0o644)
     if inner in (("supervise",), ("log", "supervise")):
         return exact(stat.S_IFDIR, 0o700)
     if inner in (("event",), ("log", "event")):
@@ -239,7 +238,7 @@ def check_tree(env: Env, step: str) -> list[str]:
     for dirpath, dirnames, filenames in os.walk(base):
         for name in [None, *dirnames, *filenames]:
             path = Path(dirpath) if name is None else Path(dirpath) / name
-            if name is not None and name in dirnames:
+            if name is not None and name in dirnames and not (Path(dirpath) / name).is_symlink():
                 continue  # reported as the dirpath of its own walk step
             if path == base:
                 continue  # made by the fixture

@@ -1,11 +1,12 @@
 """The s6 activator: installs service directories into procmgmt's s6-svscan and drives them.
 
 Layout: ``<procmgmt_dir>/s6/<profile>/scan/<name>/`` is the service
-directory of a deployed process: a copy of the store entry's ``s6/<name>``
+directory of a deployed process made from the store entry's ``s6/<name>``
 (s6-supervise writes ``supervise/`` and ``event/`` into it, so it cannot be
-the read-only store entry), built in ``.build/`` beside the scan dir and
-renamed into it, so s6-svscan never sees half a directory. It carries a
-``down`` file: s6-svscan supervises it but starts nothing until ``s6-svc -u``.
+the read-only store entry; its files are symlinks into it), built in
+``.build/`` beside the scan dir and renamed into it, so s6-svscan never sees
+half a directory. It carries a ``down`` file: s6-svscan supervises it but
+starts nothing until ``s6-svc -u``.
 
 ``prepare`` installs every new directory of a generation at once (one
 s6-svscan rescan per hundred, ``s6-svscanctl -an``); starting sends ``-u``
@@ -53,6 +54,9 @@ TOOLS = ("s6-svscan", "s6-svscanctl", "s6-svc", "s6-svwait", "s6-svstat",
 
 #: Service directories :meth:`S6Activator.prepare` installs between two rescans.
 INSTALL_BATCH = 100
+#: Seconds a start waits for its supervisor before it asks s6-svscan for a rescan
+#: (again), unless one began that recently.
+RESCAN_AGAIN = 0.5
 
 #: ``s6-svstat`` options whose output :func:`svstat_status` reads.
 #: Seconds between two ``dx`` to a supervisor of a removed service still running.
@@ -92,6 +96,22 @@ def svstat_status(proc: DeployedProcess, output: str) -> ProcessStatus:
                    exitcode, sig if sig and sig != "NA" else None)
 
 
+def _link_service(source: str, target: str) -> None:
+    """``target``, a new directory (0755 whatever the umask) of symlinks to the entries
+    of ``source`` (``log`` left out: the caller makes it the same way), with a real
+    ``down`` file where ``source`` has one."""
+    os.mkdir(target)
+    os.chmod(target, fsutil.DIR)
+    for name in os.listdir(source):
+        if name == "log":
+            continue
+        if name == "down":  # in a directory just made: nothing to replace
+            os.close(fsutil.open_file(os.path.join(target, name), fsutil.FILE, os.O_WRONLY,
+                                      exclusive=True))
+        else:
+            os.symlink(os.path.join(source, name), os.path.join(target, name))
+
+
 class S6Activator(Activator):
     """One s6-svscan per (state dir, profile); one service directory per process."""
 
@@ -128,13 +148,16 @@ class S6Activator(Activator):
         """The process's service directory in the scan dir."""
         return os.path.join(self.scan_dir, proc.name)
 
-    def _rescan(self) -> None:
+    def _rescan(self, covered: float = 0.0) -> None:
         """``s6-svscanctl -an``: s6-svscan reads the scan dir again (and lets the
         supervisors of directories taken out go). Calls from parallel starts and
-        stops share one: a rescan that began after this call covers its change."""
+        stops share one: a rescan that began after this call covers its change, or
+        one begun up to ``covered`` seconds before it (a start's reminder, for a
+        directory installed earlier still: a thousand of them, each running
+        ``s6-svscanctl``, took more of a first deployment than anything else)."""
         asked = time.monotonic()
         with self._rescan_lock:
-            if self._rescan_began >= asked:
+            if self._rescan_began >= asked - covered:
                 return
             self._rescan_began = time.monotonic()
             svscan.control(self.scan_dir, "-an")
@@ -223,13 +246,15 @@ class S6Activator(Activator):
                                       f"{self.start_timeout:g} s (is it running? see "
                                       f"{self.log_file})")
                 else:
-                    if now - asked[0] > 0.5:
-                        self._rescan()
+                    if now - asked[0] > RESCAN_AGAIN:
+                        self._rescan(covered=RESCAN_AGAIN)
                         asked[0] = now
                     return False
-            record = supervise.read_status(path) if supervise.direct_read() else None
-            if record is not None and record.up:
-                return True
+            if supervise.direct_read() and now <= deadline:
+                # The record alone: status() would read it again, and run s6-svstat
+                # (a fork and exec) while s6-supervise has not written one yet.
+                record = supervise.read_status(path)
+                return record is not None and record.up
             st = self.status(gen, proc)
             if st.running:
                 return True
@@ -241,9 +266,15 @@ class S6Activator(Activator):
         return probe
 
     def _install(self, proc: DeployedProcess, *, rescan: bool = True) -> str:
-        """Copy the store entry's service directory into ``.build`` and rename it into
+        """Make the store entry's service directory in ``.build`` and rename it into
         the scan dir (s6-svscan sees all of it or nothing); its path there. With
-        ``rescan``, ask s6-svscan to look at once."""
+        ``rescan``, ask s6-svscan to look at once.
+
+        Only what s6-supervise writes into is a real directory: the service's and
+        its logger's (``supervise/``, ``event/``); every file and any other
+        directory (``data/``) is a symlink into the store entry, which nobody else
+        can write (a copy of every file cost 1 ms per service, most of a first
+        deployment's preparation), and ``down`` a file of its own."""
         source = os.path.join(proc.path, str(proc.extra.get("service_dir") or f"s6/{proc.name}"))
         log_dir = proc.extra.get("log_dir")
         if isinstance(log_dir, str):
@@ -252,11 +283,9 @@ class S6Activator(Activator):
             fsutil.ensure_dir(log_dir, fsutil.PRIVATE_DIR, enforce=True)
         tmp = tempfile.mkdtemp(prefix=f"{proc.name}.", dir=self.build_dir)
         target = os.path.join(tmp, "svc")
-        shutil.copytree(source, target, symlinks=True)
-        for root, dirs, _files in os.walk(target):
-            for d in dirs:
-                os.chmod(os.path.join(root, d), fsutil.DIR)
-        os.chmod(target, fsutil.DIR)
+        _link_service(source, target)
+        if os.path.isdir(os.path.join(source, "log")):
+            _link_service(os.path.join(source, "log"), os.path.join(target, "log"))
         os.rename(target, self.service(proc))
         os.rmdir(tmp)
         if rescan:
