@@ -18,6 +18,7 @@ import platform
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -302,6 +303,11 @@ class Row:
     def to_json(self) -> dict[str, Any]:
         """Plain data for latest.json."""
         return {k: v for k, v in self.__dict__.items()}
+
+
+def median_of(runs: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Per key, the median over ``runs`` (the samples of one side of a comparison)."""
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
 def fit_exponent(ns: Sequence[float], ts: Sequence[float]) -> float | None:

@@ -22,6 +22,9 @@ Besides wall time, the CPU seconds of procmgmt (engine and the scripts it
 ran) and of the loop (the shell and its scripts) are recorded: CPU is what a
 2-core machine runs out of, and it stays comparable when the load is not.
 
+In full mode the four run three times, interleaved, and each row is the median
+of its samples (all of them in the row's details).
+
 Targets (issue 16): start of 100 <= 1.5 x s6, of 1,000 <= 1.2 x s6, both
 faster than the loop; stop of 1,000 <= 1.3 x s6.
 """
@@ -40,6 +43,9 @@ from bench import _util as u
 
 NAME = "activation"
 SIZES = {"quick": (10,), "full": (100, 1000)}
+#: The four ways run this many times, interleaved; each row is the median of its
+#: samples (at 100 one sample varied by 20-40 ms, as much as the margins judged).
+ROUNDS = {"quick": 1, "full": 3}
 LOOP = 'for s in "$@"; do "$s" "$0" >/dev/null 2>&1 || exit 1; done'
 
 
@@ -147,10 +153,16 @@ def run(mode: str) -> list[u.Row]:
     series: dict[str, list[float]] = {}
     sizes = SIZES[mode]
     for n in sizes:
-        ours = _procmgmt(n)
-        bare = _procmgmt(n, start_grace=0.0)
-        peer = _s6_run(n) if _s6.available() else None
-        lsb = _lsb_loop(n)
+        samples: dict[str, list[dict[str, float]]] = {"ours": [], "bare": [], "peer": [],
+                                                      "lsb": []}
+        for _ in range(ROUNDS[mode]):
+            samples["ours"].append(_procmgmt(n))
+            samples["bare"].append(_procmgmt(n, start_grace=0.0))
+            if _s6.available():
+                samples["peer"].append(_s6_run(n))
+            samples["lsb"].append(_lsb_loop(n))
+        ours, bare, lsb = (u.median_of(samples[k]) for k in ("ours", "bare", "lsb"))
+        peer = u.median_of(samples["peer"]) if samples["peer"] else None
         for phase in ("start", "stop"):
             # Stopping does not depend on the grace: one row (the second run's stop
             # time goes with it as a second sample).
@@ -158,7 +170,10 @@ def run(mode: str) -> list[u.Row]:
             for label, res in runs:
                 target, ok = _verdict(n, phase, res[phase], peer[phase] if peer else None,
                                       lsb[phase])
-                extra = {"cpu_s": round(res[f"cpu_{phase}"], 3)}
+                extra: dict[str, object] = {"cpu_s": round(res[f"cpu_{phase}"], 3)}
+                if ROUNDS[mode] > 1:
+                    which = "ours" if res is ours else "bare"
+                    extra["samples"] = [round(s[phase], 3) for s in samples[which]]
                 if phase == "start":
                     extra["build_untimed"] = round(res["build"], 3)
                 else:
@@ -171,11 +186,13 @@ def run(mode: str) -> list[u.Row]:
             series.setdefault(f"procmgmt grace 0 {phase}", []).append(bare[phase])
             if peer:
                 rows.append(u.Row(NAME, f"s6-svscan {phase}", n, peer[phase], ratio=1.0,
-                                  ratio_to="s6"))
+                                  ratio_to="s6", extra={"samples": [
+                                      round(s[phase], 3) for s in samples["peer"]]}))
                 series.setdefault(f"s6 {phase}", []).append(peer[phase])
             rows.append(u.Row(NAME, f"LSB scripts one after another {phase}", n, lsb[phase],
                               ratio=lsb[phase] / bare[phase], ratio_to="procmgmt grace 0",
-                              extra={"cpu_s": round(lsb[f"cpu_{phase}"], 3)}))
+                              extra={"cpu_s": round(lsb[f"cpu_{phase}"], 3), "samples": [
+                                  round(s[phase], 3) for s in samples["lsb"]]}))
             series.setdefault(f"lsb {phase}", []).append(lsb[phase])
     if len(sizes) > 1:
         for key, ts in series.items():
