@@ -968,7 +968,10 @@ class Engine:
             return act.started_pids(gen, p)
 
     def _save_timeline(self, timeline: _Timeline) -> None:
+        """Compact JSON (read by ``analyze critical-chain``): indented, json's
+        pure-Python encoder took 80 ms of a start of 1,000, the C one a tenth."""
         with contextlib.suppress(OSError):
             fsutil.write_atomic(self.timeline_path,
-                                json.dumps(timeline.to_json(), indent=1, sort_keys=True),
+                                json.dumps(timeline.to_json(), sort_keys=True,
+                                           separators=(",", ":")),
                                 fsutil.PRIVATE)
