@@ -50,6 +50,7 @@ from procmgmt import fsutil
 from procmgmt.backends.base import Activator, ProcessStatus, Tool
 from procmgmt.backends.runit import runsvdir, service, supervise
 from procmgmt.backends.shared.startlock import start_lock
+from procmgmt.backends.shared.supervise_dir import Progress
 from procmgmt.errors import DeployError
 from procmgmt.manifest import DeployedProcess, Generation
 from procmgmt.settings import Settings
@@ -90,6 +91,7 @@ class RunitActivator(Activator):
         tag = f"runsvdir-{settings.profile}"
         self.pid_file = os.path.join(settings.runtime_dir, f"{tag}.pid")
         self.log_file = os.path.join(settings.log_dir, f"{tag}.log")
+        self._progress = Progress()
 
     def required_tools(self, gen: Generation) -> list[Tool]:
         """runit's programs (Debian package ``runit``, without its recommends)."""
@@ -207,6 +209,7 @@ class RunitActivator(Activator):
                 fresh = True
         if not fresh:
             self._wait_supervised(added)
+        self._progress.note()
 
     def start(self, gen: Generation, proc: DeployedProcess) -> Callable[[], bool]:
         """Start the service and return a probe: True once it runs (then the ``down``
@@ -250,21 +253,23 @@ class RunitActivator(Activator):
                 # listens (a fresh runsvdir is still spawning them).
                 finishing = self._record(live).state == "finish"
                 if finishing or not supervise.send(live, "u"):
-                    if time.monotonic() > deadline:
+                    if self._progress.stalled(deadline, self.start_timeout):
                         raise self._failed(gen, proc, f"its ./finish still runs after "
                                            f"{self.start_timeout} s" if finishing
                                            else f"no runsv supervises {live}")
                     return False
                 sent.append(time.time())
+                self._progress.note()
             rec = self._record(live)
             if waiter is None:
                 if rec.state == "run" and rec.pid is not None \
                         and time.time() - rec.changed >= self.settle:
+                    self._progress.note()
                     return up()
                 if rec.want == "u" and rec.state in ("down", "finish") \
                         and rec.changed > sent[0]:
                     raise self._crashed(gen, proc, rec.state, log_file, logged)
-                if time.monotonic() > deadline:
+                if self._progress.stalled(deadline, self.start_timeout):
                     raise self._failed(gen, proc, f"not running after {self.start_timeout} s "
                                        f"({rec.state})")
                 return False

@@ -42,6 +42,7 @@ from procmgmt import fsutil
 from procmgmt.backends.base import Activator, LogSource, ProcessStatus, Tool
 from procmgmt.backends.s6 import supervise, svscan
 from procmgmt.backends.shared.startlock import start_lock
+from procmgmt.backends.shared.supervise_dir import Progress
 from procmgmt.deploy import handstop
 from procmgmt.errors import DeployError
 from procmgmt.manifest import DeployedProcess, Generation
@@ -135,6 +136,7 @@ class S6Activator(Activator):
         self.log_file = os.path.join(settings.log_dir, f"{tag}.log")
         self._rescan_lock = threading.Lock()
         self._rescan_began = 0.0
+        self._progress = Progress()
         #: A directory was taken out since the last rescan (see :meth:`finish`).
         self._removed = False
 
@@ -202,6 +204,7 @@ class S6Activator(Activator):
             if not self.svscan_pids():
                 svscan.start(self.scan_dir, self.pid_file, self.log_file, wanted)
         self._install_all(new)
+        self._progress.note()
 
     def _install_all(self, gen: Generation) -> None:
         """Install every missing service directory of ``gen`` (each with its ``down``
@@ -241,7 +244,8 @@ class S6Activator(Activator):
                 listens = supervise.direct_read() or self.supervised(path)
                 if listens and self.svc(path, "u") is None:
                     sent.append(True)
-                elif now > deadline:
+                    self._progress.note()
+                elif self._progress.stalled(deadline, self.start_timeout):
                     raise DeployError(f"s6-svscan did not pick up {path} within "
                                       f"{self.start_timeout:g} s (is it running? see "
                                       f"{self.log_file})")
@@ -250,15 +254,20 @@ class S6Activator(Activator):
                         self._rescan(covered=RESCAN_AGAIN)
                         asked[0] = now
                     return False
-            if supervise.direct_read() and now <= deadline:
+            stalled = self._progress.stalled(deadline, self.start_timeout)
+            if supervise.direct_read() and not stalled:
                 # The record alone: status() would read it again, and run s6-svstat
                 # (a fork and exec) while s6-supervise has not written one yet.
                 record = supervise.read_status(path)
-                return record is not None and record.up
+                if record is not None and record.up:
+                    self._progress.note()
+                    return True
+                return False
             st = self.status(gen, proc)
             if st.running:
+                self._progress.note()
                 return True
-            if now > deadline:
+            if stalled:
                 raise DeployError(f"s6 service {proc.name} is not up after "
                                   f"{self.start_timeout:g} s: {st.detail}")
             return False

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import time
 
 
 def read_regular(path: str, limit: int) -> bytes | None:
@@ -56,3 +57,28 @@ def send(service_dir: str, commands: str) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+class Progress:
+    """When a supervisor of this manager last took a start further (picked it up, or
+    reported it running): the start timeouts of a generation count from there.
+
+    A generation's starts now go out at once, so each one's timeout began at the
+    same moment, while the manager spawns thousands of supervisors one after
+    another (6,675 services took s6-svscan most of 30 s on 2 busy cores, and the
+    last ones failed a switch that was progressing). A start fails once its own
+    timeout has passed *and* nothing of the manager progressed for as long: a
+    manager that hangs still fails the switch after the timeout, a slow one does
+    not."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def note(self) -> None:
+        """A start went further (the monotonic clock's now)."""
+        self.last = time.monotonic()
+
+    def stalled(self, deadline: float, timeout: float) -> bool:
+        """Past ``deadline``, and no progress for ``timeout`` seconds."""
+        now = time.monotonic()
+        return now > deadline and now > self.last + timeout
