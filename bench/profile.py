@@ -64,7 +64,8 @@ def _scenario(name: str, n: int) -> None:
 
 
 SCENARIOS = ("sysvinit-start", "sysvinit-stop", "sysvinit-build",
-             "supervisord-start", "supervisord-stop", "s6-start", "s6-stop")
+             "supervisord-start", "supervisord-stop", "s6-start", "s6-stop",
+             "runit-start", "runit-stop")
 
 
 def _record(name: str, n: int, pyspy: str) -> None:
