@@ -203,12 +203,13 @@ def lifecycle(run: Callable[..., subprocess.CompletedProcess[str]], state: Path,
     assert svstat == ["true", "true"], "notified readiness through notification-fd"
     assert not os.stat(scan).st_mode & 0o022
     assert not os.stat(scan / "webapp4" / "supervise").st_mode & 0o077
-    # Real directories where s6-supervise writes; the files are links into the store.
+    # Real directories (s6-supervise and run write into them); the files are links
+    # into the store.
     svc = scan / "webapp4"
-    for real in (svc, svc / "log"):
+    for real in (svc, svc / "log", svc / "data"):
         assert real.is_dir() and not real.is_symlink()
-    store_files = [os.path.realpath(svc / f) for f in ("run", "data", "log/run")]
-    for f in ("run", "data", "log/run", "notification-fd"):
+    store_files = [os.path.realpath(svc / f) for f in ("run", "data/start", "log/run")]
+    for f in ("run", "data/start", "log/run", "notification-fd"):
         assert (svc / f).is_symlink() and "/store/" in os.readlink(svc / f), f
 
     pid6 = status["webapp6"]["pid"]
@@ -230,8 +231,7 @@ def lifecycle(run: Callable[..., subprocess.CompletedProcess[str]], state: Path,
     assert wait_no_leftovers(str(state)) == []
     assert sorted(p.name for p in scan.iterdir()) == [".s6-svscan"]
     # Removing a service directory removed its links, never what they point to.
-    assert all(os.path.exists(f) for f in store_files)
-    assert os.listdir(store_files[1])
+    assert all(os.path.isfile(f) for f in store_files)
 
 
 @pytest.mark.e2e
@@ -270,6 +270,12 @@ def test_log_line_and_pid_file_readiness_through_notifyoncheck(state: Path) -> N
     status = _status(run)
     pid_file = next(state.glob("run/**/pidder.pid"), None)
     assert pid_file is not None and int(pid_file.read_text()) == status["pidder"]["pid"]
+    # run writes its log offset into the service's own data/, never into the store
+    # entry its files link to (the store is immutable; not writable without root).
+    offset = scan / "logger" / "data" / "ready-log-offset"
+    assert offset.is_file() and not offset.is_symlink()
+    assert not (scan / "logger" / "data").is_symlink()
+    assert not list(state.glob("lib/procmgmt/store/*/s6/*/data/ready-log-offset"))
     run("switch", "--undeploy")
     assert wait_no_leftovers(str(state)) == []
 

@@ -209,9 +209,9 @@ def s6_path(sub: tuple[str, ...],
             return exact(stat.S_IFDIR, 0o700)
         return exact(stat.S_IFIFO if inner[0] == "control" else stat.S_IFREG, 0o600) \
             if inner in (("lock",), ("control",)) else "is not a file of s6-svscan"
-    if inner in ((), ("log",)):
+    if inner in ((), ("log",), ("data",)):
         return exact(stat.S_IFDIR, 0o755)
-    if inner in (("run",), ("log", "run"), ("data",)) or (
+    if inner in (("run",), ("log", "run"), ("data", "start"), ("data", "check")) or (
             len(inner) == 1 and inner[0] in ("down-signal", "timeout-kill", "notification-fd")):
         return exact(stat.S_IFLNK, 0)
     if inner == ("down",):

@@ -98,19 +98,22 @@ def svstat_status(proc: DeployedProcess, output: str) -> ProcessStatus:
 
 
 def _link_service(source: str, target: str) -> None:
-    """``target``, a new directory (0755 whatever the umask) of symlinks to the entries
-    of ``source`` (``log`` left out: the caller makes it the same way), with a real
-    ``down`` file where ``source`` has one."""
+    """``target``, a new directory (0755 whatever the umask) mirroring ``source``: each
+    directory a real one (s6-supervise writes ``supervise/`` and ``event/`` into the
+    service's and its logger's, ``run`` its log offset into ``data/``: never into
+    the store entry), each file a symlink to the store's, and ``down`` a real file
+    where ``source`` has one."""
     os.mkdir(target)
     os.chmod(target, fsutil.DIR)
-    for name in os.listdir(source):
-        if name == "log":
-            continue
-        if name == "down":  # in a directory just made: nothing to replace
-            os.close(fsutil.open_file(os.path.join(target, name), fsutil.FILE, os.O_WRONLY,
-                                      exclusive=True))
-        else:
-            os.symlink(os.path.join(source, name), os.path.join(target, name))
+    with os.scandir(source) as entries:
+        for entry in entries:
+            path = os.path.join(target, entry.name)
+            if entry.is_dir(follow_symlinks=False):
+                _link_service(entry.path, path)
+            elif entry.name == "down":  # in a directory just made: nothing to replace
+                os.close(fsutil.open_file(path, fsutil.FILE, os.O_WRONLY, exclusive=True))
+            else:
+                os.symlink(entry.path, path)
 
 
 class S6Activator(Activator):
@@ -279,11 +282,10 @@ class S6Activator(Activator):
         the scan dir (s6-svscan sees all of it or nothing); its path there. With
         ``rescan``, ask s6-svscan to look at once.
 
-        Only what s6-supervise writes into is a real directory: the service's and
-        its logger's (``supervise/``, ``event/``); every file and any other
-        directory (``data/``) is a symlink into the store entry, which nobody else
-        can write (a copy of every file cost 1 ms per service, most of a first
-        deployment's preparation), and ``down`` a file of its own."""
+        Directories are real (s6-supervise and ``run`` write into them), every
+        file a symlink into the store entry, which nobody else can write (a copy
+        of every file cost 1 ms per service, most of a first deployment's
+        preparation), and ``down`` a file of its own (:func:`_link_service`)."""
         source = os.path.join(proc.path, str(proc.extra.get("service_dir") or f"s6/{proc.name}"))
         log_dir = proc.extra.get("log_dir")
         if isinstance(log_dir, str):
@@ -293,8 +295,6 @@ class S6Activator(Activator):
         tmp = tempfile.mkdtemp(prefix=f"{proc.name}.", dir=self.build_dir)
         target = os.path.join(tmp, "svc")
         _link_service(source, target)
-        if os.path.isdir(os.path.join(source, "log")):
-            _link_service(os.path.join(source, "log"), os.path.join(target, "log"))
         os.rename(target, self.service(proc))
         os.rmdir(tmp)
         if rescan:
