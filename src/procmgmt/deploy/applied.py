@@ -37,10 +37,6 @@ class Applied(Activator):
         """What the manager started returns at once; anything else as the real one."""
         return proc.name in self.started or self.inner.starts_at_once(proc)
 
-    def stops_at_once(self, proc: DeployedProcess) -> bool:
-        """As the real activator's stop."""
-        return self.inner.stops_at_once(proc)
-
     def stop(self, gen: Generation, proc: DeployedProcess) -> Callable[[], bool] | None:
         """The real stop."""
         return self.inner.stop(gen, proc)

@@ -71,6 +71,10 @@ def _size(path: str) -> int:
 class RunitActivator(Activator):
     """Starts one runsvdir per (state dir, profile) and drives it with ``sv``."""
 
+    #: Every call works on its own service directory (runsv's files, read and written
+    #: directly), a directory is built under the start lock, and runsvdir is
+    #: started in ``prepare``, which runs alone: as for s6, no call needs another
+    #: call's lock.
     parallel_safe = True
 
     #: Seconds ``sv -w`` waits for a start (and ``./check``) or a stop.
@@ -78,11 +82,6 @@ class RunitActivator(Activator):
     stop_timeout = 10
     #: Seconds to wait for runsvdir to supervise new directories.
     pickup_timeout = 20.0
-    #: Seconds a service started without ``sv`` must have been running before its
-    #: start counts. 0, as supervisord's: the engine watches every started process
-    #: afterwards (its readiness check, or the start grace, with a "did it die?"
-    #: check), so waiting here too only delayed every start by this much.
-    settle = 0.0
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -262,8 +261,10 @@ class RunitActivator(Activator):
                 self._progress.note()
             rec = self._record(live)
             if waiter is None:
-                if rec.state == "run" and rec.pid is not None \
-                        and time.time() - rec.changed >= self.settle:
+                # Started once it runs: the engine watches every started process
+                # afterwards (its readiness check, or the start grace with a "did it
+                # die?" check); a wait here too delayed every start by as much.
+                if rec.state == "run" and rec.pid is not None:
                     self._progress.note()
                     return up()
                 if rec.want == "u" and rec.state in ("down", "finish") \

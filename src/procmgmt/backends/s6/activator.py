@@ -348,7 +348,7 @@ class S6Activator(Activator):
 
     def starts_at_once(self, proc: DeployedProcess) -> bool:
         """:meth:`start` returns its probe at once when :meth:`prepare` installed the
-        service directory (it copies one otherwise)."""
+        service directory (it installs one otherwise)."""
         return os.path.isdir(self.service(proc))
 
     def stops_at_once(self, proc: DeployedProcess) -> bool:
