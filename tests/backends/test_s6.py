@@ -333,3 +333,35 @@ def test_svscan_killed_then_switch_status_and_undeploy(state: Path) -> None:
     assert all(p["running"] for p in _status(run).values())
     run("switch", "--undeploy")
     assert wait_no_leftovers(str(state)) == []
+
+
+def test_an_install_that_fails_half_way_leaves_nothing(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A service directory that cannot be made (the disk fills after two links) is not
+    installed and leaves nothing half-made in ``.build``; the error reaches the caller."""
+    from procmgmt.backends.s6 import activator as s6act
+    from procmgmt.manifest import DeployedProcess
+    from tests.backends._helpers import tmp_settings
+
+    store = tmp_path / "store" / "h-web"
+    for f in ("run", "data/start", "log/run"):
+        (store / "s6" / "web" / f).parent.mkdir(parents=True, exist_ok=True)
+        (store / "s6" / "web" / f).write_text("#!/bin/sh\n")
+    act = s6act.S6Activator(tmp_settings(tmp_path, manager="s6"))
+    os.makedirs(act.scan_dir)
+    os.makedirs(act.build_dir)
+    links = [0]
+    real_symlink = os.symlink
+
+    def symlink(src: str, dst: str) -> None:
+        links[0] += 1
+        if links[0] > 2:
+            raise OSError(28, "No space left on device")
+        real_symlink(src, dst)
+
+    monkeypatch.setattr(s6act.os, "symlink", symlink)
+    proc = DeployedProcess("web", "h", str(store), 0, extra={})
+    with pytest.raises(OSError, match="No space left"):
+        act._install(proc, rescan=False)
+    assert os.listdir(act.build_dir) == []
+    assert not os.path.exists(act.service(proc))

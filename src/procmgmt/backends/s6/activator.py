@@ -294,9 +294,11 @@ class S6Activator(Activator):
             fsutil.ensure_dir(log_dir, fsutil.PRIVATE_DIR, enforce=True)
         tmp = tempfile.mkdtemp(prefix=f"{proc.name}.", dir=self.build_dir)
         target = os.path.join(tmp, "svc")
-        _link_service(source, target)
-        os.rename(target, self.service(proc))
-        os.rmdir(tmp)
+        try:
+            _link_service(source, target)
+            os.rename(target, self.service(proc))
+        finally:  # a half-made directory (a full disk) is not left in .build
+            shutil.rmtree(tmp, ignore_errors=True)
         if rescan:
             self._rescan()
         return self.service(proc)
